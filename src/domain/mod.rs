@@ -1,0 +1,13 @@
+//! The pure domain core: parameters, GB 3838 judgement, the network, alert lifecycle and
+//! message rendering.
+//!
+//! Architecture invariant: nothing here does I/O, reads a clock, spawns a task or logs. Every
+//! function takes plain data (time included) and returns a decision, so the whole core is
+//! tested with tables. A test in `tests/tidy.rs` checks that these files import no I/O crate.
+
+pub mod alert;
+pub mod gb3838;
+pub mod message;
+pub mod network;
+pub mod param;
+pub mod reading;

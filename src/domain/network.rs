@@ -1,0 +1,162 @@
+//! The monitored network as validated domain types: bureaus, rivers, stations, and who is told
+//! about what (SPEC §7 routing).
+//!
+//! Built by `config` from the operator's file; read by the screen stage (targets, evaluated
+//! parameters), the alert rules and message rendering. Pure data and lookups: no I/O.
+
+use super::gb3838::{Class, WaterBody};
+use super::param::Param;
+use std::time::Duration;
+
+/// An environmental bureau that receives alerts and may operate stations.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Bureau {
+    pub id: String,
+    pub name: String,
+    pub email: Vec<String>,
+    pub sms: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct River {
+    pub id: String,
+    pub name: String,
+}
+
+/// Which evaluation a station's class follows (WATER.md §2.6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Profile {
+    /// The full single-factor method over the station's evaluated parameters.
+    Full,
+    /// The national real-time publication's rule (pH, DO, CODMn, NH3-N, TP on rounded values).
+    NationalRealtime,
+}
+
+/// Where pollution at a station arrives next, and after how long.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Downstream {
+    pub station: String,
+    pub travel_time: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Station {
+    pub id: String,
+    pub name: String,
+    /// Id of the river the station is on; always a configured river.
+    pub river: String,
+    /// Id of the bureau that operates the station; always a configured bureau.
+    pub city: String,
+    pub water_body: WaterBody,
+    /// The class the section must meet; exceedances are judged against it.
+    pub target: Class,
+    /// A transboundary section: alerts go to every bureau, not only the operator.
+    pub boundary: bool,
+    /// Expected reporting interval, for offline detection.
+    pub cadence: Duration,
+    pub downstream: Option<Downstream>,
+    pub hj212_mn: Option<String>,
+    pub profile: Profile,
+    /// Parameters that count for the station's class; others are stored but not judged.
+    pub evaluated: Vec<Param>,
+}
+
+impl Station {
+    pub fn evaluates(&self, param: Param) -> bool {
+        self.evaluated.contains(&param)
+    }
+}
+
+/// The whole network. Invariant (checked by `config`): every id a station refers to exists.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Network {
+    pub bureaus: Vec<Bureau>,
+    pub rivers: Vec<River>,
+    pub stations: Vec<Station>,
+}
+
+impl Network {
+    pub fn station(&self, id: &str) -> Option<&Station> {
+        self.stations.iter().find(|s| s.id == id)
+    }
+
+    pub fn river(&self, id: &str) -> Option<&River> {
+        self.rivers.iter().find(|r| r.id == id)
+    }
+
+    pub fn bureau(&self, id: &str) -> Option<&Bureau> {
+        self.bureaus.iter().find(|b| b.id == id)
+    }
+
+    /// Who receives a water-quality alert raised at `station`: every bureau for a boundary
+    /// section, otherwise the operating city's bureau.
+    pub fn recipients(&self, station: &Station) -> Vec<&Bureau> {
+        if station.boundary {
+            self.bureaus.iter().collect()
+        } else {
+            self.bureau(&station.city).into_iter().collect()
+        }
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod fixtures {
+    //! A two-bureau network shared by the domain tests.
+    use super::*;
+
+    pub fn station(id: &str, city: &str, target: u8, boundary: bool) -> Station {
+        Station {
+            id: id.to_string(),
+            name: format!("{id} section"),
+            river: "bei".to_string(),
+            city: city.to_string(),
+            water_body: WaterBody::River,
+            target: Class::target(target).expect("fixture target class"),
+            boundary,
+            cadence: Duration::from_secs(4 * 3600),
+            downstream: None,
+            hj212_mn: None,
+            profile: Profile::Full,
+            evaluated: crate::domain::gb3838::default_evaluated(WaterBody::River),
+        }
+    }
+
+    pub fn network() -> Network {
+        let bureau = |id: &str, name: &str| Bureau {
+            id: id.to_string(),
+            name: name.to_string(),
+            email: vec![format!("duty@{id}.example.org")],
+            sms: vec![],
+        };
+        Network {
+            bureaus: vec![
+                bureau("guangzhou", "广州市生态环境局"),
+                bureau("qingyuan", "清远市生态环境局"),
+            ],
+            rivers: vec![River {
+                id: "bei".to_string(),
+                name: "北江".to_string(),
+            }],
+            stations: vec![
+                station("shijiao", "qingyuan", 2, true),
+                station("qixinggang", "qingyuan", 2, false),
+            ],
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fixtures::network;
+
+    #[test]
+    fn boundary_sections_go_to_every_bureau() {
+        let net = network();
+        let ids = |station: &str| -> Vec<String> {
+            let s = net.station(station).unwrap();
+            net.recipients(s).iter().map(|b| b.id.clone()).collect()
+        };
+        assert_eq!(ids("shijiao"), ["guangzhou", "qingyuan"]);
+        assert_eq!(ids("qixinggang"), ["qingyuan"]);
+    }
+}

@@ -1,0 +1,146 @@
+//! A station reading as the core sees it, and its judgement against GB 3838.
+//!
+//! Readings come from the payload decoders (JSON or HJ 212) already validated: finite values,
+//! known parameters, a UTC timestamp. `judge` turns one reading and its station into the
+//! per-parameter classes and the overall class that the store writes and the alert rules read.
+
+use super::gb3838::{self, Class};
+use super::network::Station;
+use super::param::{DataFlag, Param};
+use chrono::{DateTime, Utc};
+
+/// One measured value with the instrument's flag, if the station sent one.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Measured {
+    pub param: Param,
+    pub value: f64,
+    pub flag: Option<DataFlag>,
+}
+
+impl Measured {
+    /// A value may be judged when the instrument did not mark it invalid (SPEC §4: flags other
+    /// than N or T mean maintenance, faults or setpoints). No flag means normal.
+    pub fn is_judgeable(&self) -> bool {
+        self.flag.is_none_or(DataFlag::is_valid)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reading {
+    pub station: String,
+    pub ts: DateTime<Utc>,
+    /// Sorted by parameter, one entry per parameter.
+    pub values: Vec<Measured>,
+    pub seq: Option<u64>,
+}
+
+/// The class of one judged value.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Judged {
+    pub param: Param,
+    pub value: f64,
+    pub class: Class,
+}
+
+/// What the single-factor method says about one reading at its station.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Judgement {
+    /// Classes of the evaluated, judgeable parameters, in parameter order.
+    pub judged: Vec<Judged>,
+    /// The worst of them; `None` when the reading holds no evaluated parameter.
+    pub overall: Option<Class>,
+}
+
+impl Judgement {
+    /// The judged values worse than the station's target class.
+    pub fn exceeding(&self, target: Class) -> impl Iterator<Item = &Judged> {
+        self.judged.iter().filter(move |j| j.class > target)
+    }
+}
+
+/// Judges a reading by the single-factor method over the station's evaluated parameters.
+pub fn judge(station: &Station, reading: &Reading) -> Judgement {
+    let judged: Vec<Judged> = reading
+        .values
+        .iter()
+        .filter(|m| m.is_judgeable() && station.evaluates(m.param))
+        .filter_map(|m| {
+            gb3838::classify(m.param, station.water_body, m.value).map(|class| Judged {
+                param: m.param,
+                value: m.value,
+                class,
+            })
+        })
+        .collect();
+    let overall = gb3838::overall(judged.iter().map(|j| j.class));
+    Judgement { judged, overall }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::network::fixtures::station;
+    use chrono::TimeZone;
+
+    fn reading(values: &[(Param, f64, Option<DataFlag>)]) -> Reading {
+        Reading {
+            station: "shijiao".into(),
+            ts: Utc.with_ymd_and_hms(2026, 11, 26, 2, 0, 0).unwrap(),
+            values: values
+                .iter()
+                .map(|&(param, value, flag)| Measured { param, value, flag })
+                .collect(),
+            seq: None,
+        }
+    }
+
+    #[test]
+    fn overall_class_over_evaluated_and_valid_values() {
+        let s = station("shijiao", "qingyuan", 2, true);
+        let table: &[(&[(Param, f64, Option<DataFlag>)], Option<u8>)] = &[
+            // NH3-N 1.2 is class Ⅳ and dominates.
+            (
+                &[
+                    (Param::Ph, 7.4, None),
+                    (Param::Nh3n, 1.2, None),
+                    (Param::Do, 6.8, None),
+                ],
+                Some(4),
+            ),
+            // Temperature and TN (river) are not evaluated; conductivity has no limits.
+            (
+                &[
+                    (Param::Temp, 35.0, None),
+                    (Param::Tn, 5.0, None),
+                    (Param::Cond, 900.0, None),
+                ],
+                None,
+            ),
+            // A value under maintenance (M) is stored but not judged.
+            (
+                &[
+                    (Param::Nh3n, 3.0, Some(DataFlag::M)),
+                    (Param::Do, 7.6, None),
+                ],
+                Some(1),
+            ),
+            // T (above range) is valid and judged.
+            (&[(Param::Nh3n, 3.0, Some(DataFlag::T))], Some(6)),
+        ];
+        for (values, expected) in table {
+            let j = judge(&s, &reading(values));
+            assert_eq!(j.overall.map(Class::number), *expected, "{values:?}");
+        }
+    }
+
+    #[test]
+    fn exceeding_lists_values_worse_than_target() {
+        let s = station("shijiao", "qingyuan", 2, true);
+        let j = judge(
+            &s,
+            &reading(&[(Param::Nh3n, 1.2, None), (Param::Tp, 0.05, None)]),
+        );
+        let worse: Vec<Param> = j.exceeding(s.target).map(|x| x.param).collect();
+        assert_eq!(worse, [Param::Nh3n]);
+    }
+}

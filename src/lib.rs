@@ -1,0 +1,2 @@
+//! riverwatch: water-quality early warning for the rivers Guangzhou and Qingyuan share.
+pub mod domain;
