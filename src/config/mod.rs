@@ -1,0 +1,1093 @@
+//! The configuration file (SPEC §10): TOML → validated domain types, every problem at once.
+//!
+//! Fed by the operator's file; feeds `app` (adapters, stages) and the other commands. Config is
+//! inert data: nothing here connects anywhere or reads a secret's value (see [`secret`]), so
+//! `check-config` runs on any machine. Each top-level table and each `[[bureau]]`, `[[river]]`
+//! and `[[station]]` entry is deserialized on its own, so a type error in one entry does not
+//! hide the problems of the others; semantic checks then run over everything that parsed.
+//! Relative paths are resolved against the config file's folder, never the working directory.
+
+pub mod secret;
+pub mod units;
+
+use crate::domain::alert::Persistence;
+use crate::domain::gb3838::{self, Class, WaterBody};
+use crate::domain::network::{Bureau, Downstream, Network, Profile, River, Station};
+use crate::domain::param::Param;
+use secret::SecretSource;
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use std::collections::{BTreeMap, HashSet};
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// One thing wrong with the file, with the key path it concerns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub key: String,
+    pub message: String,
+}
+
+/// Every problem found in one file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub file: PathBuf,
+    pub problems: Vec<Problem>,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = self.problems.len();
+        writeln!(
+            f,
+            "{}: {n} problem{}",
+            self.file.display(),
+            if n == 1 { "" } else { "s" }
+        )?;
+        for p in &self.problems {
+            writeln!(f, "  {}: {}: {}", self.file.display(), p.key, p.message)?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct MqttConfig {
+    pub host: String,
+    pub port: u16,
+    /// `mqtts://`: TLS with the system roots, or with `ca_file` when given.
+    pub tls: bool,
+    /// Fixed, so the broker keeps our persistent session across restarts.
+    pub client_id: String,
+    pub username: Option<String>,
+    pub password: Option<SecretSource>,
+    pub ca_file: Option<PathBuf>,
+    /// Client certificate and key, for brokers that authenticate clients by certificate.
+    pub client_cert: Option<(PathBuf, PathBuf)>,
+    pub keep_alive: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum InfluxApi {
+    /// InfluxDB 1.x `/write`.
+    V1 {
+        database: String,
+        retention_policy: Option<String>,
+        username: Option<String>,
+        password: Option<SecretSource>,
+    },
+    /// `/api/v2/write` (InfluxDB 2 and 3, VictoriaMetrics).
+    V2 {
+        org: String,
+        bucket: String,
+        token: Option<SecretSource>,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct InfluxConfig {
+    pub url: String,
+    pub api: InfluxApi,
+    /// Lines per write; a batch is also written when `flush_interval` passes or input pauses.
+    pub batch_size: usize,
+    pub flush_interval: Duration,
+    /// Per-request timeout; a write that takes longer is retried.
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SpoolConfig {
+    /// Holds the dead-letter file now, and the spool, alert state and outbox as they land.
+    pub dir: PathBuf,
+    pub max_size: u64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct HttpConfig {
+    pub listen: SocketAddr,
+    pub token: Option<SecretSource>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SmtpSecurity {
+    /// `smtp://` without options: no TLS (a local relay).
+    Plain,
+    /// `smtp://...?tls=starttls`: upgrade with STARTTLS, refuse to send without it.
+    StartTls,
+    /// `smtps://`: TLS from the first byte.
+    Tls,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SmtpConfig {
+    pub host: String,
+    pub port: u16,
+    pub security: SmtpSecurity,
+    pub from: String,
+    pub username: Option<String>,
+    pub password: Option<SecretSource>,
+    /// CA certificate to trust for a relay with a private certificate.
+    pub ca_file: Option<PathBuf>,
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SmsConfig {
+    pub url: String,
+    /// JSON body template; `{phone}` and `{text}` are replaced by JSON-escaped strings.
+    pub body: String,
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct IngestConfig {
+    /// Payloads larger than this are refused (SPEC §4, default 256 KiB).
+    pub max_payload: usize,
+    /// Readings stamped further than this in the future are refused (station clock wrong).
+    pub max_future_skew: Duration,
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    pub mqtt: MqttConfig,
+    /// Required by `run`; the demo can do without (it keeps readings in files).
+    pub influxdb: Option<InfluxConfig>,
+    pub spool: SpoolConfig,
+    pub http: HttpConfig,
+    pub smtp: Option<SmtpConfig>,
+    pub sms: Option<SmsConfig>,
+    pub ingest: IngestConfig,
+    pub alerts: Persistence,
+    pub network: Network,
+    /// Published decimals per parameter for the `national_realtime` profile.
+    pub national_precision: BTreeMap<Param, u32>,
+}
+
+impl Config {
+    /// The dead-letter file: refused payloads and points the database rejected.
+    pub fn deadletter_path(&self) -> PathBuf {
+        self.spool.dir.join("deadletter.jsonl")
+    }
+}
+
+// ---- the file format -------------------------------------------------------------------
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawMqtt {
+    url: Option<String>,
+    client_id: Option<String>,
+    username: Option<String>,
+    password_env: Option<String>,
+    password_file: Option<String>,
+    ca_file: Option<String>,
+    client_cert_file: Option<String>,
+    client_key_file: Option<String>,
+    keep_alive: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawInflux {
+    url: String,
+    api: Option<String>,
+    org: Option<String>,
+    bucket: Option<String>,
+    token_env: Option<String>,
+    token_file: Option<String>,
+    database: Option<String>,
+    retention_policy: Option<String>,
+    username: Option<String>,
+    password_env: Option<String>,
+    password_file: Option<String>,
+    batch_size: Option<i64>,
+    flush_interval: Option<String>,
+    timeout: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawSpool {
+    dir: Option<String>,
+    max_size: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawHttp {
+    listen: Option<String>,
+    token_env: Option<String>,
+    token_file: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSmtp {
+    url: String,
+    from: String,
+    username: Option<String>,
+    password_env: Option<String>,
+    password_file: Option<String>,
+    ca_file: Option<String>,
+    timeout: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSms {
+    url: String,
+    body: Option<String>,
+    timeout: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawIngest {
+    max_payload: Option<String>,
+    max_future_skew: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawAlerts {
+    fire_after: Option<i64>,
+    clear_after: Option<i64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBureau {
+    id: String,
+    name: String,
+    #[serde(default)]
+    email: Vec<String>,
+    #[serde(default)]
+    sms: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRiver {
+    id: String,
+    name: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStation {
+    id: String,
+    name: String,
+    river: String,
+    city: String,
+    water_body: Option<String>,
+    target_class: i64,
+    boundary: Option<bool>,
+    cadence: Option<String>,
+    downstream: Option<String>,
+    travel_time: Option<String>,
+    hj212_mn: Option<String>,
+    profile: Option<String>,
+    evaluate: Option<Vec<String>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawProfiles {
+    national_realtime: Option<RawNationalRealtime>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawNationalRealtime {
+    precision: BTreeMap<String, i64>,
+}
+
+const SECTIONS: &[&str] = &[
+    "mqtt", "influxdb", "spool", "http", "smtp", "sms", "ingest", "alerts", "bureau", "river",
+    "station", "profile",
+];
+
+/// Collects problems while validation goes on.
+#[derive(Default)]
+struct Problems(Vec<Problem>);
+
+impl Problems {
+    fn add(&mut self, key: impl Into<String>, message: impl Into<String>) {
+        self.0.push(Problem {
+            key: key.into(),
+            message: message.into(),
+        });
+    }
+}
+
+/// Reads and validates a config file.
+pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+        file: path.to_path_buf(),
+        problems: vec![Problem {
+            key: "(file)".into(),
+            message: format!("cannot read: {e}"),
+        }],
+    })?;
+    let base = path.parent().unwrap_or(Path::new("."));
+    parse(&text, base, path)
+}
+
+/// Validates config text; `base` is the folder relative paths are resolved against and `file`
+/// names the source in errors.
+pub fn parse(text: &str, base: &Path, file: &Path) -> Result<Config, ConfigError> {
+    let mut p = Problems::default();
+    let fail = |p: Problems| ConfigError {
+        file: file.to_path_buf(),
+        problems: p.0,
+    };
+    let table: toml::Table = match text.parse() {
+        Ok(t) => t,
+        Err(e) => {
+            p.add("(syntax)", one_line(&e.to_string()));
+            return Err(fail(p));
+        }
+    };
+    for key in table.keys() {
+        if !SECTIONS.contains(&key.as_str()) {
+            p.add(
+                key,
+                format!("unknown section (known: {})", SECTIONS.join(", ")),
+            );
+        }
+    }
+    let mqtt = mqtt(&table, base, &mut p);
+    let influxdb =
+        section::<RawInflux>(&table, "influxdb", &mut p).and_then(|r| influx(r, base, &mut p));
+    let spool = spool(
+        section(&table, "spool", &mut p).unwrap_or_default(),
+        base,
+        &mut p,
+    );
+    let http = http(
+        section(&table, "http", &mut p).unwrap_or_default(),
+        base,
+        &mut p,
+    );
+    let smtp = section::<RawSmtp>(&table, "smtp", &mut p).and_then(|r| smtp(r, base, &mut p));
+    let sms = section::<RawSms>(&table, "sms", &mut p).and_then(|r| sms(r, &mut p));
+    let ingest = ingest(
+        section(&table, "ingest", &mut p).unwrap_or_default(),
+        &mut p,
+    );
+    let alerts = alerts(
+        section(&table, "alerts", &mut p).unwrap_or_default(),
+        &mut p,
+    );
+    let profiles: RawProfiles = section(&table, "profile", &mut p).unwrap_or_default();
+    let national_precision = precision(profiles, &mut p);
+    let network = network(&table, &mut p);
+    if !p.0.is_empty() {
+        return Err(fail(p));
+    }
+    Ok(Config {
+        mqtt: mqtt.ok_or_else(|| fail(Problems::default()))?,
+        influxdb,
+        spool,
+        http,
+        smtp,
+        sms,
+        ingest,
+        alerts,
+        network,
+        national_precision,
+    })
+}
+
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// Deserializes one top-level table; `None` when absent or broken (the problem is recorded).
+fn section<T: DeserializeOwned>(table: &toml::Table, key: &str, p: &mut Problems) -> Option<T> {
+    let value = table.get(key)?.clone();
+    let value = reject_inline_secrets(value, key, p);
+    match value.try_into::<T>() {
+        Ok(v) => Some(v),
+        Err(e) => {
+            p.add(key, one_line(&e.to_string()));
+            None
+        }
+    }
+}
+
+/// Deserializes each entry of an array of tables, e.g. `[[station]]`.
+fn entries<T: DeserializeOwned>(
+    table: &toml::Table,
+    key: &str,
+    p: &mut Problems,
+) -> Vec<(String, T)> {
+    let Some(value) = table.get(key) else {
+        p.add(key, format!("at least one [[{key}]] is required"));
+        return Vec::new();
+    };
+    let Some(items) = value.as_array() else {
+        p.add(
+            key,
+            format!("must be an array of tables, written [[{key}]]"),
+        );
+        return Vec::new();
+    };
+    items
+        .iter()
+        .enumerate()
+        .filter_map(|(i, item)| {
+            let path = format!("{key}[{i}]");
+            match item.clone().try_into::<T>() {
+                Ok(v) => Some((path, v)),
+                Err(e) => {
+                    p.add(path, one_line(&e.to_string()));
+                    None
+                }
+            }
+        })
+        .collect()
+}
+
+/// A secret written inline gets a clear message instead of "unknown field".
+fn reject_inline_secrets(mut value: toml::Value, key: &str, p: &mut Problems) -> toml::Value {
+    if let Some(t) = value.as_table_mut() {
+        for secret in ["password", "token"] {
+            if t.remove(secret).is_some() {
+                p.add(
+                    format!("{key}.{secret}"),
+                    format!("secrets are never written in the config file: use {secret}_env (a variable's name) or {secret}_file (a path)"),
+                );
+            }
+        }
+    }
+    value
+}
+
+fn secret_source(
+    env: Option<String>,
+    file: Option<String>,
+    key: &str,
+    base: &Path,
+    p: &mut Problems,
+) -> Option<SecretSource> {
+    match (env, file) {
+        (Some(_), Some(_)) => {
+            p.add(key, format!("set either {key}_env or {key}_file, not both"));
+            None
+        }
+        (Some(var), None) if var.is_empty() => {
+            p.add(format!("{key}_env"), "must name an environment variable");
+            None
+        }
+        (Some(var), None) => Some(SecretSource::Env(var)),
+        (None, Some(path)) => Some(SecretSource::File(base.join(path))),
+        (None, None) => None,
+    }
+}
+
+fn duration(text: Option<&str>, default: &str, key: &str, p: &mut Problems) -> Duration {
+    let text = text.unwrap_or(default);
+    match units::parse_duration(text) {
+        Ok(d) if d.is_zero() => {
+            p.add(key, "must be longer than zero");
+            Duration::ZERO
+        }
+        Ok(d) => d,
+        Err(e) => {
+            p.add(key, e);
+            Duration::ZERO
+        }
+    }
+}
+
+fn size(text: Option<&str>, default: &str, key: &str, p: &mut Problems) -> u64 {
+    units::parse_size(text.unwrap_or(default)).unwrap_or_else(|e| {
+        p.add(key, e);
+        0
+    })
+}
+
+/// Host and port of a URL whose scheme is one of `schemes` (with its default port).
+fn host_port(
+    text: &str,
+    schemes: &[(&str, u16)],
+    key: &str,
+    p: &mut Problems,
+) -> Option<(String, u16, String)> {
+    let url = match reqwest::Url::parse(text) {
+        Ok(u) => u,
+        Err(e) => {
+            p.add(key, format!("{text:?} is not a URL: {e}"));
+            return None;
+        }
+    };
+    let Some(&(scheme, default_port)) = schemes.iter().find(|(s, _)| *s == url.scheme()) else {
+        let names: Vec<_> = schemes.iter().map(|(s, _)| format!("{s}://")).collect();
+        p.add(
+            key,
+            format!("{text:?}: scheme must be one of {}", names.join(", ")),
+        );
+        return None;
+    };
+    let Some(host) = url.host_str().filter(|h| !h.is_empty()) else {
+        p.add(key, format!("{text:?} has no host"));
+        return None;
+    };
+    let host = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_string();
+    Some((host, url.port().unwrap_or(default_port), scheme.to_string()))
+}
+
+fn mqtt(table: &toml::Table, base: &Path, p: &mut Problems) -> Option<MqttConfig> {
+    let raw: RawMqtt = if table.contains_key("mqtt") {
+        section(table, "mqtt", p)?
+    } else {
+        RawMqtt::default()
+    };
+    let url = raw.url.as_deref().unwrap_or("mqtt://127.0.0.1:1883");
+    let (host, port, scheme) = host_port(
+        url,
+        &[
+            ("mqtt", 1883),
+            ("tcp", 1883),
+            ("mqtts", 8883),
+            ("ssl", 8883),
+        ],
+        "mqtt.url",
+        p,
+    )
+    .unwrap_or_default();
+    let tls = scheme == "mqtts" || scheme == "ssl";
+    let client_id = raw.client_id.unwrap_or_else(|| "riverwatch".into());
+    if client_id.is_empty() || client_id.len() > 64 {
+        p.add("mqtt.client_id", "must be 1 to 64 characters");
+    }
+    let password = secret_source(
+        raw.password_env,
+        raw.password_file,
+        "mqtt.password",
+        base,
+        p,
+    );
+    if password.is_some() && raw.username.is_none() {
+        p.add("mqtt.username", "a password is configured but no username");
+    }
+    let ca_file = raw.ca_file.map(|f| base.join(f));
+    if ca_file.is_some() && !tls {
+        p.add(
+            "mqtt.ca_file",
+            format!("is only used with mqtts:// (url is {url:?})"),
+        );
+    }
+    let client_cert = match (raw.client_cert_file, raw.client_key_file) {
+        (Some(c), Some(k)) => Some((base.join(c), base.join(k))),
+        (None, None) => None,
+        _ => {
+            p.add(
+                "mqtt.client_cert_file",
+                "client_cert_file and client_key_file go together",
+            );
+            None
+        }
+    };
+    let keep_alive = duration(raw.keep_alive.as_deref(), "30s", "mqtt.keep_alive", p);
+    Some(MqttConfig {
+        host,
+        port,
+        tls,
+        client_id,
+        username: raw.username,
+        password,
+        ca_file,
+        client_cert,
+        keep_alive,
+    })
+}
+
+fn influx(raw: RawInflux, base: &Path, p: &mut Problems) -> Option<InfluxConfig> {
+    let url = raw.url.trim_end_matches('/').to_string();
+    host_port(&url, &[("http", 8086), ("https", 443)], "influxdb.url", p);
+    let api = match raw.api.as_deref().unwrap_or("v2") {
+        "v2" => {
+            // The influxdb2 client replaces the URL's path, so a prefix would be silently lost.
+            if reqwest::Url::parse(&url).is_ok_and(|u| u.path().len() > 1) {
+                p.add(
+                    "influxdb.url",
+                    "the v2 API is reached at the server root; a path prefix is not supported",
+                );
+            }
+            let required = |v: Option<String>, key: &str, p: &mut Problems| {
+                v.filter(|s| !s.is_empty()).unwrap_or_else(|| {
+                    p.add(format!("influxdb.{key}"), "required with api = \"v2\"");
+                    String::new()
+                })
+            };
+            InfluxApi::V2 {
+                org: required(raw.org, "org", p),
+                bucket: required(raw.bucket, "bucket", p),
+                token: secret_source(raw.token_env, raw.token_file, "influxdb.token", base, p),
+            }
+        }
+        "v1" => InfluxApi::V1 {
+            database: raw.database.filter(|d| !d.is_empty()).unwrap_or_else(|| {
+                p.add("influxdb.database", "required with api = \"v1\"");
+                String::new()
+            }),
+            retention_policy: raw.retention_policy,
+            username: raw.username,
+            password: secret_source(
+                raw.password_env,
+                raw.password_file,
+                "influxdb.password",
+                base,
+                p,
+            ),
+        },
+        other => {
+            p.add("influxdb.api", format!("{other:?} is not \"v1\" or \"v2\""));
+            return None;
+        }
+    };
+    let batch_size = match raw.batch_size.unwrap_or(5000) {
+        n @ 1..=100_000 => n as usize,
+        n => {
+            p.add(
+                "influxdb.batch_size",
+                format!("{n} is not between 1 and 100000 lines"),
+            );
+            1
+        }
+    };
+    Some(InfluxConfig {
+        url,
+        api,
+        batch_size,
+        flush_interval: duration(
+            raw.flush_interval.as_deref(),
+            "1s",
+            "influxdb.flush_interval",
+            p,
+        ),
+        timeout: duration(raw.timeout.as_deref(), "10s", "influxdb.timeout", p),
+    })
+}
+
+fn spool(raw: RawSpool, base: &Path, p: &mut Problems) -> SpoolConfig {
+    let dir = base.join(raw.dir.as_deref().unwrap_or("/var/lib/riverwatch/spool"));
+    SpoolConfig {
+        dir,
+        max_size: size(raw.max_size.as_deref(), "2GiB", "spool.max_size", p),
+    }
+}
+
+fn http(raw: RawHttp, base: &Path, p: &mut Problems) -> HttpConfig {
+    let text = raw.listen.as_deref().unwrap_or("127.0.0.1:9750");
+    let listen = text.parse().unwrap_or_else(|_| {
+        p.add(
+            "http.listen",
+            format!("{text:?} is not an address like \"127.0.0.1:9750\""),
+        );
+        SocketAddr::from(([127, 0, 0, 1], 9750))
+    });
+    HttpConfig {
+        listen,
+        token: secret_source(raw.token_env, raw.token_file, "http.token", base, p),
+    }
+}
+
+fn smtp(raw: RawSmtp, base: &Path, p: &mut Problems) -> Option<SmtpConfig> {
+    let (host, port, scheme) = host_port(&raw.url, &[("smtp", 25), ("smtps", 465)], "smtp.url", p)?;
+    let query = reqwest::Url::parse(&raw.url)
+        .ok()
+        .and_then(|u| u.query().map(str::to_string));
+    let security = match (scheme.as_str(), query.as_deref()) {
+        ("smtps", None) => SmtpSecurity::Tls,
+        ("smtp", None) => SmtpSecurity::Plain,
+        ("smtp", Some("tls=starttls")) => SmtpSecurity::StartTls,
+        (_, Some(q)) => {
+            p.add(
+                "smtp.url",
+                format!("unknown option {q:?} (only smtp://...?tls=starttls)"),
+            );
+            SmtpSecurity::Plain
+        }
+        _ => SmtpSecurity::Plain,
+    };
+    if raw.from.parse::<lettre::message::Mailbox>().is_err() {
+        p.add(
+            "smtp.from",
+            format!(
+                "{:?} is not a mailbox like \"riverwatch <alerts@example.org>\"",
+                raw.from
+            ),
+        );
+    }
+    let password = secret_source(
+        raw.password_env,
+        raw.password_file,
+        "smtp.password",
+        base,
+        p,
+    );
+    if password.is_some() != raw.username.is_some() {
+        p.add(
+            "smtp.username",
+            "username and a password (password_env or password_file) go together",
+        );
+    }
+    Some(SmtpConfig {
+        host,
+        port,
+        security,
+        from: raw.from,
+        username: raw.username,
+        password,
+        ca_file: raw.ca_file.map(|f| base.join(f)),
+        timeout: duration(raw.timeout.as_deref(), "30s", "smtp.timeout", p),
+    })
+}
+
+fn sms(raw: RawSms, p: &mut Problems) -> Option<SmsConfig> {
+    host_port(&raw.url, &[("http", 80), ("https", 443)], "sms.url", p);
+    let body = raw
+        .body
+        .unwrap_or_else(|| r#"{"to": "{phone}", "text": "{text}"}"#.into());
+    for placeholder in ["{phone}", "{text}"] {
+        if !body.contains(placeholder) {
+            p.add("sms.body", format!("the template has no {placeholder}"));
+        }
+    }
+    // The template must be JSON once its placeholders hold strings.
+    let probe = body.replace("{phone}", "+86").replace("{text}", "x");
+    if let Err(e) = serde_json::from_str::<serde_json::Value>(&probe) {
+        p.add("sms.body", format!("is not a JSON template: {e}"));
+    }
+    Some(SmsConfig {
+        url: raw.url,
+        body,
+        timeout: duration(raw.timeout.as_deref(), "10s", "sms.timeout", p),
+    })
+}
+
+fn ingest(raw: RawIngest, p: &mut Problems) -> IngestConfig {
+    let max_payload = size(
+        raw.max_payload.as_deref(),
+        "256KiB",
+        "ingest.max_payload",
+        p,
+    );
+    if max_payload == 0 || max_payload > 256 << 20 {
+        p.add("ingest.max_payload", "must be between 1 B and 256 MiB");
+    }
+    IngestConfig {
+        max_payload: usize::try_from(max_payload).unwrap_or(usize::MAX),
+        max_future_skew: duration(
+            raw.max_future_skew.as_deref(),
+            "10m",
+            "ingest.max_future_skew",
+            p,
+        ),
+    }
+}
+
+fn alerts(raw: RawAlerts, p: &mut Problems) -> Persistence {
+    let mut count = |v: Option<i64>, default: u32, key: &str| match v {
+        None => default,
+        Some(n @ 1..=100) => n as u32,
+        Some(n) => {
+            p.add(key, format!("{n} is not between 1 and 100 readings"));
+            default
+        }
+    };
+    let d = Persistence::default();
+    Persistence {
+        fire_after: count(raw.fire_after, d.fire_after, "alerts.fire_after"),
+        clear_after: count(raw.clear_after, d.clear_after, "alerts.clear_after"),
+    }
+}
+
+fn precision(raw: RawProfiles, p: &mut Problems) -> BTreeMap<Param, u32> {
+    let mut out = BTreeMap::new();
+    let Some(nr) = raw.national_realtime else {
+        return out;
+    };
+    for (key, decimals) in nr.precision {
+        let path = format!("profile.national_realtime.precision.{key}");
+        match (Param::from_key(&key), decimals) {
+            (None, _) => p.add(path, format!("{key:?} is not a parameter key")),
+            (Some(param), d @ 0..=6) => {
+                out.insert(param, d as u32);
+            }
+            (Some(_), d) => p.add(path, format!("{d} decimals is not between 0 and 6")),
+        }
+    }
+    out
+}
+
+/// Ids appear in MQTT topics and InfluxDB tags, so they are kept to a safe alphabet.
+fn check_id(id: &str, key: &str, p: &mut Problems) {
+    let ok = !id.is_empty()
+        && id.len() <= 64
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    if !ok {
+        p.add(
+            key,
+            format!("{id:?} must be 1–64 characters of a-z, A-Z, 0-9, '_' or '-'"),
+        );
+    }
+}
+
+fn check_unique<'a>(
+    seen: &mut HashSet<&'a str>,
+    id: &'a str,
+    what: &str,
+    key: &str,
+    p: &mut Problems,
+) {
+    if !seen.insert(id) {
+        p.add(key, format!("{what} {id:?} is configured twice"));
+    }
+}
+
+fn network(table: &toml::Table, p: &mut Problems) -> Network {
+    let raw_bureaus = entries::<RawBureau>(table, "bureau", p);
+    let raw_rivers = entries::<RawRiver>(table, "river", p);
+    let raw_stations = entries::<RawStation>(table, "station", p);
+
+    let mut seen = HashSet::new();
+    for (path, b) in &raw_bureaus {
+        check_id(&b.id, &format!("{path}.id"), p);
+        check_unique(&mut seen, &b.id, "bureau", &format!("{path}.id"), p);
+        if b.name.trim().is_empty() {
+            p.add(format!("{path}.name"), "must not be empty");
+        }
+        for (i, e) in b.email.iter().enumerate() {
+            if e.parse::<lettre::Address>().is_err() {
+                p.add(
+                    format!("{path}.email[{i}]"),
+                    format!("{e:?} is not an email address"),
+                );
+            }
+        }
+        for (i, phone) in b.sms.iter().enumerate() {
+            let digits = phone.strip_prefix('+').unwrap_or(phone);
+            if !(5..=15).contains(&digits.len()) || !digits.chars().all(|c| c.is_ascii_digit()) {
+                p.add(
+                    format!("{path}.sms[{i}]"),
+                    format!("{phone:?} is not a phone number like \"+8613800000000\""),
+                );
+            }
+        }
+        if b.email.is_empty() && b.sms.is_empty() {
+            p.add(
+                path.clone(),
+                format!(
+                    "bureau {:?} has no email or sms recipient, so its alerts would go nowhere",
+                    b.id
+                ),
+            );
+        }
+    }
+    let mut seen = HashSet::new();
+    for (path, r) in &raw_rivers {
+        check_id(&r.id, &format!("{path}.id"), p);
+        check_unique(&mut seen, &r.id, "river", &format!("{path}.id"), p);
+    }
+    let bureau_ids: HashSet<&str> = raw_bureaus.iter().map(|(_, b)| b.id.as_str()).collect();
+    let river_ids: HashSet<&str> = raw_rivers.iter().map(|(_, r)| r.id.as_str()).collect();
+    let station_ids: HashSet<&str> = raw_stations.iter().map(|(_, s)| s.id.as_str()).collect();
+
+    let mut seen = HashSet::new();
+    let mut seen_mn = HashSet::new();
+    let mut stations = Vec::new();
+    for (path, s) in &raw_stations {
+        let key = |k: &str| format!("{path}.{k}");
+        check_id(&s.id, &key("id"), p);
+        check_unique(&mut seen, &s.id, "station", &key("id"), p);
+        if !river_ids.contains(s.river.as_str()) {
+            p.add(
+                key("river"),
+                format!("{:?} is not a configured river", s.river),
+            );
+        }
+        if !bureau_ids.contains(s.city.as_str()) {
+            p.add(
+                key("city"),
+                format!("{:?} is not a configured bureau", s.city),
+            );
+        }
+        let water_body = match s.water_body.as_deref().unwrap_or("river") {
+            "river" => WaterBody::River,
+            "lake" => WaterBody::Lake,
+            other => {
+                p.add(
+                    key("water_body"),
+                    format!("{other:?} is not \"river\" or \"lake\""),
+                );
+                WaterBody::River
+            }
+        };
+        let target = u8::try_from(s.target_class)
+            .ok()
+            .and_then(Class::target)
+            .unwrap_or_else(|| {
+                p.add(
+                    key("target_class"),
+                    format!("{} is not a GB 3838 class 1 to 5", s.target_class),
+                );
+                Class::III
+            });
+        let cadence = duration(s.cadence.as_deref(), "4h", &key("cadence"), p);
+        let downstream = match (&s.downstream, &s.travel_time) {
+            (Some(d), Some(t)) => {
+                if d == &s.id {
+                    p.add(key("downstream"), "a station cannot be its own downstream");
+                } else if !station_ids.contains(d.as_str()) {
+                    p.add(
+                        key("downstream"),
+                        format!("{d:?} is not a configured station"),
+                    );
+                }
+                Some(Downstream {
+                    station: d.clone(),
+                    travel_time: duration(Some(t), "", &key("travel_time"), p),
+                })
+            }
+            (Some(_), None) => {
+                p.add(
+                    key("travel_time"),
+                    "required with downstream (how long water takes to get there)",
+                );
+                None
+            }
+            (None, Some(_)) => {
+                p.add(key("travel_time"), "given without downstream");
+                None
+            }
+            (None, None) => None,
+        };
+        if let Some(mn) = &s.hj212_mn {
+            if mn.is_empty() || mn.len() > 24 || !mn.is_ascii() {
+                p.add(
+                    key("hj212_mn"),
+                    format!("{mn:?} is not an HJ 212 MN (1–24 ASCII characters)"),
+                );
+            }
+            if !seen_mn.insert(mn.as_str()) {
+                p.add(
+                    key("hj212_mn"),
+                    format!("MN {mn:?} is used by two stations"),
+                );
+            }
+        }
+        let profile = match s.profile.as_deref().unwrap_or("full") {
+            "full" => Profile::Full,
+            "national_realtime" => Profile::NationalRealtime,
+            other => {
+                p.add(
+                    key("profile"),
+                    format!("{other:?} is not \"full\" or \"national_realtime\""),
+                );
+                Profile::Full
+            }
+        };
+        let evaluated = match &s.evaluate {
+            None => gb3838::default_evaluated(water_body),
+            Some(keys) => keys
+                .iter()
+                .enumerate()
+                .filter_map(|(i, k)| match Param::from_key(k) {
+                    Some(param) if gb3838::limits(param, water_body).is_some() => Some(param),
+                    Some(_) => {
+                        p.add(
+                            format!("{path}.evaluate[{i}]"),
+                            format!("{k:?} has no GB 3838 class limits"),
+                        );
+                        None
+                    }
+                    None => {
+                        p.add(
+                            format!("{path}.evaluate[{i}]"),
+                            format!("{k:?} is not a parameter key"),
+                        );
+                        None
+                    }
+                })
+                .collect(),
+        };
+        stations.push(Station {
+            id: s.id.clone(),
+            name: s.name.clone(),
+            river: s.river.clone(),
+            city: s.city.clone(),
+            water_body,
+            target,
+            boundary: s.boundary.unwrap_or(false),
+            cadence,
+            downstream,
+            hj212_mn: s.hj212_mn.clone(),
+            profile,
+            evaluated,
+        });
+    }
+    check_downstream_cycles(&stations, &raw_stations, p);
+    Network {
+        bureaus: raw_bureaus
+            .into_iter()
+            .map(|(_, b)| Bureau {
+                id: b.id,
+                name: b.name,
+                email: b.email,
+                sms: b.sms,
+            })
+            .collect(),
+        rivers: raw_rivers
+            .into_iter()
+            .map(|(_, r)| River {
+                id: r.id,
+                name: r.name,
+            })
+            .collect(),
+        stations,
+    }
+}
+
+/// Water cannot flow in a circle: a cycle would send upstream warnings round for ever.
+fn check_downstream_cycles(stations: &[Station], raw: &[(String, RawStation)], p: &mut Problems) {
+    for (start, (path, _)) in stations.iter().zip(raw) {
+        let mut at = start;
+        for _ in 0..stations.len() {
+            let Some(next) = at
+                .downstream
+                .as_ref()
+                .and_then(|d| stations.iter().find(|s| s.id == d.station))
+            else {
+                break;
+            };
+            if next.id == start.id {
+                p.add(
+                    format!("{path}.downstream"),
+                    format!(
+                        "station {:?} is downstream of itself through a cycle",
+                        start.id
+                    ),
+                );
+                break;
+            }
+            at = next;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

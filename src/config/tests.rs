@@ -1,0 +1,209 @@
+//! Config validation tests: the shipped files pass, and broken files list every problem.
+
+use super::*;
+
+fn parse_str(text: &str) -> Result<Config, ConfigError> {
+    parse(text, Path::new("/etc/riverwatch"), Path::new("test.toml"))
+}
+
+fn keys(err: &ConfigError) -> Vec<&str> {
+    err.problems.iter().map(|p| p.key.as_str()).collect()
+}
+
+const MINIMAL: &str = r#"
+[[bureau]]
+id = "qingyuan"
+name = "清远市生态环境局"
+email = ["duty@qy.example.org"]
+
+[[river]]
+id = "bei"
+name = "北江"
+
+[[station]]
+id = "shijiao"
+name = "石角"
+river = "bei"
+city = "qingyuan"
+target_class = 2
+"#;
+
+#[test]
+fn shipped_configs_are_valid() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
+    for name in ["riverwatch.toml", "demo.toml"] {
+        let cfg = load(&root.join(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert!(cfg.network.stations.len() >= 4, "{name}");
+        let names: Vec<_> = cfg
+            .network
+            .bureaus
+            .iter()
+            .map(|b| b.name.as_str())
+            .collect();
+        assert_eq!(names, ["广州市生态环境局", "清远市生态环境局"], "{name}");
+        // The Lepai flows out of Guangzhou: an upstream station operated by Guangzhou.
+        let lepai = cfg.network.station("lepai_huadu").expect("lepai_huadu");
+        assert_eq!(lepai.city, "guangzhou");
+        assert!(lepai.downstream.is_some());
+    }
+}
+
+#[test]
+fn minimal_config_gets_defaults() {
+    let cfg = parse_str(MINIMAL).unwrap();
+    assert_eq!(cfg.mqtt.host, "127.0.0.1");
+    assert_eq!(cfg.mqtt.port, 1883);
+    assert_eq!(cfg.mqtt.client_id, "riverwatch");
+    assert!(cfg.influxdb.is_none());
+    assert_eq!(cfg.ingest.max_payload, 256 * 1024);
+    assert_eq!(cfg.alerts, Persistence::default());
+    let s = &cfg.network.stations[0];
+    assert_eq!(s.target, Class::II);
+    assert_eq!(s.cadence, Duration::from_secs(4 * 3600));
+    assert_eq!(s.evaluated.len(), 21);
+    assert_eq!(cfg.http.listen.port(), 9750);
+}
+
+#[test]
+fn every_problem_is_reported_at_once() {
+    let text = r#"
+[mqtt]
+url = "http://broker"
+password = "inline"
+
+[influxdb]
+url = "http://127.0.0.1:8086"
+api = "v3"
+
+[smtp]
+url = "smtp://127.0.0.1:25"
+from = "not a mailbox"
+
+[weird]
+x = 1
+
+[[bureau]]
+id = "qingyuan"
+name = "清远市生态环境局"
+email = ["nobody"]
+sms = ["12"]
+
+[[river]]
+id = "bei"
+name = "北江"
+
+[[station]]
+id = "a"
+name = "A"
+river = "bei"
+city = "qingyuan"
+target_class = 2
+downstream = "b"
+travel_time = "2h"
+
+[[station]]
+id = "b"
+name = "B"
+river = "bei"
+city = "qingyuan"
+target_class = 2
+downstream = "a"
+travel_time = "1h"
+
+[[station]]
+id = "c"
+name = "C"
+river = "bei"
+city = "nowhere"
+target_class = 2
+cadence = "soon"
+
+[[station]]
+id = "d"
+name = "D"
+river = "nowhere"
+city = "qingyuan"
+target_class = 7
+downstream = "zz"
+
+[[station]]
+id = "e"
+name = "E"
+river = "bei"
+city = "qingyuan"
+target_class = "two"
+"#;
+    let err = parse_str(text).unwrap_err();
+    let got = keys(&err);
+    for expected in [
+        "weird",
+        "mqtt.password",
+        "mqtt.url",
+        "influxdb.api",
+        "smtp.from",
+        "bureau[0].email[0]",
+        "bureau[0].sms[0]",
+        "station[0].downstream",
+        "station[1].downstream",
+        "station[2].city",
+        "station[2].cadence",
+        "station[3].river",
+        "station[3].target_class",
+        "station[3].travel_time",
+        "station[4]",
+    ] {
+        assert!(
+            got.contains(&expected),
+            "{expected} missing from {got:?}\n{err}"
+        );
+    }
+    let text = err.to_string();
+    assert!(
+        text.contains(r#"test.toml: station[3].river: "nowhere" is not a configured river"#),
+        "{text}"
+    );
+    assert!(text.contains("password_env"), "{text}");
+}
+
+#[test]
+fn syntax_errors_are_reported_with_position() {
+    let err = parse_str("[mqtt\nurl = 1").unwrap_err();
+    assert_eq!(keys(&err), ["(syntax)"]);
+    assert!(err.problems[0].message.contains("line 1"), "{err}");
+}
+
+#[test]
+fn secrets_and_paths() {
+    let text = format!(
+        "{MINIMAL}\n[influxdb]\nurl = \"http://db:8086\"\napi = \"v1\"\ndatabase = \"water\"\nusername = \"rw\"\npassword_file = \"secrets/influx\"\n\n[spool]\ndir = \"spool\"\n"
+    );
+    let cfg = parse_str(&text).unwrap();
+    let Some(InfluxConfig {
+        api: InfluxApi::V1 { password, .. },
+        ..
+    }) = cfg.influxdb
+    else {
+        panic!("v1 expected");
+    };
+    assert_eq!(
+        password,
+        Some(SecretSource::File("/etc/riverwatch/secrets/influx".into()))
+    );
+    assert_eq!(cfg.spool.dir, Path::new("/etc/riverwatch/spool"));
+    let both = format!("{MINIMAL}\n[smtp]\nurl = \"smtp://h\"\nfrom = \"a@b.org\"\nusername = \"u\"\npassword_env = \"X\"\npassword_file = \"f\"\n");
+    assert!(keys(&parse_str(&both).unwrap_err()).contains(&"smtp.password"));
+}
+
+#[test]
+fn smtp_security_from_url() {
+    let table = [
+        ("smtp://relay", SmtpSecurity::Plain, 25),
+        ("smtp://relay:587?tls=starttls", SmtpSecurity::StartTls, 587),
+        ("smtps://relay", SmtpSecurity::Tls, 465),
+    ];
+    for (url, security, port) in table {
+        let text = format!("{MINIMAL}\n[smtp]\nurl = \"{url}\"\nfrom = \"riverwatch <a@b.org>\"\n");
+        let smtp = parse_str(&text).unwrap().smtp.unwrap();
+        assert_eq!((smtp.security, smtp.port), (security, port), "{url}");
+    }
+}
