@@ -20,7 +20,6 @@ pub struct Email {
 
 /// Everything a message says about one transition, looked up once.
 struct Facts<'a> {
-    t: &'a Transition,
     station: &'a Station,
     river_name: &'a str,
     operator_name: &'a str,
@@ -41,7 +40,6 @@ impl<'a> Facts<'a> {
         };
         let multiple = gb3838::exceedance(t.param, station.water_body, shown.value, station.target);
         Some(Facts {
-            t,
             station,
             river_name,
             operator_name,

@@ -97,7 +97,8 @@ mod tests {
     #[test]
     fn overall_class_over_evaluated_and_valid_values() {
         let s = station("shijiao", "qingyuan", 2, true);
-        let table: &[(&[(Param, f64, Option<DataFlag>)], Option<u8>)] = &[
+        type Values<'a> = &'a [(Param, f64, Option<DataFlag>)];
+        let table: &[(Values, Option<u8>)] = &[
             // NH3-N 1.2 is class Ⅳ and dominates.
             (
                 &[
