@@ -1,3 +1,39 @@
-//! riverwatch: water-quality early warning for the rivers Guangzhou and Qingyuan share.
+//! riverwatch: water-quality early warning for the rivers Guangzhou (广州) and Qingyuan (清远)
+//! share — the Bei (北江), the Pa (潖江) and the Lepai (乐排河).
+//!
+//! # Code map
+//!
+//! ```text
+//!  stations ──MQTT──▶ ingest ──▶ screen ──▶ store ──▶ InfluxDB         (then ack to the broker)
+//!                     (mqtt,      (decode,    (batch, line
+//!                      payload)    judge,      protocol, retry,
+//!                                  alerts)     dead letters)
+//!                                    │
+//!                                    └──▶ notify ──▶ SMTP / SMS gateway
+//! ```
+//!
+//! - [`domain`]: the pure core — parameters, GB 3838 classes, the network, alert lifecycle,
+//!   message rendering.
+//! - [`config`]: the TOML file → validated domain types.
+//! - [`ingest`], [`screen`], [`store`], [`notify`]: the stages, in flow order.
+//! - [`app`]: the only place that wires stages together; [`demo`]: the self-contained demo.
+//! - [`deadletter`], [`telemetry`]: refused input and counted events.
+//!
+//! # Architecture invariants
+//!
+//! - `domain` does no I/O and reads no clock; time is an argument (`tests/tidy.rs` checks its
+//!   imports).
+//! - A message is acknowledged to the broker only after its readings are written (or refused
+//!   and dead-lettered), in the order messages arrived.
+//! - Input never panics the daemon: every refusal is a value with a reason.
+
+pub mod app;
 pub mod config;
+pub mod deadletter;
+pub mod demo;
 pub mod domain;
+pub mod ingest;
+pub mod notify;
+pub mod screen;
+pub mod store;
+pub mod telemetry;

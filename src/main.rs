@@ -1,1 +1,133 @@
-fn main() {}
+//! The `riverwatch` command line: parses arguments, loads the config, runs one command and
+//! maps its outcome to an exit code (0 success, 64 invalid usage or config, 1 anything else).
+
+use clap::{Parser, Subcommand};
+use riverwatch::{app, config, demo, telemetry};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+/// Water-quality early warning for the rivers Guangzhou and Qingyuan share.
+#[derive(Parser)]
+#[command(name = "riverwatch", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the daemon: MQTT → quality judgement → InfluxDB, alerts by email and SMS.
+    Run {
+        /// Config file (default: $RIVERWATCH_CONFIG, else config/riverwatch.toml).
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Validate the config and print every problem at once.
+    CheckConfig {
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Run the whole pipeline on simulated stations with an in-process broker.
+    Demo(demo::Options),
+}
+
+const EXIT_CONFIG: u8 = 64;
+
+fn config_path(flag: Option<PathBuf>) -> PathBuf {
+    flag.or_else(|| std::env::var_os("RIVERWATCH_CONFIG").map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from("config/riverwatch.toml"))
+}
+
+fn main() -> ExitCode {
+    // reqwest 0.11 and lettre use their own rustls; rumqttc uses rustls 0.23, which needs one
+    // process-wide crypto provider before the first TLS handshake.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let cli = Cli::parse();
+    telemetry::init_logging();
+    match cli.command {
+        Command::CheckConfig { config } => check_config(&config_path(config)),
+        Command::Run { config } => run(&config_path(config)),
+        Command::Demo(options) => demo::main(options),
+    }
+}
+
+fn check_config(path: &std::path::Path) -> ExitCode {
+    match config::load(path) {
+        Ok(cfg) => {
+            let n = &cfg.network;
+            println!(
+                "{}: valid ({} stations, {} rivers, {} bureaus)",
+                path.display(),
+                n.stations.len(),
+                n.rivers.len(),
+                n.bureaus.len()
+            );
+            for note in config::secret_notes(&cfg) {
+                println!("  note: {note}");
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprint!("{e}");
+            ExitCode::from(EXIT_CONFIG)
+        }
+    }
+}
+
+fn run(path: &std::path::Path) -> ExitCode {
+    let cfg = match config::load(path) {
+        Ok(cfg) => cfg,
+        Err(e) => {
+            eprint!("{e}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    let (options, outputs) =
+        match app::mqtt_options(&cfg).and_then(|o| Ok((o, app::outputs(&cfg)?))) {
+            Ok(built) => built,
+            Err(e) => {
+                eprintln!("{}: {e}", path.display());
+                return ExitCode::from(EXIT_CONFIG);
+            }
+        };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async {
+        let running = match app::start(&cfg, options, outputs) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!("{e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        tracing::info!(config = %path.display(), stations = cfg.network.stations.len(), "riverwatch running");
+        if let Err(e) = shutdown_signal().await {
+            tracing::error!(error = %e, "cannot listen for signals; stopping");
+        }
+        tracing::info!("stopping: draining the pipeline");
+        let clean = running.stop(Duration::from_secs(10)).await;
+        tracing::info!(clean, "stopped");
+        ExitCode::SUCCESS
+    })
+}
+
+/// Resolves on SIGTERM or SIGINT.
+async fn shutdown_signal() -> std::io::Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    Ok(())
+}

@@ -175,6 +175,36 @@ impl Config {
     }
 }
 
+/// Secrets the running daemon will need but this machine does not provide: `check-config`
+/// prints them as notes, since the file itself is valid.
+pub fn secret_notes(cfg: &Config) -> Vec<String> {
+    let mut sources: Vec<(&str, &SecretSource)> = Vec::new();
+    if let Some(s) = &cfg.mqtt.password {
+        sources.push(("mqtt.password", s));
+    }
+    match cfg.influxdb.as_ref().map(|i| &i.api) {
+        Some(InfluxApi::V1 {
+            password: Some(s), ..
+        }) => sources.push(("influxdb.password", s)),
+        Some(InfluxApi::V2 { token: Some(s), .. }) => sources.push(("influxdb.token", s)),
+        _ => {}
+    }
+    if let Some(s) = &cfg.http.token {
+        sources.push(("http.token", s));
+    }
+    if let Some(s) = cfg.smtp.as_ref().and_then(|s| s.password.as_ref()) {
+        sources.push(("smtp.password", s));
+    }
+    sources
+        .into_iter()
+        .filter_map(|(key, s)| {
+            s.resolve()
+                .err()
+                .map(|e| format!("{key}: {e} (needed by `run`)"))
+        })
+        .collect()
+}
+
 // ---- the file format -------------------------------------------------------------------
 
 #[derive(Deserialize, Default)]

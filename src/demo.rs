@@ -1,0 +1,499 @@
+//! `riverwatch demo`: the whole pipeline on its embedded default, with no outside servers.
+//!
+//! Starts an in-process MQTT broker (rumqttd) on a free loopback port, runs the real pipeline
+//! against it, and plays simulated stations from `config/demo.toml` in accelerated time: diurnal
+//! temperature and DO, noise, and a scripted NH3-N incident at the first station that drains
+//! into a boundary section, arriving there after the configured travel time. A few malformed
+//! payloads show refusals. Readings go to a line-protocol file under `--out` (or InfluxDB's v1
+//! API with `--influx-url`), emails to `.eml` files, SMS to a JSON-lines log; a summary ends it.
+//!
+//! Simulated time runs from `now − duration` to `now`, so no reading is in the future.
+
+use crate::app::{self, Outputs};
+use crate::config::{self, Config, InfluxApi};
+use crate::domain::network::Station;
+use crate::domain::param::Param;
+use crate::notify::email::EmailSink;
+use crate::notify::sms::SmsSink;
+use crate::store::influx::{FileWriter, V1Writer, Writer};
+use crate::telemetry::Metrics;
+use chrono::{DateTime, SecondsFormat, Utc};
+use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+const EMBEDDED_CONFIG: &str = include_str!("../config/demo.toml");
+
+#[derive(clap::Args, Debug)]
+pub struct Options {
+    /// Config file (default: the embedded config/demo.toml).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Simulated time span, e.g. "3d" or "36h".
+    #[arg(long, default_value = "3d")]
+    duration: String,
+    /// Simulated seconds per real second (default: the whole span in about 15 s).
+    #[arg(long)]
+    speed: Option<f64>,
+    /// Output folder: outbox/*.eml, sms.jsonl, spool/, summary.json.
+    #[arg(long, default_value = "riverwatch-demo")]
+    out: PathBuf,
+    /// Store readings in InfluxDB through the v1 API at this URL (the database from the
+    /// config's [influxdb], default "water", must exist).
+    #[arg(long)]
+    influx_url: Option<String>,
+}
+
+/// The demo's exit code: 0 when every published message was taken in custody.
+pub fn main(opts: Options) -> ExitCode {
+    let cfg = match &opts.config {
+        Some(path) => config::load(path),
+        None => config::parse(
+            EMBEDDED_CONFIG,
+            Path::new("."),
+            Path::new("(embedded) config/demo.toml"),
+        ),
+    };
+    let mut cfg = match cfg {
+        Ok(c) => c,
+        Err(e) => {
+            eprint!("{e}");
+            return ExitCode::from(64);
+        }
+    };
+    let span = match config::units::parse_duration(&opts.duration) {
+        Ok(d) if d >= Duration::from_secs(3600) => d,
+        _ => {
+            eprintln!(
+                "--duration {:?}: expected a span of at least 1h, like \"3d\"",
+                opts.duration
+            );
+            return ExitCode::from(64);
+        }
+    };
+    let speed = opts.speed.unwrap_or(span.as_secs_f64() / 15.0);
+    if !(speed.is_finite() && speed > 0.0) {
+        eprintln!("--speed must be a positive number");
+        return ExitCode::from(64);
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(&mut cfg, &opts, span, speed)) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("demo failed: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn prepare(out: &Path) -> Result<(), String> {
+    let io = |what: &str, e: std::io::Error| format!("{what} in {}: {e}", out.display());
+    for dir in ["outbox", "spool"] {
+        std::fs::create_dir_all(out.join(dir)).map_err(|e| io("cannot create a folder", e))?;
+    }
+    // Only this demo's own files are removed, so a re-run starts clean.
+    let outbox = std::fs::read_dir(out.join("outbox")).map_err(|e| io("cannot list outbox", e))?;
+    for entry in outbox.flatten() {
+        if entry.path().extension().is_some_and(|x| x == "eml") {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+    for file in [
+        "sms.jsonl",
+        "summary.json",
+        "spool/readings.lp",
+        "spool/deadletter.jsonl",
+    ] {
+        let _ = std::fs::remove_file(out.join(file));
+    }
+    Ok(())
+}
+
+/// Starts rumqttd on a free loopback port and waits until it accepts connections.
+async fn start_broker() -> Result<u16, String> {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map_err(|e| format!("cannot find a free port: {e}"))?
+        .port();
+    let text = format!(
+        "id = 0\n[router]\nid = 0\nmax_connections = 100\nmax_outgoing_packet_count = 200\nmax_segment_size = 104857600\nmax_segment_count = 10\n\
+         [v4.1]\nname = \"demo\"\nlisten = \"127.0.0.1:{port}\"\nnext_connection_delay_ms = 1\n\
+         [v4.1.connections]\nconnection_timeout_ms = 60000\nmax_payload_size = 1048576\nmax_inflight_count = 500\ndynamic_filters = true\n"
+    );
+    let broker_cfg: rumqttd::Config =
+        toml::from_str(&text).map_err(|e| format!("broker config: {e}"))?;
+    let mut broker = rumqttd::Broker::new(broker_cfg);
+    std::thread::Builder::new()
+        .name("demo-broker".into())
+        .spawn(move || {
+            if let Err(e) = broker.start() {
+                tracing::error!(error = %e, "the demo broker stopped");
+            }
+        })
+        .map_err(|e| format!("cannot start the broker thread: {e}"))?;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .is_err()
+    {
+        if tokio::time::Instant::now() > deadline {
+            return Err("the in-process broker did not start within 5 s".into());
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    Ok(port)
+}
+
+async fn run(cfg: &mut Config, opts: &Options, span: Duration, speed: f64) -> Result<bool, String> {
+    let out = &opts.out;
+    prepare(out)?;
+    cfg.spool.dir = out.join("spool");
+    let port = start_broker().await?;
+    cfg.mqtt.host = "127.0.0.1".into();
+    cfg.mqtt.port = port;
+    cfg.mqtt.tls = false;
+    cfg.mqtt.username = None;
+    cfg.mqtt.password = None;
+    cfg.mqtt.client_id = "riverwatch-demo".into();
+    let writer = match &opts.influx_url {
+        Some(url) => {
+            let database = match cfg.influxdb.as_ref().map(|i| &i.api) {
+                Some(InfluxApi::V1 { database, .. }) => database.clone(),
+                _ => "water".to_string(),
+            };
+            Writer::V1(V1Writer::new(
+                url,
+                &database,
+                None,
+                None,
+                Duration::from_secs(10),
+            )?)
+        }
+        None => Writer::File(FileWriter::new(out.join("spool").join("readings.lp"))),
+    };
+    let from = "riverwatch demo <alerts@riverwatch.invalid>"
+        .parse()
+        .map_err(|e| format!("{e}"))?;
+    let outputs = Outputs {
+        writer,
+        email: EmailSink::Folder {
+            dir: out.join("outbox"),
+            from,
+        },
+        sms: SmsSink::Log(out.join("sms.jsonl")),
+    };
+    let options = app::mqtt_options(cfg)?;
+    let running = app::start(cfg, options, outputs)?;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !running.session.is_subscribed() {
+        if tokio::time::Instant::now() > deadline {
+            return Err("the pipeline did not subscribe on the in-process broker".into());
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+
+    // Whole hours, so readings and alert ids carry round times.
+    let now = Utc::now().timestamp();
+    let end = DateTime::from_timestamp(now - now % 3600, 0).unwrap_or_else(Utc::now);
+    let start = end - chrono::Duration::from_std(span).map_err(|e| e.to_string())?;
+    let messages = script(cfg, start, end);
+    println!(
+        "riverwatch demo: {} stations, {} of simulated time at {speed:.0}× ({} messages) → {}",
+        cfg.network.stations.len(),
+        opts.duration,
+        messages.len(),
+        out.display()
+    );
+    let published = publish(port, &messages, start, speed).await?;
+    let metrics = Arc::clone(&running.metrics);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while Metrics::get(&metrics.messages_acked) < published {
+        if tokio::time::Instant::now() > deadline {
+            tracing::error!("not every message was stored within 30 s");
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    running.stop(Duration::from_secs(10)).await;
+    summarise(out, &metrics, published)
+}
+
+/// One scheduled publication.
+struct Scheduled {
+    ts: DateTime<Utc>,
+    topic: String,
+    payload: String,
+}
+
+/// A small deterministic generator (xorshift64*), so every demo run tells the same story.
+struct Noise(u64);
+
+impl Noise {
+    /// Uniform in [-1, 1).
+    fn next(&mut self) -> f64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        let x = self.0.wrapping_mul(0x2545_F491_4F6C_DD1D);
+        (x >> 11) as f64 / (1u64 << 52) as f64 - 1.0
+    }
+}
+
+fn round(v: f64, decimals: i32) -> f64 {
+    let f = 10f64.powi(decimals);
+    (v * f).round() / f
+}
+
+/// Baseline concentrations by target class: cleaner water where the target is stricter.
+fn baseline(target: u8) -> [(Param, f64, i32); 9] {
+    let (do_, codmn, nh3n, tp, tn, cond) = match target {
+        1 | 2 => (7.6, 1.9, 0.22, 0.06, 1.3, 210.0),
+        3 => (6.8, 3.2, 0.45, 0.11, 1.8, 260.0),
+        _ => (5.2, 5.0, 0.95, 0.18, 2.6, 380.0),
+    };
+    [
+        (Param::Temp, 21.0, 1),
+        (Param::Ph, 7.3, 2),
+        (Param::Do, do_, 2),
+        (Param::Cond, cond, 0),
+        (Param::Turb, 14.0, 1),
+        (Param::Codmn, codmn, 2),
+        (Param::Nh3n, nh3n, 3),
+        (Param::Tp, tp, 3),
+        (Param::Tn, tn, 2),
+    ]
+}
+
+/// NH3-N added by the incident at `hours` after its start: a 6 h rise to `peak`, 8 h at the
+/// peak, a 6 h fall.
+fn incident(hours: f64, peak: f64) -> f64 {
+    match hours {
+        h if h < 0.0 => 0.0,
+        h if h < 6.0 => peak * h / 6.0,
+        h if h < 14.0 => peak,
+        h if h < 20.0 => peak * (20.0 - h) / 6.0,
+        _ => 0.0,
+    }
+}
+
+/// Every publication of the demo, in time order.
+fn script(cfg: &Config, start: DateTime<Utc>, end: DateTime<Utc>) -> Vec<Scheduled> {
+    let net = &cfg.network;
+    // The incident starts at the first station whose downstream neighbour is a boundary section.
+    let source: Option<&Station> = net.stations.iter().find(|s| {
+        s.downstream
+            .as_ref()
+            .and_then(|d| net.station(&d.station))
+            .is_some_and(|d| d.boundary)
+    });
+    let incident_start = start + (end - start) * 35 / 100;
+    let mut out = Vec::new();
+    for (i, s) in net.stations.iter().enumerate() {
+        let mut noise = Noise(0x9E37_79B9_7F4A_7C15 ^ (i as u64 + 1));
+        // The incident reaches this station after the travel time, three quarters as strong.
+        let arrival = match source {
+            Some(src) if src.id == s.id => Some((incident_start, 1.4)),
+            Some(src) => src
+                .downstream
+                .as_ref()
+                .filter(|d| d.station == s.id)
+                .and_then(|d| chrono::Duration::from_std(d.travel_time).ok())
+                .map(|t| (incident_start + t, 1.05)),
+            None => None,
+        };
+        let step = chrono::Duration::from_std(s.cadence).unwrap_or(chrono::Duration::hours(1));
+        let mut ts = start + step;
+        let mut seq = 0u64;
+        while ts <= end {
+            let hour = (ts.timestamp() / 60 % 1440) as f64 / 60.0 + 8.0; // local time, UTC+8
+            let diurnal = (2.0 * std::f64::consts::PI * (hour - 9.0) / 24.0).sin();
+            let bump = arrival.map_or(0.0, |(at, peak)| {
+                incident((ts - at).num_minutes() as f64 / 60.0, peak)
+            });
+            let mut values = serde_json::Map::new();
+            for (param, base, decimals) in baseline(s.target.number()) {
+                let n = noise.next();
+                let v = match param {
+                    Param::Temp => base + 2.5 * diurnal + 0.2 * n,
+                    Param::Do => base + 0.6 * diurnal + 0.1 * n - 0.6 * bump,
+                    Param::Ph => base + 0.05 * n,
+                    Param::Nh3n => base * (1.0 + 0.08 * n) + bump,
+                    _ => base * (1.0 + 0.05 * n),
+                };
+                values.insert(param.key().into(), round(v.max(0.0), decimals).into());
+            }
+            seq += 1;
+            let payload = serde_json::json!({
+                "ts": ts.with_timezone(&chrono::FixedOffset::east_opt(8 * 3600).unwrap_or(chrono::FixedOffset::east_opt(0).expect("UTC"))).to_rfc3339_opts(SecondsFormat::Secs, true),
+                "values": values,
+                "seq": seq,
+            });
+            out.push(Scheduled {
+                ts,
+                topic: format!("wq/{}/{}/reading", s.river, s.id),
+                payload: payload.to_string(),
+            });
+            ts += step;
+        }
+    }
+    // Three malformed messages from a misbehaving integration, half-way through.
+    if let Some(s) = net.stations.first() {
+        let at = start + (end - start) / 2;
+        let ts = at.to_rfc3339_opts(SecondsFormat::Secs, true);
+        for (topic, payload) in [
+            (
+                format!("wq/{}/{}/reading", s.river, s.id),
+                "temp=21.4;ph=7.3".to_string(),
+            ),
+            (
+                format!("wq/{}/not-configured/reading", s.river),
+                format!(r#"{{"ts":"{ts}","values":{{"ph":7.1}}}}"#),
+            ),
+            (
+                format!("wq/{}/{}/reading", s.river, s.id),
+                format!(r#"{{"ts":"{ts}","values":{{"ph":15.2}}}}"#),
+            ),
+        ] {
+            out.push(Scheduled {
+                ts: at,
+                topic,
+                payload,
+            });
+        }
+    }
+    out.sort_by_key(|m| m.ts);
+    out
+}
+
+/// Publishes the script at QoS 1, paced by simulated time; returns how many the broker
+/// acknowledged.
+async fn publish(
+    port: u16,
+    messages: &[Scheduled],
+    start: DateTime<Utc>,
+    speed: f64,
+) -> Result<u64, String> {
+    let mut options = MqttOptions::new("riverwatch-demo-stations", "127.0.0.1", port);
+    options.set_keep_alive(Duration::from_secs(30));
+    let (client, mut eventloop) = AsyncClient::new(options, 1000);
+    let acked = Arc::new(AtomicU64::new(0));
+    let counter = Arc::clone(&acked);
+    let poller = tokio::spawn(async move {
+        loop {
+            match eventloop.poll().await {
+                Ok(Event::Incoming(Packet::PubAck(_))) => {
+                    counter.fetch_add(1, Ordering::Relaxed);
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::debug!(error = %e, "demo publisher connection ended");
+                    return;
+                }
+            }
+        }
+    });
+    let began = tokio::time::Instant::now();
+    for m in messages {
+        let offset = (m.ts - start).num_milliseconds().max(0) as f64 / 1000.0 / speed;
+        tokio::time::sleep_until(began + Duration::from_secs_f64(offset)).await;
+        client
+            .publish(
+                m.topic.as_str(),
+                QoS::AtLeastOnce,
+                false,
+                m.payload.as_bytes(),
+            )
+            .await
+            .map_err(|e| format!("publish: {e}"))?;
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while acked.load(Ordering::Relaxed) < messages.len() as u64
+        && tokio::time::Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let _ = client.disconnect().await;
+    poller.abort();
+    Ok(acked.load(Ordering::Relaxed))
+}
+
+/// Prints the summary and writes `summary.json`; true when every message was taken in custody.
+fn summarise(out: &Path, m: &Metrics, published: u64) -> Result<bool, String> {
+    let emails = std::fs::read_dir(out.join("outbox"))
+        .map(|d| {
+            d.flatten()
+                .filter(|e| e.path().extension().is_some_and(|x| x == "eml"))
+                .count()
+        })
+        .unwrap_or(0);
+    let sms = std::fs::read_to_string(out.join("sms.jsonl"))
+        .map(|t| t.lines().count())
+        .unwrap_or(0);
+    let alerts: serde_json::Map<String, serde_json::Value> = m
+        .alerts_by_level()
+        .into_iter()
+        .map(|(level, n)| (level.key().to_string(), n.into()))
+        .collect();
+    let summary = serde_json::json!({
+        "received": Metrics::get(&m.readings_received),
+        "stored": Metrics::get(&m.readings_stored),
+        "refused": m.refused_total(),
+        "alerts": alerts,
+        "resolved": Metrics::get(&m.alerts_resolved),
+        "emails": emails,
+        "sms": sms,
+        "messages_published": published,
+        "messages_acknowledged": Metrics::get(&m.messages_acked),
+    });
+    let text = serde_json::to_string_pretty(&summary).map_err(|e| e.to_string())?;
+    std::fs::write(out.join("summary.json"), format!("{text}\n"))
+        .map_err(|e| format!("cannot write summary.json: {e}"))?;
+    println!("\nriverwatch demo summary");
+    println!("  messages published        {published}");
+    println!(
+        "  readings received         {}",
+        Metrics::get(&m.readings_received)
+    );
+    println!(
+        "  readings stored           {}",
+        Metrics::get(&m.readings_stored)
+    );
+    println!(
+        "  payloads/readings refused {}  (see {})",
+        m.refused_total(),
+        out.join("spool/deadletter.jsonl").display()
+    );
+    for (level, n) in m.alerts_by_level().into_iter().filter(|(_, n)| *n > 0) {
+        println!("  alerts fired ({:<6})     {n}", level.key());
+    }
+    println!(
+        "  alerts resolved           {}",
+        Metrics::get(&m.alerts_resolved)
+    );
+    println!(
+        "  emails written            {emails}  ({})",
+        out.join("outbox").display()
+    );
+    println!(
+        "  SMS logged                {sms}  ({})",
+        out.join("sms.jsonl").display()
+    );
+    println!(
+        "  summary                   {}",
+        out.join("summary.json").display()
+    );
+    Ok(Metrics::get(&m.messages_acked) >= published && emails > 0)
+}

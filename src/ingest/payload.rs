@@ -1,0 +1,494 @@
+//! Decodes MQTT topics and JSON reading payloads (SPEC §3, §4) into domain readings, refusing
+//! anything invalid with a precise reason.
+//!
+//! Fed by the MQTT ingest with a topic and raw bytes; feeds the screen stage with
+//! [`Reading`]s and [`Refusal`]s. The JSON is parsed into a tree first and each reading of an
+//! array checked on its own, so one bad reading never drops the good ones beside it. Time
+//! (`now`, for the future-skew check) is an argument.
+
+use crate::domain::network::{Network, Station};
+use crate::domain::param::{DataFlag, Param};
+use crate::domain::reading::{Measured, Reading};
+use crate::telemetry::RefusalKind;
+use chrono::{DateTime, Duration, Utc};
+use serde_json::{Map, Value};
+use std::fmt;
+
+/// Why something was refused: a metric label and a sentence for logs and the dead-letter file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Refusal {
+    pub kind: RefusalKind,
+    pub reason: String,
+}
+
+impl Refusal {
+    fn new(kind: RefusalKind, reason: impl Into<String>) -> Refusal {
+        Refusal {
+            kind,
+            reason: reason.into(),
+        }
+    }
+}
+
+impl fmt::Display for Refusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.reason)
+    }
+}
+
+/// The payload format a topic carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Json,
+}
+
+/// Resolves `wq/<river>/<station>/reading` to its configured station.
+pub fn station_for_topic<'n>(
+    net: &'n Network,
+    topic: &str,
+) -> Result<(&'n Station, Format), Refusal> {
+    let parts: Vec<&str> = topic.split('/').collect();
+    let [prefix, river, station, kind] = parts.as_slice() else {
+        return Err(Refusal::new(
+            RefusalKind::BadTopic,
+            format!("topic {topic:?} is not wq/<river>/<station>/reading"),
+        ));
+    };
+    let format = match (*prefix, *kind) {
+        ("wq", "reading") => Format::Json,
+        _ => {
+            return Err(Refusal::new(
+                RefusalKind::BadTopic,
+                format!("topic {topic:?} is not wq/<river>/<station>/reading"),
+            ))
+        }
+    };
+    let Some(s) = net.station(station) else {
+        return Err(Refusal::new(
+            RefusalKind::UnknownStation,
+            format!("station {station:?} is not configured"),
+        ));
+    };
+    if s.river != *river {
+        return Err(Refusal::new(
+            RefusalKind::RiverMismatch,
+            format!(
+                "station {station:?} is on river {:?}, not {river:?}",
+                s.river
+            ),
+        ));
+    }
+    Ok((s, format))
+}
+
+/// Limits a payload must respect.
+#[derive(Debug, Clone, Copy)]
+pub struct PayloadLimits {
+    pub max_payload: usize,
+    pub max_future_skew: Duration,
+}
+
+/// What one payload yields: the good readings, and each refused reading with its index in the
+/// array (`None` when the whole payload was refused).
+#[derive(Debug, Default, PartialEq)]
+pub struct Decoded {
+    pub readings: Vec<Reading>,
+    pub refused: Vec<(Option<usize>, Refusal)>,
+}
+
+/// Decodes a JSON payload (one reading object, or an array of them) for `station`.
+pub fn decode_json(
+    station: &str,
+    payload: &[u8],
+    now: DateTime<Utc>,
+    limits: PayloadLimits,
+) -> Decoded {
+    let mut out = Decoded::default();
+    if payload.len() > limits.max_payload {
+        out.refused.push((
+            None,
+            Refusal::new(
+                RefusalKind::TooLarge,
+                format!(
+                    "payload of {} bytes exceeds the limit of {} bytes",
+                    payload.len(),
+                    limits.max_payload
+                ),
+            ),
+        ));
+        return out;
+    }
+    let tree: Value = match serde_json::from_slice(payload) {
+        Ok(v) => v,
+        Err(e) => {
+            out.refused.push((
+                None,
+                Refusal::new(RefusalKind::NotJson, format!("not JSON: {e}")),
+            ));
+            return out;
+        }
+    };
+    match tree {
+        Value::Array(items) if items.is_empty() => {
+            out.refused.push((
+                None,
+                Refusal::new(RefusalKind::NoValues, "empty array: no readings"),
+            ));
+        }
+        Value::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                match reading(station, item, now, limits) {
+                    Ok(r) => out.readings.push(r),
+                    Err(e) => out.refused.push((Some(i), e)),
+                }
+            }
+        }
+        single => match reading(station, &single, now, limits) {
+            Ok(r) => out.readings.push(r),
+            Err(e) => out.refused.push((None, e)),
+        },
+    }
+    out
+}
+
+fn type_name(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+fn wrong_type(what: &str, expected: &str, got: &Value) -> Refusal {
+    Refusal::new(
+        RefusalKind::WrongType,
+        format!("{what} must be {expected}, got {}", type_name(got)),
+    )
+}
+
+fn reading(
+    station: &str,
+    item: &Value,
+    now: DateTime<Utc>,
+    limits: PayloadLimits,
+) -> Result<Reading, Refusal> {
+    let Value::Object(obj) = item else {
+        return Err(wrong_type("a reading", "a JSON object", item));
+    };
+    if let Some(key) = obj
+        .keys()
+        .find(|k| !matches!(k.as_str(), "ts" | "values" | "flags" | "seq"))
+    {
+        return Err(Refusal::new(
+            RefusalKind::WrongType,
+            format!("unknown key {key:?} (a reading has ts, values, flags, seq)"),
+        ));
+    }
+    let ts = timestamp(obj, now, limits)?;
+    let values = match obj.get("values") {
+        None => return Err(Refusal::new(RefusalKind::NoValues, "missing \"values\"")),
+        Some(Value::Object(v)) if v.is_empty() => {
+            return Err(Refusal::new(
+                RefusalKind::NoValues,
+                "\"values\" holds no parameter",
+            ))
+        }
+        Some(Value::Object(v)) => v,
+        Some(other) => return Err(wrong_type("\"values\"", "an object", other)),
+    };
+    let mut measured = Vec::with_capacity(values.len());
+    for (key, v) in values {
+        let param = Param::from_key(key).ok_or_else(|| {
+            Refusal::new(
+                RefusalKind::UnknownParam,
+                format!("unknown parameter key {key:?}"),
+            )
+        })?;
+        let value = v
+            .as_f64()
+            .ok_or_else(|| wrong_type(&format!("values.{key}"), "a number", v))?;
+        check_value(param, value)?;
+        measured.push(Measured {
+            param,
+            value,
+            flag: None,
+        });
+    }
+    match obj.get("flags") {
+        None => {}
+        Some(Value::Object(flags)) => {
+            for (key, f) in flags {
+                let slot = measured
+                    .iter_mut()
+                    .find(|m| m.param.key() == key)
+                    .ok_or_else(|| {
+                        Refusal::new(
+                            RefusalKind::BadFlag,
+                            format!("flag for {key:?}, which has no value"),
+                        )
+                    })?;
+                let letter = f
+                    .as_str()
+                    .ok_or_else(|| wrong_type(&format!("flags.{key}"), "a string", f))?;
+                slot.flag = Some(DataFlag::parse(letter).ok_or_else(|| {
+                    Refusal::new(
+                        RefusalKind::BadFlag,
+                        format!(
+                            "flags.{key}: {letter:?} is not an HJ 212 data flag (N F M S D C T B)"
+                        ),
+                    )
+                })?);
+            }
+        }
+        Some(other) => return Err(wrong_type("\"flags\"", "an object", other)),
+    }
+    let seq = match obj.get("seq") {
+        None => None,
+        Some(v) => Some(
+            v.as_u64()
+                .ok_or_else(|| wrong_type("\"seq\"", "a non-negative integer", v))?,
+        ),
+    };
+    measured.sort_by_key(|m| m.param);
+    Ok(Reading {
+        station: station.to_string(),
+        ts,
+        values: measured,
+        seq,
+    })
+}
+
+fn timestamp(
+    obj: &Map<String, Value>,
+    now: DateTime<Utc>,
+    limits: PayloadLimits,
+) -> Result<DateTime<Utc>, Refusal> {
+    let raw = match obj.get("ts") {
+        None => return Err(Refusal::new(RefusalKind::MissingTs, "missing \"ts\"")),
+        Some(Value::String(s)) => s,
+        Some(other) => return Err(wrong_type("\"ts\"", "an RFC 3339 string", other)),
+    };
+    let ts = DateTime::parse_from_rfc3339(raw)
+        .map_err(|e| {
+            Refusal::new(
+                RefusalKind::BadTs,
+                format!("ts {raw:?} is not RFC 3339 with an offset, like 2026-11-26T10:00:00+08:00 ({e})"),
+            )
+        })?
+        .with_timezone(&Utc);
+    if ts > now + limits.max_future_skew {
+        return Err(Refusal::new(
+            RefusalKind::FutureTs,
+            format!(
+                "ts {raw} is more than {} s in the future (station clock?)",
+                limits.max_future_skew.num_seconds()
+            ),
+        ));
+    }
+    Ok(ts)
+}
+
+/// Physical plausibility that holds for any station (QC thresholds come later and are
+/// configurable; these never are).
+fn check_value(param: Param, value: f64) -> Result<(), Refusal> {
+    let bad = |why: String| Err(Refusal::new(RefusalKind::BadValue, why));
+    if !value.is_finite() {
+        return bad(format!("values.{param} is not a finite number"));
+    }
+    if param == Param::Ph && !(0.0..=14.0).contains(&value) {
+        return bad(format!("values.ph = {value} is outside 0–14"));
+    }
+    if param.is_non_negative() && value < 0.0 {
+        return bad(format!("values.{param} = {value} is negative"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::network::fixtures::network;
+    use chrono::TimeZone;
+
+    fn now() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, 26, 2, 0, 0).unwrap()
+    }
+
+    fn limits() -> PayloadLimits {
+        PayloadLimits {
+            max_payload: 1024,
+            max_future_skew: Duration::minutes(10),
+        }
+    }
+
+    fn decode(payload: &str) -> Decoded {
+        decode_json("shijiao", payload.as_bytes(), now(), limits())
+    }
+
+    #[test]
+    fn spec_example_decodes() {
+        let d = decode(
+            r#"{"ts": "2026-11-26T10:00:00+08:00",
+                "values": {"temp": 22.5, "ph": 7.42, "do": 6.8, "cond": 310.0, "turb": 12.0,
+                           "codmn": 2.1, "nh3n": 0.32, "tp": 0.08, "tn": 1.25},
+                "flags": {"nh3n": "M"}, "seq": 1234}"#,
+        );
+        assert!(d.refused.is_empty(), "{:?}", d.refused);
+        let r = &d.readings[0];
+        assert_eq!(r.ts, now());
+        assert_eq!(r.values.len(), 9);
+        assert_eq!(r.seq, Some(1234));
+        let nh3n = r.values.iter().find(|m| m.param == Param::Nh3n).unwrap();
+        assert_eq!(nh3n.flag, Some(DataFlag::M));
+        assert!(!nh3n.is_judgeable());
+    }
+
+    #[test]
+    fn refusals_table() {
+        let ok_ts = r#""ts":"2026-11-26T10:00:00+08:00""#;
+        let table: Vec<(String, RefusalKind, &str)> = vec![
+            ("garbage".into(), RefusalKind::NotJson, "not JSON"),
+            ("[]".into(), RefusalKind::NoValues, "empty array"),
+            ("42".into(), RefusalKind::WrongType, "must be a JSON object"),
+            (
+                r#"{"values":{"ph":7}}"#.into(),
+                RefusalKind::MissingTs,
+                "missing \"ts\"",
+            ),
+            (
+                r#"{"ts":12,"values":{"ph":7}}"#.into(),
+                RefusalKind::WrongType,
+                "\"ts\" must be",
+            ),
+            (
+                r#"{"ts":"2026-11-26 10:00","values":{"ph":7}}"#.into(),
+                RefusalKind::BadTs,
+                "RFC 3339",
+            ),
+            (
+                r#"{"ts":"2026-11-26T10:00:00","values":{"ph":7}}"#.into(),
+                RefusalKind::BadTs,
+                "with an offset",
+            ),
+            (
+                r#"{"ts":"2026-11-26T11:00:00+08:00","values":{"ph":7}}"#.into(),
+                RefusalKind::FutureTs,
+                "in the future",
+            ),
+            (
+                format!("{{{ok_ts}}}"),
+                RefusalKind::NoValues,
+                "missing \"values\"",
+            ),
+            (
+                format!("{{{ok_ts},\"values\":{{}}}}"),
+                RefusalKind::NoValues,
+                "no parameter",
+            ),
+            (
+                format!("{{{ok_ts},\"values\":{{\"nitrate\":1}}}}"),
+                RefusalKind::UnknownParam,
+                "\"nitrate\"",
+            ),
+            (
+                format!("{{{ok_ts},\"values\":{{\"ph\":\"7\"}}}}"),
+                RefusalKind::WrongType,
+                "values.ph must be a number",
+            ),
+            (
+                format!("{{{ok_ts},\"values\":{{\"ph\":null}}}}"),
+                RefusalKind::WrongType,
+                "got null",
+            ),
+            (
+                format!("{{{ok_ts},\"values\":{{\"ph\":15}}}}"),
+                RefusalKind::BadValue,
+                "outside 0–14",
+            ),
+            (
+                format!("{{{ok_ts},\"values\":{{\"nh3n\":-0.1}}}}"),
+                RefusalKind::BadValue,
+                "negative",
+            ),
+            (
+                format!("{{{ok_ts},\"values\":{{\"nh3n\":1e999}}}}"),
+                RefusalKind::NotJson,
+                "not JSON",
+            ),
+            (
+                format!("{{{ok_ts},\"values\":{{\"nh3n\":1}},\"flags\":{{\"nh3n\":\"X\"}}}}"),
+                RefusalKind::BadFlag,
+                "not an HJ 212 data flag",
+            ),
+            (
+                format!("{{{ok_ts},\"values\":{{\"nh3n\":1}},\"flags\":{{\"tp\":\"N\"}}}}"),
+                RefusalKind::BadFlag,
+                "has no value",
+            ),
+            (
+                format!("{{{ok_ts},\"values\":{{\"nh3n\":1}},\"seq\":-1}}"),
+                RefusalKind::WrongType,
+                "\"seq\"",
+            ),
+            (
+                format!("{{{ok_ts},\"values\":{{\"nh3n\":1}},\"extra\":1}}"),
+                RefusalKind::WrongType,
+                "unknown key \"extra\"",
+            ),
+        ];
+        for (payload, kind, needle) in table {
+            let d = decode(&payload);
+            assert!(d.readings.is_empty(), "{payload}");
+            let [(_, refusal)] = d.refused.as_slice() else {
+                panic!("{payload}: {:?}", d.refused);
+            };
+            assert_eq!(refusal.kind, kind, "{payload}: {refusal}");
+            assert!(refusal.reason.contains(needle), "{payload}: {refusal}");
+        }
+    }
+
+    #[test]
+    fn temperature_may_be_negative() {
+        let d = decode(r#"{"ts":"2026-11-26T10:00:00+08:00","values":{"temp":-0.5}}"#);
+        assert_eq!(d.readings.len(), 1);
+    }
+
+    #[test]
+    fn one_bad_reading_in_an_array_keeps_the_others() {
+        let d = decode(
+            r#"[{"ts":"2026-11-26T08:00:00+08:00","values":{"nh3n":0.3}},
+                {"ts":"2026-11-26T09:00:00+08:00","values":{"nh3n":"high"}},
+                {"ts":"2026-11-26T10:00:00+08:00","values":{"nh3n":0.4}}]"#,
+        );
+        assert_eq!(d.readings.len(), 2);
+        assert_eq!(d.refused.len(), 1);
+        assert_eq!(d.refused[0].0, Some(1));
+    }
+
+    #[test]
+    fn oversize_payload_is_refused_before_parsing() {
+        let big = format!("[{}]", "1,".repeat(600));
+        let d = decode(&big);
+        assert_eq!(d.refused[0].1.kind, RefusalKind::TooLarge);
+    }
+
+    #[test]
+    fn topics() {
+        let net = network();
+        let table = [
+            ("wq/bei/shijiao/reading", None),
+            ("wq/pa/shijiao/reading", Some(RefusalKind::RiverMismatch)),
+            ("wq/bei/nowhere/reading", Some(RefusalKind::UnknownStation)),
+            ("wq/bei/shijiao", Some(RefusalKind::BadTopic)),
+            ("wq/bei/shijiao/other", Some(RefusalKind::BadTopic)),
+            ("xx/bei/shijiao/reading", Some(RefusalKind::BadTopic)),
+        ];
+        for (topic, expected) in table {
+            let got = station_for_topic(&net, topic).err().map(|r| r.kind);
+            assert_eq!(got, expected, "{topic}");
+        }
+    }
+}

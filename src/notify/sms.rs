@@ -1,0 +1,124 @@
+//! SMS delivery: a POST to the configured HTTP gateway with the JSON body template filled in,
+//! or a line in a JSON-lines log (the demo).
+//!
+//! Fed by the notifier with the rendered SMS text and one phone number. Gateway answers: 2xx
+//! delivered; 4xx permanent (the request itself is wrong); 5xx, timeouts and refused
+//! connections transient.
+
+use super::SendError;
+use crate::config::SmsConfig;
+use crate::domain::alert::Transition;
+use chrono::{SecondsFormat, Utc};
+use std::path::PathBuf;
+
+pub enum SmsSink {
+    Gateway {
+        client: reqwest::Client,
+        url: String,
+        body: String,
+    },
+    /// Appends `{"time","to","alert_id","state","text"}` lines.
+    Log(PathBuf),
+    /// No gateway configured: SMS recipients are skipped (logged once at start).
+    Disabled,
+}
+
+/// A string as JSON string content, without the surrounding quotes, for template filling.
+fn json_content(s: &str) -> String {
+    let quoted = serde_json::Value::from(s).to_string();
+    quoted[1..quoted.len() - 1].to_string()
+}
+
+/// Fills the body template; the phone number and text are JSON-escaped.
+pub fn fill(template: &str, phone: &str, text: &str) -> String {
+    template
+        .replace("{phone}", &json_content(phone))
+        .replace("{text}", &json_content(text))
+}
+
+impl SmsSink {
+    pub fn gateway(cfg: &SmsConfig) -> Result<SmsSink, String> {
+        let client = reqwest::Client::builder()
+            .timeout(cfg.timeout)
+            .build()
+            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+        Ok(SmsSink::Gateway {
+            client,
+            url: cfg.url.clone(),
+            body: cfg.body.clone(),
+        })
+    }
+
+    pub async fn send(&self, t: &Transition, phone: &str, text: &str) -> Result<(), SendError> {
+        match self {
+            SmsSink::Disabled => Ok(()),
+            SmsSink::Gateway { client, url, body } => {
+                let resp = client
+                    .post(url)
+                    .header(reqwest::header::CONTENT_TYPE, "application/json")
+                    .body(fill(body, phone, text))
+                    .send()
+                    .await
+                    .map_err(|e| SendError::Transient(format!("SMS gateway unreachable: {e}")))?;
+                let status = resp.status();
+                if status.is_success() {
+                    return Ok(());
+                }
+                let answer: String = resp
+                    .text()
+                    .await
+                    .unwrap_or_default()
+                    .chars()
+                    .take(300)
+                    .collect();
+                let why = format!("SMS gateway answered {status}: {answer}");
+                if status.is_client_error() {
+                    Err(SendError::Permanent(why))
+                } else {
+                    Err(SendError::Transient(why))
+                }
+            }
+            SmsSink::Log(path) => {
+                use tokio::io::AsyncWriteExt;
+                let mut line = serde_json::json!({
+                    "time": Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true),
+                    "to": phone,
+                    "alert_id": t.alert_id,
+                    "state": t.state.key(),
+                    "text": text,
+                })
+                .to_string();
+                line.push('\n');
+                let result = async {
+                    let mut f = tokio::fs::OpenOptions::new()
+                        .create(true)
+                        .append(true)
+                        .open(path)
+                        .await?;
+                    f.write_all(line.as_bytes()).await
+                }
+                .await;
+                result.map_err(|e| {
+                    SendError::Transient(format!("cannot append to {}: {e}", path.display()))
+                })
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn template_is_filled_with_escaped_strings() {
+        let body = fill(
+            r#"{"to": "{phone}", "text": "{text}"}"#,
+            "+8613800000000",
+            "氨氮 \"1.2\"\n",
+        );
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(v["to"], "+8613800000000");
+        assert_eq!(v["text"], "氨氮 \"1.2\"\n");
+    }
+}

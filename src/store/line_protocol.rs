@@ -1,0 +1,137 @@
+//! InfluxDB line protocol encoding: escaping, field types, timestamps.
+//!
+//! Fed by `store::points` (which decides what a point holds); feeds the writers, which send
+//! the text as it is. Pure. Timestamps are milliseconds since the epoch, written with
+//! `precision=ms`: station clocks do not carry finer time, and VictoriaMetrics keeps ms only.
+//! Line protocol cannot carry a newline inside a value, so newlines become spaces.
+
+use std::fmt::Write;
+
+/// A field value with its line-protocol type.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Field<'a> {
+    /// Written in Rust's shortest round-trip form, which line protocol reads as a float (a value
+    /// without an `i` suffix is a float, so `2` is the float 2.0). Callers never pass
+    /// non-finite values: the decoders refuse them.
+    Float(f64),
+    /// Written with the `i` suffix.
+    Int(i64),
+    /// Quoted, with `"` and `\` escaped.
+    Str(&'a str),
+}
+
+/// One point. Tags are sorted by key when encoded (InfluxDB's recommendation); empty tag
+/// values are left out, as line protocol has no empty tag.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Point<'a> {
+    pub measurement: &'a str,
+    pub tags: Vec<(&'a str, &'a str)>,
+    pub fields: Vec<(&'a str, Field<'a>)>,
+    pub ts_ms: i64,
+}
+
+fn escape(out: &mut String, text: &str, special: &[char]) {
+    for c in text.chars() {
+        if c == '\n' || c == '\r' {
+            out.push(' ');
+            continue;
+        }
+        if special.contains(&c) {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+}
+
+/// Appends one point as a line, with its trailing newline. A point without fields writes
+/// nothing (line protocol requires at least one field).
+pub fn encode(point: &Point<'_>, out: &mut String) {
+    if point.fields.is_empty() {
+        return;
+    }
+    escape(out, point.measurement, &[',', ' ']);
+    let mut tags = point.tags.clone();
+    tags.sort_by(|a, b| a.0.cmp(b.0));
+    for (k, v) in tags.iter().filter(|(_, v)| !v.is_empty()) {
+        out.push(',');
+        escape(out, k, &[',', '=', ' ']);
+        out.push('=');
+        escape(out, v, &[',', '=', ' ']);
+    }
+    for (i, (k, v)) in point.fields.iter().enumerate() {
+        out.push(if i == 0 { ' ' } else { ',' });
+        escape(out, k, &[',', '=', ' ']);
+        out.push('=');
+        // Writing to a String cannot fail.
+        match v {
+            Field::Float(f) => {
+                let _ = write!(out, "{f}");
+            }
+            Field::Int(n) => {
+                let _ = write!(out, "{n}i");
+            }
+            Field::Str(s) => {
+                out.push('"');
+                escape(out, s, &['"', '\\']);
+                out.push('"');
+            }
+        }
+    }
+    let _ = writeln!(out, " {}", point.ts_ms);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(point: Point<'_>, expected: &str) {
+        let mut out = String::new();
+        encode(&point, &mut out);
+        assert_eq!(out, expected);
+    }
+
+    #[test]
+    fn golden_lines() {
+        check(
+            Point {
+                measurement: "water_quality",
+                tags: vec![("station", "shijiao"), ("river", "bei"), ("city", "qingyuan")],
+                fields: vec![("nh3n", Field::Float(1.2)), ("do", Field::Float(7.0)), ("wq_class", Field::Int(4))],
+                ts_ms: 1_795_658_400_000,
+            },
+            "water_quality,city=qingyuan,river=bei,station=shijiao nh3n=1.2,do=7,wq_class=4i 1795658400000\n",
+        );
+        // Escaping: spaces, commas and equals signs in tags; quotes and backslashes in strings.
+        check(
+            Point {
+                measurement: "wq alert,x",
+                tags: vec![("station", "石角 (界牌)"), ("k=v", "a,b=c"), ("empty", "")],
+                fields: vec![("message", Field::Str("say \"hi\" \\ now\nnext"))],
+                ts_ms: 0,
+            },
+            "wq\\ alert\\,x,k\\=v=a\\,b\\=c,station=石角\\ (界牌) message=\"say \\\"hi\\\" \\\\ now next\" 0\n",
+        );
+        check(
+            Point {
+                measurement: "m",
+                tags: vec![],
+                fields: vec![("v", Field::Float(0.00005)), ("n", Field::Int(-3))],
+                ts_ms: -1,
+            },
+            "m v=0.00005,n=-3i -1\n",
+        );
+    }
+
+    #[test]
+    fn no_fields_writes_nothing() {
+        check(
+            Point {
+                measurement: "m",
+                tags: vec![("a", "b")],
+                fields: vec![],
+                ts_ms: 1,
+            },
+            "",
+        );
+    }
+}

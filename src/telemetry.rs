@@ -1,0 +1,149 @@
+//! Logging setup and the daemon's counters: one place that names every notable event.
+//!
+//! Every stage reports through [`Metrics`]; `/metrics` (and the demo's summary) read it. A
+//! counter is bumped where the event is decided, next to its single log line, so nothing is
+//! logged twice or counted without a log.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use tracing_subscriber::EnvFilter;
+
+/// Installs the log subscriber: human-readable lines on stderr, level from `RIVERWATCH_LOG`
+/// (e.g. `debug`, `riverwatch=debug,rumqttc=warn`), `info` by default. The demo's in-process
+/// broker (rumqttd) is silenced by default: its connection chatter is not the operator's concern.
+pub fn init_logging() {
+    let filter = EnvFilter::try_from_env("RIVERWATCH_LOG")
+        .unwrap_or_else(|_| EnvFilter::new("info,rumqttd=off,rumqttc=warn"));
+    // A second call (tests) keeps the first subscriber.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// Why a payload or a reading was refused; the key is the metric label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefusalKind {
+    TooLarge,
+    NotJson,
+    WrongType,
+    MissingTs,
+    BadTs,
+    FutureTs,
+    NoValues,
+    UnknownParam,
+    BadValue,
+    BadFlag,
+    BadTopic,
+    UnknownStation,
+    RiverMismatch,
+    /// The database refused the point itself (a 4xx other than auth or missing database).
+    Rejected,
+}
+
+impl RefusalKind {
+    pub const ALL: [RefusalKind; 14] = [
+        RefusalKind::TooLarge,
+        RefusalKind::NotJson,
+        RefusalKind::WrongType,
+        RefusalKind::MissingTs,
+        RefusalKind::BadTs,
+        RefusalKind::FutureTs,
+        RefusalKind::NoValues,
+        RefusalKind::UnknownParam,
+        RefusalKind::BadValue,
+        RefusalKind::BadFlag,
+        RefusalKind::BadTopic,
+        RefusalKind::UnknownStation,
+        RefusalKind::RiverMismatch,
+        RefusalKind::Rejected,
+    ];
+
+    pub fn key(self) -> &'static str {
+        match self {
+            RefusalKind::TooLarge => "too_large",
+            RefusalKind::NotJson => "not_json",
+            RefusalKind::WrongType => "wrong_type",
+            RefusalKind::MissingTs => "missing_ts",
+            RefusalKind::BadTs => "bad_ts",
+            RefusalKind::FutureTs => "future_ts",
+            RefusalKind::NoValues => "no_values",
+            RefusalKind::UnknownParam => "unknown_param",
+            RefusalKind::BadValue => "bad_value",
+            RefusalKind::BadFlag => "bad_flag",
+            RefusalKind::BadTopic => "bad_topic",
+            RefusalKind::UnknownStation => "unknown_station",
+            RefusalKind::RiverMismatch => "river_mismatch",
+            RefusalKind::Rejected => "rejected_by_database",
+        }
+    }
+}
+
+/// Counters shared by every stage. Relaxed atomics: each counter is independent and read only
+/// for reporting.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    /// MQTT messages handed to the pipeline.
+    pub messages_received: AtomicU64,
+    /// Readings decoded from them (valid ones).
+    pub readings_received: AtomicU64,
+    /// Readings written to the store.
+    pub readings_stored: AtomicU64,
+    /// Refused readings or payloads, by [`RefusalKind`] (index = position in `ALL`).
+    refused: [AtomicU64; RefusalKind::ALL.len()],
+    /// Writes that failed and were retried.
+    pub write_retries: AtomicU64,
+    /// Alert transitions by level (index = `Level::ALL` position), firing ones only.
+    alerts_fired: [AtomicU64; 5],
+    pub alerts_resolved: AtomicU64,
+    pub emails_sent: AtomicU64,
+    pub emails_failed: AtomicU64,
+    pub sms_sent: AtomicU64,
+    pub sms_failed: AtomicU64,
+    /// Messages acknowledged to the broker.
+    pub messages_acked: AtomicU64,
+}
+
+impl Metrics {
+    pub fn refused(&self, kind: RefusalKind) {
+        if let Some(i) = RefusalKind::ALL.iter().position(|k| *k == kind) {
+            self.refused[i].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    pub fn refused_by_kind(&self) -> Vec<(RefusalKind, u64)> {
+        RefusalKind::ALL
+            .iter()
+            .zip(&self.refused)
+            .map(|(k, c)| (*k, c.load(Ordering::Relaxed)))
+            .collect()
+    }
+
+    pub fn refused_total(&self) -> u64 {
+        self.refused.iter().map(|c| c.load(Ordering::Relaxed)).sum()
+    }
+
+    pub fn alert_fired(&self, level: crate::domain::alert::Level) {
+        if let Some(i) = crate::domain::alert::Level::ALL
+            .iter()
+            .position(|l| *l == level)
+        {
+            self.alerts_fired[i].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    pub fn alerts_by_level(&self) -> Vec<(crate::domain::alert::Level, u64)> {
+        crate::domain::alert::Level::ALL
+            .iter()
+            .zip(&self.alerts_fired)
+            .map(|(l, c)| (*l, c.load(Ordering::Relaxed)))
+            .collect()
+    }
+
+    pub fn get(counter: &AtomicU64) -> u64 {
+        counter.load(Ordering::Relaxed)
+    }
+
+    pub fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+}
