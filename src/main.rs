@@ -83,14 +83,6 @@ fn run(path: &std::path::Path) -> ExitCode {
             return ExitCode::from(EXIT_CONFIG);
         }
     };
-    let (options, outputs) =
-        match app::mqtt_options(&cfg).and_then(|o| Ok((o, app::outputs(&cfg)?))) {
-            Ok(built) => built,
-            Err(e) => {
-                eprintln!("{}: {e}", path.display());
-                return ExitCode::from(EXIT_CONFIG);
-            }
-        };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -102,6 +94,15 @@ fn run(path: &std::path::Path) -> ExitCode {
         }
     };
     runtime.block_on(async {
+        // Built inside the runtime: lettre's connection pool spawns its task when built.
+        let built = app::mqtt_options(&cfg).and_then(|o| Ok((o, app::outputs(&cfg)?)));
+        let (options, outputs) = match built {
+            Ok(built) => built,
+            Err(e) => {
+                eprintln!("{}: {e}", path.display());
+                return ExitCode::from(EXIT_CONFIG);
+            }
+        };
         let running = match app::start(&cfg, options, outputs) {
             Ok(r) => r,
             Err(e) => {

@@ -197,6 +197,7 @@ pub async fn drive(
                     );
                 } else {
                     session.subscribed.store(1, Ordering::Relaxed);
+                    tracing::info!(?filters, "subscribed");
                 }
             }
             Ok(Event::Incoming(Packet::Publish(p))) => {

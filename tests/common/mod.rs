@@ -1,0 +1,278 @@
+//! Helpers for tests that run the real `riverwatch` binary against the servers that
+//! `tests/run.sh` starts: their addresses, the daemon as a child process, an outside MQTT
+//! publisher (mosquitto_pub), and polling with deadlines instead of sleeps.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+/// Addresses of the real servers, from the test runner's environment.
+pub struct Servers {
+    pub mqtt_port: u16,
+    pub influx_v1: String,
+    pub vm: String,
+    pub smtp_port: u16,
+    pub maildir: PathBuf,
+    pub sms_url: String,
+    pub sms_log: PathBuf,
+}
+
+static SERIAL: Mutex<()> = Mutex::new(());
+
+/// Real-server tests share one broker whose topics every daemon subscribes to, so they run one
+/// at a time.
+pub fn serial() -> MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Servers {
+    /// The servers, or `None` when the tests run outside `tests/run.sh`. Under the runner
+    /// (`RIVERWATCH_REQUIRE_SERVERS=1`) a missing address fails the test instead.
+    pub fn from_env() -> Option<Servers> {
+        let var = |name: &str| std::env::var(name).ok();
+        let required = var("RIVERWATCH_REQUIRE_SERVERS").is_some_and(|v| v == "1");
+        let get = |name: &str| match var(name) {
+            Some(v) => Some(v),
+            None if required => panic!("{name} is not set although RIVERWATCH_REQUIRE_SERVERS=1"),
+            None => None,
+        };
+        let servers = Servers {
+            mqtt_port: get("RIVERWATCH_TEST_MQTT_PORT")?.parse().ok()?,
+            influx_v1: get("RIVERWATCH_TEST_INFLUX_V1_URL")?,
+            vm: get("RIVERWATCH_TEST_VM_URL")?,
+            smtp_port: get("RIVERWATCH_TEST_SMTP_PORT")?.parse().ok()?,
+            maildir: get("RIVERWATCH_TEST_MAILDIR")?.into(),
+            sms_url: get("RIVERWATCH_TEST_SMS_URL")?,
+            sms_log: get("RIVERWATCH_TEST_SMS_LOG")?.into(),
+        };
+        Some(servers)
+    }
+
+    /// Publishes one message at QoS 1 with mosquitto_pub, a client outside riverwatch.
+    pub fn publish(&self, topic: &str, payload: &str) {
+        let status = Command::new("mosquitto_pub")
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &self.mqtt_port.to_string(),
+                "-q",
+                "1",
+                "-t",
+                topic,
+                "-m",
+                payload,
+            ])
+            .status()
+            .expect("mosquitto_pub runs");
+        assert!(status.success(), "mosquitto_pub failed for {topic}");
+    }
+
+    /// Emails in the Maildir addressed to `address`, as (headers, decoded body).
+    pub fn emails_to(&self, address: &str) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        for sub in ["new", "cur"] {
+            let Ok(dir) = std::fs::read_dir(self.maildir.join(sub)) else {
+                continue;
+            };
+            for entry in dir.flatten() {
+                let Ok(raw) = std::fs::read_to_string(entry.path()) else {
+                    continue;
+                };
+                let raw = raw.replace("\r\n", "\n");
+                let (headers, body) = raw.split_once("\n\n").unwrap_or((&raw, ""));
+                // The recipient shows in To and in the X-RcptTo line aiosmtpd adds.
+                if !headers.contains(address) {
+                    continue;
+                }
+                use base64::Engine;
+                let compact: String = body.chars().filter(|c| !c.is_whitespace()).collect();
+                let decoded = base64::engine::general_purpose::STANDARD
+                    .decode(compact)
+                    .ok()
+                    .and_then(|b| String::from_utf8(b).ok())
+                    .unwrap_or_default();
+                out.push((headers.to_string(), decoded));
+            }
+        }
+        out
+    }
+
+    /// SMS requests the gateway recorded for `phone`, as their text.
+    pub fn sms_to(&self, phone: &str) -> Vec<String> {
+        let text = std::fs::read_to_string(&self.sms_log).unwrap_or_default();
+        text.lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|v| v["body"]["to"] == phone)
+            .map(|v| v["body"]["text"].as_str().unwrap_or_default().to_string())
+            .collect()
+    }
+}
+
+/// Polls `check` every 50 ms until it returns `Some`, or panics with `what` after `limit`.
+pub fn wait_for<T>(limit: Duration, what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(v) = check() {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {limit:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The daemon as a child process, its log captured in a file.
+pub struct Daemon {
+    child: Child,
+    pub log: PathBuf,
+}
+
+impl Daemon {
+    pub fn start(config: &Path, log: &Path) -> Daemon {
+        let file = std::fs::File::create(log).expect("log file");
+        let child = Command::new(env!("CARGO_BIN_EXE_riverwatch"))
+            .args(["run", "--config"])
+            .arg(config)
+            .env("RIVERWATCH_LOG", "info")
+            .env("NO_COLOR", "1")
+            .stdout(Stdio::null())
+            .stderr(file)
+            .spawn()
+            .expect("riverwatch starts");
+        Daemon {
+            child,
+            log: log.to_path_buf(),
+        }
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Waits until the log holds `needle`; panics with the log if the daemon exits first.
+    pub fn wait_log(&mut self, needle: &str, limit: Duration) {
+        wait_for(limit, needle, || {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!(
+                    "riverwatch exited ({status}) before {needle:?}:\n{}",
+                    self.log_text()
+                );
+            }
+            self.log_text().contains(needle).then_some(())
+        });
+    }
+
+    /// Sends SIGTERM and waits for the exit; returns the status and how long it took.
+    pub fn terminate(mut self) -> (ExitStatus, Duration) {
+        let began = Instant::now();
+        let pid = self.child.id().to_string();
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill runs");
+        let status = wait_for(Duration::from_secs(30), "riverwatch to exit", || {
+            self.child.try_wait().ok().flatten()
+        });
+        (status, began.elapsed())
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// RFC 3339 timestamps `minutes` before a whole minute shortly before now, in UTC+8.
+pub fn ts_minutes_ago(minutes: i64) -> (String, i64) {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_secs() as i64;
+    let t = now - now % 60 - minutes * 60;
+    let local = chrono::DateTime::from_timestamp(t, 0)
+        .expect("valid time")
+        .with_timezone(&chrono::FixedOffset::east_opt(8 * 3600).expect("UTC+8"));
+    (local.to_rfc3339(), t * 1000)
+}
+
+/// A two-station config (a class-Ⅱ boundary section and a class-Ⅱ upstream station) for the
+/// given store section.
+pub fn two_station_config(servers: &Servers, name: &str, dir: &Path, store: &str) -> PathBuf {
+    let text = format!(
+        r#"
+[mqtt]
+url = "mqtt://127.0.0.1:{mqtt}"
+client_id = "rw-test-{name}"
+
+{store}
+
+[spool]
+dir = "{dir}/spool"
+
+[smtp]
+url = "smtp://127.0.0.1:{smtp}"
+from = "riverwatch test <rw@example.org>"
+
+[sms]
+url = "{sms}"
+body = '{{"to": "{{phone}}", "text": "{{text}}"}}'
+
+[[bureau]]
+id = "guangzhou"
+name = "广州市生态环境局"
+email = ["gz-{name}@example.org"]
+sms = ["+86130{code}01"]
+
+[[bureau]]
+id = "qingyuan"
+name = "清远市生态环境局"
+email = ["qy-{name}@example.org"]
+sms = ["+86130{code}02"]
+
+[[river]]
+id = "bei"
+name = "北江"
+
+[[station]]
+id = "qixinggang"
+name = "七星岗"
+river = "bei"
+city = "qingyuan"
+target_class = 2
+downstream = "shijiao"
+travel_time = "10h"
+
+[[station]]
+id = "shijiao"
+name = "石角(界牌)"
+river = "bei"
+city = "qingyuan"
+target_class = 2
+boundary = true
+"#,
+        mqtt = servers.mqtt_port,
+        smtp = servers.smtp_port,
+        sms = servers.sms_url,
+        dir = dir.display(),
+        code = phone_code(name),
+    );
+    let path = dir.join("riverwatch.toml");
+    std::fs::write(&path, text).expect("config written");
+    path
+}
+
+/// Six digits derived from a test name, so each test's phone numbers are its own.
+pub fn phone_code(name: &str) -> String {
+    let n = name
+        .bytes()
+        .fold(7u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b)));
+    format!("{:06}", n % 1_000_000)
+}

@@ -1,0 +1,414 @@
+//! End-to-end tests against real servers started by `tests/run.sh`: mosquitto, InfluxDB 1.6
+//! (v1 API), VictoriaMetrics (v2 write API), aiosmtpd and an HTTP SMS endpoint. The daemon is
+//! the real binary; readings come from mosquitto_pub, an outside client.
+//!
+//! Outside the runner (no RIVERWATCH_TEST_* variables) each test returns at once and says so.
+
+mod common;
+
+use common::{serial, ts_minutes_ago, two_station_config, wait_for, Daemon, Servers};
+use std::time::Duration;
+
+fn servers_or_skip(test: &str) -> Option<Servers> {
+    let s = Servers::from_env();
+    if s.is_none() {
+        eprintln!("{test}: no real servers (run tests/run.sh); nothing checked");
+    }
+    s
+}
+
+/// Runs an InfluxQL query on the v1 API and returns the first series' rows as JSON objects.
+fn influx_rows(
+    url: &str,
+    db: &str,
+    query: &str,
+) -> Vec<serde_json::Map<String, serde_json::Value>> {
+    let out = std::process::Command::new("curl")
+        .args([
+            "-sf",
+            "-G",
+            &format!("{url}/query"),
+            "--data-urlencode",
+            &format!("db={db}"),
+            "--data-urlencode",
+            "epoch=ms",
+            "--data-urlencode",
+            &format!("q={query}"),
+        ])
+        .output()
+        .expect("curl runs");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    let Some(series) = v["results"][0]["series"][0].as_object() else {
+        return Vec::new();
+    };
+    let columns: Vec<String> = series["columns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap().to_string())
+        .collect();
+    series["values"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|row| {
+            columns
+                .iter()
+                .cloned()
+                .zip(row.as_array().unwrap().iter().cloned())
+                .collect()
+        })
+        .collect()
+}
+
+fn influx_exec(url: &str, query: &str) {
+    let status = std::process::Command::new("curl")
+        .args([
+            "-sf",
+            "-XPOST",
+            &format!("{url}/query"),
+            "--data-urlencode",
+            &format!("q={query}"),
+        ])
+        .stdout(std::process::Stdio::null())
+        .status()
+        .expect("curl runs");
+    assert!(status.success(), "{query}");
+}
+
+fn f64_of(row: &serde_json::Map<String, serde_json::Value>, key: &str) -> Option<f64> {
+    row.get(key).and_then(serde_json::Value::as_f64)
+}
+
+/// The foundation's promise on the v1 path: every valid reading stored with its class,
+/// garbage refused between good readings, an exceedance at a boundary section emailed (and
+/// texted) to both bureaus once, nothing for a compliant station, a write to a missing
+/// database retried rather than acknowledged, and a clean exit on SIGTERM.
+#[test]
+fn v1_pipeline_stores_classifies_and_alerts_both_bureaus() {
+    let Some(servers) = servers_or_skip("v1_pipeline") else {
+        return;
+    };
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("rw_v1_{}", std::process::id());
+    let store = format!(
+        "[influxdb]\nurl = \"{}\"\napi = \"v1\"\ndatabase = \"{db}\"\nflush_interval = \"200ms\"",
+        servers.influx_v1
+    );
+    let config = two_station_config(&servers, "v1", dir.path(), &store);
+    let mut daemon = Daemon::start(&config, &dir.path().join("daemon.log"));
+    daemon.wait_log("subscribed", Duration::from_secs(15));
+
+    // The database does not exist yet: the first write fails with 404 and must be retried,
+    // not acknowledged and not dropped.
+    let (t1, _) = ts_minutes_ago(50);
+    servers.publish(
+        "wq/bei/shijiao/reading",
+        &format!(r#"{{"ts":"{t1}","values":{{"ph":7.4,"do":7.8,"nh3n":0.3,"tp":0.05}}}}"#),
+    );
+    daemon.wait_log("write failed", Duration::from_secs(15));
+    influx_exec(&servers.influx_v1, &format!("CREATE DATABASE {db}"));
+
+    let (t2, _) = ts_minutes_ago(40);
+    let (t3, _) = ts_minutes_ago(30);
+    let (t4, _) = ts_minutes_ago(20);
+    servers.publish("wq/bei/shijiao/reading", "this is not json");
+    servers.publish(
+        "wq/bei/shijiao/reading",
+        &format!(r#"{{"ts":"{t2}","values":{{"ph":7.3,"do":7.1,"nh3n":1.2,"tp":0.06}}}}"#),
+    );
+    servers.publish(
+        "wq/bei/nowhere/reading",
+        &format!(r#"{{"ts":"{t2}","values":{{"ph":7.3}}}}"#),
+    );
+    servers.publish(
+        "wq/bei/shijiao/reading",
+        &format!(r#"{{"ts":"{t3}","values":{{"ph":7.3,"do":7.0,"nh3n":1.2,"tp":0.07}}}}"#),
+    );
+    servers.publish(
+        "wq/bei/shijiao/reading",
+        &format!(r#"{{"ts":"{t3}","values":{{"ph":15}}}}"#),
+    );
+    // The compliant upstream station: a single reading, then a backlog array holding one bad
+    // reading between two good ones.
+    servers.publish(
+        "wq/bei/qixinggang/reading",
+        &format!(r#"{{"ts":"{t1}","values":{{"ph":7.5,"do":8.0,"nh3n":0.2,"tp":0.04}}}}"#),
+    );
+    servers.publish(
+        "wq/bei/qixinggang/reading",
+        &format!(r#"[{{"ts":"{t2}","values":{{"ph":7.5,"do":7.9,"nh3n":0.21}}}},{{"ts":"{t3}","values":{{"nh3n":-1}}}},{{"ts":"{t4}","values":{{"ph":7.6,"do":7.7,"nh3n":0.18,"codmn":2.5}}}}]"#),
+    );
+
+    let rows = wait_for(Duration::from_secs(20), "6 readings in InfluxDB", || {
+        let rows = influx_rows(&servers.influx_v1, &db, "SELECT * FROM water_quality");
+        (rows.len() >= 6).then_some(rows)
+    });
+    assert_eq!(rows.len(), 6, "{rows:?}");
+    let shijiao: Vec<_> = rows.iter().filter(|r| r["station"] == "shijiao").collect();
+    let classes: Vec<_> = shijiao.iter().map(|r| f64_of(r, "wq_class")).collect();
+    assert_eq!(
+        classes,
+        [Some(2.0), Some(4.0), Some(4.0)],
+        "shijiao classes"
+    );
+    let nh3n: Vec<_> = shijiao.iter().map(|r| f64_of(r, "nh3n")).collect();
+    assert_eq!(nh3n, [Some(0.3), Some(1.2), Some(1.2)]);
+    assert!(shijiao
+        .iter()
+        .all(|r| r["river"] == "bei" && r["city"] == "qingyuan"));
+    let upstream: Vec<_> = rows
+        .iter()
+        .filter(|r| r["station"] == "qixinggang")
+        .map(|r| f64_of(r, "wq_class"))
+        .collect();
+    // DO 7.7–8.0 is class Ⅰ, NH3-N 0.18–0.21 class Ⅱ, CODMn 2.5 class Ⅱ: Ⅱ overall.
+    assert_eq!(upstream, [Some(2.0), Some(2.0), Some(2.0)]);
+
+    let alerts = wait_for(Duration::from_secs(10), "the wq_alert point", || {
+        let rows = influx_rows(&servers.influx_v1, &db, "SELECT * FROM wq_alert");
+        (!rows.is_empty()).then_some(rows)
+    });
+    assert_eq!(alerts.len(), 1, "{alerts:?}");
+    let a = &alerts[0];
+    assert_eq!(
+        (
+            &a["station"],
+            &a["rule"],
+            &a["param"],
+            &a["level"],
+            &a["state"]
+        ),
+        (
+            &"shijiao".into(),
+            &"exceedance".into(),
+            &"nh3n".into(),
+            &"yellow".into(),
+            &"firing".into()
+        )
+    );
+    assert_eq!(f64_of(a, "value"), Some(1.2));
+    assert_eq!(f64_of(a, "limit"), Some(0.5));
+
+    for address in ["gz-v1@example.org", "qy-v1@example.org"] {
+        wait_for(Duration::from_secs(15), address, || {
+            (!servers.emails_to(address).is_empty()).then_some(())
+        });
+    }
+    let (status, took) = daemon.terminate();
+    assert!(status.success(), "exit status {status}");
+    assert!(took < Duration::from_secs(15), "took {took:?} to stop");
+
+    // Exactly one email per bureau, about the boundary section, with the facts an officer needs.
+    for address in ["gz-v1@example.org", "qy-v1@example.org"] {
+        let mails = servers.emails_to(address);
+        assert_eq!(mails.len(), 1, "{address}: {mails:?}");
+        let body = &mails[0].1;
+        for needle in [
+            "石角(界牌)（shijiao）",
+            "项目：氨氮（nh3n）",
+            "监测值：1.2 mg/L（Ⅳ类）",
+            "水质目标：Ⅱ类（限值 ≤ 0.5 mg/L）",
+            "超标倍数：1.4",
+            "Value: 1.2 mg/L (class IV)",
+        ] {
+            assert!(
+                body.contains(needle),
+                "{address}: {needle:?} missing from\n{body}"
+            );
+        }
+        assert!(
+            !body.contains("七星岗"),
+            "nothing about the compliant station"
+        );
+    }
+    let code = common::phone_code("v1");
+    for phone in [format!("+86130{code}01"), format!("+86130{code}02")] {
+        let texts = servers.sms_to(&phone);
+        assert_eq!(texts.len(), 1, "{phone}: {texts:?}");
+        assert!(
+            texts[0].contains("石角(界牌)氨氮1.2mg/L(Ⅳ类)"),
+            "{}",
+            texts[0]
+        );
+    }
+
+    // Four refusals, each in the dead-letter file with its reason.
+    let dead = std::fs::read_to_string(dir.path().join("spool/deadletter.jsonl")).unwrap();
+    let reasons: Vec<String> = dead
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["reason"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(reasons.len(), 4, "{reasons:?}");
+    for needle in [
+        "not JSON",
+        "\"nowhere\" is not configured",
+        "outside 0–14",
+        "negative",
+    ] {
+        assert!(
+            reasons.iter().any(|r| r.contains(needle)),
+            "{needle} missing from {reasons:?}"
+        );
+    }
+}
+
+/// The v2 write API (through the influxdb2 crate) against VictoriaMetrics: readings land with
+/// their classes, garbage between them is refused.
+#[test]
+fn v2_pipeline_stores_readings_with_classes() {
+    let Some(servers) = servers_or_skip("v2_pipeline") else {
+        return;
+    };
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let store = format!("[influxdb]\nurl = \"{}\"\napi = \"v2\"\norg = \"guangqing\"\nbucket = \"water\"\ntoken_file = \"token\"\nflush_interval = \"200ms\"", servers.vm);
+    std::fs::write(dir.path().join("token"), "test-token\n").unwrap();
+    let config = two_station_config(&servers, "v2", dir.path(), &store);
+    let mut daemon = Daemon::start(&config, &dir.path().join("daemon.log"));
+    daemon.wait_log("subscribed", Duration::from_secs(15));
+
+    let station = "qixinggang";
+    let values = [(70, 0.25, 7.9), (60, 0.62, 7.4), (50, 2.4, 5.5)];
+    for (i, (ago, nh3n, do_)) in values.iter().enumerate() {
+        let (ts, _) = ts_minutes_ago(*ago);
+        servers.publish(
+            &format!("wq/bei/{station}/reading"),
+            &format!(r#"{{"ts":"{ts}","values":{{"ph":7.2,"do":{do_},"nh3n":{nh3n}}},"seq":{i}}}"#),
+        );
+        servers.publish(
+            &format!("wq/bei/{station}/reading"),
+            r#"{"ts":"yesterday","values":{"ph":7}}"#,
+        );
+    }
+    let export = |metric: &str| -> Vec<f64> {
+        let _ = std::process::Command::new("curl")
+            .args(["-sf", &format!("{}/internal/force_flush", servers.vm)])
+            .output();
+        let out = std::process::Command::new("curl")
+            .args([
+                "-sf",
+                &format!("{}/api/v1/export", servers.vm),
+                "-d",
+                &format!("match[]={metric}{{station=\"{station}\"}}"),
+            ])
+            .output()
+            .expect("curl runs");
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        text.lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .flat_map(|v| v["values"].as_array().cloned().unwrap_or_default())
+            .filter_map(|v| v.as_f64())
+            .collect()
+    };
+    let classes = wait_for(
+        Duration::from_secs(30),
+        "3 classes in VictoriaMetrics",
+        || {
+            let c = export("water_quality_wq_class");
+            (c.len() >= 3).then_some(c)
+        },
+    );
+    // NH3-N 0.25 → Ⅱ; 0.62 → Ⅲ; 2.4 → 劣Ⅴ (6).
+    assert_eq!(classes, [2.0, 3.0, 6.0]);
+    assert_eq!(export("water_quality_nh3n"), [0.25, 0.62, 2.4]);
+    assert_eq!(export("water_quality_do"), [7.9, 7.4, 5.5]);
+    let (status, _) = daemon.terminate();
+    assert!(status.success());
+    let dead = std::fs::read_to_string(dir.path().join("spool/deadletter.jsonl")).unwrap();
+    assert_eq!(dead.lines().count(), 3, "{dead}");
+    assert!(dead.contains("not RFC 3339"), "{dead}");
+    // Not a boundary section: the orange alert at 七星岗 went to Qingyuan only.
+    wait_for(Duration::from_secs(10), "the email to Qingyuan", || {
+        (!servers.emails_to("qy-v2@example.org").is_empty()).then_some(())
+    });
+    assert!(servers.emails_to("gz-v2@example.org").is_empty());
+    let mails = servers.emails_to("qy-v2@example.org");
+    assert_eq!(mails.len(), 1);
+    assert!(
+        mails[0].1.contains("【水质预警 · 橙色】已触发"),
+        "{}",
+        mails[0].1
+    );
+}
+
+/// A point the database refuses (a field type conflict in InfluxDB 1.x) is isolated by
+/// splitting the batch, kept in the dead-letter file with the server's message, and the other
+/// readings of the batch are stored; the messages are acknowledged, not retried forever.
+#[test]
+fn rejected_points_are_dead_lettered_and_the_rest_stored() {
+    let Some(servers) = servers_or_skip("rejected_points") else {
+        return;
+    };
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("rw_reject_{}", std::process::id());
+    influx_exec(&servers.influx_v1, &format!("CREATE DATABASE {db}"));
+    let (t0, _) = ts_minutes_ago(90);
+    let (t1, ms1) = ts_minutes_ago(80);
+    // chla already stored as an integer (at the same time, so in the same shard): a float chla
+    // is then a type conflict.
+    let status = std::process::Command::new("curl")
+        .args([
+            "-sf",
+            "-XPOST",
+            &format!("{}/write?db={db}&precision=ms", servers.influx_v1),
+            "--data-binary",
+            &format!("water_quality,station=legacy chla=1i {ms1}"),
+        ])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let store = format!(
+        "[influxdb]\nurl = \"{}\"\napi = \"v1\"\ndatabase = \"{db}\"\nflush_interval = \"2s\"",
+        servers.influx_v1
+    );
+    let config = two_station_config(&servers, "reject", dir.path(), &store);
+    let mut daemon = Daemon::start(&config, &dir.path().join("daemon.log"));
+    daemon.wait_log("subscribed", Duration::from_secs(15));
+    let (t2, _) = ts_minutes_ago(70);
+    // One message, three readings: the middle one carries the conflicting field.
+    servers.publish(
+        "wq/bei/qixinggang/reading",
+        &format!(r#"[{{"ts":"{t0}","values":{{"nh3n":0.2}}}},{{"ts":"{t1}","values":{{"nh3n":0.3,"chla":0.01}}}},{{"ts":"{t2}","values":{{"nh3n":0.4}}}}]"#),
+    );
+    let rows = wait_for(Duration::from_secs(20), "2 readings stored", || {
+        let rows = influx_rows(
+            &servers.influx_v1,
+            &db,
+            "SELECT nh3n FROM water_quality WHERE station = 'qixinggang'",
+        );
+        (rows.len() >= 2).then_some(rows)
+    });
+    let dead_path = dir.path().join("spool/deadletter.jsonl");
+    let dead = wait_for(Duration::from_secs(10), "the dead-letter record", || {
+        std::fs::read_to_string(&dead_path)
+            .ok()
+            .filter(|t| !t.is_empty())
+    });
+    let (status, _) = daemon.terminate();
+    assert!(status.success());
+    let nh3n: Vec<_> = rows.iter().map(|r| f64_of(r, "nh3n")).collect();
+    assert_eq!(nh3n, [Some(0.2), Some(0.4)]);
+    let records: Vec<serde_json::Value> = dead
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(records.len(), 1, "{dead}");
+    let reason = records[0]["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("HTTP 400") && reason.contains("conflict"),
+        "{reason}"
+    );
+    use base64::Engine;
+    let line = base64::engine::general_purpose::STANDARD
+        .decode(records[0]["payload"].as_str().unwrap())
+        .unwrap();
+    assert!(String::from_utf8(line).unwrap().contains("chla=0.01"));
+}
