@@ -412,3 +412,96 @@ fn rejected_points_are_dead_lettered_and_the_rest_stored() {
         .unwrap();
     assert!(String::from_utf8(line).unwrap().contains("chla=0.01"));
 }
+
+/// Email over STARTTLS and over TLS (SMTPS), verifying the relay's certificate against the
+/// configured CA; without that CA the certificate is not trusted and nothing is sent.
+#[tokio::test]
+async fn email_over_starttls_and_tls_with_a_private_ca() {
+    use riverwatch::domain::alert::{Evidence, Level, Rule, State, Transition};
+    use riverwatch::domain::gb3838::Class;
+    use riverwatch::domain::message;
+    use riverwatch::domain::param::Param;
+    use riverwatch::notify::email::EmailSink;
+    use riverwatch::notify::SendError;
+
+    let Some(servers) = servers_or_skip("email_over_tls") else {
+        return;
+    };
+    let cases = [
+        (
+            "starttls",
+            format!(
+                "smtp://localhost:{}?tls=starttls",
+                servers.smtp_starttls_port
+            ),
+        ),
+        ("smtps", format!("smtps://localhost:{}", servers.smtps_port)),
+    ];
+    for (name, url) in cases {
+        let address = format!("tls-{name}@example.org");
+        let config = |ca: bool| {
+            let ca_line = if ca {
+                format!("ca_file = \"{}\"", servers.ca.display())
+            } else {
+                String::new()
+            };
+            let text = format!(
+                "[smtp]\nurl = \"{url}\"\nfrom = \"riverwatch <rw@example.org>\"\ntimeout = \"5s\"\n{ca_line}\n\
+                 [[bureau]]\nid = \"qingyuan\"\nname = \"清远市生态环境局\"\nemail = [\"{address}\"]\n\
+                 [[river]]\nid = \"bei\"\nname = \"北江\"\n\
+                 [[station]]\nid = \"shijiao\"\nname = \"石角(界牌)\"\nriver = \"bei\"\ncity = \"qingyuan\"\ntarget_class = 2\nboundary = true\n"
+            );
+            riverwatch::config::parse(
+                &text,
+                std::path::Path::new("/"),
+                std::path::Path::new("tls.toml"),
+            )
+            .unwrap()
+        };
+        let cfg = config(true);
+        let ts = chrono::Utc::now();
+        let ev = Evidence {
+            ts,
+            value: 1.2,
+            class: Class::IV,
+        };
+        let t = Transition {
+            station: "shijiao".into(),
+            rule: Rule::Exceedance,
+            param: Param::Nh3n,
+            state: State::Firing,
+            level: Level::Yellow,
+            alert_id: format!("tls-test-{name}"),
+            since: ts,
+            evidence: ev,
+            peak: ev,
+        };
+        let mail = message::email(&t, &cfg.network).unwrap();
+        let bureau = &cfg.network.bureaus[0];
+
+        let untrusted = EmailSink::smtp(config(false).smtp.as_ref().unwrap(), None).unwrap();
+        match untrusted.send(&t, bureau, &mail).await {
+            Err(SendError::Transient(e)) => assert!(
+                e.to_lowercase().contains("certificate") || e.contains("tls") || e.contains("TLS"),
+                "{name}: {e}"
+            ),
+            other => panic!(
+                "{name}: a relay with an untrusted certificate must not get the email: {other:?}"
+            ),
+        }
+        let sink = EmailSink::smtp(cfg.smtp.as_ref().unwrap(), None).unwrap();
+        sink.send(&t, bureau, &mail)
+            .await
+            .unwrap_or_else(|e| panic!("{name}: {e:?}"));
+        let mails = wait_for(std::time::Duration::from_secs(10), &address, || {
+            let m = servers.emails_to(&address);
+            (!m.is_empty()).then_some(m)
+        });
+        assert_eq!(mails.len(), 1, "{name}");
+        assert!(
+            mails[0].1.contains("监测值：1.2 mg/L（Ⅳ类）"),
+            "{name}: {}",
+            mails[0].1
+        );
+    }
+}

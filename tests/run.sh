@@ -18,6 +18,7 @@ command -v influxd >/dev/null || packages+=(influxdb)
 command -v victoria-metrics >/dev/null || packages+=(victoria-metrics)
 /usr/bin/python3 -c 'import aiosmtpd' 2>/dev/null || packages+=(python3-aiosmtpd)
 command -v curl >/dev/null || packages+=(curl)
+command -v openssl >/dev/null || packages+=(openssl)
 if ((${#packages[@]})); then
   log "installing ${packages[*]}"
   sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
@@ -103,12 +104,37 @@ mkdir -p "$work/maildir"/{cur,new,tmp}
 pids+=($!)
 wait_for 10 aiosmtpd python3 -c "import socket; socket.create_connection(('127.0.0.1', $smtp_port), 1)"
 
+# A small CA and a certificate for localhost/127.0.0.1 signed by it: rustls refuses a
+# self-signed certificate used as its own CA.
+tls="$work/tls"
+mkdir -p "$tls"
+openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=riverwatch test CA" \
+  -keyout "$tls/ca.key" -out "$tls/ca.pem" 2>/dev/null
+openssl req -newkey rsa:2048 -nodes -subj "/CN=localhost" \
+  -keyout "$tls/server.key" -out "$tls/server.csr" 2>/dev/null
+printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n' >"$tls/ext"
+openssl x509 -req -in "$tls/server.csr" -CA "$tls/ca.pem" -CAkey "$tls/ca.key" -CAcreateserial \
+  -days 2 -extfile "$tls/ext" -out "$tls/server.pem" 2>/dev/null
+
+# The same Maildir behind a STARTTLS server (TLS required before MAIL) and an SMTPS server.
+starttls_port=$(free_port)
+/usr/bin/python3 -m aiosmtpd -n -l "127.0.0.1:$starttls_port" -c aiosmtpd.handlers.Mailbox \
+  --tlscert "$tls/server.pem" --tlskey "$tls/server.key" "$work/maildir" >"$work/smtp-starttls.log" 2>&1 &
+pids+=($!)
+smtps_port=$(free_port)
+/usr/bin/python3 -m aiosmtpd -n -l "127.0.0.1:$smtps_port" -c aiosmtpd.handlers.Mailbox \
+  --smtpscert "$tls/server.pem" --smtpskey "$tls/server.key" "$work/maildir" >"$work/smtps.log" 2>&1 &
+pids+=($!)
+for port in "$starttls_port" "$smtps_port"; do
+  wait_for 10 "aiosmtpd (TLS) on $port" python3 -c "import socket; socket.create_connection(('127.0.0.1', $port), 1)"
+done
+
 sms_port=$(free_port)
 python3 tests/sms_gateway.py "$sms_port" "$work/sms.jsonl" >"$work/sms.log" 2>&1 &
 pids+=($!)
 wait_for 10 "SMS gateway" curl -sf "http://127.0.0.1:$sms_port/health"
 
-log "mosquitto :$mqtt_port, InfluxDB :$influx_port, VictoriaMetrics :$vm_port, SMTP :$smtp_port, SMS :$sms_port"
+log "mosquitto :$mqtt_port, InfluxDB :$influx_port, VictoriaMetrics :$vm_port, SMTP :$smtp_port (STARTTLS :$starttls_port, SMTPS :$smtps_port), SMS :$sms_port"
 
 export RIVERWATCH_REQUIRE_SERVERS=1
 export RIVERWATCH_TEST_MQTT_PORT=$mqtt_port
@@ -118,5 +144,8 @@ export RIVERWATCH_TEST_SMTP_PORT=$smtp_port
 export RIVERWATCH_TEST_MAILDIR=$work/maildir
 export RIVERWATCH_TEST_SMS_URL=http://127.0.0.1:$sms_port/send
 export RIVERWATCH_TEST_SMS_LOG=$work/sms.jsonl
+export RIVERWATCH_TEST_SMTP_STARTTLS_PORT=$starttls_port
+export RIVERWATCH_TEST_SMTPS_PORT=$smtps_port
+export RIVERWATCH_TEST_CA=$tls/ca.pem
 
 cargo test --all-targets "$@"

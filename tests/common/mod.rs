@@ -18,6 +18,11 @@ pub struct Servers {
     pub maildir: PathBuf,
     pub sms_url: String,
     pub sms_log: PathBuf,
+    /// aiosmtpd requiring STARTTLS, and aiosmtpd speaking TLS from the first byte (SMTPS),
+    /// both with a certificate for localhost signed by `ca`.
+    pub smtp_starttls_port: u16,
+    pub smtps_port: u16,
+    pub ca: PathBuf,
 }
 
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -47,6 +52,9 @@ impl Servers {
             maildir: get("RIVERWATCH_TEST_MAILDIR")?.into(),
             sms_url: get("RIVERWATCH_TEST_SMS_URL")?,
             sms_log: get("RIVERWATCH_TEST_SMS_LOG")?.into(),
+            smtp_starttls_port: get("RIVERWATCH_TEST_SMTP_STARTTLS_PORT")?.parse().ok()?,
+            smtps_port: get("RIVERWATCH_TEST_SMTPS_PORT")?.parse().ok()?,
+            ca: get("RIVERWATCH_TEST_CA")?.into(),
         };
         Some(servers)
     }
