@@ -4,7 +4,9 @@
 //! Fed by the screen stage (refusals) and the store (rejected points); feeds nothing but the
 //! operator. Records are `{"time", "topic", "reason", "index"?, "payload"}` with the payload in
 //! base64, because a refused payload may not be valid UTF-8. Each record is appended with one
-//! `write` call under a lock, so records from two stages never interleave.
+//! `write` call under a lock, so records from two stages never interleave. The append is a
+//! short blocking write on an async worker: records are small and rare, and a dedicated task
+//! would add a channel that must itself be bounded.
 
 use base64::Engine;
 use chrono::{SecondsFormat, Utc};

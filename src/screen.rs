@@ -68,10 +68,12 @@ impl Screen {
             }
             Ok((station, Format::Json)) => {
                 let mut decoded = decode_json(&station.id, &msg.payload, now, self.limits);
-                for (index, refusal) in &decoded.refused {
-                    let element = index.and_then(|i| element_bytes(&msg.payload, i));
-                    let payload = element.as_deref().unwrap_or(&msg.payload);
-                    self.refuse(&msg.topic, &refusal.reason, refusal.kind, *index, payload);
+                for (element, refusal) in &decoded.refused {
+                    let (index, payload) = match element {
+                        Some(e) => (Some(e.index), e.json.as_slice()),
+                        None => (None, &msg.payload[..]),
+                    };
+                    self.refuse(&msg.topic, &refusal.reason, refusal.kind, index, payload);
                 }
                 // A backlog may arrive out of order; the alert rules want reading-time order.
                 decoded.readings.sort_by_key(|r| r.ts);
@@ -121,11 +123,4 @@ impl Screen {
         }
         self.deadletter.record(topic, reason, index, payload);
     }
-}
-
-/// The JSON text of one element of an array payload, so a dead-letter record holds just the
-/// refused reading.
-fn element_bytes(payload: &[u8], index: usize) -> Option<Vec<u8>> {
-    let tree: serde_json::Value = serde_json::from_slice(payload).ok()?;
-    serde_json::to_vec(tree.as_array()?.get(index)?).ok()
 }

@@ -480,3 +480,59 @@ mod tests {
         assert_eq!(all[1].evidence.value, 0.2);
     }
 }
+
+#[cfg(test)]
+mod properties {
+    //! Invariants of the lifecycle, over random series of NH3-N values and persistence settings.
+    use super::*;
+    use crate::domain::network::fixtures::station;
+    use crate::domain::reading::{judge, Measured, Reading};
+    use chrono::{Duration, TimeZone};
+    use proptest::prelude::*;
+
+    proptest! {
+        // Failures are reported in the test output; no regression files in the tree.
+        #![proptest_config(ProptestConfig { failure_persistence: None, ..ProptestConfig::default() })]
+
+        #[test]
+        fn transitions_respect_persistence_and_alternate(
+            values in proptest::collection::vec(0.0f64..3.0, 1..60),
+            fire_after in 1u32..5,
+            clear_after in 1u32..5,
+        ) {
+            let s = station("shijiao", "qingyuan", 2, true);
+            let persistence = Persistence { fire_after, clear_after };
+            let mut book = AlertBook::new(persistence);
+            let t0 = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
+            let exceeding: Vec<bool> = values.iter().map(|&v| v > 0.5).collect();
+            let mut last: Option<Transition> = None;
+            for (i, &v) in values.iter().enumerate() {
+                let r = Reading {
+                    station: s.id.clone(),
+                    ts: t0 + Duration::hours(i as i64),
+                    values: vec![Measured { param: Param::Nh3n, value: v, flag: None }],
+                    seq: None,
+                };
+                for t in book.observe(&s, r.ts, &judge(&s, &r)) {
+                    let window = |n: u32| &exceeding[(i + 1).saturating_sub(n as usize)..=i];
+                    match t.state {
+                        State::Firing => {
+                            // Never fires before `fire_after` consecutive exceeding readings.
+                            prop_assert!(i + 1 >= fire_after as usize);
+                            prop_assert!(window(fire_after).iter().all(|&e| e));
+                            prop_assert!(last.as_ref().is_none_or(|l| l.state == State::Resolved));
+                        }
+                        State::Resolved => {
+                            // Never resolves before `clear_after` consecutive compliant readings.
+                            prop_assert!(window(clear_after).iter().all(|&e| !e));
+                            let firing = last.as_ref().expect("a resolution follows a firing");
+                            prop_assert_eq!(firing.state, State::Firing);
+                            prop_assert_eq!(&firing.alert_id, &t.alert_id);
+                        }
+                    }
+                    last = Some(t);
+                }
+            }
+        }
+    }
+}

@@ -310,3 +310,42 @@ mod tests {
         assert_eq!(Class::II.to_string(), "Ⅱ");
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        // Failures are reported in the test output; no regression files in the tree.
+        #![proptest_config(ProptestConfig { failure_persistence: None, ..ProptestConfig::default() })]
+
+        /// Worse water never gets a better class: classes rise with concentration (fall with
+        /// DO), for every parameter with limits.
+        #[test]
+        fn class_is_monotone(a in 0.0f64..50_000.0, b in 0.0f64..50_000.0, lake in any::<bool>()) {
+            let body = if lake { WaterBody::Lake } else { WaterBody::River };
+            let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
+            for p in Param::ALL {
+                match limits(p, body) {
+                    Some(Limits::Max(_)) => prop_assert!(classify(p, body, lo) <= classify(p, body, hi), "{}", p),
+                    Some(Limits::Min(_)) => prop_assert!(classify(p, body, lo) >= classify(p, body, hi), "{}", p),
+                    _ => {}
+                }
+            }
+        }
+
+        /// A value is worse than its target exactly when it has an exceedance multiple (for
+        /// `max` items), and the multiple is positive.
+        #[test]
+        fn exceedance_agrees_with_class(v in 0.0f64..5.0, target in 1u8..=5) {
+            let target = Class::target(target).unwrap();
+            for p in [Param::Nh3n, Param::Tp, Param::Codmn, Param::Cod, Param::Pb] {
+                let worse = classify(p, WaterBody::River, v).unwrap() > target;
+                let multiple = exceedance(p, WaterBody::River, v, target);
+                prop_assert_eq!(worse, multiple.is_some(), "{} = {}", p, v);
+                prop_assert!(multiple.is_none_or(|m| m > 0.0));
+            }
+        }
+    }
+}

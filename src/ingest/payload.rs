@@ -88,12 +88,20 @@ pub struct PayloadLimits {
     pub max_future_skew: Duration,
 }
 
-/// What one payload yields: the good readings, and each refused reading with its index in the
-/// array (`None` when the whole payload was refused).
+/// A refused reading of an array payload: its index and its own JSON text, so the dead-letter
+/// record holds just that reading.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Element {
+    pub index: usize,
+    pub json: Vec<u8>,
+}
+
+/// What one payload yields: the good readings, and each refusal with the array element it
+/// concerns (`None` when the whole payload was refused).
 #[derive(Debug, Default, PartialEq)]
 pub struct Decoded {
     pub readings: Vec<Reading>,
-    pub refused: Vec<(Option<usize>, Refusal)>,
+    pub refused: Vec<(Option<Element>, Refusal)>,
 }
 
 /// Decodes a JSON payload (one reading object, or an array of them) for `station`.
@@ -139,7 +147,10 @@ pub fn decode_json(
             for (i, item) in items.iter().enumerate() {
                 match reading(station, item, now, limits) {
                     Ok(r) => out.readings.push(r),
-                    Err(e) => out.refused.push((Some(i), e)),
+                    Err(e) => {
+                        let json = serde_json::to_vec(item).unwrap_or_default();
+                        out.refused.push((Some(Element { index: i, json }), e));
+                    }
                 }
             }
         }
@@ -465,7 +476,12 @@ mod tests {
         );
         assert_eq!(d.readings.len(), 2);
         assert_eq!(d.refused.len(), 1);
-        assert_eq!(d.refused[0].0, Some(1));
+        let element = d.refused[0].0.as_ref().unwrap();
+        assert_eq!(element.index, 1);
+        assert_eq!(
+            element.json,
+            br#"{"ts":"2026-11-26T09:00:00+08:00","values":{"nh3n":"high"}}"#
+        );
     }
 
     #[test]
@@ -489,6 +505,52 @@ mod tests {
         for (topic, expected) in table {
             let got = station_for_topic(&net, topic).err().map(|r| r.kind);
             assert_eq!(got, expected, "{topic}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use chrono::TimeZone;
+    use proptest::prelude::*;
+
+    fn limits() -> PayloadLimits {
+        PayloadLimits {
+            max_payload: 4096,
+            max_future_skew: Duration::minutes(10),
+        }
+    }
+
+    proptest! {
+        // Failures are reported in the test output; no regression files in the tree.
+        #![proptest_config(ProptestConfig { failure_persistence: None, ..ProptestConfig::default() })]
+
+        /// Any bytes at all decode to readings or refusals, never a panic; every reading has
+        /// finite values.
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+            let now = Utc.with_ymd_and_hms(2026, 11, 26, 0, 0, 0).unwrap();
+            let d = decode_json("s", &bytes, now, limits());
+            prop_assert!(d.readings.iter().flat_map(|r| &r.values).all(|m| m.value.is_finite()));
+            prop_assert!(!d.readings.is_empty() || !d.refused.is_empty());
+        }
+
+        /// JSON-shaped input with random values: every element is either a reading or a
+        /// refusal, never both, never lost.
+        #[test]
+        fn every_array_element_is_accounted_for(
+            values in proptest::collection::vec((0usize..4, -5.0f64..20.0), 1..20),
+        ) {
+            let keys = ["ph", "nh3n", "nitrate", "temp"];
+            let items: Vec<String> = values
+                .iter()
+                .map(|(k, v)| format!(r#"{{"ts":"2026-11-26T08:00:00+08:00","values":{{"{}":{}}}}}"#, keys[*k], v))
+                .collect();
+            let payload = format!("[{}]", items.join(","));
+            let now = Utc.with_ymd_and_hms(2026, 11, 26, 0, 0, 0).unwrap();
+            let d = decode_json("s", payload.as_bytes(), now, limits());
+            prop_assert_eq!(d.readings.len() + d.refused.len(), values.len());
         }
     }
 }

@@ -68,7 +68,12 @@ impl Notifier {
                 };
                 Metrics::add(counter, 1);
             }
-            for phone in &bureau.sms {
+            let phones = if self.sms.is_enabled() {
+                bureau.sms.as_slice()
+            } else {
+                &[]
+            };
+            for phone in phones {
                 let what = format!(
                     "SMS to {} of {} for {} ({})",
                     masked(phone),

@@ -49,9 +49,14 @@ impl SmsSink {
         })
     }
 
+    /// False when no gateway is configured, so recipients are skipped rather than counted.
+    pub fn is_enabled(&self) -> bool {
+        !matches!(self, SmsSink::Disabled)
+    }
+
     pub async fn send(&self, t: &Transition, phone: &str, text: &str) -> Result<(), SendError> {
         match self {
-            SmsSink::Disabled => Ok(()),
+            SmsSink::Disabled => Err(SendError::Permanent("no SMS gateway is configured".into())),
             SmsSink::Gateway { client, url, body } => {
                 let resp = client
                     .post(url)

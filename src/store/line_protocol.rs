@@ -3,7 +3,9 @@
 //! Fed by `store::points` (which decides what a point holds); feeds the writers, which send
 //! the text as it is. Pure. Timestamps are milliseconds since the epoch, written with
 //! `precision=ms`: station clocks do not carry finer time, and VictoriaMetrics keeps ms only.
-//! Line protocol cannot carry a newline inside a value, so newlines become spaces.
+//! Line protocol cannot carry a newline inside a value, so newlines become spaces. Backslashes
+//! are escaped everywhere: InfluxDB's scanner skips the character after any backslash, so an
+//! unescaped trailing backslash in a tag would swallow the space that ends the tag set.
 
 use std::fmt::Write;
 
@@ -49,18 +51,18 @@ pub fn encode(point: &Point<'_>, out: &mut String) {
     if point.fields.is_empty() {
         return;
     }
-    escape(out, point.measurement, &[',', ' ']);
+    escape(out, point.measurement, &[',', ' ', '\\']);
     let mut tags = point.tags.clone();
     tags.sort_by(|a, b| a.0.cmp(b.0));
     for (k, v) in tags.iter().filter(|(_, v)| !v.is_empty()) {
         out.push(',');
-        escape(out, k, &[',', '=', ' ']);
+        escape(out, k, &[',', '=', ' ', '\\']);
         out.push('=');
-        escape(out, v, &[',', '=', ' ']);
+        escape(out, v, &[',', '=', ' ', '\\']);
     }
     for (i, (k, v)) in point.fields.iter().enumerate() {
         out.push(if i == 0 { ' ' } else { ',' });
-        escape(out, k, &[',', '=', ' ']);
+        escape(out, k, &[',', '=', ' ', '\\']);
         out.push('=');
         // Writing to a String cannot fail.
         match v {
@@ -105,11 +107,11 @@ mod tests {
         check(
             Point {
                 measurement: "wq alert,x",
-                tags: vec![("station", "石角 (界牌)"), ("k=v", "a,b=c"), ("empty", "")],
+                tags: vec![("station", "石角 (界牌)"), ("k=v", "a,b=c\\"), ("empty", "")],
                 fields: vec![("message", Field::Str("say \"hi\" \\ now\nnext"))],
                 ts_ms: 0,
             },
-            "wq\\ alert\\,x,k\\=v=a\\,b\\=c,station=石角\\ (界牌) message=\"say \\\"hi\\\" \\\\ now next\" 0\n",
+            "wq\\ alert\\,x,k\\=v=a\\,b\\=c\\\\,station=石角\\ (界牌) message=\"say \\\"hi\\\" \\\\ now next\" 0\n",
         );
         check(
             Point {
@@ -133,5 +135,51 @@ mod tests {
             },
             "",
         );
+    }
+}
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        // Failures are reported in the test output; no regression files in the tree.
+        #![proptest_config(ProptestConfig { failure_persistence: None, ..ProptestConfig::default() })]
+
+        /// Whatever the names and strings, a point is exactly one line, and splitting it at
+        /// unescaped spaces outside quotes gives the three sections of line protocol.
+        #[test]
+        fn a_point_is_one_well_formed_line(
+            station in "\\PC{0,20}",
+            message in "\\PC{0,40}",
+            value in -1.0e9f64..1.0e9,
+        ) {
+            let mut out = String::new();
+            encode(
+                &Point {
+                    measurement: "wq_alert",
+                    tags: vec![("station", &station)],
+                    fields: vec![("value", Field::Float(value)), ("message", Field::Str(&message))],
+                    ts_ms: 1,
+                },
+                &mut out,
+            );
+            prop_assert!(out.ends_with('\n'));
+            prop_assert_eq!(out.matches('\n').count(), 1);
+            // Quotes delimit strings only in the field section; in tags they are literal.
+            let mut sections = 1;
+            let (mut escaped, mut quoted) = (false, false);
+            for c in out.trim_end().chars() {
+                match c {
+                    _ if escaped => escaped = false,
+                    '\\' => escaped = true,
+                    '"' if sections == 2 => quoted = !quoted,
+                    ' ' if !quoted => sections += 1,
+                    _ => {}
+                }
+            }
+            prop_assert_eq!(sections, 3, "{}", out);
+        }
     }
 }
