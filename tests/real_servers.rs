@@ -505,3 +505,93 @@ async fn email_over_starttls_and_tls_with_a_private_ca() {
         );
     }
 }
+
+/// A message is acknowledged only after its readings are written: with the database missing,
+/// a daemon killed with SIGKILL has acknowledged nothing, so mosquitto's persistent session
+/// hands the readings to the restarted daemon, which stores each exactly once.
+#[test]
+fn unwritten_readings_survive_a_crash_through_the_broker() {
+    let Some(servers) = servers_or_skip("crash_redelivery") else {
+        return;
+    };
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("rw_crash_{}", std::process::id());
+    let store = format!(
+        "[influxdb]\nurl = \"{}\"\napi = \"v1\"\ndatabase = \"{db}\"\nflush_interval = \"200ms\"",
+        servers.influx_v1
+    );
+    let config = two_station_config(&servers, "crash", dir.path(), &store);
+    let mut daemon = Daemon::start(&config, &dir.path().join("first.log"));
+    daemon.wait_log("subscribed", Duration::from_secs(15));
+    for (ago, nh3n) in [(30, 0.11), (20, 0.12), (10, 0.13)] {
+        let (ts, _) = ts_minutes_ago(ago);
+        servers.publish(
+            "wq/bei/qixinggang/reading",
+            &format!(r#"{{"ts":"{ts}","values":{{"nh3n":{nh3n}}}}}"#),
+        );
+    }
+    daemon.wait_log("write failed", Duration::from_secs(15));
+    daemon.kill();
+
+    influx_exec(&servers.influx_v1, &format!("CREATE DATABASE {db}"));
+    let mut daemon = Daemon::start(&config, &dir.path().join("second.log"));
+    daemon.wait_log("session_present=true", Duration::from_secs(15));
+    let rows = wait_for(Duration::from_secs(20), "3 redelivered readings", || {
+        let rows = influx_rows(&servers.influx_v1, &db, "SELECT nh3n FROM water_quality");
+        (rows.len() >= 3).then_some(rows)
+    });
+    let (status, _) = daemon.terminate();
+    assert!(status.success());
+    let nh3n: Vec<_> = rows.iter().map(|r| f64_of(r, "nh3n")).collect();
+    assert_eq!(nh3n, [Some(0.11), Some(0.12), Some(0.13)]);
+}
+
+/// `riverwatch demo --influx-url` stores the demo's readings in a real InfluxDB.
+#[test]
+fn demo_writes_to_influxdb_when_asked() {
+    let Some(servers) = servers_or_skip("demo_influx") else {
+        return;
+    };
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    // The database config/demo.toml names.
+    influx_exec(&servers.influx_v1, "CREATE DATABASE water");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_riverwatch"))
+        .args([
+            "demo",
+            "--duration",
+            "2d",
+            "--speed",
+            "200000",
+            "--influx-url",
+            &servers.influx_v1,
+            "--out",
+        ])
+        .arg(dir.path())
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows = influx_rows(
+        &servers.influx_v1,
+        "water",
+        "SELECT count(nh3n) FROM water_quality",
+    );
+    // 7 stations × 48 hourly readings.
+    assert_eq!(
+        rows.first().and_then(|r| f64_of(r, "count")),
+        Some(336.0),
+        "{rows:?}"
+    );
+    let alerts = influx_rows(
+        &servers.influx_v1,
+        "water",
+        "SELECT * FROM wq_alert WHERE state = 'firing'",
+    );
+    assert!(!alerts.is_empty());
+}

@@ -191,6 +191,14 @@ impl Daemon {
     }
 }
 
+impl Daemon {
+    /// SIGKILL: the crash case, no chance to flush or acknowledge.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 impl Drop for Daemon {
     fn drop(&mut self) {
         let _ = self.child.kill();
