@@ -129,6 +129,14 @@ for port in "$starttls_port" "$smtps_port"; do
   wait_for 10 "aiosmtpd (TLS) on $port" python3 -c "import socket; socket.create_connection(('127.0.0.1', $port), 1)"
 done
 
+# And one that requires AUTH (user riverwatch, a password the tests read from a file).
+smtp_auth_port=$(free_port)
+echo "s3cret-test-password" >"$work/smtp-password"
+/usr/bin/python3 tests/smtp_auth_server.py "$smtp_auth_port" "$work/maildir" riverwatch s3cret-test-password \
+  >"$work/smtp-auth.log" 2>&1 &
+pids+=($!)
+wait_for 10 "aiosmtpd (AUTH)" python3 -c "import socket; socket.create_connection(('127.0.0.1', $smtp_auth_port), 1)"
+
 sms_port=$(free_port)
 python3 tests/sms_gateway.py "$sms_port" "$work/sms.jsonl" >"$work/sms.log" 2>&1 &
 pids+=($!)
@@ -147,5 +155,7 @@ export RIVERWATCH_TEST_SMS_LOG=$work/sms.jsonl
 export RIVERWATCH_TEST_SMTP_STARTTLS_PORT=$starttls_port
 export RIVERWATCH_TEST_SMTPS_PORT=$smtps_port
 export RIVERWATCH_TEST_CA=$tls/ca.pem
+export RIVERWATCH_TEST_SMTP_AUTH_PORT=$smtp_auth_port
+export RIVERWATCH_TEST_SMTP_PASSWORD_FILE=$work/smtp-password
 
 cargo test --all-targets "$@"

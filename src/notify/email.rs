@@ -22,6 +22,9 @@ pub enum EmailSink {
     Smtp {
         transport: AsyncSmtpTransport<Tokio1Executor>,
         from: Mailbox,
+        /// Bound on one whole send: lettre's own timeout covers connecting only, so a relay
+        /// that stops answering mid-dialogue would otherwise hold the notifier for minutes.
+        timeout: std::time::Duration,
     },
     /// Writes each message to `<dir>/<alert id>.<state>.<bureau>.eml`.
     Folder { dir: PathBuf, from: Mailbox },
@@ -62,6 +65,7 @@ impl EmailSink {
         Ok(EmailSink::Smtp {
             transport: builder.build(),
             from,
+            timeout: cfg.timeout,
         })
     }
 
@@ -79,12 +83,17 @@ impl EmailSink {
     ) -> Result<(), SendError> {
         let message = build(self.from(), t, bureau, mail).map_err(SendError::Permanent)?;
         match self {
-            EmailSink::Smtp { transport, .. } => match transport.send(message).await {
-                Ok(_) => Ok(()),
+            EmailSink::Smtp {
+                transport, timeout, ..
+            } => match tokio::time::timeout(*timeout, transport.send(message)).await {
+                Ok(Ok(_)) => Ok(()),
                 // lettre calls neither a refused connection nor a timeout permanent; only an
                 // explicit 5xx from the server is.
-                Err(e) if e.is_permanent() => Err(SendError::Permanent(e.to_string())),
-                Err(e) => Err(SendError::Transient(e.to_string())),
+                Ok(Err(e)) if e.is_permanent() => Err(SendError::Permanent(e.to_string())),
+                Ok(Err(e)) => Err(SendError::Transient(e.to_string())),
+                Err(_) => Err(SendError::Transient(format!(
+                    "the SMTP relay did not finish within {timeout:?}"
+                ))),
             },
             EmailSink::Folder { dir, .. } => {
                 let name = format!("{}.{}.{}.eml", t.alert_id, t.state.key(), bureau.id);
@@ -120,4 +129,71 @@ fn build(from: &Mailbox, t: &Transition, bureau: &Bureau, mail: &Email) -> Resul
             .body(mail.body.clone()),
     )
     .map_err(|e| format!("cannot build the email: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::alert::{Evidence, Level, Rule, State};
+    use crate::domain::gb3838::Class;
+    use crate::domain::param::Param;
+
+    /// A relay that accepts the connection and never says a word: the send gives up after
+    /// the configured timeout instead of hanging the notifier.
+    #[tokio::test]
+    async fn a_silent_relay_times_out_as_transient() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let hold = tokio::spawn(async move {
+            let mut open = Vec::new();
+            while let Ok((socket, _)) = listener.accept().await {
+                open.push(socket);
+            }
+        });
+        let cfg = SmtpConfig {
+            host: "127.0.0.1".into(),
+            port,
+            security: SmtpSecurity::Plain,
+            from: "riverwatch <rw@example.org>".into(),
+            username: None,
+            password: None,
+            ca_file: None,
+            timeout: std::time::Duration::from_millis(300),
+        };
+        let sink = EmailSink::smtp(&cfg, None).unwrap();
+        let ev = Evidence {
+            ts: chrono::Utc::now(),
+            value: 1.2,
+            class: Class::IV,
+        };
+        let t = Transition {
+            station: "s".into(),
+            rule: Rule::Exceedance,
+            param: Param::Nh3n,
+            state: State::Firing,
+            level: Level::Yellow,
+            alert_id: "a".into(),
+            since: ev.ts,
+            evidence: ev,
+            peak: ev,
+        };
+        let bureau = Bureau {
+            id: "qingyuan".into(),
+            name: "清远市生态环境局".into(),
+            email: vec!["duty@qy.example.org".into()],
+            sms: vec![],
+        };
+        let mail = Email {
+            subject: "s".into(),
+            body: "b".into(),
+        };
+        let began = tokio::time::Instant::now();
+        let result = sink.send(&t, &bureau, &mail).await;
+        assert!(
+            matches!(&result, Err(SendError::Transient(e)) if e.contains("did not finish")),
+            "{result:?}"
+        );
+        assert!(began.elapsed() < std::time::Duration::from_secs(5));
+        hold.abort();
+    }
 }

@@ -23,6 +23,9 @@ pub struct Servers {
     pub smtp_starttls_port: u16,
     pub smtps_port: u16,
     pub ca: PathBuf,
+    /// aiosmtpd requiring AUTH as user `riverwatch`, whose password is in `smtp_password_file`.
+    pub smtp_auth_port: u16,
+    pub smtp_password_file: PathBuf,
 }
 
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -55,6 +58,8 @@ impl Servers {
             smtp_starttls_port: get("RIVERWATCH_TEST_SMTP_STARTTLS_PORT")?.parse().ok()?,
             smtps_port: get("RIVERWATCH_TEST_SMTPS_PORT")?.parse().ok()?,
             ca: get("RIVERWATCH_TEST_CA")?.into(),
+            smtp_auth_port: get("RIVERWATCH_TEST_SMTP_AUTH_PORT")?.parse().ok()?,
+            smtp_password_file: get("RIVERWATCH_TEST_SMTP_PASSWORD_FILE")?.into(),
         };
         Some(servers)
     }
