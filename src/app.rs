@@ -117,6 +117,16 @@ pub fn mqtt_options(cfg: &Config) -> Result<rumqttc::MqttOptions, String> {
     mqtt::options(&cfg.mqtt, password.as_ref())
 }
 
+/// The multi-threaded runtime every long-running command uses; `None` (after saying why on
+/// stderr) when the system refuses threads.
+pub fn runtime() -> Option<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| eprintln!("cannot start the runtime: {e}"))
+        .ok()
+}
+
 /// A started pipeline.
 pub struct Running {
     pub metrics: Arc<Metrics>,

@@ -79,15 +79,8 @@ pub fn main(opts: Options) -> ExitCode {
         eprintln!("--speed must be a positive number");
         return ExitCode::from(64);
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
+    let Some(runtime) = app::runtime() else {
+        return ExitCode::FAILURE;
     };
     match runtime.block_on(run(&mut cfg, &opts, span, speed)) {
         Ok(true) => ExitCode::SUCCESS,

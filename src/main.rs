@@ -83,15 +83,8 @@ fn run(path: &std::path::Path) -> ExitCode {
             return ExitCode::from(EXIT_CONFIG);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
+    let Some(runtime) = app::runtime() else {
+        return ExitCode::FAILURE;
     };
     runtime.block_on(async {
         // Built inside the runtime: lettre's connection pool spawns its task when built.
