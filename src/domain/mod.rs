@@ -7,6 +7,7 @@
 
 pub mod alert;
 pub mod gb3838;
+pub mod hj212;
 pub mod message;
 pub mod network;
 pub mod param;

@@ -233,6 +233,9 @@ pub enum DataFlag {
     C,
     T,
     B,
+    /// A flag outside HJ 212-2017 (the 2005 `P`, numeric flags, vendor letters), as data
+    /// loggers send them: kept, and the value treated as invalid.
+    Other(char),
 }
 
 impl DataFlag {
@@ -260,6 +263,7 @@ impl DataFlag {
             DataFlag::C => 'C',
             DataFlag::T => 'T',
             DataFlag::B => 'B',
+            DataFlag::Other(c) => c,
         }
     }
 
