@@ -164,7 +164,7 @@ pub fn start(
     let ingest = tokio::spawn(mqtt::drive(
         eventloop,
         client.clone(),
-        vec![mqtt::READINGS_FILTER.to_string()],
+        mqtt::FILTERS.iter().map(|f| f.to_string()).collect(),
         inbound_tx,
         Arc::clone(&session),
         phase_rx,
@@ -175,17 +175,18 @@ pub fn start(
         Arc::clone(&session),
         Arc::clone(&metrics),
     ));
-    let screen = Screen {
-        net: Arc::clone(&net),
-        limits: PayloadLimits {
-            max_payload: cfg.ingest.max_payload,
-            max_future_skew: chrono::Duration::from_std(cfg.ingest.max_future_skew)
-                .unwrap_or(chrono::Duration::minutes(10)),
-        },
-        book: AlertBook::new(cfg.alerts),
-        deadletter: Arc::clone(&deadletter),
-        metrics: Arc::clone(&metrics),
+    let limits = PayloadLimits {
+        max_payload: cfg.ingest.max_payload,
+        max_future_skew: chrono::Duration::from_std(cfg.ingest.max_future_skew)
+            .unwrap_or(chrono::Duration::minutes(10)),
     };
+    let screen = Screen::new(
+        Arc::clone(&net),
+        limits,
+        AlertBook::new(cfg.alerts),
+        Arc::clone(&deadletter),
+        Arc::clone(&metrics),
+    );
     let screen = tokio::spawn(screen.run(inbound_rx, entry_tx, notify_tx));
     let (batch_size, flush_interval) = cfg
         .influxdb

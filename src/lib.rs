@@ -16,7 +16,8 @@
 //!   message rendering.
 //! - [`config`]: the TOML file → validated domain types.
 //! - [`ingest`], [`screen`], [`store`], [`notify`]: the stages, in flow order.
-//! - [`app`]: the only place that wires stages together; [`demo`]: the self-contained demo.
+//! - [`app`]: the only place that wires stages together; [`demo`]: the self-contained demo;
+//!   [`hj212_cmd`]: `riverwatch hj212 decode`.
 //! - [`deadletter`], [`telemetry`]: refused input and counted events.
 //!
 //! # Architecture invariants
@@ -32,6 +33,7 @@ pub mod config;
 pub mod deadletter;
 pub mod demo;
 pub mod domain;
+pub mod hj212_cmd;
 pub mod ingest;
 pub mod notify;
 pub mod screen;

@@ -30,6 +30,17 @@ enum Command {
     },
     /// Run the whole pipeline on simulated stations with an in-process broker.
     Demo(demo::Options),
+    /// HJ 212 tools for station integrators.
+    Hj212 {
+        #[command(subcommand)]
+        command: Hj212Command,
+    },
+}
+
+#[derive(Subcommand)]
+enum Hj212Command {
+    /// Decode HJ 212 frames from standard input, one per line, to JSON lines.
+    Decode,
 }
 
 const EXIT_CONFIG: u8 = 64;
@@ -49,6 +60,19 @@ fn main() -> ExitCode {
         Command::CheckConfig { config } => check_config(&config_path(config)),
         Command::Run { config } => run(&config_path(config)),
         Command::Demo(options) => demo::main(options),
+        Command::Hj212 {
+            command: Hj212Command::Decode,
+        } => {
+            let stdin = std::io::stdin().lock();
+            let stdout = std::io::stdout().lock();
+            match riverwatch::hj212_cmd::decode_stream(stdin, stdout) {
+                Ok(_) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("hj212 decode: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
     }
 }
 

@@ -9,25 +9,62 @@
 
 use crate::deadletter::DeadLetter;
 use crate::domain::alert::{AlertBook, State, Transition};
-use crate::domain::network::Network;
-use crate::domain::reading::judge;
+use crate::domain::hj212::{CodeMap, Reassembly};
+use crate::domain::network::{Network, Station};
+use crate::domain::reading::{judge, Reading};
 use crate::ingest::mqtt::Inbound;
-use crate::ingest::payload::{decode_json, station_for_topic, Format, PayloadLimits};
+use crate::ingest::payload::{
+    decode_hj212, decode_json, station_for_topic, Decoded, Format, PayloadLimits,
+};
 use crate::store::{points, Entry};
-use crate::telemetry::Metrics;
+use crate::telemetry::{Metrics, RefusalKind};
 use chrono::{DateTime, Utc};
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use tokio::sync::mpsc;
 
+/// How long the packets of a split HJ 212 message may take to arrive.
+const SPLIT_TIMEOUT: chrono::Duration = chrono::Duration::minutes(5);
+
 pub struct Screen {
-    pub net: Arc<Network>,
-    pub limits: PayloadLimits,
-    pub book: AlertBook,
-    pub deadletter: Arc<DeadLetter>,
-    pub metrics: Arc<Metrics>,
+    net: Arc<Network>,
+    limits: PayloadLimits,
+    book: AlertBook,
+    deadletter: Arc<DeadLetter>,
+    metrics: Arc<Metrics>,
+    /// Per-station HJ 212 code maps: the standard map with the station's overrides.
+    codes: HashMap<String, CodeMap>,
+    /// Split HJ 212 messages waiting for their other packets.
+    reassembly: Reassembly,
+    /// (station, code) pairs already logged as unknown, so each is logged once.
+    unknown_logged: HashSet<(String, String)>,
 }
 
 impl Screen {
+    pub fn new(
+        net: Arc<Network>,
+        limits: PayloadLimits,
+        book: AlertBook,
+        deadletter: Arc<DeadLetter>,
+        metrics: Arc<Metrics>,
+    ) -> Screen {
+        let codes = net
+            .stations
+            .iter()
+            .map(|s| (s.id.clone(), CodeMap::with_overrides(&s.hj212_codes)))
+            .collect();
+        Screen {
+            net,
+            limits,
+            book,
+            deadletter,
+            metrics,
+            codes,
+            reassembly: Reassembly::default(),
+            unknown_logged: HashSet::new(),
+        }
+    }
+
     /// Runs until the input closes. Sends to the notifier first, so an alert is never behind
     /// the write of the batch that holds its reading.
     pub async fn run(
@@ -50,9 +87,13 @@ impl Screen {
         }
     }
 
-    /// Decodes and judges one message. `now` is only used to refuse readings from the future.
-    pub fn process(&mut self, msg: Inbound, now: DateTime<Utc>) -> (Entry, Vec<Transition>) {
+    /// Decodes and judges one message. `now` refuses readings from the future and times out
+    /// incomplete split HJ 212 messages.
+    pub fn process(&mut self, mut msg: Inbound, now: DateTime<Utc>) -> (Entry, Vec<Transition>) {
         Metrics::add(&self.metrics.messages_received, 1);
+        for (mn, qn) in self.reassembly.expire(now, SPLIT_TIMEOUT) {
+            tracing::warn!(%mn, %qn, "a split HJ 212 message did not complete within 5 min; its packets are dropped");
+        }
         let mut lines = String::new();
         let mut transitions = Vec::new();
         let net = Arc::clone(&self.net);
@@ -66,38 +107,29 @@ impl Screen {
                     &msg.payload,
                 );
             }
-            Ok((station, Format::Json)) => {
-                let mut decoded = decode_json(&station.id, &msg.payload, now, self.limits);
-                for (element, refusal) in &decoded.refused {
-                    let (index, payload) = match element {
-                        Some(e) => (Some(e.index), e.json.as_slice()),
-                        None => (None, &msg.payload[..]),
-                    };
-                    self.refuse(&msg.topic, &refusal.reason, refusal.kind, index, payload);
-                }
-                // A backlog may arrive out of order; the alert rules want reading-time order.
-                decoded.readings.sort_by_key(|r| r.ts);
-                Metrics::add(
-                    &self.metrics.readings_received,
-                    decoded.readings.len() as u64,
-                );
-                for r in &decoded.readings {
-                    let j = judge(station, r);
-                    points::reading(station, r, &j, &mut lines);
-                    for t in self.book.observe(station, r.ts, &j) {
-                        match t.state {
-                            State::Firing => self.metrics.alert_fired(t.level),
-                            State::Resolved => Metrics::add(&self.metrics.alerts_resolved, 1),
-                        }
-                        tracing::info!(
-                            alert_id = %t.alert_id, state = t.state.key(), level = t.level.key(),
-                            station = %t.station, param = %t.param, value = t.evidence.value,
-                            "alert transition"
+            Ok((station, format)) => {
+                let decoded = match format {
+                    Format::Json => decode_json(&station.id, &msg.payload, now, self.limits),
+                    Format::Hj212 => {
+                        let map = self.codes.get(&station.id).cloned().unwrap_or_default();
+                        let out = decode_hj212(
+                            station,
+                            &msg.payload,
+                            now,
+                            self.limits,
+                            &map,
+                            &mut self.reassembly,
                         );
-                        points::alert(&net, &t, &mut lines);
-                        transitions.push(t);
+                        self.log_unknown_codes(station, &out.unknown_codes);
+                        if let Some(ack) = out.ack {
+                            msg.ack = msg
+                                .ack
+                                .with_reply(format!("{}/ack", msg.topic), ack.into_bytes());
+                        }
+                        out.decoded
                     }
-                }
+                };
+                self.judge(&net, station, &msg, decoded, &mut lines, &mut transitions);
             }
         }
         let entry = Entry {
@@ -108,11 +140,65 @@ impl Screen {
         (entry, transitions)
     }
 
+    /// Refuses what must be refused, then judges, encodes and runs the alert rules on the
+    /// readings, in reading-time order.
+    fn judge(
+        &mut self,
+        net: &Network,
+        station: &Station,
+        msg: &Inbound,
+        mut decoded: Decoded,
+        lines: &mut String,
+        transitions: &mut Vec<Transition>,
+    ) {
+        for (element, refusal) in &decoded.refused {
+            let (index, payload) = match element {
+                Some(e) => (Some(e.index), e.json.as_slice()),
+                None => (None, &msg.payload[..]),
+            };
+            self.refuse(&msg.topic, &refusal.reason, refusal.kind, index, payload);
+        }
+        // A backlog may arrive out of order; the alert rules want reading-time order.
+        decoded.readings.sort_by_key(|r: &Reading| r.ts);
+        Metrics::add(
+            &self.metrics.readings_received,
+            decoded.readings.len() as u64,
+        );
+        for r in &decoded.readings {
+            let j = judge(station, r);
+            points::reading(station, r, &j, lines);
+            for t in self.book.observe(station, r.ts, &j) {
+                match t.state {
+                    State::Firing => self.metrics.alert_fired(t.level),
+                    State::Resolved => Metrics::add(&self.metrics.alerts_resolved, 1),
+                }
+                tracing::info!(
+                    alert_id = %t.alert_id, state = t.state.key(), level = t.level.key(),
+                    station = %t.station, param = %t.param, value = t.evidence.value,
+                    "alert transition"
+                );
+                points::alert(net, &t, lines);
+                transitions.push(t);
+            }
+        }
+    }
+
+    fn log_unknown_codes(&mut self, station: &Station, codes: &[String]) {
+        for code in codes {
+            if self
+                .unknown_logged
+                .insert((station.id.clone(), code.clone()))
+            {
+                tracing::warn!(station = %station.id, %code, "HJ 212 pollutant code maps to no parameter; its values are not stored (add it to the station's hj212_codes)");
+            }
+        }
+    }
+
     fn refuse(
         &self,
         topic: &str,
         reason: &str,
-        kind: crate::telemetry::RefusalKind,
+        kind: RefusalKind,
         index: Option<usize>,
         payload: &[u8],
     ) {

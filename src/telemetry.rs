@@ -38,10 +38,16 @@ pub enum RefusalKind {
     RiverMismatch,
     /// The database refused the point itself (a 4xx other than auth or missing database).
     Rejected,
+    /// An HJ 212 frame failed its framing, length, CRC or data-segment checks.
+    BadFrame,
+    /// An HJ 212 frame's MN is not the station's configured `hj212_mn`.
+    MnMismatch,
+    /// An HJ 212 frame that carries no data upload (CN other than 2011, 2051, 2061).
+    NotData,
 }
 
 impl RefusalKind {
-    pub const ALL: [RefusalKind; 14] = [
+    pub const ALL: [RefusalKind; 17] = [
         RefusalKind::TooLarge,
         RefusalKind::NotJson,
         RefusalKind::WrongType,
@@ -56,6 +62,9 @@ impl RefusalKind {
         RefusalKind::UnknownStation,
         RefusalKind::RiverMismatch,
         RefusalKind::Rejected,
+        RefusalKind::BadFrame,
+        RefusalKind::MnMismatch,
+        RefusalKind::NotData,
     ];
 
     pub fn key(self) -> &'static str {
@@ -74,6 +83,9 @@ impl RefusalKind {
             RefusalKind::UnknownStation => "unknown_station",
             RefusalKind::RiverMismatch => "river_mismatch",
             RefusalKind::Rejected => "rejected_by_database",
+            RefusalKind::BadFrame => "bad_frame",
+            RefusalKind::MnMismatch => "mn_mismatch",
+            RefusalKind::NotData => "not_data",
         }
     }
 }

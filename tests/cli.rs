@@ -182,3 +182,43 @@ fn demo_stores_readings_and_writes_alert_emails() {
     );
     assert!(stdout.contains("riverwatch demo summary"), "{stdout}");
 }
+
+#[test]
+fn hj212_decode_answers_every_line() {
+    use std::io::Write;
+    let frames = "##0372QN=20250601100000000;ST=21;CN=2011;PW=123456;MN=QY-BJ-SJ-0001;Flag=5;CP=&&DataTime=20250601100000;w01010-Rtd=26.4,w01010-Flag=N;w01001-Rtd=7.32,w01001-Flag=N;w01009-Rtd=6.85,w01009-Flag=N;w01014-Rtd=215.0,w01014-Flag=N;w01003-Rtd=18.6,w01003-Flag=N;w01019-Rtd=2.41,w01019-Flag=N;w21003-Rtd=0.182,w21003-Flag=N;w21011-Rtd=0.071,w21011-Flag=N;w21001-Rtd=1.65,w21001-Flag=N&&8641\r\n\
+                  junk\n\
+                  ##0101QN=20160801085857223;ST=32;CN=1062;PW=100000;MN=010000A8900016F000169DC0;Flag=5;CP=&&RtdInterval=30&&1C81\n\
+                  ##0178ST=32;CN=2011;PW=123456;MN=0873HHMZWSLH02;CP=&&DataTime=20160103133030;060-Rtd=3.0943,060-Flag=N;011-Rtd=18.0412,011-Flag=N;001-Rtd=8.2137,001-Flag=N;B01-Rtd=10.9890,B01-Flag=N&&a9c1\n";
+    let mut child = riverwatch()
+        .args(["hj212", "decode"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(frames.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let lines: Vec<serde_json::Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 4);
+    assert_eq!(lines[0]["version"], "2017");
+    assert_eq!(lines[0]["needs_ack"], true);
+    assert_eq!(lines[0]["values"]["nh3n"], 0.182);
+    assert_eq!(lines[1]["error"], "does not start with ##");
+    assert_eq!(
+        lines[2]["error"],
+        "crc mismatch: frame says 1C81, computed 1C80"
+    );
+    assert_eq!(lines[3]["version"], "2005");
+    assert_eq!(lines[3]["values"]["nh3n"], 3.0943);
+    assert_eq!(lines[3]["codes"]["B01"], 10.989);
+}

@@ -667,3 +667,94 @@ fn demo_writes_to_influxdb_when_asked() {
     );
     assert!(!alerts.is_empty());
 }
+
+/// An HJ 212 frame published by mosquitto_pub is stored exactly like its JSON twin (same
+/// fields, same class), and the CN=9014 acknowledgement appears on the ack topic with a valid
+/// CRC once the reading is in custody.
+#[test]
+fn hj212_frame_is_stored_like_its_json_twin_and_acknowledged() {
+    use riverwatch::domain::hj212::{self, Frame};
+    let Some(servers) = servers_or_skip("hj212") else {
+        return;
+    };
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("rw_hj212_{}", std::process::id());
+    influx_exec(&servers.influx_v1, &format!("CREATE DATABASE {db}"));
+    let store = format!(
+        "[influxdb]\nurl = \"{}\"\napi = \"v1\"\ndatabase = \"{db}\"\nflush_interval = \"200ms\"",
+        servers.influx_v1
+    );
+    let config = two_station_config(&servers, "hj212", dir.path(), &store);
+    // The last station of the file is the boundary section 石角(界牌); give it its MN.
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str("hj212_mn = \"QY-BJ-SJ-0001\"\n");
+    std::fs::write(&config, text).unwrap();
+    let mut daemon = Daemon::start(&config, &dir.path().join("daemon.log"));
+    daemon.wait_log("subscribed", Duration::from_secs(15));
+
+    // Listen on the ack topic first; `subscribe` returns once the broker granted it.
+    let acks = common::subscribe(servers.mqtt_port, "wq/bei/shijiao/hj212/ack");
+
+    let (ts, _) = ts_minutes_ago(30);
+    let local = chrono::DateTime::parse_from_rfc3339(&ts).unwrap();
+    let qn = format!("{}000", local.format("%Y%m%d%H%M%S"));
+    let cp = format!(
+        "DataTime={};w01001-Rtd=7.32,w01001-Flag=N;w01009-Rtd=6.85,w01009-Flag=N;w21003-Rtd=0.82,w21003-Flag=N;w21011-Rtd=0.071,w21011-Flag=N;w01019-Rtd=2.41,w01019-Flag=N;w01010-Rtd=26.4,w01010-Flag=N;w99999-Rtd=1.5",
+        local.format("%Y%m%d%H%M%S")
+    );
+    let frame = Frame {
+        qn: Some(qn.clone()),
+        st: "21".into(),
+        cn: "2011".into(),
+        pw: Some("123456".into()),
+        mn: "QY-BJ-SJ-0001".into(),
+        flag: Some(5),
+        pnum: None,
+        pno: None,
+        cp,
+    };
+    servers.publish("wq/bei/shijiao/hj212", &frame.encode());
+    servers.publish("wq/bei/qixinggang/reading", &format!(r#"{{"ts":"{ts}","values":{{"ph":7.32,"do":6.85,"nh3n":0.82,"tp":0.071,"codmn":2.41,"temp":26.4}}}}"#));
+    // The same frame for the wrong station is refused (MN mismatch), and no ack follows it.
+    servers.publish("wq/bei/qixinggang/hj212", &frame.encode());
+
+    let ack = acks
+        .recv_timeout(Duration::from_secs(20))
+        .expect("the acknowledgement arrives");
+    let ack = hj212::parse(&ack).expect("the acknowledgement is a valid frame");
+    assert_eq!(
+        (ack.st.as_str(), ack.cn.as_str(), ack.mn.as_str(), ack.flag),
+        ("91", "9014", "QY-BJ-SJ-0001", Some(4))
+    );
+    assert_eq!(ack.qn.as_deref(), Some(qn.as_str()));
+
+    let rows = wait_for(Duration::from_secs(20), "both readings", || {
+        let rows = influx_rows(&servers.influx_v1, &db, "SELECT * FROM water_quality");
+        (rows.len() >= 2).then_some(rows)
+    });
+    let (status, _) = daemon.terminate();
+    assert!(status.success());
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    let strip = |r: &serde_json::Map<String, serde_json::Value>| {
+        let mut r = r.clone();
+        r.remove("station");
+        r
+    };
+    assert_eq!(
+        strip(&rows[0]),
+        strip(&rows[1]),
+        "the frame and its JSON twin are stored alike"
+    );
+    assert_eq!(f64_of(&rows[0], "wq_class"), Some(3.0));
+    assert_eq!(f64_of(&rows[0], "nh3n"), Some(0.82));
+    let dead = std::fs::read_to_string(dir.path().join("spool/deadletter.jsonl")).unwrap();
+    assert_eq!(dead.lines().count(), 1, "{dead}");
+    assert!(dead.contains("has no hj212_mn configured"), "{dead}");
+    let log = std::fs::read_to_string(dir.path().join("daemon.log")).unwrap();
+    assert_eq!(
+        log.matches("w99999").count(),
+        1,
+        "an unknown code is logged once:\n{log}"
+    );
+}

@@ -12,6 +12,7 @@ pub mod units;
 
 use crate::domain::alert::Persistence;
 use crate::domain::gb3838::{self, Class, WaterBody};
+use crate::domain::hj212::CodeTarget;
 use crate::domain::network::{Bureau, Downstream, Network, Profile, River, Station};
 use crate::domain::param::Param;
 use secret::SecretSource;
@@ -321,8 +322,18 @@ struct RawStation {
     downstream: Option<String>,
     travel_time: Option<String>,
     hj212_mn: Option<String>,
+    hj212_codes: Option<BTreeMap<String, RawCode>>,
     profile: Option<String>,
     evaluate: Option<Vec<String>>,
+}
+
+/// A per-station HJ 212 code: `"se"` (a parameter key, value in its SPEC §4 unit) or
+/// `{ param = "se", unit = "ug/L" }` for loggers that send micrograms.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawCode {
+    Key(String),
+    Full { param: String, unit: String },
 }
 
 #[derive(Deserialize, Default)]
@@ -1020,6 +1031,26 @@ fn network(table: &toml::Table, p: &mut Problems) -> Network {
                 );
             }
         }
+        let mut hj212_codes = Vec::new();
+        for (code, raw) in s.hj212_codes.iter().flatten() {
+            let path = format!("{path}.hj212_codes.{code}");
+            let (key, unit) = match raw {
+                RawCode::Key(k) => (k.as_str(), "mg/L"),
+                RawCode::Full { param, unit } => (param.as_str(), unit.as_str()),
+            };
+            let scale = match unit {
+                "mg/L" => 1.0,
+                "ug/L" | "µg/L" => 0.001,
+                other => {
+                    p.add(&path, format!("unit {other:?} is not \"mg/L\" or \"ug/L\""));
+                    1.0
+                }
+            };
+            match Param::from_key(key) {
+                Some(param) => hj212_codes.push((code.clone(), CodeTarget { param, scale })),
+                None => p.add(&path, format!("{key:?} is not a parameter key")),
+            }
+        }
         let profile = match s.profile.as_deref().unwrap_or("full") {
             "full" => Profile::Full,
             "national_realtime" => Profile::NationalRealtime,
@@ -1066,6 +1097,7 @@ fn network(table: &toml::Table, p: &mut Problems) -> Network {
             cadence,
             downstream,
             hj212_mn: s.hj212_mn.clone(),
+            hj212_codes,
             profile,
             evaluated,
         });

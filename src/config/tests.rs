@@ -207,3 +207,20 @@ fn smtp_security_from_url() {
         assert_eq!((smtp.security, smtp.port), (security, port), "{url}");
     }
 }
+
+#[test]
+fn hj212_code_overrides() {
+    let text = format!("{MINIMAL}hj212_mn = \"QY-1\"\nhj212_codes = {{ w20122 = {{ param = \"cu\", unit = \"ug/L\" }}, x01 = \"nh3n\", x02 = \"nitrate\", x03 = {{ param = \"tp\", unit = \"g/L\" }} }}\n");
+    let err = parse_str(&text).unwrap_err();
+    assert_eq!(
+        keys(&err),
+        ["station[0].hj212_codes.x02", "station[0].hj212_codes.x03"],
+        "{err}"
+    );
+    let ok = format!("{MINIMAL}hj212_codes = {{ w20122 = {{ param = \"cu\", unit = \"ug/L\" }}, x01 = \"nh3n\" }}\n");
+    let cfg = parse_str(&ok).unwrap();
+    let codes = &cfg.network.stations[0].hj212_codes;
+    assert_eq!(codes.len(), 2);
+    assert_eq!(codes[0].0, "w20122");
+    assert_eq!((codes[0].1.param, codes[0].1.scale), (Param::Cu, 0.001));
+}

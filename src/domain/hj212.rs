@@ -619,4 +619,4 @@ impl Reassembly {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -5,6 +5,7 @@
 //! parameters), the alert rules and message rendering. Pure data and lookups: no I/O.
 
 use super::gb3838::{Class, WaterBody};
+use super::hj212::CodeTarget;
 use super::param::Param;
 use std::time::Duration;
 
@@ -56,6 +57,8 @@ pub struct Station {
     pub cadence: Duration,
     pub downstream: Option<Downstream>,
     pub hj212_mn: Option<String>,
+    /// Pollutant codes this station's data logger uses differently from the standard map.
+    pub hj212_codes: Vec<(String, CodeTarget)>,
     pub profile: Profile,
     /// Parameters that count for the station's class; others are stored but not judged.
     pub evaluated: Vec<Param>,
@@ -116,6 +119,7 @@ pub(crate) mod fixtures {
             cadence: Duration::from_secs(4 * 3600),
             downstream: None,
             hj212_mn: None,
+            hj212_codes: Vec::new(),
             profile: Profile::Full,
             evaluated: crate::domain::gb3838::default_evaluated(WaterBody::River),
         }

@@ -31,18 +31,21 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 
-/// The topic filter for JSON readings (SPEC §3).
-pub const READINGS_FILTER: &str = "wq/+/+/reading";
+/// The topic filters of station data (SPEC §3): JSON readings and raw HJ 212 frames.
+pub const FILTERS: [&str; 2] = ["wq/+/+/reading", "wq/+/+/hj212"];
 
 /// Capacity of the inbound channel and of rumqttc's request channel; see the module docs.
 pub const INFLIGHT_BOUND: usize = 65_536;
 
-/// What it takes to acknowledge one message.
+/// What it takes to acknowledge one message, and what to publish once it is in custody.
 #[derive(Debug)]
 pub struct Ack {
     generation: u64,
     /// `None` for QoS 0 messages, which need no acknowledgement.
     publish: Option<Publish>,
+    /// A reply published (QoS 1) when the message is acknowledged: the HJ 212 data
+    /// acknowledgement (CN=9014), which tells the station its data is safe.
+    reply: Option<(String, Vec<u8>)>,
 }
 
 impl Ack {
@@ -51,6 +54,14 @@ impl Ack {
         Ack {
             generation: 0,
             publish: None,
+            reply: None,
+        }
+    }
+
+    pub fn with_reply(self, topic: String, payload: Vec<u8>) -> Ack {
+        Ack {
+            reply: Some((topic, payload)),
+            ..self
         }
     }
 }
@@ -206,6 +217,7 @@ pub async fn drive(
                     continue;
                 };
                 let ack = Ack {
+                    reply: None,
                     generation: session.generation.load(Ordering::Relaxed),
                     publish: (p.qos != QoS::AtMostOnce).then(|| Publish {
                         payload: bytes::Bytes::new(),
@@ -280,13 +292,25 @@ pub async fn acker(
     metrics: Arc<Metrics>,
 ) {
     while let Some(ack) = acks.recv().await {
+        if let Some(publish) = &ack.publish {
+            if ack.generation != session.generation.load(Ordering::Relaxed) {
+                tracing::debug!(pkid = publish.pkid, "skipping the ack of a message from an earlier connection; the broker redelivers it");
+                continue;
+            }
+        }
+        if let Some((topic, payload)) = ack.reply {
+            // Before the PUBACK: a crash in between redelivers the message and the reply is
+            // sent again, which the station tolerates; the other order could lose it.
+            if let Err(e) = client
+                .publish(topic.as_str(), QoS::AtLeastOnce, false, payload)
+                .await
+            {
+                tracing::warn!(%topic, error = %e, "cannot publish the HJ 212 acknowledgement");
+            }
+        }
         let Some(publish) = ack.publish else {
             continue;
         };
-        if ack.generation != session.generation.load(Ordering::Relaxed) {
-            tracing::debug!(pkid = publish.pkid, "skipping the ack of a message from an earlier connection; the broker redelivers it");
-            continue;
-        }
         match client.ack(&publish).await {
             Ok(()) => Metrics::add(&metrics.messages_acked, 1),
             Err(e) => {

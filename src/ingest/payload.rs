@@ -1,11 +1,13 @@
-//! Decodes MQTT topics and JSON reading payloads (SPEC §3, §4) into domain readings, refusing
-//! anything invalid with a precise reason.
+//! Decodes MQTT topics, JSON reading payloads (SPEC §3, §4) and HJ 212 frames (SPEC §5) into
+//! domain readings, refusing anything invalid with a precise reason. Both formats end in the
+//! same [`Reading`] and pass the same value checks.
 //!
 //! Fed by the MQTT ingest with a topic and raw bytes; feeds the screen stage with
 //! [`Reading`]s and [`Refusal`]s. The JSON is parsed into a tree first and each reading of an
 //! array checked on its own, so one bad reading never drops the good ones beside it. Time
 //! (`now`, for the future-skew check) is an argument.
 
+use crate::domain::hj212::{self, CodeMap, Reassembly};
 use crate::domain::network::{Network, Station};
 use crate::domain::param::{DataFlag, Param};
 use crate::domain::reading::{Measured, Reading};
@@ -39,29 +41,33 @@ impl fmt::Display for Refusal {
 /// The payload format a topic carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
+    /// `wq/<river>/<station>/reading`: JSON, SPEC §4.
     Json,
+    /// `wq/<river>/<station>/hj212`: one raw HJ 212 frame, SPEC §5.
+    Hj212,
 }
 
-/// Resolves `wq/<river>/<station>/reading` to its configured station.
+/// Resolves `wq/<river>/<station>/reading` or `.../hj212` to its configured station.
 pub fn station_for_topic<'n>(
     net: &'n Network,
     topic: &str,
 ) -> Result<(&'n Station, Format), Refusal> {
+    let bad = || {
+        Refusal::new(
+            RefusalKind::BadTopic,
+            format!(
+                "topic {topic:?} is not wq/<river>/<station>/reading or wq/<river>/<station>/hj212"
+            ),
+        )
+    };
     let parts: Vec<&str> = topic.split('/').collect();
     let [prefix, river, station, kind] = parts.as_slice() else {
-        return Err(Refusal::new(
-            RefusalKind::BadTopic,
-            format!("topic {topic:?} is not wq/<river>/<station>/reading"),
-        ));
+        return Err(bad());
     };
     let format = match (*prefix, *kind) {
         ("wq", "reading") => Format::Json,
-        _ => {
-            return Err(Refusal::new(
-                RefusalKind::BadTopic,
-                format!("topic {topic:?} is not wq/<river>/<station>/reading"),
-            ))
-        }
+        ("wq", "hj212") => Format::Hj212,
+        _ => return Err(bad()),
     };
     let Some(s) = net.station(station) else {
         return Err(Refusal::new(
@@ -302,6 +308,125 @@ fn timestamp(
     Ok(ts)
 }
 
+/// What one HJ 212 message yields: its readings or refusal, the acknowledgement frame to
+/// publish once the readings are in custody (when the frame asked for one), and the pollutant
+/// codes the station's map does not know.
+#[derive(Debug, Default, PartialEq)]
+pub struct Hj212Outcome {
+    pub decoded: Decoded,
+    pub ack: Option<String>,
+    pub unknown_codes: Vec<String>,
+    /// True while a split message waits for its other packets.
+    pub partial: bool,
+}
+
+/// Decodes one HJ 212 frame for `station`. Only data uploads (CN 2011 real-time `-Rtd`, 2051
+/// minute and 2061 hourly `-Avg`) become readings; the frame's MN must be the station's.
+pub fn decode_hj212(
+    station: &Station,
+    payload: &[u8],
+    now: DateTime<Utc>,
+    limits: PayloadLimits,
+    map: &CodeMap,
+    reassembly: &mut Reassembly,
+) -> Hj212Outcome {
+    let mut out = Hj212Outcome::default();
+    let refuse = |kind, reason: String| {
+        let mut o = Hj212Outcome::default();
+        o.decoded.refused.push((None, Refusal::new(kind, reason)));
+        o
+    };
+    if payload.len() > limits.max_payload {
+        return refuse(
+            RefusalKind::TooLarge,
+            format!(
+                "payload of {} bytes exceeds the limit of {} bytes",
+                payload.len(),
+                limits.max_payload
+            ),
+        );
+    }
+    let frame = match hj212::parse(payload) {
+        Ok(f) => f,
+        Err(e) => return refuse(RefusalKind::BadFrame, format!("HJ 212 frame refused: {e}")),
+    };
+    match &station.hj212_mn {
+        None => {
+            return refuse(
+                RefusalKind::MnMismatch,
+                format!("station {:?} has no hj212_mn configured", station.id),
+            )
+        }
+        Some(mn) if *mn != frame.mn => {
+            return refuse(
+                RefusalKind::MnMismatch,
+                format!(
+                    "frame MN {:?} is not station {:?}'s MN {mn:?}",
+                    frame.mn, station.id
+                ),
+            )
+        }
+        Some(_) => {}
+    }
+    if !matches!(frame.cn.as_str(), "2011" | "2051" | "2061") {
+        return refuse(
+            RefusalKind::NotData,
+            format!("CN={} is not a data upload (2011, 2051 or 2061)", frame.cn),
+        );
+    }
+    let Some(frame) = reassembly.push(frame, now) else {
+        out.partial = true;
+        return out;
+    };
+    let data = match hj212::data(&frame, map) {
+        Ok(d) => d,
+        Err(e) => return refuse(RefusalKind::BadFrame, format!("HJ 212 frame refused: {e}")),
+    };
+    out.unknown_codes = data.unknown.keys().cloned().collect();
+    let Some(local) = data.data_time else {
+        return refuse(
+            RefusalKind::MissingTs,
+            "the frame's CP has no DataTime".into(),
+        );
+    };
+    let ts = local.with_timezone(&Utc);
+    if ts > now + limits.max_future_skew {
+        return refuse(
+            RefusalKind::FutureTs,
+            format!(
+                "DataTime {} is more than {} s in the future (station clock?)",
+                local.to_rfc3339(),
+                limits.max_future_skew.num_seconds()
+            ),
+        );
+    }
+    if data.values.is_empty() {
+        return refuse(
+            RefusalKind::NoValues,
+            "the frame holds no known parameter".into(),
+        );
+    }
+    let mut values = Vec::with_capacity(data.values.len());
+    for (&param, &(value, flag)) in &data.values {
+        if let Err(r) = check_value(param, value) {
+            let mut o = refuse(r.kind, r.reason);
+            o.unknown_codes = out.unknown_codes;
+            return o;
+        }
+        values.push(Measured { param, value, flag });
+    }
+    out.decoded.readings.push(Reading {
+        station: station.id.clone(),
+        ts,
+        values,
+        seq: None,
+    });
+    if frame.needs_ack() {
+        out.ack = Some(frame.data_ack().encode());
+    }
+    out
+}
+
 /// Physical plausibility that holds for any station (QC thresholds come later and are
 /// configurable; these never are).
 fn check_value(param: Param, value: f64) -> Result<(), Refusal> {
@@ -491,6 +616,118 @@ mod tests {
         assert_eq!(d.refused[0].1.kind, RefusalKind::TooLarge);
     }
 
+    fn hj212_station(mn: Option<&str>) -> Station {
+        let mut s = crate::domain::network::fixtures::station("shijiao", "qingyuan", 2, true);
+        s.hj212_mn = mn.map(str::to_string);
+        s
+    }
+
+    fn hj212(station: &Station, frame: &str) -> Hj212Outcome {
+        let now = Utc.with_ymd_and_hms(2025, 6, 1, 3, 0, 0).unwrap();
+        decode_hj212(
+            station,
+            frame.as_bytes(),
+            now,
+            limits_hj212(),
+            &CodeMap::default(),
+            &mut Reassembly::default(),
+        )
+    }
+
+    fn limits_hj212() -> PayloadLimits {
+        PayloadLimits {
+            max_payload: 4096,
+            max_future_skew: Duration::minutes(10),
+        }
+    }
+
+    #[test]
+    fn hj212_frame_becomes_a_reading_and_an_ack() {
+        use crate::domain::hj212::tests::{SYNTHETIC_ACK, SYNTHETIC_RTD};
+        let s = hj212_station(Some("QY-BJ-SJ-0001"));
+        let out = hj212(&s, SYNTHETIC_RTD);
+        assert!(out.decoded.refused.is_empty(), "{:?}", out.decoded.refused);
+        let r = &out.decoded.readings[0];
+        assert_eq!(r.ts, Utc.with_ymd_and_hms(2025, 6, 1, 2, 0, 0).unwrap());
+        assert_eq!(r.values.len(), 9);
+        let nh3n = r.values.iter().find(|m| m.param == Param::Nh3n).unwrap();
+        assert_eq!((nh3n.value, nh3n.flag), (0.182, Some(DataFlag::N)));
+        assert_eq!(out.ack.as_deref(), Some(SYNTHETIC_ACK));
+    }
+
+    #[test]
+    fn hj212_refusals() {
+        use crate::domain::hj212::tests::SYNTHETIC_RTD;
+        let bad_crc = SYNTHETIC_RTD.replace("8641", "8642");
+        let cmd = crate::domain::hj212::Frame {
+            qn: None,
+            st: "21".into(),
+            cn: "1062".into(),
+            pw: None,
+            mn: "QY-BJ-SJ-0001".into(),
+            flag: Some(5),
+            pnum: None,
+            pno: None,
+            cp: "RtdInterval=30".into(),
+        }
+        .encode();
+        let future = SYNTHETIC_RTD.replace("DataTime=20250601100000", "DataTime=20250601120000");
+        let future =
+            crate::domain::hj212::parse(future.trim_end().replace("8641", "0000").as_bytes())
+                .err()
+                .map(|_| {
+                    let mut f = crate::domain::hj212::parse(SYNTHETIC_RTD.as_bytes()).unwrap();
+                    f.cp =
+                        f.cp.replace("DataTime=20250601100000", "DataTime=20250601120000");
+                    f.encode()
+                })
+                .unwrap();
+        let table: Vec<(Option<&str>, String, RefusalKind, &str)> = vec![
+            (
+                Some("OTHER-MN"),
+                SYNTHETIC_RTD.into(),
+                RefusalKind::MnMismatch,
+                "is not station \"shijiao\"'s MN",
+            ),
+            (
+                None,
+                SYNTHETIC_RTD.into(),
+                RefusalKind::MnMismatch,
+                "no hj212_mn configured",
+            ),
+            (
+                Some("QY-BJ-SJ-0001"),
+                bad_crc,
+                RefusalKind::BadFrame,
+                "crc mismatch: frame says 8642, computed 8641",
+            ),
+            (
+                Some("QY-BJ-SJ-0001"),
+                cmd,
+                RefusalKind::NotData,
+                "CN=1062 is not a data upload",
+            ),
+            (
+                Some("QY-BJ-SJ-0001"),
+                future,
+                RefusalKind::FutureTs,
+                "in the future",
+            ),
+        ];
+        for (mn, frame, kind, needle) in table {
+            let out = hj212(&hj212_station(mn), &frame);
+            assert!(
+                out.decoded.readings.is_empty() && out.ack.is_none(),
+                "{frame}"
+            );
+            let [(None, r)] = out.decoded.refused.as_slice() else {
+                panic!("{frame}: {:?}", out.decoded.refused)
+            };
+            assert_eq!(r.kind, kind, "{r}");
+            assert!(r.reason.contains(needle), "{r}");
+        }
+    }
+
     #[test]
     fn topics() {
         let net = network();
@@ -500,6 +737,8 @@ mod tests {
             ("wq/bei/nowhere/reading", Some(RefusalKind::UnknownStation)),
             ("wq/bei/shijiao", Some(RefusalKind::BadTopic)),
             ("wq/bei/shijiao/other", Some(RefusalKind::BadTopic)),
+            ("wq/bei/shijiao/hj212", None),
+            ("wq/bei/shijiao/hj212/ack", Some(RefusalKind::BadTopic)),
             ("xx/bei/shijiao/reading", Some(RefusalKind::BadTopic)),
         ];
         for (topic, expected) in table {

@@ -297,3 +297,42 @@ pub fn phone_code(name: &str) -> String {
         .fold(7u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b)));
     format!("{:06}", n % 1_000_000)
 }
+
+/// Subscribes to `topic` on the test broker and returns, once the broker granted the
+/// subscription, a receiver of the payloads that arrive on it.
+pub fn subscribe(port: u16, topic: &str) -> std::sync::mpsc::Receiver<Vec<u8>> {
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let topic = topic.to_string();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async move {
+            use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+            let id = format!("rw-test-sub-{}", std::process::id());
+            let (client, mut eventloop) =
+                AsyncClient::new(MqttOptions::new(id, "127.0.0.1", port), 16);
+            client
+                .subscribe(topic, QoS::AtLeastOnce)
+                .await
+                .expect("subscribe queued");
+            while let Ok(event) = eventloop.poll().await {
+                match event {
+                    Event::Incoming(Packet::SubAck(_)) => {
+                        let _ = ready_tx.send(());
+                    }
+                    Event::Incoming(Packet::Publish(p)) if tx.send(p.payload.to_vec()).is_err() => {
+                        return;
+                    }
+                    _ => {}
+                }
+            }
+        });
+    });
+    ready_rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the test subscription was granted");
+    rx
+}

@@ -14,7 +14,7 @@ const ACK_2025_WITH_ANSWER: &str =
 const ACK_2025: &str =
     "##0075QN=20260706103512345;ST=91;CN=9014;PW=123456;MN=A110000_0001;Flag=8;CP=&&&&0140";
 pub const SYNTHETIC_RTD: &str = "##0372QN=20250601100000000;ST=21;CN=2011;PW=123456;MN=QY-BJ-SJ-0001;Flag=5;CP=&&DataTime=20250601100000;w01010-Rtd=26.4,w01010-Flag=N;w01001-Rtd=7.32,w01001-Flag=N;w01009-Rtd=6.85,w01009-Flag=N;w01014-Rtd=215.0,w01014-Flag=N;w01003-Rtd=18.6,w01003-Flag=N;w01019-Rtd=2.41,w01019-Flag=N;w21003-Rtd=0.182,w21003-Flag=N;w21011-Rtd=0.071,w21011-Flag=N;w21001-Rtd=1.65,w21001-Flag=N&&8641\r\n";
-const SYNTHETIC_ACK: &str =
+pub const SYNTHETIC_ACK: &str =
     "##0076QN=20250601100000000;ST=91;CN=9014;PW=123456;MN=QY-BJ-SJ-0001;Flag=4;CP=&&&&DD01\r\n";
 const SYNTHETIC_HOURLY: &str = "##0226QN=20250601110000000;ST=21;CN=2061;PW=123456;MN=QY-BJ-SJ-0001;Flag=5;CP=&&DataTime=20250601100000;w21003-Min=0.170,w21003-Avg=0.182,w21003-Max=0.201,w21003-Flag=N;w01009-Min=6.70,w01009-Avg=6.85,w01009-Max=7.02,w01009-Flag=N&&3900\r\n";
 
@@ -264,7 +264,7 @@ fn split_packets_are_reassembled_by_qn() {
         pno: Some(pno),
         cp: cp.into(),
     };
-    let now = Utc::now();
+    let now = chrono::TimeZone::with_ymd_and_hms(&Utc, 2025, 6, 1, 2, 0, 0).unwrap();
     let mut r = Reassembly::default();
     assert_eq!(r.push(part(2, "w21011-Rtd=0.07"), now), None);
     assert_eq!(r.pending(), 1);
