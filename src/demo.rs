@@ -3,14 +3,16 @@
 //! Starts an in-process MQTT broker (rumqttd) on a free loopback port, runs the real pipeline
 //! against it, and plays simulated stations from `config/demo.toml` in accelerated time: diurnal
 //! temperature and DO, noise, and a scripted NH3-N incident at the first station that drains
-//! into a boundary section, arriving there after the configured travel time. A few malformed
-//! payloads show refusals. Readings go to a line-protocol file under `--out` (or InfluxDB's v1
+//! into a boundary section, arriving there after the configured travel time. Stations with an
+//! `hj212_mn` send HJ 212 hourly frames instead of JSON. A few malformed payloads show
+//! refusals. Readings go to a line-protocol file under `--out` (or InfluxDB's v1
 //! API with `--influx-url`), emails to `.eml` files, SMS to a JSON-lines log; a summary ends it.
 //!
 //! Simulated time runs from `now − duration` to `now`, so no reading is in the future.
 
 use crate::app::{self, Outputs};
 use crate::config::{self, Config, InfluxApi};
+use crate::domain::hj212;
 use crate::domain::network::Station;
 use crate::domain::param::Param;
 use crate::notify::email::EmailSink;
@@ -210,7 +212,8 @@ async fn run(cfg: &mut Config, opts: &Options, span: Duration, speed: f64) -> Re
         messages.len(),
         out.display()
     );
-    let published = publish(port, &messages, start, speed).await?;
+    let stations = publish(port, &messages, start, speed).await?;
+    let published = stations.acked;
     let metrics = Arc::clone(&running.metrics);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     while Metrics::get(&metrics.messages_acked) < published {
@@ -221,7 +224,12 @@ async fn run(cfg: &mut Config, opts: &Options, span: Duration, speed: f64) -> Re
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     running.stop(Duration::from_secs(10)).await;
-    summarise(out, &metrics, published)
+    let frames = messages
+        .iter()
+        .filter(|m| m.topic.ends_with("/hj212"))
+        .count();
+    let frame_acks = stations.close(frames as u64).await;
+    summarise(out, &metrics, published, frame_acks)
 }
 
 /// One scheduled publication.
@@ -329,6 +337,15 @@ fn script(cfg: &Config, start: DateTime<Utc>, end: DateTime<Utc>) -> Vec<Schedul
                 values.insert(param.key().into(), round(v.max(0.0), decimals).into());
             }
             seq += 1;
+            if let Some(mn) = &s.hj212_mn {
+                out.push(Scheduled {
+                    ts,
+                    topic: format!("wq/{}/{}/hj212", s.river, s.id),
+                    payload: hourly_frame(mn, ts, &values),
+                });
+                ts += step;
+                continue;
+            }
             let payload = serde_json::json!({
                 "ts": ts.with_timezone(&chrono::FixedOffset::east_opt(8 * 3600).unwrap_or(chrono::FixedOffset::east_opt(0).expect("UTC"))).to_rfc3339_opts(SecondsFormat::Secs, true),
                 "values": values,
@@ -371,24 +388,91 @@ fn script(cfg: &Config, start: DateTime<Utc>, end: DateTime<Utc>) -> Vec<Schedul
     out
 }
 
-/// Publishes the script at QoS 1, paced by simulated time; returns how many the broker
-/// acknowledged.
+/// An HJ 212-2017 hourly-data frame (CN=2061, `-Avg` values, Flag=5: answer requested), as a
+/// data logger would send the same values.
+fn hourly_frame(
+    mn: &str,
+    ts: DateTime<Utc>,
+    values: &serde_json::Map<String, serde_json::Value>,
+) -> String {
+    let local = ts
+        .with_timezone(&hj212::cst())
+        .format("%Y%m%d%H%M%S")
+        .to_string();
+    let mut cp = format!("DataTime={local}");
+    for (key, v) in values {
+        let code = Param::from_key(key).and_then(hj212::code_for);
+        if let (Some(code), Some(v)) = (code, v.as_f64()) {
+            cp.push_str(&format!(";{code}-Avg={v},{code}-Flag=N"));
+        }
+    }
+    hj212::Frame {
+        qn: Some(format!("{local}000")),
+        st: "21".into(),
+        cn: "2061".into(),
+        pw: Some("123456".into()),
+        mn: mn.to_string(),
+        flag: Some(5),
+        pnum: None,
+        pno: None,
+        cp,
+    }
+    .encode()
+}
+
+/// What the simulated stations saw: broker acknowledgements of their publications, and
+/// riverwatch's HJ 212 acknowledgements, which keep arriving until the pipeline has drained.
+struct Stations {
+    acked: u64,
+    frame_acks: Arc<AtomicU64>,
+    client: AsyncClient,
+    poller: tokio::task::JoinHandle<()>,
+}
+
+impl Stations {
+    /// Waits (at most 5 s) for `expected` CN=9014 acknowledgements, disconnects, and returns
+    /// how many arrived.
+    async fn close(self, expected: u64) -> u64 {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while self.frame_acks.load(Ordering::Relaxed) < expected
+            && tokio::time::Instant::now() < deadline
+        {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let _ = self.client.disconnect().await;
+        self.poller.abort();
+        self.frame_acks.load(Ordering::Relaxed)
+    }
+}
+
+/// Publishes the script at QoS 1, paced by simulated time, listening for HJ 212
+/// acknowledgements as data loggers do.
 async fn publish(
     port: u16,
     messages: &[Scheduled],
     start: DateTime<Utc>,
     speed: f64,
-) -> Result<u64, String> {
+) -> Result<Stations, String> {
     let mut options = MqttOptions::new("riverwatch-demo-stations", "127.0.0.1", port);
     options.set_keep_alive(Duration::from_secs(30));
     let (client, mut eventloop) = AsyncClient::new(options, 1000);
+    client
+        .subscribe("wq/+/+/hj212/ack", QoS::AtLeastOnce)
+        .await
+        .map_err(|e| format!("subscribe: {e}"))?;
     let acked = Arc::new(AtomicU64::new(0));
-    let counter = Arc::clone(&acked);
+    let frame_acks = Arc::new(AtomicU64::new(0));
+    let (counter, frame_counter) = (Arc::clone(&acked), Arc::clone(&frame_acks));
     let poller = tokio::spawn(async move {
         loop {
             match eventloop.poll().await {
                 Ok(Event::Incoming(Packet::PubAck(_))) => {
                     counter.fetch_add(1, Ordering::Relaxed);
+                }
+                Ok(Event::Incoming(Packet::Publish(p)))
+                    if hj212::parse(&p.payload).is_ok_and(|f| f.cn == "9014") =>
+                {
+                    frame_counter.fetch_add(1, Ordering::Relaxed);
                 }
                 Ok(_) => {}
                 Err(e) => {
@@ -418,13 +502,16 @@ async fn publish(
     {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    let _ = client.disconnect().await;
-    poller.abort();
-    Ok(acked.load(Ordering::Relaxed))
+    Ok(Stations {
+        acked: acked.load(Ordering::Relaxed),
+        frame_acks,
+        client,
+        poller,
+    })
 }
 
 /// Prints the summary and writes `summary.json`; true when every message was taken in custody.
-fn summarise(out: &Path, m: &Metrics, published: u64) -> Result<bool, String> {
+fn summarise(out: &Path, m: &Metrics, published: u64, frame_acks: u64) -> Result<bool, String> {
     let emails = std::fs::read_dir(out.join("outbox"))
         .map(|d| {
             d.flatten()
@@ -450,6 +537,7 @@ fn summarise(out: &Path, m: &Metrics, published: u64) -> Result<bool, String> {
         "sms": sms,
         "messages_published": published,
         "messages_acknowledged": Metrics::get(&m.messages_acked),
+        "hj212_acks": frame_acks,
     });
     let text = serde_json::to_string_pretty(&summary).map_err(|e| e.to_string())?;
     std::fs::write(out.join("summary.json"), format!("{text}\n"))
@@ -460,6 +548,7 @@ fn summarise(out: &Path, m: &Metrics, published: u64) -> Result<bool, String> {
         "  readings received         {}",
         Metrics::get(&m.readings_received)
     );
+    println!("  HJ 212 frames acknowledged {frame_acks}  (CN=9014, sent after storage)");
     println!(
         "  readings stored           {}",
         Metrics::get(&m.readings_stored)

@@ -147,6 +147,8 @@ fn demo_stores_readings_and_writes_alert_emails() {
     assert_eq!(summary["received"], 504, "{summary}");
     assert_eq!(summary["stored"], 504, "{summary}");
     assert_eq!(summary["refused"], 3, "{summary}");
+    // 石角(界牌) sends HJ 212 frames: each was acknowledged (CN=9014) after storage.
+    assert_eq!(summary["hj212_acks"], 72, "{summary}");
     assert!(
         summary["alerts"]["yellow"].as_u64().unwrap() >= 2,
         "{summary}"

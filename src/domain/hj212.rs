@@ -472,6 +472,16 @@ impl Default for CodeMap {
     }
 }
 
+/// The HJ 212-2017 code a station sends for `param` (in the parameter's own unit), for
+/// encoding frames: the first mg/L code of the standard map.
+pub fn code_for(param: Param) -> Option<String> {
+    CodeMap::default()
+        .map
+        .into_iter()
+        .find(|(code, t)| t.param == param && t.scale == MG && code.starts_with('w'))
+        .map(|(code, _)| code)
+}
+
 impl CodeMap {
     /// The default map with a station's overrides applied.
     pub fn with_overrides<'a>(

@@ -344,3 +344,23 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn every_parameter_with_a_standard_code_round_trips() {
+    let map = CodeMap::default();
+    for p in Param::ALL {
+        if let Some(code) = code_for(p) {
+            assert_eq!(
+                map.get(&code).map(|t| (t.param, t.scale)),
+                Some((p, 1.0)),
+                "{code}"
+            );
+        }
+    }
+    assert_eq!(code_for(Param::Nh3n).as_deref(), Some("w21003"));
+    assert_eq!(
+        code_for(Param::Hg).as_deref(),
+        None,
+        "mercury only has µg/L codes"
+    );
+}
