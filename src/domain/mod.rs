@@ -11,4 +11,5 @@ pub mod hj212;
 pub mod message;
 pub mod network;
 pub mod param;
+pub mod qc;
 pub mod reading;

@@ -1,0 +1,162 @@
+//! QC tables and the invariant that streamed flags, once the next reading is in, equal the
+//! batch flags ioos_qc gives the whole series (the batch form is checked against ioos_qc
+//! itself in `tests/crosscheck.rs`).
+
+use super::*;
+use proptest::prelude::*;
+
+fn codes(flags: &[Flag]) -> Vec<u8> {
+    flags.iter().map(|f| f.code()).collect()
+}
+
+fn hourly(n: usize) -> Vec<i64> {
+    (0..n as i64).map(|i| i * 3600).collect()
+}
+
+#[test]
+fn aggregate_precedence() {
+    use Flag::*;
+    let table: &[(&[Flag], Flag)] = &[
+        (&[Good, Suspect], Suspect),
+        (&[Fail, Suspect, Good], Fail),
+        (&[Unknown, Good], Good),
+        (&[Missing, Unknown], Unknown),
+        (&[], Missing),
+    ];
+    for (flags, expected) in table {
+        assert_eq!(aggregate(flags.iter().copied()), *expected, "{flags:?}");
+    }
+}
+
+#[test]
+fn single_tests() {
+    let gross = Tests {
+        gross_range: Some(GrossRange {
+            fail_span: (0.0, 10.0),
+            suspect_span: Some((1.0, 9.0)),
+        }),
+        ..Tests::default()
+    };
+    assert_eq!(
+        codes(&run(&[5.0, 0.5, 9.5, 10.0, 10.1, -0.1], &hourly(6), &gross)),
+        [1, 3, 3, 3, 4, 4]
+    );
+    let spike = Tests {
+        spike: Some(Spike {
+            suspect_threshold: Some(0.3),
+            fail_threshold: Some(0.5),
+        }),
+        ..Tests::default()
+    };
+    // Ends are UNKNOWN; a spike flags itself and, by the average method, may flag neighbours.
+    assert_eq!(
+        codes(&run(&[7.0, 7.0, 7.4, 7.0, 7.0, 7.0], &hourly(6), &spike)),
+        [2, 1, 3, 1, 1, 2]
+    );
+    let roc = Tests {
+        rate_of_change: Some(RateOfChange {
+            threshold: 1.0 / 3600.0,
+            fail_threshold: Some(3.0 / 3600.0),
+        }),
+        ..Tests::default()
+    };
+    assert_eq!(
+        codes(&run(&[5.0, 5.5, 7.0, 3.0, 3.5], &hourly(5), &roc)),
+        [1, 1, 3, 4, 1]
+    );
+    let flat = Tests {
+        flat_line: Some(FlatLine {
+            tolerance: 0.01,
+            suspect_threshold: 3.0 * 3600.0,
+            fail_threshold: 5.0 * 3600.0,
+        }),
+        ..Tests::default()
+    };
+    // Flat for 3 h (4 readings) is suspect, for 5 h (6 readings) fail.
+    assert_eq!(
+        codes(&run(
+            &[1.0, 2.0, 2.0, 2.0, 2.0, 2.0, 2.0, 3.0],
+            &hourly(8),
+            &flat
+        )),
+        [1, 1, 1, 1, 3, 3, 4, 1]
+    );
+}
+
+#[test]
+fn defaults_never_hide_polluted_water() {
+    // Class Ⅴ limits and beyond are plausible water, not suspect data.
+    for (param, value) in [
+        (Param::Nh3n, 2.5),
+        (Param::Tp, 0.45),
+        (Param::Ph, 9.6),
+        (Param::Ph, 5.5),
+        (Param::Do, 1.0),
+        (Param::Codmn, 16.0),
+    ] {
+        let tests = default_tests(param);
+        let flag = run(&[value], &[0], &tests)[0];
+        assert!(flag.is_judgeable(), "{param} = {value} flagged {flag:?}");
+    }
+}
+
+#[test]
+fn streaming_revises_the_previous_value_when_its_spike_is_known() {
+    let tests = Tests {
+        spike: Some(Spike {
+            suspect_threshold: Some(0.3),
+            fail_threshold: Some(0.5),
+        }),
+        ..Tests::default()
+    };
+    let mut s = Stream::default();
+    let v: Vec<Verdict> = [7.0, 7.0, 8.0, 7.0]
+        .iter()
+        .enumerate()
+        .map(|(i, &x)| s.push(i as i64 * 3600, x, &tests))
+        .collect();
+    assert_eq!(
+        v[2].flag,
+        Flag::Unknown,
+        "a new value's spike test waits for the next"
+    );
+    assert_eq!(v[3].revised, Some((7200, Flag::Fail)), "8.0 was a spike");
+    assert_eq!(v[1].revised, None);
+}
+
+fn arb_tests() -> impl Strategy<Value = Tests> {
+    (any::<bool>(), any::<bool>(), any::<bool>(), any::<bool>()).prop_map(|(g, s, r, f)| {
+        let d = default_tests(Param::Do);
+        Tests {
+            gross_range: d.gross_range.filter(|_| g),
+            spike: d.spike.filter(|_| s),
+            rate_of_change: d.rate_of_change.filter(|_| r),
+            flat_line: d.flat_line.filter(|_| f),
+        }
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { failure_persistence: None, ..ProptestConfig::default() })]
+
+    /// Regular series: after the next value, every streamed flag is the batch flag.
+    #[test]
+    fn stream_converges_to_batch(
+        values in proptest::collection::vec(prop_oneof![Just(6.0f64), 0.0f64..22.0], 1..60),
+        tests in arb_tests(),
+    ) {
+        let times = hourly(values.len());
+        let batch = run(&values, &times, &tests);
+        let mut stream = Stream::default();
+        let mut streamed: Vec<Flag> = Vec::new();
+        for (&t, &v) in times.iter().zip(&values) {
+            let verdict = stream.push(t, v, &tests);
+            if let Some((rt, flag)) = verdict.revised {
+                let i = times.iter().position(|&x| x == rt).unwrap();
+                streamed[i] = flag;
+            }
+            streamed.push(verdict.flag);
+        }
+        prop_assert_eq!(codes(&streamed), codes(&batch));
+    }
+}

@@ -1,0 +1,60 @@
+//! riverwatch's statistics against the reference implementations, through fixtures those
+//! produced (the generator scripts sit beside the fixtures): QC flags against ioos_qc 3.0.
+
+use riverwatch::domain::qc::{self, FlatLine, GrossRange, RateOfChange, Spike, Tests};
+use serde_json::Value;
+
+fn tests_from(v: &Value) -> Tests {
+    let pair = |v: &Value| (v[0].as_f64().unwrap(), v[1].as_f64().unwrap());
+    let f = |v: &Value| v.as_f64();
+    Tests {
+        gross_range: v.get("gross_range_test").map(|g| GrossRange {
+            fail_span: pair(&g["fail_span"]),
+            suspect_span: g.get("suspect_span").map(pair),
+        }),
+        spike: v.get("spike_test").map(|s| Spike {
+            suspect_threshold: f(&s["suspect_threshold"]),
+            fail_threshold: f(&s["fail_threshold"]),
+        }),
+        rate_of_change: v.get("rate_of_change_test").map(|r| RateOfChange {
+            threshold: r["threshold"].as_f64().unwrap(),
+            fail_threshold: r.get("fail_threshold").and_then(Value::as_f64),
+        }),
+        flat_line: v.get("flat_line_test").map(|l| FlatLine {
+            tolerance: l["tolerance"].as_f64().unwrap(),
+            suspect_threshold: l["suspect_threshold"].as_f64().unwrap(),
+            fail_threshold: l["fail_threshold"].as_f64().unwrap(),
+        }),
+    }
+}
+
+#[test]
+fn qc_flags_equal_ioos_qc() {
+    let cases: Vec<Value> = serde_json::from_str(include_str!("fixtures/qc_ioos.json")).unwrap();
+    assert!(cases.len() >= 4);
+    for case in cases {
+        let values: Vec<f64> = case["values"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_f64().unwrap())
+            .collect();
+        let times: Vec<i64> = case["times"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_i64().unwrap())
+            .collect();
+        let expected: Vec<u8> = case["flags"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_u64().unwrap() as u8)
+            .collect();
+        let got: Vec<u8> = qc::run(&values, &times, &tests_from(&case["tests"]))
+            .iter()
+            .map(|f| f.code())
+            .collect();
+        assert_eq!(got, expected, "{}", case["name"]);
+    }
+}
