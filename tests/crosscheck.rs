@@ -58,3 +58,41 @@ fn qc_flags_equal_ioos_qc() {
         assert_eq!(got, expected, "{}", case["name"]);
     }
 }
+
+#[test]
+fn mann_kendall_and_sen_equal_pymannkendall() {
+    use riverwatch::domain::trend;
+    let cases: Vec<Value> =
+        serde_json::from_str(include_str!("fixtures/mk_pymannkendall.json")).unwrap();
+    assert!(cases.len() >= 8);
+    for case in cases {
+        let x: Vec<f64> = case["values"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_f64().unwrap())
+            .collect();
+        let mk = trend::mann_kendall(&x).unwrap();
+        let num = |k: &str| case[k].as_f64().unwrap();
+        assert_eq!(mk.s as f64, num("s"), "{x:?}");
+        assert!(
+            (mk.var_s - num("var_s")).abs() < 1e-6,
+            "var_s {} vs {}",
+            mk.var_s,
+            num("var_s")
+        );
+        assert!((mk.z - num("z")).abs() < 1e-6, "z {} vs {}", mk.z, num("z"));
+        assert!((mk.p - num("p")).abs() < 1e-6, "p {} vs {}", mk.p, num("p"));
+        assert_eq!(mk.direction(0.05).word(), case["trend"].as_str().unwrap());
+        // 4-hourly readings: 6 steps a day.
+        let times: Vec<i64> = (0..x.len() as i64)
+            .map(|i| 1_767_225_600 + i * 4 * 3600)
+            .collect();
+        let per_day = trend::sen(&times, &x).unwrap().per_day();
+        assert!(
+            (per_day - 6.0 * num("slope_per_step")).abs() < 1e-9,
+            "slope {per_day} vs {}",
+            6.0 * num("slope_per_step")
+        );
+    }
+}

@@ -13,3 +13,4 @@ pub mod network;
 pub mod param;
 pub mod qc;
 pub mod reading;
+pub mod trend;
