@@ -291,7 +291,8 @@ mod tests {
     #[test]
     fn mann_kendall_vectors_of_water_md() {
         // (series, S, Var(S), Z, p, direction)
-        let table: &[(&[f64], i64, f64, f64, f64, Direction)] = &[
+        type Row<'a> = (&'a [f64], i64, f64, f64, f64, Direction);
+        let table: &[Row] = &[
             (
                 &[
                     0.42, 0.45, 0.44, 0.47, 0.47, 0.50, 0.49, 0.53, 0.55, 0.55, 0.58, 0.61,
