@@ -15,6 +15,7 @@ use crate::domain::gb3838::{self, Class, WaterBody};
 use crate::domain::hj212::CodeTarget;
 use crate::domain::network::{Bureau, Downstream, Network, Profile, River, Station};
 use crate::domain::param::Param;
+use crate::domain::profile::Precision;
 use secret::SecretSource;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
@@ -166,7 +167,7 @@ pub struct Config {
     pub alerts: Persistence,
     pub network: Network,
     /// Published decimals per parameter for the `national_realtime` profile.
-    pub national_precision: BTreeMap<Param, u32>,
+    pub national_precision: Precision,
 }
 
 impl Config {
@@ -427,7 +428,7 @@ pub fn parse(text: &str, base: &Path, file: &Path) -> Result<Config, ConfigError
     );
     let profiles: RawProfiles = section(&table, "profile", &mut p).unwrap_or_default();
     let national_precision = precision(profiles, &mut p);
-    let network = network(&table, &mut p);
+    let network = network(&table, national_precision, &mut p);
     if !p.0.is_empty() {
         return Err(fail(p));
     }
@@ -855,8 +856,8 @@ fn alerts(raw: RawAlerts, p: &mut Problems) -> Persistence {
     }
 }
 
-fn precision(raw: RawProfiles, p: &mut Problems) -> BTreeMap<Param, u32> {
-    let mut out = BTreeMap::new();
+fn precision(raw: RawProfiles, p: &mut Problems) -> Precision {
+    let mut out = Precision::default();
     let Some(nr) = raw.national_realtime else {
         return out;
     };
@@ -865,7 +866,9 @@ fn precision(raw: RawProfiles, p: &mut Problems) -> BTreeMap<Param, u32> {
         match (Param::from_key(&key), decimals) {
             (None, _) => p.add(path, format!("{key:?} is not a parameter key")),
             (Some(param), d @ 0..=6) => {
-                out.insert(param, d as u32);
+                if !out.set(param, d as u32) {
+                    p.add(path, format!("{key:?} is not judged by the national_realtime profile (ph, do, codmn, nh3n, tp)"));
+                }
             }
             (Some(_), d) => p.add(path, format!("{d} decimals is not between 0 and 6")),
         }
@@ -900,7 +903,7 @@ fn check_unique<'a>(
     }
 }
 
-fn network(table: &toml::Table, p: &mut Problems) -> Network {
+fn network(table: &toml::Table, precision: Precision, p: &mut Problems) -> Network {
     let raw_bureaus = entries::<RawBureau>(table, "bureau", p);
     let raw_rivers = entries::<RawRiver>(table, "river", p);
     let raw_stations = entries::<RawStation>(table, "station", p);
@@ -1053,7 +1056,7 @@ fn network(table: &toml::Table, p: &mut Problems) -> Network {
         }
         let profile = match s.profile.as_deref().unwrap_or("full") {
             "full" => Profile::Full,
-            "national_realtime" => Profile::NationalRealtime,
+            "national_realtime" => Profile::NationalRealtime(precision),
             other => {
                 p.add(
                     key("profile"),

@@ -11,6 +11,7 @@ pub mod hj212;
 pub mod message;
 pub mod network;
 pub mod param;
+pub mod profile;
 pub mod qc;
 pub mod reading;
 pub mod trend;

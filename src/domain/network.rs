@@ -7,6 +7,7 @@
 use super::gb3838::{Class, WaterBody};
 use super::hj212::CodeTarget;
 use super::param::Param;
+use super::profile::Precision;
 use std::time::Duration;
 
 /// An environmental bureau that receives alerts and may operate stations.
@@ -29,8 +30,9 @@ pub struct River {
 pub enum Profile {
     /// The full single-factor method over the station's evaluated parameters.
     Full,
-    /// The national real-time publication's rule (pH, DO, CODMn, NH3-N, TP on rounded values).
-    NationalRealtime,
+    /// The national real-time publication's rule: pH, DO, CODMn, NH3-N, TP only, on values
+    /// rounded half-to-even to this precision.
+    NationalRealtime(Precision),
 }
 
 /// Where pollution at a station arrives next, and after how long.

@@ -5,8 +5,9 @@
 //! per-parameter classes and the overall class that the store writes and the alert rules read.
 
 use super::gb3838::{self, Class};
-use super::network::Station;
+use super::network::{Profile, Station};
 use super::param::{DataFlag, Param};
+use super::profile::round_half_even;
 use chrono::{DateTime, Utc};
 
 /// One measured value with the instrument's flag, if the station sent one.
@@ -58,14 +59,21 @@ impl Judgement {
     }
 }
 
-/// Judges a reading by the single-factor method over the station's evaluated parameters.
+/// Judges a reading by the station's profile: the single-factor method over its evaluated
+/// parameters, or the national real-time rule (five parameters, rounded values).
 pub fn judge(station: &Station, reading: &Reading) -> Judgement {
     let judged: Vec<Judged> = reading
         .values
         .iter()
-        .filter(|m| m.is_judgeable() && station.evaluates(m.param))
+        .filter(|m| m.is_judgeable())
         .filter_map(|m| {
-            gb3838::classify(m.param, station.water_body, m.value).map(|class| Judged {
+            let value = match station.profile {
+                Profile::Full => station.evaluates(m.param).then_some(m.value)?,
+                Profile::NationalRealtime(precision) => {
+                    round_half_even(m.value, precision.of(m.param)?)
+                }
+            };
+            gb3838::classify(m.param, station.water_body, value).map(|class| Judged {
                 param: m.param,
                 value: m.value,
                 class,
@@ -143,5 +151,66 @@ mod tests {
         );
         let worse: Vec<Param> = j.exceeding(s.target).map(|x| x.param).collect();
         assert_eq!(worse, [Param::Nh3n]);
+    }
+}
+
+#[cfg(test)]
+mod national_realtime {
+    //! The national real-time publication's classes (WATER.md §2.6, issue examples).
+    use super::*;
+    use crate::domain::gb3838::WaterBody;
+    use crate::domain::network::fixtures::station;
+    use crate::domain::profile::Precision;
+    use chrono::TimeZone;
+
+    fn class(precision: Precision, body: WaterBody, values: &[(Param, f64)]) -> Option<u8> {
+        let mut s = station("s", "qingyuan", 2, false);
+        s.profile = Profile::NationalRealtime(precision);
+        s.water_body = body;
+        let r = Reading {
+            station: "s".into(),
+            ts: chrono::Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap(),
+            values: values
+                .iter()
+                .map(|&(param, value)| Measured {
+                    param,
+                    value,
+                    flag: None,
+                })
+                .collect(),
+            seq: None,
+        };
+        judge(&s, &r).overall.map(Class::number)
+    }
+
+    #[test]
+    fn reproduces_published_classes() {
+        use Param::*;
+        use WaterBody::{Lake, River};
+        let y2025 = Precision::Y2025;
+        let now = Precision::default();
+        type Row<'a> = (Precision, WaterBody, &'a [(Param, f64)], Option<u8>);
+        let table: &[Row] = &[
+            (y2025, River, &[(Tp, 0.1005)], Some(2)),
+            (y2025, River, &[(Do, 5.994)], Some(2)),
+            (y2025, River, &[(Ph, 9.02)], Some(1)),
+            (y2025, River, &[(Ph, 9.6)], Some(6)),
+            // TN never counts, even at a lake station; temperature neither.
+            (y2025, Lake, &[(Tp, 0.02), (Tn, 5.0), (Temp, 35.0)], Some(2)),
+            (y2025, River, &[(Tn, 5.0)], None),
+            (now, River, &[(Do, 5.995)], Some(2)),
+            (now, River, &[(Do, 5.994)], Some(3)),
+            // Lake TP limits at a lake station: 0.1005 rounds to 0.100, class Ⅳ (raw: Ⅴ).
+            (now, Lake, &[(Tp, 0.1005)], Some(4)),
+            // The full method would see COD; this profile does not.
+            (now, River, &[(Cod, 45.0), (Nh3n, 0.3)], Some(2)),
+        ];
+        for (precision, body, values, expected) in table {
+            assert_eq!(
+                class(*precision, *body, values),
+                *expected,
+                "{values:?} with {precision:?}"
+            );
+        }
     }
 }
