@@ -6,83 +6,36 @@
 //! own, and blank lines are skipped.
 
 use crate::domain::hj212::{self, CodeMap, Frame};
-use serde::ser::{Serialize, SerializeMap, Serializer};
+use crate::json::Object;
 use serde_json::Value;
 use std::io::{BufRead, Write};
 
-/// A JSON object whose keys keep the order they were added in (SPEC §11 shows them so);
-/// nested objects keep theirs too.
-struct Ordered(Vec<(&'static str, Node)>);
-
-enum Node {
-    Value(Value),
-    Object(Vec<(String, Value)>),
-}
-
-impl Serialize for Ordered {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut map = s.serialize_map(Some(self.0.len()))?;
-        for (k, v) in &self.0 {
-            match v {
-                Node::Value(v) => map.serialize_entry(k, v)?,
-                Node::Object(o) => map.serialize_entry(k, &Inner(o))?,
-            }
+fn decoded(frame: &Frame, data: &hj212::Data) -> Object {
+    let mut values = Object::new();
+    let mut flags = Object::new();
+    for (p, (v, f)) in &data.values {
+        values = values.put(p.key(), *v);
+        if let Some(f) = f {
+            flags = flags.put(p.key(), f.letter().to_string());
         }
-        map.end()
     }
-}
-
-struct Inner<'a>(&'a [(String, Value)]);
-
-impl Serialize for Inner<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut map = s.serialize_map(Some(self.0.len()))?;
-        for (k, v) in self.0 {
-            map.serialize_entry(k, v)?;
-        }
-        map.end()
-    }
-}
-
-fn decoded(frame: &Frame, data: &hj212::Data) -> Ordered {
-    let opt = |v: &Option<String>| Node::Value(v.clone().map_or(Value::Null, Value::from));
-    let values = data
-        .values
-        .iter()
-        .map(|(p, (v, _))| (p.key().to_string(), Value::from(*v)))
-        .collect();
-    let flags = data
-        .values
-        .iter()
-        .filter_map(|(p, (_, f))| {
-            f.map(|f| (p.key().to_string(), Value::from(f.letter().to_string())))
-        })
-        .collect();
     let codes = data
         .unknown
         .iter()
-        .map(|(c, v)| (c.clone(), Value::from(*v)))
-        .collect();
-    let v = Node::Value;
-    Ordered(vec![
-        ("ok", v(Value::Bool(true))),
-        ("qn", opt(&frame.qn)),
-        ("st", v(Value::from(frame.st.clone()))),
-        ("cn", v(Value::from(frame.cn.clone()))),
-        ("mn", v(Value::from(frame.mn.clone()))),
-        ("flag", v(frame.flag.map_or(Value::Null, Value::from))),
-        ("version", v(Value::from(frame.version().name()))),
-        ("needs_ack", v(Value::Bool(frame.needs_ack()))),
-        (
-            "data_time",
-            v(data
-                .data_time
-                .map_or(Value::Null, |t| Value::from(t.to_rfc3339()))),
-        ),
-        ("values", Node::Object(values)),
-        ("flags", Node::Object(flags)),
-        ("codes", Node::Object(codes)),
-    ])
+        .fold(Object::new(), |o, (c, v)| o.put(c, *v));
+    Object::new()
+        .put("ok", true)
+        .put("qn", frame.qn.clone())
+        .put("st", frame.st.clone())
+        .put("cn", frame.cn.clone())
+        .put("mn", frame.mn.clone())
+        .put("flag", frame.flag)
+        .put("version", frame.version().name())
+        .put("needs_ack", frame.needs_ack())
+        .put("data_time", data.data_time.map(|t| t.to_rfc3339()))
+        .nest("values", values)
+        .nest("flags", flags)
+        .nest("codes", codes)
 }
 
 /// The JSON line for one input line.
@@ -91,14 +44,10 @@ pub fn decode_line(line: &[u8]) -> String {
         let data = hj212::data(&frame, &CodeMap::default())?;
         Ok(decoded(&frame, &data))
     });
-    let object = match result {
-        Ok(o) => o,
-        Err(e) => Ordered(vec![
-            ("ok", Node::Value(Value::Bool(false))),
-            ("error", Node::Value(Value::from(e.0))),
-        ]),
-    };
-    serde_json::to_string(&object).unwrap_or_else(|e| format!(r#"{{"ok":false,"error":"{e}"}}"#))
+    match result {
+        Ok(o) => o.line(),
+        Err(e) => Object::new().put("ok", false).put("error", e.0).line(),
+    }
 }
 
 /// Decodes every line of `input` to `output`; returns how many frames were refused.

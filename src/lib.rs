@@ -35,6 +35,7 @@ pub mod demo;
 pub mod domain;
 pub mod hj212_cmd;
 pub mod ingest;
+pub mod json;
 pub mod notify;
 pub mod screen;
 pub mod store;
