@@ -7,7 +7,6 @@
 
 use crate::domain::hj212::{self, CodeMap, Frame};
 use crate::json::Object;
-use serde_json::Value;
 use std::io::{BufRead, Write};
 
 fn decoded(frame: &Frame, data: &hj212::Data) -> Object {
