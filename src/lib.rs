@@ -17,7 +17,7 @@
 //! - [`config`]: the TOML file → validated domain types.
 //! - [`ingest`], [`screen`], [`store`], [`notify`]: the stages, in flow order.
 //! - [`app`]: the only place that wires stages together; [`demo`]: the self-contained demo;
-//!   [`hj212_cmd`]: `riverwatch hj212 decode`.
+//!   [`hj212_cmd`]: `riverwatch hj212 decode`; [`assess`]: offline judgement of a file.
 //! - [`deadletter`], [`telemetry`]: refused input and counted events.
 //!
 //! # Architecture invariants
@@ -29,6 +29,7 @@
 //! - Input never panics the daemon: every refusal is a value with a reason.
 
 pub mod app;
+pub mod assess;
 pub mod config;
 pub mod deadletter;
 pub mod demo;

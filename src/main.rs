@@ -30,6 +30,19 @@ enum Command {
     },
     /// Run the whole pipeline on simulated stations with an in-process broker.
     Demo(demo::Options),
+    /// Judge a file of readings offline: classes, QC flags, trends (JSON lines or CSV).
+    Assess {
+        /// Readings: CSV with a header `station,ts,<param>...`, or JSON lines with `station`.
+        #[arg(long)]
+        input: PathBuf,
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Judge every station by this profile instead of its configured one.
+        #[arg(long, value_enum)]
+        profile: Option<riverwatch::assess::ProfileChoice>,
+        #[arg(long, value_enum, default_value = "json")]
+        format: riverwatch::assess::OutputFormat,
+    },
     /// HJ 212 tools for station integrators.
     Hj212 {
         #[command(subcommand)]
@@ -60,6 +73,35 @@ fn main() -> ExitCode {
         Command::CheckConfig { config } => check_config(&config_path(config)),
         Command::Run { config } => run(&config_path(config)),
         Command::Demo(options) => demo::main(options),
+        Command::Assess {
+            input,
+            config,
+            profile,
+            format,
+        } => {
+            let path = config_path(config);
+            let cfg = match config::load(&path) {
+                Ok(cfg) => cfg,
+                Err(e) => {
+                    eprint!("{e}");
+                    return ExitCode::from(EXIT_CONFIG);
+                }
+            };
+            match riverwatch::assess::run(&input, &cfg, profile, format) {
+                Ok(0) => ExitCode::SUCCESS,
+                Ok(n) => {
+                    eprintln!(
+                        "{}: {n} rows could not be read (listed above)",
+                        input.display()
+                    );
+                    ExitCode::FAILURE
+                }
+                Err(e) => {
+                    eprintln!("{e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Hj212 {
             command: Hj212Command::Decode,
         } => {

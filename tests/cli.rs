@@ -224,3 +224,137 @@ fn hj212_decode_answers_every_line() {
     assert_eq!(lines[3]["values"]["nh3n"], 3.0943);
     assert_eq!(lines[3]["codes"]["B01"], 10.989);
 }
+
+/// A one-station config; `extra` is appended (e.g. QC tables).
+fn assess_config(dir: &std::path::Path, extra: &str) -> std::path::PathBuf {
+    let text = format!(
+        "{extra}\n[[bureau]]\nid = \"qingyuan\"\nname = \"清远市生态环境局\"\nemail = [\"duty@qy.example.org\"]\n\
+         [[river]]\nid = \"bei\"\nname = \"北江\"\n\
+         [[station]]\nid = \"shijiao\"\nname = \"石角(界牌)\"\nriver = \"bei\"\ncity = \"qingyuan\"\ntarget_class = 2\nboundary = true\n"
+    );
+    let path = dir.join("assess.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn assess(
+    config: &std::path::Path,
+    input: &std::path::Path,
+    extra: &[&str],
+) -> (Vec<serde_json::Value>, String, Option<i32>) {
+    let out = riverwatch()
+        .args(["assess", "--config"])
+        .arg(config)
+        .arg("--input")
+        .arg(input)
+        .args(extra)
+        .output()
+        .unwrap();
+    let lines = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    (
+        lines,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+        out.status.code(),
+    )
+}
+
+#[test]
+fn assess_trends_equal_pymannkendall() {
+    let dir = tempfile::tempdir().unwrap();
+    // No QC tests on NH3-N, so every value counts, as in pymannkendall.
+    let config = assess_config(dir.path(), "[qc.nh3n]");
+    let cases: Vec<serde_json::Value> =
+        serde_json::from_str(include_str!("fixtures/mk_pymannkendall.json")).unwrap();
+    for case in cases
+        .iter()
+        .filter(|c| c["values"].as_array().unwrap().len() >= 10)
+    {
+        let mut csv = String::from("station,ts,nh3n\n");
+        for (i, v) in case["values"].as_array().unwrap().iter().enumerate() {
+            let ts =
+                chrono::DateTime::from_timestamp(1_767_225_600 + i as i64 * 4 * 3600, 0).unwrap();
+            csv.push_str(&format!("shijiao,{},{}\n", ts.to_rfc3339(), v));
+        }
+        let input = dir.path().join("series.csv");
+        std::fs::write(&input, csv).unwrap();
+        let (lines, stderr, code) = assess(&config, &input, &[]);
+        assert_eq!(code, Some(0), "{stderr}");
+        let trend = lines
+            .iter()
+            .find(|l| l["kind"] == "trend")
+            .expect("a trend object");
+        let num = |v: &serde_json::Value| v.as_f64().unwrap();
+        assert_eq!(num(&trend["s"]), num(&case["s"]));
+        assert!((num(&trend["var_s"]) - num(&case["var_s"])).abs() < 1e-6);
+        assert!((num(&trend["z"]) - num(&case["z"])).abs() < 1e-6);
+        assert!((num(&trend["p"]) - num(&case["p"])).abs() < 1e-6);
+        assert_eq!(trend["trend"], case["trend"]);
+        assert!(
+            (num(&trend["sen_slope_per_day"]) - 6.0 * num(&case["slope_per_step"])).abs() < 1e-9
+        );
+        assert_eq!(
+            trend["n"].as_u64().unwrap() as usize,
+            case["values"].as_array().unwrap().len()
+        );
+    }
+}
+
+#[test]
+fn assess_reading_objects_and_profiles() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = assess_config(dir.path(), "");
+    let input = dir.path().join("readings.jsonl");
+    std::fs::write(
+        &input,
+        "{\"station\":\"shijiao\",\"ts\":\"2026-11-26T10:00:00+08:00\",\"values\":{\"nh3n\":0.82,\"do\":6.5,\"ph\":7.2}}\n\
+         {\"station\":\"shijiao\",\"ts\":\"2026-11-26T14:00:00+08:00\",\"values\":{\"do\":5.995,\"tn\":3.0}}\n\
+         {\"station\":\"shijiao\",\"ts\":\"2026-11-26T18:00:00+08:00\",\"values\":{\"do\":5.994}}\n\
+         {\"station\":\"nowhere\",\"ts\":\"2026-11-26T18:00:00+08:00\",\"values\":{\"do\":5.994}}\n",
+    )
+    .unwrap();
+    let (lines, stderr, code) = assess(&config, &input, &["--profile", "national_realtime"]);
+    assert_eq!(code, Some(1), "one row could not be read");
+    assert!(
+        stderr.contains("readings.jsonl:4: station \"nowhere\" is not configured"),
+        "{stderr}"
+    );
+    let raw = riverwatch()
+        .args(["assess", "--profile", "national_realtime", "--config"])
+        .arg(&config)
+        .arg("--input")
+        .arg(&input)
+        .output()
+        .unwrap();
+    // Exactly SPEC §11's shape and key order.
+    assert_eq!(
+        String::from_utf8(raw.stdout)
+            .unwrap()
+            .lines()
+            .next()
+            .unwrap(),
+        r#"{"kind":"reading","station":"shijiao","ts":"2026-11-26T02:00:00Z","class":{"ph":1,"do":2,"nh3n":3},"overall_class":3,"target_class":2,"exceed":{"nh3n":0.64},"qc":{"ph":1,"do":1,"nh3n":1}}"#
+    );
+    // DO 5.995 rounds to 6.00 (Ⅱ), 5.994 to 5.99 (Ⅲ); TN never counts.
+    assert_eq!(lines[1]["overall_class"], 2);
+    assert_eq!(lines[2]["overall_class"], 3);
+    assert!(lines[1]["class"].get("tn").is_none());
+    let (csv_out, _) = {
+        let out = riverwatch()
+            .args(["assess", "--format", "csv", "--config"])
+            .arg(&config)
+            .arg("--input")
+            .arg(&input)
+            .output()
+            .unwrap();
+        (String::from_utf8(out.stdout).unwrap(), out.status.code())
+    };
+    assert!(csv_out.starts_with("kind,station,ts,param,class,overall_class,target_class,exceed,qc,n,s,var_s,z,p,sen_slope_per_day,trend\n"), "{csv_out}");
+    assert!(
+        csv_out.contains("reading,shijiao,2026-11-26T02:00:00Z,nh3n,3,3,2,0.64,"),
+        "{csv_out}"
+    );
+}

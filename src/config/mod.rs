@@ -16,6 +16,7 @@ use crate::domain::hj212::CodeTarget;
 use crate::domain::network::{Bureau, Downstream, Network, Profile, River, Station};
 use crate::domain::param::Param;
 use crate::domain::profile::Precision;
+use crate::domain::qc::{FlatLine, GrossRange, RateOfChange, Spike, Tests};
 use secret::SecretSource;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
@@ -326,6 +327,47 @@ struct RawStation {
     hj212_codes: Option<BTreeMap<String, RawCode>>,
     profile: Option<String>,
     evaluate: Option<Vec<String>>,
+    qc: Option<BTreeMap<String, RawTests>>,
+}
+
+/// QC tests of one parameter, with ioos_qc's names and units (spans in the parameter's
+/// unit, rates per second, flat-line thresholds in seconds).
+#[derive(Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+struct RawTests {
+    gross_range_test: Option<RawGrossRange>,
+    spike_test: Option<RawSpike>,
+    rate_of_change_test: Option<RawRateOfChange>,
+    flat_line_test: Option<RawFlatLine>,
+}
+
+#[derive(Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+struct RawGrossRange {
+    fail_span: [f64; 2],
+    suspect_span: Option<[f64; 2]>,
+}
+
+#[derive(Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+struct RawSpike {
+    suspect_threshold: Option<f64>,
+    fail_threshold: Option<f64>,
+}
+
+#[derive(Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+struct RawRateOfChange {
+    threshold: f64,
+    fail_threshold: Option<f64>,
+}
+
+#[derive(Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+struct RawFlatLine {
+    tolerance: f64,
+    suspect_threshold: f64,
+    fail_threshold: f64,
 }
 
 /// A per-station HJ 212 code: `"se"` (a parameter key, value in its SPEC §4 unit) or
@@ -351,7 +393,7 @@ struct RawNationalRealtime {
 
 const SECTIONS: &[&str] = &[
     "mqtt", "influxdb", "spool", "http", "smtp", "sms", "ingest", "alerts", "bureau", "river",
-    "station", "profile",
+    "station", "profile", "qc",
 ];
 
 /// Collects problems while validation goes on.
@@ -428,7 +470,9 @@ pub fn parse(text: &str, base: &Path, file: &Path) -> Result<Config, ConfigError
     );
     let profiles: RawProfiles = section(&table, "profile", &mut p).unwrap_or_default();
     let national_precision = precision(profiles, &mut p);
-    let network = network(&table, national_precision, &mut p);
+    let raw_qc: BTreeMap<String, RawTests> = section(&table, "qc", &mut p).unwrap_or_default();
+    let global_qc = qc_tables(&raw_qc, "qc", &mut p);
+    let network = network(&table, national_precision, &global_qc, &mut p);
     if !p.0.is_empty() {
         return Err(fail(p));
     }
@@ -903,7 +947,104 @@ fn check_unique<'a>(
     }
 }
 
-fn network(table: &toml::Table, precision: Precision, p: &mut Problems) -> Network {
+/// Validates `[qc.<param>]` tables (as ioos_qc would refuse them) into tests per parameter.
+fn qc_tables(
+    raw: &BTreeMap<String, RawTests>,
+    prefix: &str,
+    p: &mut Problems,
+) -> BTreeMap<Param, Tests> {
+    let mut out = BTreeMap::new();
+    for (key, t) in raw {
+        let path = format!("{prefix}.{key}");
+        let Some(param) = Param::from_key(key) else {
+            p.add(&path, format!("{key:?} is not a parameter key"));
+            continue;
+        };
+        let span = |s: [f64; 2], what: &str, p: &mut Problems| {
+            // Written so that NaN bounds are refused too.
+            if s[0].partial_cmp(&s[1]) != Some(std::cmp::Ordering::Less) {
+                p.add(
+                    format!("{path}.{what}"),
+                    format!("[{}, {}] is not [low, high]", s[0], s[1]),
+                );
+            }
+            (s[0], s[1])
+        };
+        let positive = |v: f64, what: &str, p: &mut Problems| {
+            if !(v > 0.0 && v.is_finite()) {
+                p.add(
+                    format!("{path}.{what}"),
+                    format!("{v} must be a positive number"),
+                );
+            }
+            v
+        };
+        let gross_range = t.gross_range_test.as_ref().map(|g| {
+            let fail = span(g.fail_span, "gross_range_test.fail_span", p);
+            let suspect = g
+                .suspect_span
+                .map(|s| span(s, "gross_range_test.suspect_span", p));
+            if suspect.is_some_and(|(lo, hi)| lo < fail.0 || hi > fail.1) {
+                p.add(
+                    format!("{path}.gross_range_test.suspect_span"),
+                    "must lie inside fail_span (as ioos_qc requires)",
+                );
+            }
+            GrossRange {
+                fail_span: fail,
+                suspect_span: suspect,
+            }
+        });
+        let spike = t.spike_test.as_ref().map(|s| Spike {
+            suspect_threshold: s
+                .suspect_threshold
+                .map(|v| positive(v, "spike_test.suspect_threshold", p)),
+            fail_threshold: s
+                .fail_threshold
+                .map(|v| positive(v, "spike_test.fail_threshold", p)),
+        });
+        let rate_of_change = t.rate_of_change_test.as_ref().map(|r| RateOfChange {
+            threshold: positive(r.threshold, "rate_of_change_test.threshold", p),
+            fail_threshold: r
+                .fail_threshold
+                .map(|v| positive(v, "rate_of_change_test.fail_threshold", p)),
+        });
+        let flat_line = t.flat_line_test.as_ref().map(|f| {
+            if f.suspect_threshold > f.fail_threshold {
+                p.add(
+                    format!("{path}.flat_line_test"),
+                    "suspect_threshold must not exceed fail_threshold (seconds)",
+                );
+            }
+            FlatLine {
+                tolerance: positive(f.tolerance, "flat_line_test.tolerance", p),
+                suspect_threshold: positive(
+                    f.suspect_threshold,
+                    "flat_line_test.suspect_threshold",
+                    p,
+                ),
+                fail_threshold: positive(f.fail_threshold, "flat_line_test.fail_threshold", p),
+            }
+        });
+        out.insert(
+            param,
+            Tests {
+                gross_range,
+                spike,
+                rate_of_change,
+                flat_line,
+            },
+        );
+    }
+    out
+}
+
+fn network(
+    table: &toml::Table,
+    precision: Precision,
+    global_qc: &BTreeMap<Param, Tests>,
+    p: &mut Problems,
+) -> Network {
     let raw_bureaus = entries::<RawBureau>(table, "bureau", p);
     let raw_rivers = entries::<RawRiver>(table, "river", p);
     let raw_stations = entries::<RawStation>(table, "station", p);
@@ -1089,6 +1230,10 @@ fn network(table: &toml::Table, precision: Precision, p: &mut Problems) -> Netwo
                 })
                 .collect(),
         };
+        let mut qc = global_qc.clone();
+        if let Some(own) = &s.qc {
+            qc.extend(qc_tables(own, &format!("{path}.qc"), p));
+        }
         stations.push(Station {
             id: s.id.clone(),
             name: s.name.clone(),
@@ -1103,6 +1248,7 @@ fn network(table: &toml::Table, precision: Precision, p: &mut Problems) -> Netwo
             hj212_codes,
             profile,
             evaluated,
+            qc,
         });
     }
     check_downstream_cycles(&stations, &raw_stations, p);

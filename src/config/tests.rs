@@ -224,3 +224,39 @@ fn hj212_code_overrides() {
     assert_eq!(codes[0].0, "w20122");
     assert_eq!((codes[0].1.param, codes[0].1.scale), (Param::Cu, 0.001));
 }
+
+#[test]
+fn qc_tables_global_and_per_station() {
+    let text = format!(
+        "[qc.nh3n]\ngross_range_test = {{ fail_span = [0, 30], suspect_span = [0.01, 10] }}\nspike_test = {{ suspect_threshold = 0.4, fail_threshold = 0.8 }}\n{MINIMAL}\n[station.qc.do]\nrate_of_change_test = {{ threshold = 0.0005 }}\n"
+    );
+    let cfg = parse_str(&text).unwrap();
+    let s = &cfg.network.stations[0];
+    let nh3n = s.qc_tests(Param::Nh3n);
+    assert_eq!(nh3n.gross_range.unwrap().fail_span, (0.0, 30.0));
+    assert!(
+        nh3n.flat_line.is_none(),
+        "a [qc.<param>] table replaces the defaults"
+    );
+    let do_ = s.qc_tests(Param::Do);
+    assert_eq!(do_.rate_of_change.unwrap().threshold, 0.0005);
+    assert!(do_.gross_range.is_none());
+    assert_eq!(
+        s.qc_tests(Param::Ph),
+        crate::domain::qc::default_tests(Param::Ph)
+    );
+
+    let bad = format!(
+        "[qc.nh3n]\ngross_range_test = {{ fail_span = [0, 3], suspect_span = [0.01, 10] }}\n[qc.xyz]\nspike_test = {{}}\n[qc.ph]\nflat_line_test = {{ tolerance = 0.01, suspect_threshold = 7200, fail_threshold = 3600 }}\n{MINIMAL}"
+    );
+    let err = parse_str(&bad).unwrap_err();
+    assert_eq!(
+        keys(&err),
+        [
+            "qc.nh3n.gross_range_test.suspect_span",
+            "qc.ph.flat_line_test",
+            "qc.xyz"
+        ],
+        "{err}"
+    );
+}

@@ -8,6 +8,8 @@ use super::gb3838::{Class, WaterBody};
 use super::hj212::CodeTarget;
 use super::param::Param;
 use super::profile::Precision;
+use super::qc::Tests;
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 /// An environmental bureau that receives alerts and may operate stations.
@@ -64,11 +66,22 @@ pub struct Station {
     pub profile: Profile,
     /// Parameters that count for the station's class; others are stored but not judged.
     pub evaluated: Vec<Param>,
+    /// QC tests per parameter where they differ from `qc::default_tests` (the global
+    /// `[qc.<param>]` tables, then this station's own).
+    pub qc: BTreeMap<Param, Tests>,
 }
 
 impl Station {
     pub fn evaluates(&self, param: Param) -> bool {
         self.evaluated.contains(&param)
+    }
+
+    /// The QC tests this station runs on `param`.
+    pub fn qc_tests(&self, param: Param) -> Tests {
+        self.qc
+            .get(&param)
+            .copied()
+            .unwrap_or_else(|| super::qc::default_tests(param))
     }
 }
 
@@ -124,6 +137,7 @@ pub(crate) mod fixtures {
             hj212_codes: Vec::new(),
             profile: Profile::Full,
             evaluated: crate::domain::gb3838::default_evaluated(WaterBody::River),
+            qc: BTreeMap::new(),
         }
     }
 
