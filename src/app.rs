@@ -18,8 +18,8 @@
 
 use crate::config::{Config, InfluxApi};
 use crate::deadletter::DeadLetter;
-use crate::domain::alert::AlertBook;
 use crate::domain::network::Network;
+use crate::domain::rules::Rules;
 use crate::ingest::mqtt::{self, Phase, Session};
 use crate::ingest::payload::PayloadLimits;
 use crate::notify::email::EmailSink;
@@ -183,7 +183,7 @@ pub fn start(
     let screen = Screen::new(
         Arc::clone(&net),
         limits,
-        AlertBook::new(cfg.alerts),
+        Rules::new(cfg.rules),
         Arc::clone(&deadletter),
         Arc::clone(&metrics),
     );

@@ -1,5 +1,6 @@
-//! Screen: decodes each message, judges its readings, runs the alert rules, and hands points to
-//! the store and transitions to the notifier.
+//! Screen: decodes each message, applies QC, judges its readings, runs the alert rules, and
+//! hands points to the store and transitions to the notifier. A timer drives the `offline`
+//! rule on wall time.
 //!
 //! Fed by the MQTT ingest ([`Inbound`], in receive order); feeds the store with one [`Entry`]
 //! per message (so acknowledgements stay in order, refused messages included) and the notifier
@@ -8,11 +9,12 @@
 //! and dead-lettered here.
 
 use crate::deadletter::DeadLetter;
-use crate::domain::alert::{AlertBook, State, Transition};
+use crate::domain::alert::{Kind, Rule, Transition};
 use crate::domain::hj212::{CodeMap, Reassembly};
 use crate::domain::network::{Network, Station};
-use crate::domain::reading::{judge, Reading};
-use crate::ingest::mqtt::Inbound;
+use crate::domain::reading::Reading;
+use crate::domain::rules::Rules;
+use crate::ingest::mqtt::{Ack, Inbound};
 use crate::ingest::payload::{
     decode_hj212, decode_json, station_for_topic, Decoded, Format, PayloadLimits,
 };
@@ -29,7 +31,7 @@ const SPLIT_TIMEOUT: chrono::Duration = chrono::Duration::minutes(5);
 pub struct Screen {
     net: Arc<Network>,
     limits: PayloadLimits,
-    book: AlertBook,
+    rules: Rules,
     deadletter: Arc<DeadLetter>,
     metrics: Arc<Metrics>,
     /// Per-station HJ 212 code maps: the standard map with the station's overrides.
@@ -44,10 +46,11 @@ impl Screen {
     pub fn new(
         net: Arc<Network>,
         limits: PayloadLimits,
-        book: AlertBook,
+        mut rules: Rules,
         deadletter: Arc<DeadLetter>,
         metrics: Arc<Metrics>,
     ) -> Screen {
+        rules.start(&net, Utc::now());
         let codes = net
             .stations
             .iter()
@@ -56,7 +59,7 @@ impl Screen {
         Screen {
             net,
             limits,
-            book,
+            rules,
             deadletter,
             metrics,
             codes,
@@ -66,15 +69,27 @@ impl Screen {
     }
 
     /// Runs until the input closes. Sends to the notifier first, so an alert is never behind
-    /// the write of the batch that holds its reading.
+    /// the write of the batch that holds its reading. Every 10 s of wall time, checks which
+    /// stations have gone silent.
     pub async fn run(
         mut self,
         mut input: mpsc::Receiver<Inbound>,
         store: mpsc::Sender<Entry>,
         notify: mpsc::Sender<Transition>,
     ) {
-        while let Some(msg) = input.recv().await {
-            let (entry, transitions) = self.process(msg, Utc::now());
+        let mut timer = tokio::time::interval(std::time::Duration::from_secs(10));
+        timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let (entry, transitions) = tokio::select! {
+                msg = input.recv() => match msg {
+                    Some(msg) => self.process(msg, Utc::now()),
+                    None => return,
+                },
+                _ = timer.tick() => match self.tick(Utc::now()) {
+                    Some(done) => done,
+                    None => continue,
+                },
+            };
             for t in transitions {
                 if notify.send(t).await.is_err() {
                     tracing::error!("the notifier has stopped; an alert transition is not sent");
@@ -85,6 +100,40 @@ impl Screen {
                 return;
             }
         }
+    }
+
+    /// The `offline` rule: transitions for stations silent too long, as an entry that carries
+    /// their alert points and nothing to acknowledge.
+    pub fn tick(&mut self, now: DateTime<Utc>) -> Option<(Entry, Vec<Transition>)> {
+        let net = Arc::clone(&self.net);
+        let transitions = self.rules.tick(&net, now);
+        if transitions.is_empty() {
+            return None;
+        }
+        let mut lines = String::new();
+        for t in &transitions {
+            self.record(&net, t, &mut lines);
+        }
+        let entry = Entry {
+            ack: Ack::none(),
+            lines,
+            topic: String::new(),
+        };
+        Some((entry, transitions))
+    }
+
+    fn record(&self, net: &Network, t: &Transition, lines: &mut String) {
+        match t.kind {
+            Kind::Fired => self.metrics.alert_fired(t.level),
+            Kind::Resolved => Metrics::add(&self.metrics.alerts_resolved, 1),
+            Kind::Escalated | Kind::Reminder => {}
+        }
+        tracing::info!(
+            alert_id = %t.alert_id, kind = ?t.kind, rule = t.rule.key(), level = t.level.key(),
+            station = %t.station, param = t.param.map_or("", |p| p.key()), value = t.evidence.value,
+            "alert transition"
+        );
+        points::alert(net, t, lines);
     }
 
     /// Decodes and judges one message. `now` refuses readings from the future and times out
@@ -164,21 +213,20 @@ impl Screen {
             &self.metrics.readings_received,
             decoded.readings.len() as u64,
         );
+        let now = Utc::now();
         for r in &decoded.readings {
-            let j = judge(station, r);
-            points::reading(station, r, &j, lines);
-            for t in self.book.observe(station, r.ts, &j) {
-                match t.state {
-                    State::Firing => self.metrics.alert_fired(t.level),
-                    State::Resolved => Metrics::add(&self.metrics.alerts_resolved, 1),
+            let outcome = self.rules.reading(net, station, r, now);
+            points::reading(station, r, &outcome.judgement, &outcome.qc, lines);
+            for (param, ts, flag) in &outcome.revised {
+                points::qc_revision(station, *param, *ts, *flag, lines);
+            }
+            for t in outcome.transitions {
+                self.record(net, &t, lines);
+                // `class` is recorded, not notified: it fires exactly when an exceedance does,
+                // and the exceedance message says which parameter and by how much.
+                if t.rule != Rule::Class {
+                    transitions.push(t);
                 }
-                tracing::info!(
-                    alert_id = %t.alert_id, state = t.state.key(), level = t.level.key(),
-                    station = %t.station, param = %t.param, value = t.evidence.value,
-                    "alert transition"
-                );
-                points::alert(net, &t, lines);
-                transitions.push(t);
             }
         }
     }

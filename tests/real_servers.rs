@@ -166,28 +166,35 @@ fn v1_pipeline_stores_classifies_and_alerts_both_bureaus() {
     // DO 7.7–8.0 is class Ⅰ, NH3-N 0.18–0.21 class Ⅱ, CODMn 2.5 class Ⅱ: Ⅱ overall.
     assert_eq!(upstream, [Some(2.0), Some(2.0), Some(2.0)]);
 
-    let alerts = wait_for(Duration::from_secs(10), "the wq_alert point", || {
-        let rows = influx_rows(&servers.influx_v1, &db, "SELECT * FROM wq_alert");
-        (!rows.is_empty()).then_some(rows)
-    });
+    let alerts = wait_for(
+        Duration::from_secs(10),
+        "the exceedance alert point",
+        || {
+            let rows = influx_rows(
+                &servers.influx_v1,
+                &db,
+                "SELECT * FROM wq_alert WHERE rule = 'exceedance'",
+            );
+            (!rows.is_empty()).then_some(rows)
+        },
+    );
     assert_eq!(alerts.len(), 1, "{alerts:?}");
     let a = &alerts[0];
     assert_eq!(
-        (
-            &a["station"],
-            &a["rule"],
-            &a["param"],
-            &a["level"],
-            &a["state"]
-        ),
+        (&a["station"], &a["param"], &a["level"], &a["state"]),
         (
             &"shijiao".into(),
-            &"exceedance".into(),
             &"nh3n".into(),
             &"yellow".into(),
             &"firing".into()
         )
     );
+    // The 0.3 → 1.2 jump also raised the blue rate warning first; the class alert is recorded.
+    let rules: Vec<String> = influx_rows(&servers.influx_v1, &db, "SELECT * FROM wq_alert")
+        .iter()
+        .map(|r| r["rule"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(rules, ["rate", "class", "exceedance"], "in time order");
     assert_eq!(f64_of(a, "value"), Some(1.2));
     assert_eq!(f64_of(a, "limit"), Some(0.5));
 
@@ -200,11 +207,23 @@ fn v1_pipeline_stores_classifies_and_alerts_both_bureaus() {
     assert!(status.success(), "exit status {status}");
     assert!(took < Duration::from_secs(15), "took {took:?} to stop");
 
-    // Exactly one email per bureau, about the boundary section, with the facts an officer needs.
+    // One exceedance email per bureau, about the boundary section, with the facts an officer
+    // needs; before it, one blue rate warning; nothing about the compliant station.
     for address in ["gz-v1@example.org", "qy-v1@example.org"] {
         let mails = servers.emails_to(address);
-        assert_eq!(mails.len(), 1, "{address}: {mails:?}");
-        let body = &mails[0].1;
+        let of_rule = |rule: &str| mails.iter().filter(|(_, b)| b.contains(rule)).count();
+        assert_eq!(
+            of_rule("规则：超标（exceedance）"),
+            1,
+            "{address}: {mails:?}"
+        );
+        assert_eq!(of_rule("规则：快速变化（rate）"), 1, "{address}: {mails:?}");
+        assert_eq!(mails.len(), 2, "{address}");
+        let body = &mails
+            .iter()
+            .find(|(_, b)| b.contains("（exceedance）"))
+            .unwrap()
+            .1;
         for needle in [
             "石角(界牌)（shijiao）",
             "项目：氨氮（nh3n）",
@@ -219,18 +238,19 @@ fn v1_pipeline_stores_classifies_and_alerts_both_bureaus() {
             );
         }
         assert!(
-            !body.contains("七星岗"),
+            mails.iter().all(|(_, b)| !b.contains("七星岗")),
             "nothing about the compliant station"
         );
     }
     let code = common::phone_code("v1");
     for phone in [format!("+86130{code}01"), format!("+86130{code}02")] {
         let texts = servers.sms_to(&phone);
-        assert_eq!(texts.len(), 1, "{phone}: {texts:?}");
+        assert_eq!(texts.len(), 2, "{phone}: {texts:?}");
         assert!(
-            texts[0].contains("石角(界牌)氨氮1.2mg/L(Ⅳ类)"),
-            "{}",
-            texts[0]
+            texts
+                .iter()
+                .any(|t| t.contains("石角(界牌)氨氮1.2mg/L(Ⅳ类)")),
+            "{texts:?}"
         );
     }
 
@@ -326,15 +346,23 @@ fn v2_pipeline_stores_readings_with_classes() {
     assert!(dead.contains("not RFC 3339"), "{dead}");
     // Not a boundary section: the orange alert at 七星岗 went to Qingyuan only.
     wait_for(Duration::from_secs(10), "the email to Qingyuan", || {
-        (!servers.emails_to("qy-v2@example.org").is_empty()).then_some(())
+        servers
+            .emails_to("qy-v2@example.org")
+            .iter()
+            .any(|(_, b)| b.contains("（exceedance）"))
+            .then_some(())
     });
     assert!(servers.emails_to("gz-v2@example.org").is_empty());
     let mails = servers.emails_to("qy-v2@example.org");
-    assert_eq!(mails.len(), 1);
+    let exceed: Vec<_> = mails
+        .iter()
+        .filter(|(_, b)| b.contains("（exceedance）"))
+        .collect();
+    assert_eq!(exceed.len(), 1, "{mails:?}");
     assert!(
-        mails[0].1.contains("【水质预警 · 橙色】已触发"),
+        exceed[0].1.contains("【水质预警 · 橙色】已触发"),
         "{}",
-        mails[0].1
+        exceed[0].1
     );
 }
 
@@ -424,7 +452,7 @@ fn email_case(
     riverwatch::domain::alert::Transition,
     riverwatch::domain::message::Email,
 ) {
-    use riverwatch::domain::alert::{Evidence, Level, Rule, State, Transition};
+    use riverwatch::domain::alert::{Context, Evidence, Kind, Level, Rule, Transition};
     use riverwatch::domain::gb3838::Class;
     use riverwatch::domain::param::Param;
     let text = format!(
@@ -442,18 +470,21 @@ fn email_case(
     let ev = Evidence {
         ts,
         value: 1.2,
-        class: Class::IV,
+        class: Some(Class::IV),
     };
     let t = Transition {
         station: "shijiao".into(),
         rule: Rule::Exceedance,
-        param: Param::Nh3n,
-        state: State::Firing,
+        param: Some(Param::Nh3n),
+        kind: Kind::Fired,
+        state: Kind::Fired.state(),
         level: Level::Yellow,
         alert_id: alert_id.into(),
         since: ts,
         evidence: ev,
         peak: ev,
+        context: Context::None,
+        follows: None,
     };
     let mail = riverwatch::domain::message::email(&t, &cfg.network).unwrap();
     (cfg, t, mail)

@@ -17,6 +17,7 @@ use crate::domain::network::{Bureau, Downstream, Network, Profile, River, Statio
 use crate::domain::param::Param;
 use crate::domain::profile::Precision;
 use crate::domain::qc::{FlatLine, GrossRange, RateOfChange, Spike, Tests};
+use crate::domain::rules::RuleConfig;
 use secret::SecretSource;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
@@ -165,7 +166,8 @@ pub struct Config {
     pub smtp: Option<SmtpConfig>,
     pub sms: Option<SmsConfig>,
     pub ingest: IngestConfig,
-    pub alerts: Persistence,
+    /// The alert rules: persistence, hysteresis, trend, shift, rate and offline settings.
+    pub rules: RuleConfig,
     pub network: Network,
     /// Published decimals per parameter for the `national_realtime` profile.
     pub national_precision: Precision,
@@ -289,7 +291,37 @@ struct RawIngest {
 #[serde(deny_unknown_fields)]
 struct RawAlerts {
     fire_after: Option<i64>,
+    window: Option<i64>,
     clear_after: Option<i64>,
+    hysteresis: Option<f64>,
+    renotify: Option<String>,
+    offline_factor: Option<f64>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawTrend {
+    window: Option<String>,
+    alpha: Option<f64>,
+    horizon: Option<String>,
+    min_points: Option<i64>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawShift {
+    baseline: Option<i64>,
+    cusum_k: Option<f64>,
+    cusum_h: Option<f64>,
+    ewma_lambda: Option<f64>,
+    ewma_l: Option<f64>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawRate {
+    window: Option<String>,
+    fraction: Option<f64>,
 }
 
 #[derive(Deserialize)]
@@ -393,7 +425,7 @@ struct RawNationalRealtime {
 
 const SECTIONS: &[&str] = &[
     "mqtt", "influxdb", "spool", "http", "smtp", "sms", "ingest", "alerts", "bureau", "river",
-    "station", "profile", "qc",
+    "station", "profile", "qc", "trend", "shift", "rate",
 ];
 
 /// Collects problems while validation goes on.
@@ -464,8 +496,11 @@ pub fn parse(text: &str, base: &Path, file: &Path) -> Result<Config, ConfigError
         section(&table, "ingest", &mut p).unwrap_or_default(),
         &mut p,
     );
-    let alerts = alerts(
+    let rules = rules(
         section(&table, "alerts", &mut p).unwrap_or_default(),
+        section(&table, "trend", &mut p).unwrap_or_default(),
+        section(&table, "shift", &mut p).unwrap_or_default(),
+        section(&table, "rate", &mut p).unwrap_or_default(),
         &mut p,
     );
     let profiles: RawProfiles = section(&table, "profile", &mut p).unwrap_or_default();
@@ -484,7 +519,7 @@ pub fn parse(text: &str, base: &Path, file: &Path) -> Result<Config, ConfigError
         smtp,
         sms,
         ingest,
-        alerts,
+        rules,
         network,
         national_precision,
     })
@@ -884,19 +919,108 @@ fn ingest(raw: RawIngest, p: &mut Problems) -> IngestConfig {
     }
 }
 
-fn alerts(raw: RawAlerts, p: &mut Problems) -> Persistence {
-    let mut count = |v: Option<i64>, default: u32, key: &str| match v {
+fn rules(a: RawAlerts, t: RawTrend, s: RawShift, r: RawRate, p: &mut Problems) -> RuleConfig {
+    let d = RuleConfig::default();
+    let count = |v: Option<i64>, default: u32, key: &str, p: &mut Problems| match v {
         None => default,
-        Some(n @ 1..=100) => n as u32,
+        Some(n @ 1..=1000) => n as u32,
         Some(n) => {
-            p.add(key, format!("{n} is not between 1 and 100 readings"));
+            p.add(key, format!("{n} is not between 1 and 1000"));
             default
         }
     };
-    let d = Persistence::default();
-    Persistence {
-        fire_after: count(raw.fire_after, d.fire_after, "alerts.fire_after"),
-        clear_after: count(raw.clear_after, d.clear_after, "alerts.clear_after"),
+    let number = |v: Option<f64>,
+                  default: f64,
+                  range: std::ops::RangeInclusive<f64>,
+                  key: &str,
+                  p: &mut Problems| match v {
+        None => default,
+        Some(x) if range.contains(&x) => x,
+        Some(x) => {
+            p.add(
+                key,
+                format!("{x} is not between {} and {}", range.start(), range.end()),
+            );
+            default
+        }
+    };
+    let span = |v: Option<String>, default: chrono::Duration, key: &str, p: &mut Problems| match v {
+        None => default,
+        Some(text) => {
+            chrono::Duration::from_std(duration(Some(&text), "", key, p)).unwrap_or(default)
+        }
+    };
+    let fire_after = count(
+        a.fire_after,
+        d.persistence.fire_after,
+        "alerts.fire_after",
+        p,
+    );
+    let window = count(a.window, fire_after, "alerts.window", p);
+    if window < fire_after {
+        p.add(
+            "alerts.window",
+            format!("{window} readings cannot hold fire_after = {fire_after} breaches"),
+        );
+    }
+    RuleConfig {
+        persistence: Persistence {
+            fire_after,
+            window: window.max(fire_after),
+            clear_after: count(
+                a.clear_after,
+                d.persistence.clear_after,
+                "alerts.clear_after",
+                p,
+            ),
+            renotify: a
+                .renotify
+                .map(|text| span(Some(text), chrono::Duration::zero(), "alerts.renotify", p)),
+        },
+        hysteresis: number(
+            a.hysteresis,
+            d.hysteresis,
+            0.0..=0.9,
+            "alerts.hysteresis",
+            p,
+        ),
+        offline_factor: number(
+            a.offline_factor,
+            d.offline_factor,
+            1.0..=100.0,
+            "alerts.offline_factor",
+            p,
+        ),
+        trend_window: span(t.window, d.trend_window, "trend.window", p),
+        trend_alpha: number(t.alpha, d.trend_alpha, 0.0001..=0.5, "trend.alpha", p),
+        trend_horizon: span(t.horizon, d.trend_horizon, "trend.horizon", p),
+        trend_min_points: count(
+            t.min_points,
+            d.trend_min_points as u32,
+            "trend.min_points",
+            p,
+        )
+        .max(3) as usize,
+        shift_baseline: count(s.baseline, d.shift_baseline as u32, "shift.baseline", p).max(3)
+            as usize,
+        cusum_k: number(s.cusum_k, d.cusum_k, 0.0..=5.0, "shift.cusum_k", p),
+        cusum_h: number(s.cusum_h, d.cusum_h, 0.5..=50.0, "shift.cusum_h", p),
+        ewma_lambda: number(
+            s.ewma_lambda,
+            d.ewma_lambda,
+            0.01..=1.0,
+            "shift.ewma_lambda",
+            p,
+        ),
+        ewma_l: number(s.ewma_l, d.ewma_l, 0.5..=10.0, "shift.ewma_l", p),
+        rate_window: span(r.window, d.rate_window, "rate.window", p),
+        rate_fraction: number(
+            r.fraction,
+            d.rate_fraction,
+            0.01..=100.0,
+            "rate.fraction",
+            p,
+        ),
     }
 }
 

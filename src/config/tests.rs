@@ -56,7 +56,7 @@ fn minimal_config_gets_defaults() {
     assert_eq!(cfg.mqtt.client_id, "riverwatch");
     assert!(cfg.influxdb.is_none());
     assert_eq!(cfg.ingest.max_payload, 256 * 1024);
-    assert_eq!(cfg.alerts, Persistence::default());
+    assert_eq!(cfg.rules.persistence, Persistence::default());
     let s = &cfg.network.stations[0];
     assert_eq!(s.target, Class::II);
     assert_eq!(s.cadence, Duration::from_secs(4 * 3600));

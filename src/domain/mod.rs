@@ -14,4 +14,5 @@ pub mod param;
 pub mod profile;
 pub mod qc;
 pub mod reading;
+pub mod rules;
 pub mod trend;

@@ -106,10 +106,14 @@ impl Network {
         self.bureaus.iter().find(|b| b.id == id)
     }
 
-    /// Who receives a water-quality alert raised at `station`: every bureau for a boundary
-    /// section, otherwise the operating city's bureau.
-    pub fn recipients(&self, station: &Station) -> Vec<&Bureau> {
-        if station.boundary {
+    /// Who receives an alert of `rule` raised at `station` (SPEC §7 routing): data alerts go
+    /// to the operating city (its station operators), `upstream` warnings to the downstream
+    /// station's city (the alert is raised at that station); the rest to every bureau for a
+    /// boundary section, otherwise to the operating city.
+    pub fn recipients(&self, station: &Station, rule: super::alert::Rule) -> Vec<&Bureau> {
+        use super::alert::Rule;
+        let everyone = station.boundary && !rule.is_data() && rule != Rule::Upstream;
+        if everyone {
             self.bureaus.iter().collect()
         } else {
             self.bureau(&station.city).into_iter().collect()
@@ -170,13 +174,21 @@ mod tests {
     use super::fixtures::network;
 
     #[test]
-    fn boundary_sections_go_to_every_bureau() {
+    fn routing_by_rule() {
         let net = network();
-        let ids = |station: &str| -> Vec<String> {
+        use crate::domain::alert::Rule;
+        let ids = |station: &str, rule: Rule| -> Vec<String> {
             let s = net.station(station).unwrap();
-            net.recipients(s).iter().map(|b| b.id.clone()).collect()
+            net.recipients(s, rule)
+                .iter()
+                .map(|b| b.id.clone())
+                .collect()
         };
-        assert_eq!(ids("shijiao"), ["guangzhou", "qingyuan"]);
-        assert_eq!(ids("qixinggang"), ["qingyuan"]);
+        assert_eq!(ids("shijiao", Rule::Exceedance), ["guangzhou", "qingyuan"]);
+        assert_eq!(ids("shijiao", Rule::Trend), ["guangzhou", "qingyuan"]);
+        assert_eq!(ids("qixinggang", Rule::Exceedance), ["qingyuan"]);
+        // Station faults go to the operators only, even at a boundary section.
+        assert_eq!(ids("shijiao", Rule::StationFault), ["qingyuan"]);
+        assert_eq!(ids("shijiao", Rule::Offline), ["qingyuan"]);
     }
 }

@@ -134,7 +134,7 @@ fn build(from: &Mailbox, t: &Transition, bureau: &Bureau, mail: &Email) -> Resul
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::alert::{Evidence, Level, Rule, State};
+    use crate::domain::alert::{Context, Evidence, Kind, Level, Rule};
     use crate::domain::gb3838::Class;
     use crate::domain::param::Param;
 
@@ -164,18 +164,21 @@ mod tests {
         let ev = Evidence {
             ts: chrono::Utc::now(),
             value: 1.2,
-            class: Class::IV,
+            class: Some(Class::IV),
         };
         let t = Transition {
             station: "s".into(),
             rule: Rule::Exceedance,
-            param: Param::Nh3n,
-            state: State::Firing,
+            param: Some(Param::Nh3n),
+            kind: Kind::Fired,
+            state: Kind::Fired.state(),
             level: Level::Yellow,
             alert_id: "a".into(),
             since: ev.ts,
             evidence: ev,
             peak: ev,
+            context: Context::None,
+            follows: None,
         };
         let bureau = Bureau {
             id: "qingyuan".into(),

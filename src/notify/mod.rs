@@ -52,7 +52,7 @@ impl Notifier {
         else {
             return;
         };
-        for bureau in self.net.recipients(station) {
+        for bureau in self.net.recipients(station, t.rule) {
             if !bureau.email.is_empty() {
                 let what = format!(
                     "email to {} for {} ({})",

@@ -9,30 +9,54 @@ use crate::domain::alert::Transition;
 use crate::domain::gb3838;
 use crate::domain::message;
 use crate::domain::network::{Network, Station};
+use crate::domain::param::Param;
+use crate::domain::qc::Flag;
 use crate::domain::reading::{Judgement, Reading};
+use chrono::{DateTime, Utc};
 
 pub const READINGS: &str = "water_quality";
 pub const ALERTS: &str = "wq_alert";
 
+fn tags(station: &Station) -> Vec<(&str, &str)> {
+    vec![
+        ("station", &station.id),
+        ("river", &station.river),
+        ("city", &station.city),
+    ]
+}
+
+/// The QC field of a parameter: `<key>_qc`.
+fn qc_field(p: Param) -> String {
+    format!("{}_qc", p.key())
+}
+
 /// Appends the `water_quality` point of one reading: every value as a float field under its
-/// parameter key, and `wq_class` when the reading holds an evaluated parameter.
-pub fn reading(station: &Station, r: &Reading, j: &Judgement, out: &mut String) {
+/// parameter key, its QARTOD flag as `<key>_qc`, and `wq_class` when the reading holds an
+/// evaluated, validated parameter.
+pub fn reading(
+    station: &Station,
+    r: &Reading,
+    j: &Judgement,
+    qc: &[(Param, Flag)],
+    out: &mut String,
+) {
+    let qc_names: Vec<(String, i64)> = qc
+        .iter()
+        .map(|(p, f)| (qc_field(*p), i64::from(f.code())))
+        .collect();
     let mut fields: Vec<(&str, Field)> = r
         .values
         .iter()
         .map(|m| (m.param.key(), Field::Float(m.value)))
         .collect();
+    fields.extend(qc_names.iter().map(|(k, v)| (k.as_str(), Field::Int(*v))));
     if let Some(class) = j.overall {
         fields.push(("wq_class", Field::Int(i64::from(class.number()))));
     }
     encode(
         &Point {
             measurement: READINGS,
-            tags: vec![
-                ("station", &station.id),
-                ("river", &station.river),
-                ("city", &station.city),
-            ],
+            tags: tags(station),
             fields,
             ts_ms: r.ts.timestamp_millis(),
         },
@@ -40,14 +64,37 @@ pub fn reading(station: &Station, r: &Reading, j: &Judgement, out: &mut String) 
     );
 }
 
-/// Appends the `wq_alert` point of one transition, stamped with the reading time that caused
-/// it (Grafana shows it as an annotation there).
+/// Appends a correction of one stored QC flag (the spike test of a reading is settled by the
+/// next one): the same series and time, so InfluxDB merges it into the stored point.
+pub fn qc_revision(
+    station: &Station,
+    param: Param,
+    ts: DateTime<Utc>,
+    flag: Flag,
+    out: &mut String,
+) {
+    let field = qc_field(param);
+    encode(
+        &Point {
+            measurement: READINGS,
+            tags: tags(station),
+            fields: vec![(field.as_str(), Field::Int(i64::from(flag.code())))],
+            ts_ms: ts.timestamp_millis(),
+        },
+        out,
+    );
+}
+
+/// Appends the `wq_alert` point of one transition, stamped with the time of the observation
+/// that caused it (Grafana shows it as an annotation there).
 pub fn alert(net: &Network, t: &Transition, out: &mut String) {
     let Some(station) = net.station(&t.station) else {
         return;
     };
-    let limit =
-        gb3838::limits(t.param, station.water_body).map(|l| l.limit(station.target).number());
+    let limit = t
+        .param
+        .and_then(|p| gb3838::limits(p, station.water_body))
+        .map(|l| l.limit(station.target).number());
     let subject = message::email(t, net)
         .map(|e| e.subject)
         .unwrap_or_default();
@@ -60,17 +107,14 @@ pub fn alert(net: &Network, t: &Transition, out: &mut String) {
     if let Some(limit) = limit {
         fields.insert(2, ("limit", Field::Float(limit)));
     }
+    let mut tags = tags(station);
+    tags.push(("rule", t.rule.key()));
+    tags.push(("param", t.param.map_or("", Param::key)));
+    tags.push(("level", t.level.key()));
     encode(
         &Point {
             measurement: ALERTS,
-            tags: vec![
-                ("station", &station.id),
-                ("river", &station.river),
-                ("city", &station.city),
-                ("rule", t.rule.key()),
-                ("param", t.param.key()),
-                ("level", t.level.key()),
-            ],
+            tags,
             fields,
             ts_ms: t.evidence.ts.timestamp_millis(),
         },
@@ -81,10 +125,10 @@ pub fn alert(net: &Network, t: &Transition, out: &mut String) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::alert::{Evidence, Level, Rule, State};
+    use crate::domain::alert::{Context, Evidence, Kind, Level, Rule};
     use crate::domain::gb3838::Class;
     use crate::domain::network::fixtures::network;
-    use crate::domain::param::{DataFlag, Param};
+    use crate::domain::param::DataFlag;
     use crate::domain::reading::{judge, Measured};
     use chrono::{TimeZone, Utc};
 
@@ -125,11 +169,18 @@ mod tests {
             seq: Some(1234),
         };
         let mut out = String::new();
-        reading(s, &r, &judge(s, &r), &mut out);
+        let qc = [(Param::Ph, Flag::Good), (Param::Nh3n, Flag::Suspect)];
+        reading(s, &r, &judge(s, &r), &qc, &mut out);
         // NH3-N under maintenance is stored but does not make the class: DO 6.8 is Ⅱ.
         assert_eq!(
             out,
-            "water_quality,city=qingyuan,river=bei,station=shijiao temp=22.5,ph=7.42,do=6.8,nh3n=3,tp=0.08,wq_class=2i 1795658400000\n"
+            "water_quality,city=qingyuan,river=bei,station=shijiao temp=22.5,ph=7.42,do=6.8,nh3n=3,tp=0.08,ph_qc=1i,nh3n_qc=3i,wq_class=2i 1795658400000\n"
+        );
+        let mut out = String::new();
+        qc_revision(s, Param::Nh3n, r.ts, Flag::Fail, &mut out);
+        assert_eq!(
+            out,
+            "water_quality,city=qingyuan,river=bei,station=shijiao nh3n_qc=4i 1795658400000\n"
         );
     }
 
@@ -139,18 +190,21 @@ mod tests {
         let ev = Evidence {
             ts: Utc.with_ymd_and_hms(2026, 11, 26, 2, 0, 0).unwrap(),
             value: 1.2,
-            class: Class::IV,
+            class: Some(Class::IV),
         };
         let t = Transition {
             station: "shijiao".into(),
             rule: Rule::Exceedance,
-            param: Param::Nh3n,
-            state: State::Firing,
+            param: Some(Param::Nh3n),
+            kind: Kind::Fired,
+            state: Kind::Fired.state(),
             level: Level::Yellow,
             alert_id: "shijiao-exceedance-nh3n-20261126T020000Z".into(),
             since: ev.ts,
             evidence: ev,
             peak: ev,
+            context: Context::None,
+            follows: None,
         };
         let mut out = String::new();
         alert(&net, &t, &mut out);

@@ -1,0 +1,180 @@
+//! Lifecycle tables and properties: never fires before persistence is met, never resolves
+//! before clearing holds, and noise inside a hysteresis band gives one firing per episode.
+
+use super::*;
+use chrono::TimeZone;
+use proptest::prelude::*;
+
+fn t0() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 26, 0, 0, 0).unwrap()
+}
+
+fn key() -> AlertKey {
+    AlertKey {
+        station: "shijiao".into(),
+        rule: Rule::Exceedance,
+        param: Some(Param::Nh3n),
+    }
+}
+
+/// Feeds observations 1 h apart: 'y'/'o' breach yellow/orange, '~' hold, '.' clear. Returns
+/// one symbol per observation: F fired, E escalated, M reminder, R resolved, '.' nothing.
+fn check(obs: &str, policy: Persistence) -> String {
+    let mut e = Episode::default();
+    let mut out = String::new();
+    for (i, c) in obs.chars().enumerate() {
+        let o = match c {
+            'y' => Obs::Breach(Level::Yellow),
+            'o' => Obs::Breach(Level::Orange),
+            '~' => Obs::Hold,
+            _ => Obs::Clear,
+        };
+        let ev = Evidence {
+            ts: t0() + Duration::hours(i as i64),
+            value: i as f64,
+            class: None,
+        };
+        out.push(
+            match e
+                .observe(&key(), ev, o, policy, Context::None)
+                .map(|t| t.kind)
+            {
+                Some(Kind::Fired) => 'F',
+                Some(Kind::Escalated) => 'E',
+                Some(Kind::Reminder) => 'M',
+                Some(Kind::Resolved) => 'R',
+                None => '.',
+            },
+        );
+    }
+    out
+}
+
+#[test]
+fn lifecycle_table() {
+    let two = Persistence::default();
+    let m_of_n = Persistence {
+        fire_after: 2,
+        window: 3,
+        ..two
+    };
+    let remind = Persistence {
+        renotify: Some(Duration::hours(3)),
+        ..two
+    };
+    let one = Persistence {
+        fire_after: 1,
+        window: 1,
+        clear_after: 1,
+        renotify: None,
+    };
+    let table: &[(&str, Persistence, &str)] = &[
+        ("..yy..", two, "...F.R"),
+        (".y.y.", two, "....."),
+        ("y.y.y", m_of_n, "..F.."),
+        ("yy~.~..", two, ".F....R"),
+        ("yyo..", two, ".FE.R"),
+        ("yyyyyyyy", remind, ".F..M..M"),
+        ("y.y.", one, "FRFR"),
+    ];
+    for &(obs, policy, expected) in table {
+        assert_eq!(check(obs, policy), expected, "{obs} with {policy:?}");
+    }
+}
+
+#[test]
+fn ids_are_stable_and_replays_ignored() {
+    let mut e = Episode::default();
+    let ev = |h: i64| Evidence {
+        ts: t0() + Duration::hours(h),
+        value: 1.0,
+        class: None,
+    };
+    let p = Persistence::default();
+    assert!(e
+        .observe(&key(), ev(0), Obs::Breach(Level::Yellow), p, Context::None)
+        .is_none());
+    assert!(
+        e.observe(&key(), ev(0), Obs::Breach(Level::Yellow), p, Context::None)
+            .is_none(),
+        "same time again"
+    );
+    let fired = e
+        .observe(&key(), ev(1), Obs::Breach(Level::Yellow), p, Context::None)
+        .unwrap();
+    assert_eq!(fired.alert_id, "shijiao-exceedance-nh3n-20261126T000000Z");
+    assert_eq!(fired.since, t0());
+    e.observe(&key(), ev(2), Obs::Clear, p, Context::None);
+    let resolved = e
+        .observe(&key(), ev(3), Obs::Clear, p, Context::None)
+        .unwrap();
+    assert_eq!(
+        (resolved.kind, resolved.alert_id.as_str()),
+        (Kind::Resolved, fired.alert_id.as_str())
+    );
+}
+
+fn arb_policy() -> impl Strategy<Value = Persistence> {
+    (1u32..4, 0u32..3, 1u32..4).prop_map(|(m, extra, c)| Persistence {
+        fire_after: m,
+        window: m + extra,
+        clear_after: c,
+        renotify: None,
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { failure_persistence: None, ..ProptestConfig::default() })]
+
+    #[test]
+    fn persistence_and_clearing_hold(
+        obs in proptest::collection::vec(0u8..3, 1..80),
+        policy in arb_policy(),
+    ) {
+        let mut e = Episode::default();
+        let mut firing = false;
+        let mut history: Vec<u8> = Vec::new();
+        for (i, &o) in obs.iter().enumerate() {
+            history.push(o);
+            let ob = match o { 0 => Obs::Breach(Level::Yellow), 1 => Obs::Hold, _ => Obs::Clear };
+            let ev = Evidence { ts: t0() + Duration::hours(i as i64), value: 0.0, class: None };
+            match e.observe(&key(), ev, ob, policy, Context::None).map(|t| t.kind) {
+                Some(Kind::Fired) => {
+                    prop_assert!(!firing);
+                    let window = &history[history.len().saturating_sub(policy.window as usize)..];
+                    let breaches = window.iter().filter(|&&x| x == 0).count() as u32;
+                    prop_assert!(breaches >= policy.fire_after, "fired with {} of {:?}", breaches, window);
+                    prop_assert_eq!(o, 0);
+                    firing = true;
+                }
+                Some(Kind::Resolved) => {
+                    prop_assert!(firing);
+                    let tail = &history[history.len().saturating_sub(policy.clear_after as usize)..];
+                    prop_assert!(tail.len() as u32 == policy.clear_after && tail.iter().all(|&x| x == 2), "resolved after {:?}", tail);
+                    firing = false;
+                }
+                Some(_) => prop_assert!(firing),
+                None => {}
+            }
+        }
+    }
+
+    /// A value flapping around a limit: breaches above it, holds inside the hysteresis band
+    /// below it. Without a clear reading, it fires at most once.
+    #[test]
+    fn flapping_inside_the_band_fires_once(
+        flaps in proptest::collection::vec(any::<bool>(), 1..100),
+        policy in arb_policy(),
+    ) {
+        let mut e = Episode::default();
+        let mut fired = 0;
+        for (i, &above) in flaps.iter().enumerate() {
+            let ob = if above { Obs::Breach(Level::Yellow) } else { Obs::Hold };
+            let ev = Evidence { ts: t0() + Duration::hours(i as i64), value: 0.0, class: None };
+            if e.observe(&key(), ev, ob, policy, Context::None).is_some_and(|t| t.kind == Kind::Fired) {
+                fired += 1;
+            }
+        }
+        prop_assert!(fired <= 1);
+    }
+}

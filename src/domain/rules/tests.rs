@@ -1,0 +1,314 @@
+//! Rule scenarios on the pure core: a slow rise warns (blue trend) before the exceedance; a
+//! spike raises a station fault and no water-quality alert; an upstream exceedance warns the
+//! downstream station with its arrival time; a silent station goes offline once and resolves;
+//! a value flapping around a limit fires once; red needs the upstream neighbour's confirmation.
+
+use super::*;
+use crate::domain::network::fixtures::network;
+use crate::domain::network::Downstream;
+use crate::domain::param::Param;
+use crate::domain::reading::Measured;
+use chrono::TimeZone;
+
+fn t0() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 1, 0, 0, 0).unwrap()
+}
+
+/// The fixture network with 七星岗 draining into 石角(界牌) in 10 h.
+fn net() -> Network {
+    let mut n = network();
+    if let Some(q) = n.stations.iter_mut().find(|s| s.id == "qixinggang") {
+        q.downstream = Some(Downstream {
+            station: "shijiao".into(),
+            travel_time: std::time::Duration::from_secs(10 * 3600),
+        });
+    }
+    n
+}
+
+fn reading(station: &str, ts: DateTime<Utc>, values: &[(Param, f64)]) -> Reading {
+    Reading {
+        station: station.into(),
+        ts,
+        values: values
+            .iter()
+            .map(|&(param, value)| Measured {
+                param,
+                value,
+                flag: None,
+            })
+            .collect(),
+        seq: None,
+    }
+}
+
+/// (station, hours after t0, values)
+type Feed<'a> = (&'a str, i64, Vec<(Param, f64)>);
+
+/// Feeds readings in order; returns every transition.
+fn run(rules: &mut Rules, net: &Network, feed: &[Feed]) -> Vec<Transition> {
+    let mut all = Vec::new();
+    for (station, h, values) in feed {
+        let ts = t0() + Duration::hours(*h);
+        let s = net.station(station).unwrap();
+        all.extend(
+            rules
+                .reading(net, s, &reading(station, ts, values), ts)
+                .transitions,
+        );
+    }
+    all
+}
+
+fn fired(ts: &[Transition], rule: Rule) -> Vec<&Transition> {
+    ts.iter()
+        .filter(|t| t.rule == rule && t.kind == Kind::Fired)
+        .collect()
+}
+
+#[test]
+fn slow_rise_warns_before_the_exceedance() {
+    let net = net();
+    let mut rules = Rules::new(RuleConfig::default());
+    // NH3-N rising 0.01 mg/L every 4 h from 0.20, with a little alternating noise.
+    let feed: Vec<_> = (0..40)
+        .map(|i| {
+            let noise = if i % 2 == 0 { 0.004 } else { -0.004 };
+            (
+                "shijiao",
+                i * 4,
+                vec![(Param::Nh3n, 0.20 + 0.01 * i as f64 + noise)],
+            )
+        })
+        .collect();
+    let all = run(&mut rules, &net, &feed);
+    let trend = fired(&all, Rule::Trend);
+    let exceed = fired(&all, Rule::Exceedance);
+    assert_eq!(trend.len(), 1, "{all:#?}");
+    assert_eq!(exceed.len(), 1);
+    assert!(
+        trend[0].evidence.ts < exceed[0].evidence.ts,
+        "the trend warns first"
+    );
+    assert_eq!(trend[0].level, Level::Blue);
+    let Context::Trend {
+        crossing,
+        slope_per_day,
+        ..
+    } = trend[0].context
+    else {
+        panic!()
+    };
+    assert!((slope_per_day - 0.06).abs() < 0.01, "{slope_per_day}");
+    assert!(
+        crossing > trend[0].evidence.ts && crossing - trend[0].evidence.ts <= Duration::days(3)
+    );
+    assert!(
+        crossing <= exceed[0].evidence.ts + Duration::hours(12),
+        "projection close to the real crossing"
+    );
+}
+
+#[test]
+fn a_spike_is_a_station_fault_not_pollution() {
+    let net = net();
+    let mut rules = Rules::new(RuleConfig::default());
+    let s = net.station("shijiao").unwrap();
+    let mut all = Vec::new();
+    let mut revised = Vec::new();
+    for (i, v) in [0.30, 0.31, 0.30, 0.32, 2.6, 0.31, 0.30, 0.31]
+        .iter()
+        .enumerate()
+    {
+        let ts = t0() + Duration::hours(4 * i as i64);
+        let out = rules.reading(&net, s, &reading("shijiao", ts, &[(Param::Nh3n, *v)]), ts);
+        all.extend(out.transitions);
+        revised.extend(out.revised);
+    }
+    assert!(fired(&all, Rule::Exceedance).is_empty(), "{all:#?}");
+    let faults = fired(&all, Rule::StationFault);
+    assert_eq!(faults.len(), 1);
+    assert_eq!(faults[0].level, Level::Data);
+    assert!(matches!(&faults[0].context, Context::Fault { reason } if reason.contains("spike")));
+    // The spike's stored flag is corrected to FAIL when the next reading settles it.
+    assert!(
+        revised.contains(&(Param::Nh3n, t0() + Duration::hours(16), Flag::Fail)),
+        "{revised:?}"
+    );
+    // Operators only, even at a boundary section.
+    let station = net.station("shijiao").unwrap();
+    assert_eq!(net.recipients(station, Rule::StationFault).len(), 1);
+}
+
+#[test]
+fn instrument_fault_flags_raise_station_faults_and_are_not_judged() {
+    let net = net();
+    let mut rules = Rules::new(RuleConfig::default());
+    let s = net.station("shijiao").unwrap();
+    let mut r = reading("shijiao", t0(), &[(Param::Nh3n, 3.0)]);
+    r.values[0].flag = Some(DataFlag::D);
+    let out = rules.reading(&net, s, &r, t0());
+    assert_eq!(out.judgement.overall, None, "a D value is not judged");
+    assert_eq!(fired(&out.transitions, Rule::StationFault).len(), 1);
+}
+
+#[test]
+fn upstream_exceedance_warns_downstream_with_arrival_time() {
+    let net = net();
+    let mut rules = Rules::new(RuleConfig::default());
+    let all = run(
+        &mut rules,
+        &net,
+        &[
+            ("qixinggang", 0, vec![(Param::Nh3n, 1.2)]),
+            ("qixinggang", 4, vec![(Param::Nh3n, 1.3)]),
+            ("shijiao", 12, vec![(Param::Nh3n, 0.9)]),
+            ("shijiao", 16, vec![(Param::Nh3n, 0.95)]),
+            ("qixinggang", 20, vec![(Param::Nh3n, 0.2)]),
+            ("qixinggang", 24, vec![(Param::Nh3n, 0.2)]),
+        ],
+    );
+    let up = fired(&all, Rule::Upstream);
+    assert_eq!(up.len(), 1, "{all:#?}");
+    assert_eq!(up[0].station, "shijiao");
+    let Context::Upstream { from, arrival, .. } = &up[0].context else {
+        panic!()
+    };
+    assert_eq!(from, "qixinggang");
+    assert_eq!(*arrival, t0() + Duration::hours(4 + 10));
+    // Routed to the downstream station's city only.
+    let shijiao = net.station("shijiao").unwrap();
+    assert_eq!(
+        net.recipients(shijiao, Rule::Upstream)
+            .iter()
+            .map(|b| b.id.as_str())
+            .collect::<Vec<_>>(),
+        ["qingyuan"]
+    );
+    // The downstream exceedance refers to the upstream event.
+    let down = fired(&all, Rule::Exceedance)
+        .into_iter()
+        .find(|t| t.station == "shijiao")
+        .unwrap();
+    let upstream_alert = &fired(&all, Rule::Exceedance)[0].alert_id;
+    assert_eq!(
+        down.follows,
+        Some(("qixinggang".to_string(), upstream_alert.clone()))
+    );
+    // The upstream warning resolves with the upstream exceedance.
+    assert!(all
+        .iter()
+        .any(|t| t.rule == Rule::Upstream && t.kind == Kind::Resolved));
+}
+
+#[test]
+fn a_silent_station_goes_offline_once_and_comes_back() {
+    let net = net();
+    let mut rules = Rules::new(RuleConfig::default());
+    rules.start(&net, t0());
+    // Cadence 4 h, factor 2: silent for more than 8 h.
+    assert!(rules.tick(&net, t0() + Duration::hours(8)).is_empty());
+    let first = rules.tick(&net, t0() + Duration::hours(8) + Duration::seconds(1));
+    assert_eq!(first.len(), 2, "both stations are silent");
+    assert!(first
+        .iter()
+        .all(|t| t.rule == Rule::Offline && t.kind == Kind::Fired && t.level == Level::Data));
+    assert!(
+        rules.tick(&net, t0() + Duration::hours(12)).is_empty(),
+        "once, not every tick"
+    );
+    let back = t0() + Duration::hours(13);
+    let s = net.station("shijiao").unwrap();
+    let out = rules.reading(
+        &net,
+        s,
+        &reading("shijiao", back, &[(Param::Ph, 7.2)]),
+        back,
+    );
+    let resolved: Vec<_> = out
+        .transitions
+        .iter()
+        .filter(|t| t.rule == Rule::Offline)
+        .collect();
+    assert_eq!(resolved.len(), 1);
+    assert_eq!(resolved[0].kind, Kind::Resolved);
+}
+
+#[test]
+fn flapping_around_the_limit_fires_once_per_episode() {
+    let net = net();
+    // Two of the last three readings above the limit fire (with two of two, alternating values
+    // never would); the hysteresis then keeps the dips just below the limit from resolving.
+    let cfg = RuleConfig {
+        persistence: Persistence {
+            fire_after: 2,
+            window: 3,
+            ..Persistence::default()
+        },
+        ..RuleConfig::default()
+    };
+    let mut rules = Rules::new(cfg);
+    // Limit 0.5; hysteresis 10 %: clearing needs ≤ 0.45.
+    let mut feed: Vec<_> = (0..20)
+        .map(|i| {
+            (
+                "shijiao",
+                i * 4,
+                vec![(Param::Nh3n, if i % 2 == 0 { 0.53 } else { 0.48 })],
+            )
+        })
+        .collect();
+    feed.push(("shijiao", 80, vec![(Param::Nh3n, 0.52)]));
+    let all = run(&mut rules, &net, &feed);
+    assert_eq!(fired(&all, Rule::Exceedance).len(), 1, "{all:#?}");
+    assert!(!all
+        .iter()
+        .any(|t| t.rule == Rule::Exceedance && t.kind == Kind::Resolved));
+    let more = run(
+        &mut rules,
+        &net,
+        &[
+            ("shijiao", 84, vec![(Param::Nh3n, 0.3)]),
+            ("shijiao", 88, vec![(Param::Nh3n, 0.3)]),
+        ],
+    );
+    assert!(more
+        .iter()
+        .any(|t| t.rule == Rule::Exceedance && t.kind == Kind::Resolved));
+}
+
+#[test]
+fn red_needs_a_sudden_change_upstream_first() {
+    let net = net();
+    let calm = vec![(Param::Nh3n, 0.2), (Param::Tp, 0.05), (Param::Codmn, 2.0)];
+    // Each rises by more than half its class Ⅱ limit (0.5, 0.1, 4).
+    let jump = vec![(Param::Nh3n, 0.6), (Param::Tp, 0.2), (Param::Codmn, 4.5)];
+    // Only downstream: blue.
+    let mut alone = Rules::new(RuleConfig::default());
+    let all = run(
+        &mut alone,
+        &net,
+        &[("shijiao", 0, calm.clone()), ("shijiao", 4, jump.clone())],
+    );
+    let rates = fired(&all, Rule::Rate);
+    assert_eq!(rates.len(), 3);
+    assert!(rates.iter().all(|t| t.level == Level::Blue));
+    // Upstream first, then downstream 10 h later: red.
+    let mut both = Rules::new(RuleConfig::default());
+    let all = run(
+        &mut both,
+        &net,
+        &[
+            ("qixinggang", 0, calm.clone()),
+            ("qixinggang", 4, jump.clone()),
+            ("shijiao", 10, calm),
+            ("shijiao", 14, jump),
+        ],
+    );
+    let red: Vec<_> = fired(&all, Rule::Rate)
+        .into_iter()
+        .filter(|t| t.station == "shijiao")
+        .collect();
+    assert_eq!(red.len(), 3, "{all:#?}");
+    assert!(red.iter().all(|t| t.level == Level::Red));
+}
