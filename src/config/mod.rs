@@ -302,6 +302,7 @@ struct RawAlerts {
 #[serde(deny_unknown_fields)]
 struct RawTrend {
     window: Option<String>,
+    min_span: Option<String>,
     alpha: Option<f64>,
     horizon: Option<String>,
     min_points: Option<i64>,
@@ -311,6 +312,7 @@ struct RawTrend {
 #[serde(deny_unknown_fields)]
 struct RawShift {
     baseline: Option<i64>,
+    min_change: Option<f64>,
     cusum_k: Option<f64>,
     cusum_h: Option<f64>,
     ewma_lambda: Option<f64>,
@@ -994,6 +996,14 @@ fn rules(a: RawAlerts, t: RawTrend, s: RawShift, r: RawRate, p: &mut Problems) -
         trend_window: span(t.window, d.trend_window, "trend.window", p),
         trend_alpha: number(t.alpha, d.trend_alpha, 0.0001..=0.5, "trend.alpha", p),
         trend_horizon: span(t.horizon, d.trend_horizon, "trend.horizon", p),
+        trend_min_span: span(t.min_span, d.trend_min_span, "trend.min_span", p),
+        shift_min_change: number(
+            s.min_change,
+            d.shift_min_change,
+            0.0..=10.0,
+            "shift.min_change",
+            p,
+        ),
         trend_min_points: count(
             t.min_points,
             d.trend_min_points as u32,

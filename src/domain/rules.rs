@@ -15,8 +15,10 @@
 //!   margin, hold in between.
 //! - `class`: the overall class worse than the target (recorded; it always coincides with an
 //!   exceedance, which is what is notified).
-//! - `trend` per parameter (blue): Mann–Kendall significant in the harmful direction over the
-//!   window, and the Sen line reaching the target limit within the horizon. Cost O(w²) per
+//! - `trend` per parameter (blue): Mann–Kendall significant in the harmful direction over a
+//!   window spanning at least `trend_min_span`, the newest value above the window's median,
+//!   and the Sen line reaching the target limit within the horizon; the window restarts when
+//!   an exceedance of the parameter resolves. Cost O(w²) per
 //!   reading for a window of w ≤ `MAX_TREND_POINTS` values.
 //! - `shift` per parameter (blue): CUSUM or EWMA on a baseline of the first validated values.
 //! - `rate` per parameter (blue): a change over the rate window larger than a fraction of the
@@ -54,7 +56,14 @@ pub struct RuleConfig {
     pub trend_alpha: f64,
     pub trend_horizon: Duration,
     pub trend_min_points: usize,
+    /// The trend window must span at least this long: hourly data with a diurnal cycle look
+    /// like a trend over a few hours.
+    pub trend_min_span: Duration,
     pub shift_baseline: usize,
+    /// A chart signal warns only when the value moved from the baseline by at least this
+    /// fraction of the target limit: a parameter with a tiny spread otherwise "shifts" by
+    /// amounts no one would act on.
+    pub shift_min_change: f64,
     pub cusum_k: f64,
     pub cusum_h: f64,
     pub ewma_lambda: f64,
@@ -75,7 +84,9 @@ impl Default for RuleConfig {
             trend_alpha: 0.05,
             trend_horizon: Duration::days(3),
             trend_min_points: 10,
+            trend_min_span: Duration::days(2),
             shift_baseline: 30,
+            shift_min_change: 0.2,
             cusum_k: 0.5,
             cusum_h: 5.0,
             ewma_lambda: 0.1,
@@ -326,6 +337,11 @@ impl Rules {
             );
             let new: Vec<Transition> = out[before..].to_vec();
             for t in new {
+                if t.kind == Kind::Resolved {
+                    // The trend is an early warning before an exceedance; after one, its
+                    // window restarts, or the passing plume would read as a rising trend.
+                    self.history.remove(&(station.id.clone(), x.param));
+                }
                 self.warn_downstream(net, station, &t, &mut out);
             }
         }
@@ -448,7 +464,13 @@ impl Rules {
             .copied()
             .filter(|&(t0, _)| t_now - t0 <= self.cfg.trend_window.num_seconds())
             .collect();
-        let (Some(limit), true) = (limit, window.len() >= self.cfg.trend_min_points) else {
+        let span = window
+            .first()
+            .zip(window.last())
+            .map_or(0, |(a, b)| b.0 - a.0);
+        let enough = window.len() >= self.cfg.trend_min_points
+            && span >= self.cfg.trend_min_span.num_seconds();
+        let (Some(limit), true) = (limit, enough) else {
             return;
         };
         let times: Vec<i64> = window.iter().map(|p| p.0).collect();
@@ -464,8 +486,16 @@ impl Rules {
         };
         let current = line.at(t_now);
         let beyond = if up { current > limit } else { current < limit };
-        let significant =
-            mk.direction(self.cfg.trend_alpha) == harmful && mk.p < self.cfg.trend_alpha;
+        // A receding plume still leaves an "increasing" window behind it; a real rise has its
+        // newest value on the harmful side of the window's median.
+        let mut sorted = values.clone();
+        sorted.sort_by(f64::total_cmp);
+        let median = sorted[sorted.len() / 2];
+        let newest = values[values.len() - 1];
+        let rising_now = if up { newest > median } else { newest < median };
+        let significant = mk.direction(self.cfg.trend_alpha) == harmful
+            && mk.p < self.cfg.trend_alpha
+            && rising_now;
         let crossing = trend::crossing(&line, t_now, limit)
             .filter(|&c| c - t_now <= self.cfg.trend_horizon.num_seconds());
         let (obs, context) = match (significant, beyond, crossing) {
@@ -529,7 +559,14 @@ impl Rules {
         let harmful = if up { Shift::Up } else { Shift::Down };
         let by_cusum = chart.cusum.as_mut().and_then(|c| c.push(value)) == Some(harmful);
         let by_ewma = chart.ewma.as_mut().and_then(|e| e.push(value)) == Some(harmful);
-        let (obs, context) = if by_cusum || by_ewma {
+        let moved =
+            chart
+                .cusum
+                .as_ref()
+                .map_or(0.0, |c| if up { value - c.mu0 } else { c.mu0 - value });
+        let floor =
+            target_limit(param, station).map_or(f64::INFINITY, |l| cfg.shift_min_change * l);
+        let (obs, context) = if (by_cusum || by_ewma) && moved >= floor {
             (
                 Obs::Breach(Level::Blue),
                 Context::Shift {
