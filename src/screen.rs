@@ -69,15 +69,27 @@ impl Screen {
     }
 
     /// Runs until the input closes. Sends to the notifier first, so an alert is never behind
-    /// the write of the batch that holds its reading. Every 10 s of wall time, checks which
-    /// stations have gone silent.
+    /// the write of the batch that holds its reading. Every 10 s of wall time (or the shortest
+    /// cadence, if shorter), checks which stations have gone silent.
     pub async fn run(
         mut self,
         mut input: mpsc::Receiver<Inbound>,
         store: mpsc::Sender<Entry>,
         notify: mpsc::Sender<Transition>,
     ) {
-        let mut timer = tokio::time::interval(std::time::Duration::from_secs(10));
+        // Often enough to notice the most frequent station's silence promptly.
+        let period = self
+            .net
+            .stations
+            .iter()
+            .map(|s| s.cadence)
+            .min()
+            .unwrap_or_default()
+            .clamp(
+                std::time::Duration::from_secs(1),
+                std::time::Duration::from_secs(10),
+            );
+        let mut timer = tokio::time::interval(period);
         timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let (entry, transitions) = tokio::select! {

@@ -789,3 +789,203 @@ fn hj212_frame_is_stored_like_its_json_twin_and_acknowledged() {
         "an unknown code is logged once:\n{log}"
     );
 }
+
+/// The alert rules in the running daemon, on real servers: a slow NH3-N rise raises the blue
+/// trend warning before the exceedance fires; a spike raises a station fault and no
+/// water-quality alert; an upstream exceedance warns the downstream bureau with the arrival
+/// time; a silent station goes offline once and resolves when it reports; a value flapping
+/// around its limit fires once.
+#[test]
+fn alert_rules_in_the_daemon() {
+    let Some(servers) = servers_or_skip("alert_rules") else {
+        return;
+    };
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("rw_rules_{}", std::process::id());
+    influx_exec(&servers.influx_v1, &format!("CREATE DATABASE {db}"));
+    let store = format!(
+        "[influxdb]\nurl = \"{}\"\napi = \"v1\"\ndatabase = \"{db}\"\nflush_interval = \"200ms\"",
+        servers.influx_v1
+    );
+    let config = two_station_config(&servers, "rules", dir.path(), &store);
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str("\n[[station]]\nid = \"silent\"\nname = \"静默站\"\nriver = \"bei\"\ncity = \"qingyuan\"\ntarget_class = 3\ncadence = \"2s\"\n\n[alerts]\nfire_after = 2\nwindow = 3\n");
+    std::fs::write(&config, text).unwrap();
+    let mut daemon = Daemon::start(&config, &dir.path().join("daemon.log"));
+    daemon.wait_log("subscribed", Duration::from_secs(15));
+    let alerts = |filter: &str| {
+        influx_rows(
+            &servers.influx_v1,
+            &db,
+            &format!("SELECT * FROM wq_alert WHERE {filter}"),
+        )
+    };
+
+    // The silent station never reported: offline, once.
+    wait_for(Duration::from_secs(20), "the offline alert", || {
+        (!alerts("rule = 'offline'").is_empty()).then_some(())
+    });
+
+    // 4-hourly readings, ending two hours ago.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let end = now - now % 3600 - 2 * 3600;
+    let at = |i: i64, n: i64| {
+        chrono::DateTime::from_timestamp(end - (n - 1 - i) * 4 * 3600, 0)
+            .unwrap()
+            .with_timezone(&chrono::FixedOffset::east_opt(8 * 3600).unwrap())
+    };
+    // 石角: NH3-N rising 0.01 every 4 h (with a little noise); CODMn flapping at its limit 4.
+    let shijiao: Vec<String> = (0..40)
+        .map(|i| {
+            let nh3n = 0.20 + 0.01 * i as f64 + if i % 2 == 0 { 0.004 } else { -0.004 };
+            let codmn = if i < 20 {
+                2.0
+            } else if i % 2 == 0 {
+                4.3
+            } else {
+                3.8
+            };
+            format!(
+                r#"{{"ts":"{}","values":{{"nh3n":{nh3n:.3},"codmn":{codmn}}}}}"#,
+                at(i, 40).to_rfc3339()
+            )
+        })
+        .collect();
+    servers.publish(
+        "wq/bei/shijiao/reading",
+        &format!("[{}]", shijiao.join(",")),
+    );
+    // 七星岗: a lone NH3-N spike, and TP exceeding its class Ⅱ target.
+    let nh3n = [0.30, 0.31, 0.30, 2.6, 0.30, 0.31, 0.30, 0.31];
+    let tp = [0.05, 0.05, 0.05, 0.05, 0.05, 0.25, 0.26, 0.27];
+    let upstream: Vec<String> = (0..8)
+        .map(|i| {
+            format!(
+                r#"{{"ts":"{}","values":{{"nh3n":{},"tp":{}}}}}"#,
+                at(i, 8).to_rfc3339(),
+                nh3n[i as usize],
+                tp[i as usize]
+            )
+        })
+        .collect();
+    servers.publish(
+        "wq/bei/qixinggang/reading",
+        &format!("[{}]", upstream.join(",")),
+    );
+    wait_for(Duration::from_secs(20), "all 48 readings", || {
+        let rows = influx_rows(
+            &servers.influx_v1,
+            &db,
+            "SELECT count(nh3n) FROM water_quality",
+        );
+        (rows.first().and_then(|r| f64_of(r, "count")) == Some(48.0)).then_some(())
+    });
+
+    // The silent station reports: its offline alert resolves.
+    servers.publish(
+        "wq/bei/silent/reading",
+        &format!(
+            r#"{{"ts":"{}","values":{{"ph":7.1}}}}"#,
+            at(7, 8).to_rfc3339()
+        ),
+    );
+    wait_for(Duration::from_secs(20), "the offline resolution", || {
+        (!alerts("rule = 'offline' AND state = 'resolved'").is_empty()).then_some(())
+    });
+    let (status, _) = daemon.terminate();
+    assert!(status.success());
+
+    let offline = alerts("rule = 'offline'");
+    let states: Vec<&str> = offline
+        .iter()
+        .map(|r| r["state"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        states,
+        ["firing", "resolved"],
+        "offline once, then resolved: {offline:?}"
+    );
+
+    // Slow rise: the blue trend fires before the exceedance.
+    let nh3n_alerts = alerts("station = 'shijiao' AND param = 'nh3n' AND state = 'firing'");
+    let first = |rule: &str| {
+        nh3n_alerts
+            .iter()
+            .find(|r| r["rule"] == rule)
+            .and_then(|r| r["time"].as_i64())
+    };
+    let (trend, exceed) = (
+        first("trend").expect("a trend warning"),
+        first("exceedance").expect("an exceedance"),
+    );
+    assert!(trend < exceed, "trend at {trend}, exceedance at {exceed}");
+    assert_eq!(
+        nh3n_alerts.iter().find(|r| r["rule"] == "trend").unwrap()["level"],
+        "blue"
+    );
+
+    // Spike: a station fault, no NH3-N water-quality alert at 七星岗.
+    let spike = alerts("station = 'qixinggang' AND param = 'nh3n'");
+    let rules: Vec<&str> = spike.iter().map(|r| r["rule"].as_str().unwrap()).collect();
+    assert!(rules.contains(&"station_fault"), "{rules:?}");
+    assert!(!rules.contains(&"exceedance"), "{rules:?}");
+
+    // Flapping CODMn: one episode — one alert id, never resolved, never fired again (a later
+    // row may escalate it to orange once NH3-N exceeds too).
+    let codmn = alerts("station = 'shijiao' AND param = 'codmn' AND rule = 'exceedance'");
+    let mut ids: Vec<&str> = codmn
+        .iter()
+        .map(|r| r["alert_id"].as_str().unwrap())
+        .collect();
+    ids.dedup();
+    assert_eq!(ids.len(), 1, "{codmn:?}");
+    assert!(codmn.iter().all(|r| r["state"] == "firing"), "{codmn:?}");
+    assert_eq!(codmn[0]["level"], "yellow");
+
+    // Upstream: 石角's bureau (Qingyuan) is warned of the TP arriving from 七星岗 10 h after
+    // the reading that fired it; Guangzhou is not (upstream warnings go to the downstream city).
+    let tp_fired = alerts(
+        "station = 'qixinggang' AND param = 'tp' AND rule = 'exceedance' AND state = 'firing'",
+    );
+    let fired_ms = tp_fired[0]["time"].as_i64().unwrap();
+    let arrival = chrono::DateTime::from_timestamp_millis(fired_ms + 10 * 3600 * 1000)
+        .unwrap()
+        .with_timezone(&chrono::FixedOffset::east_opt(8 * 3600).unwrap())
+        .format("%Y-%m-%d %H:%M")
+        .to_string();
+    let warned: Vec<_> = servers
+        .emails_to("qy-rules@example.org")
+        .into_iter()
+        .filter(|(_, b)| b.contains("（upstream）"))
+        .collect();
+    assert_eq!(warned.len(), 1, "{warned:?}");
+    assert!(
+        warned[0]
+            .1
+            .contains(&format!("预计到达时间：{arrival}（北京时间）")),
+        "{}",
+        warned[0].1
+    );
+    assert!(
+        warned[0].1.contains("上游断面：七星岗（qixinggang）"),
+        "{}",
+        warned[0].1
+    );
+    assert!(servers
+        .emails_to("gz-rules@example.org")
+        .iter()
+        .all(|(_, b)| !b.contains("（upstream）")));
+    // Station faults went to the operating city only.
+    assert!(servers
+        .emails_to("gz-rules@example.org")
+        .iter()
+        .all(|(_, b)| !b.contains("（station_fault）")));
+    assert!(servers
+        .emails_to("qy-rules@example.org")
+        .iter()
+        .any(|(_, b)| b.contains("（station_fault）")));
+}
