@@ -358,3 +358,34 @@ fn assess_reading_objects_and_profiles() {
         "{csv_out}"
     );
 }
+
+#[test]
+fn assess_csv_with_missing_cells_and_bad_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = assess_config(dir.path(), "");
+    let input = dir.path().join("readings.csv");
+    std::fs::write(
+        &input,
+        "station,ts,ph,do,nh3n,tp\n\
+         shijiao,2026-11-26T10:00:00+08:00,7.2,,0.3,\n\
+         shijiao,2026-11-26T14:00:00+08:00,,6.1,,0.12\n\
+         shijiao,yesterday,7.0,6.0,0.2,0.05\n\
+         shijiao,2026-11-26T18:00:00+08:00,7.1,6.2,-1,0.05\n",
+    )
+    .unwrap();
+    let (lines, stderr, code) = assess(&config, &input, &[]);
+    assert_eq!(code, Some(1));
+    assert!(
+        stderr.contains("readings.csv:4: ts \"yesterday\" is not RFC 3339"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("readings.csv:5: nh3n = \"-1\" is not a valid value"),
+        "{stderr}"
+    );
+    assert_eq!(lines.len(), 2);
+    // Empty cells are missing values, not zeros.
+    assert_eq!(lines[0]["class"], serde_json::json!({"ph": 1, "nh3n": 2}));
+    assert_eq!(lines[1]["class"], serde_json::json!({"do": 2, "tp": 3}));
+    assert_eq!(lines[1]["exceed"]["tp"], 0.2);
+}
