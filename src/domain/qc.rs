@@ -357,14 +357,48 @@ pub struct Stream {
     history: VecDeque<(i64, f64)>,
     /// The flag of the newest value without its spike test.
     pending: Option<Flag>,
+    /// Flags given to recent values (time, latest flag), so a replayed reading gets the same
+    /// answer instead of disturbing the history (a redelivered message would otherwise look
+    /// like an infinitely fast change).
+    given: VecDeque<(i64, Flag)>,
 }
+
+/// How many recent flags a stream remembers for replays.
+const REMEMBERED: usize = 64;
 
 /// Longest history kept per stream: a 24 h flat line at one value a minute.
 const MAX_HISTORY: usize = 1500;
 
 impl Stream {
-    /// Takes the next value (time in seconds, later than the previous one).
+    /// Takes the next value. A value not later than the newest one is a replay: it changes
+    /// nothing and gets the flag that value was given (UNKNOWN if it is too old to remember).
     pub fn push(&mut self, t: i64, v: f64, tests: &Tests) -> Verdict {
+        if self.history.back().is_some_and(|&(last, _)| t <= last) {
+            let flag = self
+                .given
+                .iter()
+                .rev()
+                .find(|(at, _)| *at == t)
+                .map_or(Flag::Unknown, |(_, f)| *f);
+            return Verdict {
+                flag,
+                revised: None,
+            };
+        }
+        let verdict = self.decide(t, v, tests);
+        if let Some((at, flag)) = verdict.revised {
+            if let Some(slot) = self.given.iter_mut().rev().find(|(x, _)| *x == at) {
+                slot.1 = flag;
+            }
+        }
+        self.given.push_back((t, verdict.flag));
+        while self.given.len() > REMEMBERED {
+            self.given.pop_front();
+        }
+        verdict
+    }
+
+    fn decide(&mut self, t: i64, v: f64, tests: &Tests) -> Verdict {
         let mut revised = None;
         // The previous value's spike test is decidable now.
         if let (Some(cfg), Some(pending), true) =

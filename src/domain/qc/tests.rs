@@ -124,6 +124,48 @@ fn streaming_revises_the_previous_value_when_its_spike_is_known() {
     assert_eq!(v[1].revised, None);
 }
 
+#[test]
+fn a_replayed_value_gets_its_flag_again_and_changes_nothing() {
+    let tests = default_tests(Param::Do);
+    let mut s = Stream::default();
+    let values = [7.0, 7.2, 9.9, 7.1, 7.0];
+    let flags: Vec<Verdict> = values
+        .iter()
+        .enumerate()
+        .map(|(i, &v)| s.push(i as i64 * 3600, v, &tests))
+        .collect();
+    // The same readings again (a redelivered message): the same final flags, no revisions.
+    for (i, &v) in values.iter().enumerate() {
+        let again = s.push(i as i64 * 3600, v, &tests);
+        let expected = flags
+            .iter()
+            .skip(i + 1)
+            .find_map(|f| {
+                f.revised
+                    .filter(|(t, _)| *t == i as i64 * 3600)
+                    .map(|r| r.1)
+            })
+            .unwrap_or(flags[i].flag);
+        assert_eq!(
+            again,
+            Verdict {
+                flag: expected,
+                revised: None
+            },
+            "reading {i}"
+        );
+    }
+    // And the stream continues as if nothing happened.
+    let mut fresh = Stream::default();
+    for (i, &v) in values.iter().enumerate() {
+        fresh.push(i as i64 * 3600, v, &tests);
+    }
+    assert_eq!(
+        s.push(5 * 3600, 7.0, &tests),
+        fresh.push(5 * 3600, 7.0, &tests)
+    );
+}
+
 fn arb_tests() -> impl Strategy<Value = Tests> {
     (any::<bool>(), any::<bool>(), any::<bool>(), any::<bool>()).prop_map(|(g, s, r, f)| {
         let d = default_tests(Param::Do);
