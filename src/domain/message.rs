@@ -260,6 +260,18 @@ impl Facts<'_> {
             en.push_str(&format!("Target: class {}{le}\n", target.roman_en()));
         };
         let ev = t.evidence;
+        let episode = |zh: &mut String, en: &mut String| {
+            zh.push_str(&format!(
+                "持续时间：{} 至 {}（北京时间）\n",
+                local(t.since),
+                local(ev.ts)
+            ));
+            en.push_str(&format!(
+                "Episode: {} to {} UTC+8\n",
+                local(t.since),
+                local(ev.ts)
+            ));
+        };
         match (t.kind, t.rule, &t.context) {
             (Kind::Resolved, Rule::Exceedance, _) => {
                 let (vz, ve) = self.value(ev.value, ev.class);
@@ -276,29 +288,11 @@ impl Facts<'_> {
                     zh.push_str(&format!("最高超标倍数：{m:.1}\n"));
                     en.push_str(&format!("Peak exceedance multiple: {m:.1}\n"));
                 }
-                zh.push_str(&format!(
-                    "持续时间：{} 至 {}（北京时间）\n",
-                    local(t.since),
-                    local(ev.ts)
-                ));
-                en.push_str(&format!(
-                    "Episode: {} to {} UTC+8\n",
-                    local(t.since),
-                    local(ev.ts)
-                ));
+                episode(&mut zh, &mut en);
                 return (zh, en);
             }
             (Kind::Resolved, _, _) => {
-                zh.push_str(&format!(
-                    "持续时间：{} 至 {}（北京时间）\n",
-                    local(t.since),
-                    local(ev.ts)
-                ));
-                en.push_str(&format!(
-                    "Episode: {} to {} UTC+8\n",
-                    local(t.since),
-                    local(ev.ts)
-                ));
+                episode(&mut zh, &mut en);
                 return (zh, en);
             }
             (_, Rule::Exceedance, _) | (_, Rule::Class, _) => {
