@@ -989,3 +989,113 @@ fn alert_rules_in_the_daemon() {
         .iter()
         .any(|(_, b)| b.contains("（station_fault）")));
 }
+
+/// MQTT over TLS with a username and password (the password from the environment, the CA from
+/// the config), SMTP with AUTH (the password from a file): readings arrive, the alert email is
+/// delivered, and at debug level no secret reaches the log. A wrong password is refused by the
+/// broker, retried with backoff, and not logged either.
+#[test]
+fn tls_and_credentials_without_leaking_secrets() {
+    let Some(servers) = servers_or_skip("tls_credentials") else {
+        return;
+    };
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("rw_tls_{}", std::process::id());
+    influx_exec(&servers.influx_v1, &format!("CREATE DATABASE {db}"));
+    let smtp_password =
+        std::fs::read_to_string(std::env::var("RIVERWATCH_TEST_SMTP_PASSWORD_FILE").unwrap())
+            .unwrap();
+    let config = |name: &str| {
+        let text = format!(
+            "[mqtt]\nurl = \"mqtts://localhost:{port}\"\nclient_id = \"rw-test-{name}\"\nusername = \"riverwatch\"\npassword_env = \"RW_TEST_MQTT_PASSWORD\"\nca_file = \"{ca}\"\n\n\
+             [influxdb]\nurl = \"{influx}\"\napi = \"v1\"\ndatabase = \"{db}\"\nflush_interval = \"200ms\"\n\n\
+             [spool]\ndir = \"{dir}/spool-{name}\"\n\n\
+             [smtp]\nurl = \"smtp://127.0.0.1:{smtp}\"\nfrom = \"riverwatch <rw@example.org>\"\nusername = \"riverwatch\"\npassword_file = \"{pw}\"\n\n\
+             [[bureau]]\nid = \"qingyuan\"\nname = \"清远市生态环境局\"\nemail = [\"qy-tls@example.org\"]\n\n\
+             [[river]]\nid = \"bei\"\nname = \"北江\"\n\n\
+             [[station]]\nid = \"shijiao\"\nname = \"石角(界牌)\"\nriver = \"bei\"\ncity = \"qingyuan\"\ntarget_class = 2\n",
+            port = servers.mqtts_port,
+            ca = servers.ca.display(),
+            influx = servers.influx_v1,
+            dir = dir.path().display(),
+            smtp = servers.smtp_auth_port,
+            pw = servers.smtp_password_file.display(),
+        );
+        let path = dir.path().join(format!("{name}.toml"));
+        std::fs::write(&path, text).unwrap();
+        path
+    };
+    let debug = [
+        ("RIVERWATCH_LOG", "debug"),
+        ("RW_TEST_MQTT_PASSWORD", "mqtt-test-secret"),
+    ];
+    let mut daemon = Daemon::start_with_env(&config("tls"), &dir.path().join("tls.log"), &debug);
+    daemon.wait_log("subscribed", Duration::from_secs(15));
+    for ago in [20, 10] {
+        let (ts, _) = ts_minutes_ago(ago);
+        let status = std::process::Command::new("mosquitto_pub")
+            .args([
+                "-h",
+                "localhost",
+                "-p",
+                &servers.mqtts_port.to_string(),
+                "--cafile",
+            ])
+            .arg(&servers.ca)
+            .args([
+                "-u",
+                "station",
+                "-P",
+                "station-secret",
+                "-q",
+                "1",
+                "-t",
+                "wq/bei/shijiao/reading",
+                "-m",
+            ])
+            .arg(format!(r#"{{"ts":"{ts}","values":{{"nh3n":1.1}}}}"#))
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+    wait_for(Duration::from_secs(20), "2 readings over TLS", || {
+        (influx_rows(&servers.influx_v1, &db, "SELECT nh3n FROM water_quality").len() == 2)
+            .then_some(())
+    });
+    wait_for(
+        Duration::from_secs(15),
+        "the email through SMTP AUTH",
+        || {
+            servers
+                .emails_to("qy-tls@example.org")
+                .iter()
+                .any(|(_, b)| b.contains("（exceedance）"))
+                .then_some(())
+        },
+    );
+    let (status, _) = daemon.terminate();
+    assert!(status.success());
+    let log = std::fs::read_to_string(dir.path().join("tls.log")).unwrap();
+    assert!(log.contains("DEBUG"), "the log ran at debug level");
+    for secret in ["mqtt-test-secret", smtp_password.trim()] {
+        assert!(!log.contains(secret), "a secret reached the log");
+    }
+
+    // A wrong password: refused by the broker, retried, and still not logged.
+    let wrong = [
+        ("RIVERWATCH_LOG", "debug"),
+        ("RW_TEST_MQTT_PASSWORD", "not-the-secret-42"),
+    ];
+    let mut refused =
+        Daemon::start_with_env(&config("wrong"), &dir.path().join("wrong.log"), &wrong);
+    refused.wait_log("MQTT connection lost", Duration::from_secs(15));
+    let (status, _) = refused.terminate();
+    assert!(status.success(), "still a clean stop");
+    let log = std::fs::read_to_string(dir.path().join("wrong.log")).unwrap();
+    assert!(
+        log.contains("NotAuthorized") || log.contains("BadUserNamePassword"),
+        "{log}"
+    );
+    assert!(!log.contains("not-the-secret-42"));
+}

@@ -116,6 +116,27 @@ printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\nex
 openssl x509 -req -in "$tls/server.csr" -CA "$tls/ca.pem" -CAkey "$tls/ca.key" -CAcreateserial \
   -days 2 -extfile "$tls/ext" -out "$tls/server.pem" 2>/dev/null
 
+# A second mosquitto: TLS only, with a password file (no anonymous clients).
+mqtts_port=$(free_port)
+mkdir -p "$work/mosquitto-tls"
+mosquitto_passwd -b -c "$work/mosquitto-tls/passwd" riverwatch "mqtt-test-secret" >/dev/null
+mosquitto_passwd -b "$work/mosquitto-tls/passwd" station "station-secret" >/dev/null
+cat >"$work/mosquitto-tls.conf" <<CONF
+listener $mqtts_port 127.0.0.1
+cafile $tls/ca.pem
+certfile $tls/server.pem
+keyfile $tls/server.key
+allow_anonymous false
+password_file $work/mosquitto-tls/passwd
+persistence true
+persistence_location $work/mosquitto-tls/
+user root
+CONF
+mosquitto -c "$work/mosquitto-tls.conf" >"$work/mosquitto-tls.log" 2>&1 &
+pids+=($!)
+wait_for 10 "mosquitto (TLS)" mosquitto_pub -h localhost -p "$mqtts_port" --cafile "$tls/ca.pem" \
+  -u station -P station-secret -q 1 -t riverwatch/test/ready -m ok
+
 # The same Maildir behind a STARTTLS server (TLS required before MAIL) and an SMTPS server.
 starttls_port=$(free_port)
 /usr/bin/python3 -m aiosmtpd -n -l "127.0.0.1:$starttls_port" -c aiosmtpd.handlers.Mailbox \
@@ -155,6 +176,7 @@ export RIVERWATCH_TEST_SMS_LOG=$work/sms.jsonl
 export RIVERWATCH_TEST_SMTP_STARTTLS_PORT=$starttls_port
 export RIVERWATCH_TEST_SMTPS_PORT=$smtps_port
 export RIVERWATCH_TEST_CA=$tls/ca.pem
+export RIVERWATCH_TEST_MQTTS_PORT=$mqtts_port
 export RIVERWATCH_TEST_SMTP_AUTH_PORT=$smtp_auth_port
 export RIVERWATCH_TEST_SMTP_PASSWORD_FILE=$work/smtp-password
 

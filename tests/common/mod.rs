@@ -23,6 +23,9 @@ pub struct Servers {
     pub smtp_starttls_port: u16,
     pub smtps_port: u16,
     pub ca: PathBuf,
+    /// mosquitto with TLS only (certificate signed by `ca`) and a password file: users
+    /// `riverwatch` / `mqtt-test-secret` and `station` / `station-secret`.
+    pub mqtts_port: u16,
     /// aiosmtpd requiring AUTH as user `riverwatch`, whose password is in `smtp_password_file`.
     pub smtp_auth_port: u16,
     pub smtp_password_file: PathBuf,
@@ -58,6 +61,7 @@ impl Servers {
             smtp_starttls_port: get("RIVERWATCH_TEST_SMTP_STARTTLS_PORT")?.parse().ok()?,
             smtps_port: get("RIVERWATCH_TEST_SMTPS_PORT")?.parse().ok()?,
             ca: get("RIVERWATCH_TEST_CA")?.into(),
+            mqtts_port: get("RIVERWATCH_TEST_MQTTS_PORT")?.parse().ok()?,
             smtp_auth_port: get("RIVERWATCH_TEST_SMTP_AUTH_PORT")?.parse().ok()?,
             smtp_password_file: get("RIVERWATCH_TEST_SMTP_PASSWORD_FILE")?.into(),
         };
@@ -148,12 +152,18 @@ pub struct Daemon {
 
 impl Daemon {
     pub fn start(config: &Path, log: &Path) -> Daemon {
+        Daemon::start_with_env(config, log, &[])
+    }
+
+    /// Starts the daemon with extra environment variables (secrets, log level).
+    pub fn start_with_env(config: &Path, log: &Path, vars: &[(&str, &str)]) -> Daemon {
         let file = std::fs::File::create(log).expect("log file");
         let child = Command::new(env!("CARGO_BIN_EXE_riverwatch"))
             .args(["run", "--config"])
             .arg(config)
             .env("RIVERWATCH_LOG", "info")
             .env("NO_COLOR", "1")
+            .envs(vars.iter().copied())
             .stdout(Stdio::null())
             .stderr(file)
             .spawn()
