@@ -347,7 +347,7 @@ fn script(cfg: &Config, start: DateTime<Utc>, end: DateTime<Utc>) -> Vec<Schedul
                 continue;
             }
             let payload = serde_json::json!({
-                "ts": ts.with_timezone(&chrono::FixedOffset::east_opt(8 * 3600).unwrap_or(chrono::FixedOffset::east_opt(0).expect("UTC"))).to_rfc3339_opts(SecondsFormat::Secs, true),
+                "ts": ts.with_timezone(&hj212::cst()).to_rfc3339_opts(SecondsFormat::Secs, true),
                 "values": values,
                 "seq": seq,
             });

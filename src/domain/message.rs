@@ -9,20 +9,16 @@
 
 use super::alert::{Context, Kind, Rule, Transition};
 use super::gb3838::{self, Class, LimitValue};
+use super::hj212::cst;
 use super::network::{Network, Station};
 use super::param::Param;
-use chrono::{DateTime, FixedOffset, Utc};
+use chrono::{DateTime, Utc};
 
 /// A rendered email, before addressing.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Email {
     pub subject: String,
     pub body: String,
-}
-
-/// China Standard Time, UTC+8.
-fn cst() -> FixedOffset {
-    FixedOffset::east_opt(8 * 3600).unwrap_or_else(|| FixedOffset::east_opt(0).expect("UTC"))
 }
 
 fn local(ts: DateTime<Utc>) -> String {
