@@ -5,15 +5,15 @@
 //!
 //! ```text
 //!  stations ──MQTT──▶ ingest ──▶ screen ──▶ store ──▶ InfluxDB         (then ack to the broker)
-//!                     (mqtt,      (decode,    (batch, line
+//!   JSON or HJ 212    (mqtt,      (decode, QC, (batch, line        (and the HJ 212 data ack)
 //!                      payload)    judge,      protocol, retry,
-//!                                  alerts)     dead letters)
+//!                                  rules)      dead letters)
 //!                                    │
 //!                                    └──▶ notify ──▶ SMTP / SMS gateway
 //! ```
 //!
-//! - [`domain`]: the pure core — parameters, GB 3838 classes, the network, alert lifecycle,
-//!   message rendering.
+//! - [`domain`]: the pure core — parameters, GB 3838 classes and profiles, the network, HJ 212
+//!   frames, QARTOD QC, trend statistics, the alert rules and lifecycle, message rendering.
 //! - [`config`]: the TOML file → validated domain types.
 //! - [`ingest`], [`screen`], [`store`], [`notify`]: the stages, in flow order.
 //! - [`app`]: the only place that wires stages together; [`demo`]: the self-contained demo;

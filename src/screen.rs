@@ -4,9 +4,9 @@
 //!
 //! Fed by the MQTT ingest ([`Inbound`], in receive order); feeds the store with one [`Entry`]
 //! per message (so acknowledgements stay in order, refused messages included) and the notifier
-//! with [`Transition`]s. The only stateful part is the alert book, owned by this one task, so
-//! readings of a station are judged in the order they arrive. Refusals are counted, logged once
-//! and dead-lettered here.
+//! with [`Transition`]s. The rule state (QC streams, trend windows, alert episodes) and the
+//! HJ 212 reassembly are owned by this one task, so the readings of a station are judged in
+//! the order they arrive. Refusals are counted, logged once and dead-lettered here.
 
 use crate::deadletter::DeadLetter;
 use crate::domain::alert::{Kind, Rule, Transition};
@@ -29,10 +29,15 @@ use tokio::sync::mpsc;
 const SPLIT_TIMEOUT: chrono::Duration = chrono::Duration::minutes(5);
 
 pub struct Screen {
+    /// Stations, rivers and bureaus: topic resolution, targets, routing.
     net: Arc<Network>,
+    /// Size and clock-skew limits a payload must respect.
     limits: PayloadLimits,
+    /// QC, judgement and alert rules, with their per-station state.
     rules: Rules,
+    /// Where refused payloads and readings are kept for the operator.
     deadletter: Arc<DeadLetter>,
+    /// Counters of received, refused and alerted.
     metrics: Arc<Metrics>,
     /// Per-station HJ 212 code maps: the standard map with the station's overrides.
     codes: HashMap<String, CodeMap>,
