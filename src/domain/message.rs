@@ -517,59 +517,126 @@ pub fn email(t: &Transition, net: &Network) -> Option<Email> {
     Some(Email { subject, body })
 }
 
-/// Renders the SMS text: Chinese only, within one 70-character message in the usual case
-/// (station names longer than about 12 characters make it longer).
+/// The most characters one SMS carries in Chinese (UCS-2): longer texts are split by
+/// gateways into several messages that may arrive out of order.
+pub const SMS_LIMIT: usize = 70;
+
+/// The parts of an SMS, most important first; [`fit`] drops or shortens the least important
+/// until the text fits one message.
+struct SmsParts {
+    /// "【riverwatch黄色预警】", and the short form "【黄色预警】".
+    head: (String, String),
+    station: String,
+    what: String,
+    /// "超标1.4倍": useful, not essential.
+    extra: String,
+    time: String,
+}
+
+fn chars(s: &str) -> usize {
+    s.chars().count()
+}
+
+/// Assembles the SMS, shortening deliberately until it fits [`SMS_LIMIT`]: first the short
+/// head, then without the extra detail, then the station name cut to 6 characters, then
+/// without the time (the email has it), and only last the description cut with "…".
+fn fit(p: SmsParts) -> String {
+    let join = |head: &str, station: &str, extra: &str, time: &str, what: &str| {
+        let time = if time.is_empty() {
+            String::new()
+        } else {
+            format!(" {time}")
+        };
+        format!("{head}{station}{what}{extra}{time}")
+    };
+    let cut = |s: &str, n: usize| -> String {
+        if chars(s) <= n {
+            s.to_string()
+        } else {
+            s.chars().take(n.saturating_sub(1)).chain(['…']).collect()
+        }
+    };
+    let station_short = cut(&p.station, 6);
+    let attempts = [
+        join(&p.head.0, &p.station, &p.extra, &p.time, &p.what),
+        join(&p.head.1, &p.station, &p.extra, &p.time, &p.what),
+        join(&p.head.1, &p.station, "", &p.time, &p.what),
+        join(&p.head.1, &station_short, "", &p.time, &p.what),
+        join(&p.head.1, &station_short, "", "", &p.what),
+    ];
+    if let Some(text) = attempts.iter().find(|t| chars(t) <= SMS_LIMIT) {
+        return text.clone();
+    }
+    let room = SMS_LIMIT.saturating_sub(chars(&p.head.1) + chars(&station_short));
+    join(&p.head.1, &station_short, "", "", &cut(&p.what, room))
+}
+
+/// Renders the SMS text: Chinese only, always within one 70-character message (see [`fit`]
+/// for how it is shortened when the station name or the description is long).
 pub fn sms(t: &Transition, net: &Network) -> Option<String> {
     let f = facts(t, net)?;
     let s = f.station;
     let (what, _) = f.what();
-    Some(match t.kind {
-        Kind::Resolved => format!(
-            "【riverwatch预警解除】{}{} {}",
-            s.name,
+    let level = t.level.name_zh();
+    let (head, what, extra) = match t.kind {
+        Kind::Resolved => (
+            (
+                "【riverwatch预警解除】".to_string(),
+                "【预警解除】".to_string(),
+            ),
             what,
-            short(t.evidence.ts)
+            String::new(),
         ),
-        Kind::Escalated => format!(
-            "【riverwatch升级{}预警】{}{} {}",
-            t.level.name_zh(),
-            s.name,
+        Kind::Escalated => (
+            (
+                format!("【riverwatch升级{level}预警】"),
+                format!("【升级{level}预警】"),
+            ),
             what,
-            short(t.evidence.ts)
+            String::new(),
         ),
-        _ => {
-            let multiple = if t.rule == Rule::Exceedance {
-                f.multiple(t.evidence.value)
-                    .map(|m| format!("超标{m:.1}倍"))
-                    .unwrap_or_default()
-            } else {
-                String::new()
-            };
-            let what = if t.rule == Rule::Exceedance {
-                let c = t
-                    .evidence
-                    .class
-                    .map(|c| format!("({c}类)"))
-                    .unwrap_or_default();
-                format!(
-                    "{}{}{}{c}劣于{}类目标",
-                    t.param.map_or("", Param::name_zh),
-                    t.evidence.value,
-                    f.unit().replace(' ', ""),
-                    s.target
-                )
-            } else {
-                what
-            };
-            format!(
-                "【riverwatch{}预警】{}{}{multiple} {}",
-                t.level.name_zh(),
-                s.name,
+        _ if t.rule == Rule::Exceedance => {
+            let class = t
+                .evidence
+                .class
+                .map(|c| format!("({c}类)"))
+                .unwrap_or_default();
+            let what = format!(
+                "{}{}{}{class}劣于{}类目标",
+                t.param.map_or("", Param::name_zh),
+                t.evidence.value,
+                f.unit().replace(' ', ""),
+                s.target
+            );
+            let extra = f
+                .multiple(t.evidence.value)
+                .map(|m| format!("超标{m:.1}倍"))
+                .unwrap_or_default();
+            (
+                (
+                    format!("【riverwatch{level}预警】"),
+                    format!("【{level}预警】"),
+                ),
                 what,
-                short(t.evidence.ts)
+                extra,
             )
         }
-    })
+        _ => (
+            (
+                format!("【riverwatch{level}预警】"),
+                format!("【{level}预警】"),
+            ),
+            what,
+            String::new(),
+        ),
+    };
+    Some(fit(SmsParts {
+        head,
+        station: s.name.clone(),
+        what,
+        extra,
+        time: short(t.evidence.ts),
+    }))
 }
 
 #[cfg(test)]

@@ -250,3 +250,56 @@ fn ph_and_do_have_no_multiple() {
     let e = email(&t, &network()).unwrap();
     assert!(e.body.contains("（限值 6–9）"), "{}", e.body);
 }
+
+#[test]
+fn sms_always_fits_one_message() {
+    let mut long = network();
+    long.stations[0].name =
+        "北江干流清远市清城区石角镇界牌村下游约二百米处国家地表水考核断面(水质自动监测站)".into();
+    let mut t = firing();
+    let full = sms(&t, &network()).unwrap();
+    assert!(
+        full.starts_with("【riverwatch黄色预警】"),
+        "short names keep the full text: {full}"
+    );
+    for (rule, context) in [
+        (Rule::Exceedance, Context::None),
+        (
+            Rule::Upstream,
+            Context::Upstream {
+                from: "qixinggang".into(),
+                from_alert: "x".into(),
+                arrival: at(12),
+            },
+        ),
+        (
+            Rule::Trend,
+            Context::Trend {
+                crossing: at(20),
+                slope_per_day: 0.1,
+                p: 0.01,
+            },
+        ),
+    ] {
+        t.rule = rule;
+        t.context = context;
+        let text = sms(&t, &long).unwrap();
+        assert!(
+            text.chars().count() <= SMS_LIMIT,
+            "{} chars: {text}",
+            text.chars().count()
+        );
+        assert!(
+            text.contains("北江干流清…"),
+            "the station name is cut, not dropped: {text}"
+        );
+    }
+    // Exceedance with a long name: the short head, no multiple, the value kept.
+    t.rule = Rule::Exceedance;
+    t.context = Context::None;
+    let text = sms(&t, &long).unwrap();
+    assert!(
+        text.starts_with("【黄色预警】") && text.contains("氨氮1.2mg/L(Ⅳ类)劣于Ⅱ类目标"),
+        "{text}"
+    );
+}
