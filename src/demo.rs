@@ -542,40 +542,41 @@ fn summarise(out: &Path, m: &Metrics, published: u64, frame_acks: u64) -> Result
     let text = serde_json::to_string_pretty(&summary).map_err(|e| e.to_string())?;
     std::fs::write(out.join("summary.json"), format!("{text}\n"))
         .map_err(|e| format!("cannot write summary.json: {e}"))?;
+    let line = |label: &str, value: String| println!("  {label:<28}{value}");
     println!("\nriverwatch demo summary");
-    println!("  messages published        {published}");
-    println!(
-        "  readings received         {}",
-        Metrics::get(&m.readings_received)
+    line("messages published", published.to_string());
+    line(
+        "readings received",
+        Metrics::get(&m.readings_received).to_string(),
     );
-    println!("  HJ 212 frames acknowledged {frame_acks}  (CN=9014, sent after storage)");
-    println!(
-        "  readings stored           {}",
-        Metrics::get(&m.readings_stored)
+    line(
+        "readings stored",
+        Metrics::get(&m.readings_stored).to_string(),
     );
-    println!(
-        "  payloads/readings refused {}  (see {})",
-        m.refused_total(),
-        out.join("spool/deadletter.jsonl").display()
+    line(
+        "HJ 212 frames acknowledged",
+        format!("{frame_acks}  (CN=9014, sent after storage)"),
+    );
+    let dead = out.join("spool/deadletter.jsonl");
+    line(
+        "refused",
+        format!("{}  ({})", m.refused_total(), dead.display()),
     );
     for (level, n) in m.alerts_by_level().into_iter().filter(|(_, n)| *n > 0) {
-        println!("  alerts fired ({:<6})     {n}", level.key());
+        line(&format!("alerts fired ({})", level.key()), n.to_string());
     }
-    println!(
-        "  alerts resolved           {}",
-        Metrics::get(&m.alerts_resolved)
+    line(
+        "alerts resolved",
+        Metrics::get(&m.alerts_resolved).to_string(),
     );
-    println!(
-        "  emails written            {emails}  ({})",
-        out.join("outbox").display()
+    line(
+        "emails written",
+        format!("{emails}  ({})", out.join("outbox").display()),
     );
-    println!(
-        "  SMS logged                {sms}  ({})",
-        out.join("sms.jsonl").display()
+    line(
+        "SMS logged",
+        format!("{sms}  ({})", out.join("sms.jsonl").display()),
     );
-    println!(
-        "  summary                   {}",
-        out.join("summary.json").display()
-    );
+    line("summary", out.join("summary.json").display().to_string());
     Ok(Metrics::get(&m.messages_acked) >= published && emails > 0)
 }
