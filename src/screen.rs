@@ -177,13 +177,22 @@ impl Screen {
                 let decoded = match format {
                     Format::Json => decode_json(&station.id, &msg.payload, now, self.limits),
                     Format::Hj212 => {
-                        let map = self.codes.get(&station.id).cloned().unwrap_or_default();
+                        // Every configured station has its map (built in `new`); borrowing it
+                        // beside the reassembly needs no copy.
+                        let standard;
+                        let map = match self.codes.get(&station.id) {
+                            Some(map) => map,
+                            None => {
+                                standard = CodeMap::default();
+                                &standard
+                            }
+                        };
                         let out = decode_hj212(
                             station,
                             &msg.payload,
                             now,
                             self.limits,
-                            &map,
+                            map,
                             &mut self.reassembly,
                         );
                         self.log_unknown_codes(station, &out.unknown_codes);
