@@ -23,15 +23,17 @@ use crate::domain::rules::Rules;
 use crate::ingest::mqtt::{self, Phase, Session};
 use crate::ingest::payload::PayloadLimits;
 use crate::notify::email::EmailSink;
+use crate::notify::outbox::{Channel, Outbox};
 use crate::notify::sms::SmsSink;
-use crate::notify::Notifier;
-use crate::screen::Screen;
+use crate::notify::{Sink, Worker};
+use crate::screen::{Durable, Screen};
 use crate::store::influx::{V1Writer, V2Writer, Writer};
-use crate::store::Batcher;
+use crate::store::spool::Spool;
+use crate::store::{Batcher, Store};
 use crate::telemetry::Metrics;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, watch, Notify};
 use tokio::task::JoinHandle;
 
 /// Where the pipeline's results go.
@@ -131,12 +133,17 @@ pub fn runtime() -> Option<tokio::runtime::Runtime> {
 pub struct Running {
     pub metrics: Arc<Metrics>,
     pub session: Arc<Session>,
+    /// The store's custody side: database state and spool depth, for readiness.
+    pub custody: Arc<Store>,
+    pub outbox: Arc<Outbox>,
+    drainer: JoinHandle<()>,
     phase: watch::Sender<Phase>,
     ingest: JoinHandle<()>,
     acker: JoinHandle<()>,
     screen: JoinHandle<()>,
     store: JoinHandle<()>,
-    notify: JoinHandle<()>,
+    /// One delivery worker per channel.
+    notify: Vec<JoinHandle<()>>,
 }
 
 /// Starts every stage. Must be called inside a tokio runtime.
@@ -159,7 +166,6 @@ pub fn start(
     let (inbound_tx, inbound_rx) = mpsc::channel(mqtt::INFLIGHT_BOUND);
     let (entry_tx, entry_rx) = mpsc::channel(1024);
     let (ack_tx, ack_rx) = mpsc::channel(mqtt::INFLIGHT_BOUND);
-    let (notify_tx, notify_rx) = mpsc::channel(1024);
 
     let ingest = tokio::spawn(mqtt::drive(
         eventloop,
@@ -167,6 +173,7 @@ pub fn start(
         mqtt::FILTERS.iter().map(|f| f.to_string()).collect(),
         inbound_tx,
         Arc::clone(&session),
+        Arc::clone(&metrics),
         phase_rx,
     ));
     let acker = tokio::spawn(mqtt::acker(
@@ -180,39 +187,96 @@ pub fn start(
         max_future_skew: chrono::Duration::from_std(cfg.ingest.max_future_skew)
             .unwrap_or(chrono::Duration::minutes(10)),
     };
+    let outbox_dir = cfg.spool.dir.join("outbox");
+    let outbox = Arc::new(
+        Outbox::open(&outbox_dir)
+            .map_err(|e| format!("cannot open the outbox {}: {e}", outbox_dir.display()))?,
+    );
+    let waiting = outbox.count_pending();
+    if waiting > 0 {
+        tracing::info!(
+            waiting,
+            "notifications from an earlier run are still to be delivered"
+        );
+    }
+    Metrics::set(&metrics.outbox_pending, waiting as u64);
+    let state = crate::state::path(&cfg.spool.dir);
+    let mut rules = Rules::new(cfg.rules);
+    let saved = crate::state::load(&state)?;
+    if !saved.is_empty() {
+        tracing::info!(
+            episodes = saved.len(),
+            firing = saved.iter().filter(|s| s.firing.is_some()).count(),
+            "alert state restored"
+        );
+    }
+    rules.restore_alerts(saved);
+    let sms_enabled = outputs.sms.is_enabled();
+    let sinks = [
+        (Channel::Email, Sink::Email(outputs.email)),
+        (Channel::Sms, Sink::Sms(outputs.sms)),
+    ];
+    let mut wake = Vec::new();
+    let mut notify = Vec::new();
+    for (channel, sink) in sinks {
+        let w = Arc::new(Notify::new());
+        wake.push(Arc::clone(&w));
+        notify.push(tokio::spawn(
+            Worker {
+                outbox: Arc::clone(&outbox),
+                channel,
+                sink,
+                metrics: Arc::clone(&metrics),
+                deadletter: Arc::clone(&deadletter),
+                wake: w,
+            }
+            .deliver(),
+        ));
+    }
+    let durable = Durable {
+        outbox: Arc::clone(&outbox),
+        wake,
+        state,
+        sms_enabled,
+    };
     let screen = Screen::new(
         Arc::clone(&net),
         limits,
-        Rules::new(cfg.rules),
+        rules,
         Arc::clone(&deadletter),
         Arc::clone(&metrics),
+        durable,
     );
-    let screen = tokio::spawn(screen.run(inbound_rx, entry_tx, notify_tx));
+    let screen = tokio::spawn(screen.run(inbound_rx, entry_tx));
     let (batch_size, flush_interval) = cfg
         .influxdb
         .as_ref()
         .map_or((5000, Duration::from_secs(1)), |i| {
             (i.batch_size, i.flush_interval)
         });
-    let store = Batcher {
-        writer: outputs.writer,
+    let wal = cfg.spool.dir.join("wal");
+    let spool = Spool::open(&wal, cfg.spool.max_size)
+        .map_err(|e| format!("cannot open the spool {}: {e}", wal.display()))?;
+    let custody = Arc::new(Store::new(
+        outputs.writer,
+        Arc::new(spool),
+        deadletter,
+        Arc::clone(&metrics),
+    ));
+    let drainer = tokio::spawn(Arc::clone(&custody).drain());
+    let batcher = Batcher {
+        store: Arc::clone(&custody),
         batch_size,
         flush_interval,
         acks: ack_tx,
-        deadletter,
-        metrics: Arc::clone(&metrics),
     };
-    let store = tokio::spawn(store.run(entry_rx));
-    let notifier = Notifier {
-        net,
-        email: outputs.email,
-        sms: outputs.sms,
-        metrics: Arc::clone(&metrics),
-    };
-    let notify = tokio::spawn(notifier.run(notify_rx));
+    let store = tokio::spawn(batcher.run(entry_rx));
     Ok(Running {
         metrics,
         session,
+        custody,
+        outbox,
+        drainer,
         phase: phase_tx,
         ingest,
         acker,
@@ -235,9 +299,29 @@ impl Running {
         ] {
             clean &= finish(name, task, deadline).await;
         }
+        // The spool keeps what the drainer has not written; the next start drains it.
+        self.drainer.abort();
         let _ = self.phase.send(Phase::Disconnect);
-        for (name, task) in [("ingest", self.ingest), ("notify", self.notify)] {
-            clean &= finish(name, task, deadline).await;
+        clean &= finish("ingest", self.ingest, deadline).await;
+        // Deliver what the outbox holds while the grace period lasts; what is left stays
+        // there for the next start.
+        loop {
+            let left = self.outbox.count_pending();
+            if left == 0 {
+                break;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                tracing::warn!(
+                    left,
+                    "grace period over; undelivered notifications stay in the outbox for the next start"
+                );
+                clean = false;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        for task in self.notify {
+            task.abort();
         }
         clean
     }

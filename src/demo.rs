@@ -111,8 +111,14 @@ fn prepare(out: &Path) -> Result<(), String> {
         "summary.json",
         "spool/readings.lp",
         "spool/deadletter.jsonl",
+        "spool/alerts.json",
     ] {
         let _ = std::fs::remove_file(out.join(file));
+    }
+    // Alert state, queued notifications and spooled batches of an earlier demo would carry
+    // its alerts into this one.
+    for dir in ["spool/outbox", "spool/wal"] {
+        let _ = std::fs::remove_dir_all(out.join(dir));
     }
     Ok(())
 }

@@ -4,12 +4,12 @@
 //! # Code map
 //!
 //! ```text
-//!  stations ──MQTT──▶ ingest ──▶ screen ──▶ store ──▶ InfluxDB         (then ack to the broker)
-//!   JSON or HJ 212    (mqtt,      (decode, QC, (batch, line        (and the HJ 212 data ack)
-//!                      payload)    judge,      protocol, retry,
-//!                                  rules)      dead letters)
+//!  stations ──MQTT──▶ ingest ──▶ screen ──▶ store ──▶ InfluxDB, or    (then, in order, ack to
+//!   JSON or HJ 212    (mqtt,      (decode, QC, (batch,      the spool     the broker and the
+//!                      payload)    judge,      ledger,      ──▶ drainer   HJ 212 data ack)
+//!                                  rules)      dead letters)   ──▶ InfluxDB
 //!                                    │
-//!                                    └──▶ notify ──▶ SMTP / SMS gateway
+//!                                    └──▶ outbox + alerts.json ──▶ notify ──▶ SMTP / SMS gateway
 //! ```
 //!
 //! - [`domain`]: the pure core — parameters, GB 3838 classes and profiles, the network, HJ 212
@@ -18,14 +18,16 @@
 //! - [`ingest`], [`screen`], [`store`], [`notify`]: the stages, in flow order.
 //! - [`app`]: the only place that wires stages together; [`demo`]: the self-contained demo;
 //!   [`hj212_cmd`]: `riverwatch hj212 decode`; [`assess`]: offline judgement of a file.
-//! - [`deadletter`], [`telemetry`]: refused input and counted events.
+//! - [`deadletter`], [`telemetry`]: refused input and counted events; [`state`]: the alert
+//!   episodes kept across restarts.
 //!
 //! # Architecture invariants
 //!
 //! - `domain` does no I/O and reads no clock; time is an argument (`tests/tidy.rs` checks its
 //!   imports).
-//! - A message is acknowledged to the broker only after its readings are written (or refused
-//!   and dead-lettered), in the order messages arrived.
+//! - A message is acknowledged to the broker only after its readings are in custody (written,
+//!   synced to the spool, or refused and dead-lettered) and the notifications of its
+//!   transitions are in the outbox, in the order messages arrived.
 //! - Input never panics the daemon: every refusal is a value with a reason.
 
 pub mod app;
@@ -39,5 +41,6 @@ pub mod ingest;
 pub mod json;
 pub mod notify;
 pub mod screen;
+pub mod state;
 pub mod store;
 pub mod telemetry;

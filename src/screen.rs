@@ -1,12 +1,20 @@
 //! Screen: decodes each message, applies QC, judges its readings, runs the alert rules, and
-//! hands points to the store and transitions to the notifier. A timer drives the `offline`
+//! hands points to the store and notifications to the outbox. A timer drives the `offline`
 //! rule on wall time.
 //!
 //! Fed by the MQTT ingest ([`Inbound`], in receive order); feeds the store with one [`Entry`]
-//! per message (so acknowledgements stay in order, refused messages included) and the notifier
-//! with [`Transition`]s. The rule state (QC streams, trend windows, alert episodes) and the
-//! HJ 212 reassembly are owned by this one task, so the readings of a station are judged in
-//! the order they arrive. Refusals are counted, logged once and dead-lettered here.
+//! per message (so acknowledgements stay in order, refused messages included) and the
+//! persistent outbox with the notifications of its transitions. The rule state (QC streams,
+//! trend windows, alert episodes) and the HJ 212 reassembly are owned by this one task, so the
+//! readings of a station are judged in the order they arrive. Refusals are counted, logged
+//! once and dead-lettered here.
+//!
+//! Durability of alerts: when a message causes transitions, their notifications are written
+//! to the outbox and the alert episodes to `alerts.json` (both synced) before the message's
+//! entry goes to the store, so before it can be acknowledged. A crash before that point
+//! redelivers the message, and the same transition (same idempotency keys) is produced again;
+//! a crash after it finds the episode already firing. The episodes are also saved every 30 s
+//! while readings arrive and when the screen stops, so persistence counts survive too.
 
 use crate::deadletter::DeadLetter;
 use crate::domain::alert::{Kind, Rule, Transition};
@@ -18,12 +26,28 @@ use crate::ingest::mqtt::{Ack, Inbound};
 use crate::ingest::payload::{
     decode_hj212, decode_json, station_for_topic, Decoded, Format, PayloadLimits,
 };
+use crate::notify::outbox::Outbox;
 use crate::store::{points, Entry};
 use crate::telemetry::{Metrics, RefusalKind};
 use chrono::{DateTime, Utc};
 use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
 use std::sync::Arc;
-use tokio::sync::mpsc;
+use std::time::Duration;
+use tokio::sync::{mpsc, Notify};
+
+/// How often changed alert state is saved when no transition forced a save.
+const SAVE_EVERY: Duration = Duration::from_secs(30);
+
+/// Where transitions are made durable.
+pub struct Durable {
+    pub outbox: Arc<Outbox>,
+    /// One per delivery worker, woken after an enqueue.
+    pub wake: Vec<Arc<Notify>>,
+    /// `alerts.json`.
+    pub state: PathBuf,
+    pub sms_enabled: bool,
+}
 
 /// How long the packets of a split HJ 212 message may take to arrive.
 const SPLIT_TIMEOUT: chrono::Duration = chrono::Duration::minutes(5);
@@ -45,6 +69,9 @@ pub struct Screen {
     reassembly: Reassembly,
     /// (station, code) pairs already logged as unknown, so each is logged once.
     unknown_logged: HashSet<(String, String)>,
+    durable: Durable,
+    /// Whether the alert state changed since it was last saved.
+    dirty: bool,
 }
 
 impl Screen {
@@ -54,6 +81,7 @@ impl Screen {
         mut rules: Rules,
         deadletter: Arc<DeadLetter>,
         metrics: Arc<Metrics>,
+        durable: Durable,
     ) -> Screen {
         rules.start(&net, Utc::now());
         let codes = net
@@ -70,18 +98,16 @@ impl Screen {
             codes,
             reassembly: Reassembly::default(),
             unknown_logged: HashSet::new(),
+            durable,
+            dirty: false,
         }
     }
 
-    /// Runs until the input closes. Sends to the notifier first, so an alert is never behind
-    /// the write of the batch that holds its reading. Every 10 s of wall time (or the shortest
-    /// cadence, if shorter), checks which stations have gone silent.
-    pub async fn run(
-        mut self,
-        mut input: mpsc::Receiver<Inbound>,
-        store: mpsc::Sender<Entry>,
-        notify: mpsc::Sender<Transition>,
-    ) {
+    /// Runs until the input closes. Makes transitions durable first, so an alert is never
+    /// behind the write of the batch that holds its reading, and never lost once that
+    /// message is acknowledged. Every 10 s of wall time (or the shortest cadence, if
+    /// shorter), checks which stations have gone silent.
+    pub async fn run(mut self, mut input: mpsc::Receiver<Inbound>, store: mpsc::Sender<Entry>) {
         // Often enough to notice the most frequent station's silence promptly.
         let period = self
             .net
@@ -96,27 +122,93 @@ impl Screen {
             );
         let mut timer = tokio::time::interval(period);
         timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut last_save = tokio::time::Instant::now();
         loop {
             let (entry, transitions) = tokio::select! {
                 msg = input.recv() => match msg {
-                    Some(msg) => self.process(msg, Utc::now()),
-                    None => return,
+                    Some(msg) => {
+                        self.dirty = true;
+                        self.process(msg, Utc::now())
+                    }
+                    None => break,
                 },
                 _ = timer.tick() => match self.tick(Utc::now()) {
                     Some(done) => done,
-                    None => continue,
+                    None => {
+                        if self.dirty && last_save.elapsed() >= SAVE_EVERY {
+                            self.save_state().await;
+                            last_save = tokio::time::Instant::now();
+                        }
+                        continue;
+                    }
                 },
             };
-            for t in transitions {
-                if notify.send(t).await.is_err() {
-                    tracing::error!("the notifier has stopped; an alert transition is not sent");
-                }
+            if !transitions.is_empty() {
+                self.make_durable(&transitions).await;
+                last_save = tokio::time::Instant::now();
             }
             if store.send(entry).await.is_err() {
                 tracing::error!("the store has stopped; stopping the screen stage");
-                return;
+                break;
             }
         }
+        if self.dirty {
+            self.save_state().await;
+        }
+    }
+
+    /// Writes the transitions' notifications to the outbox and saves the alert state, both
+    /// synced, retrying until the disk takes them: until then nothing behind them is
+    /// acknowledged, so a full or failing disk delays alerts but does not lose them.
+    async fn make_durable(&mut self, transitions: &[Transition]) {
+        let items: Vec<_> = transitions
+            .iter()
+            .filter(|t| t.rule != Rule::Class)
+            .flat_map(|t| crate::notify::render(t, &self.net, self.durable.sms_enabled))
+            .collect();
+        let mut logged = false;
+        loop {
+            match self.durable.outbox.enqueue(&items) {
+                Ok(added) => {
+                    if added < items.len() {
+                        tracing::info!(
+                            skipped = items.len() - added,
+                            "notifications already in the outbox or sent (a redelivered message); not queued again"
+                        );
+                    }
+                    break;
+                }
+                Err(e) => {
+                    if !logged {
+                        tracing::error!(error = %e, "cannot write to the outbox; ingest waits until it can");
+                        logged = true;
+                    }
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+        }
+        Metrics::set(
+            &self.metrics.outbox_pending,
+            self.durable.outbox.count_pending() as u64,
+        );
+        self.save_state().await;
+        for w in &self.durable.wake {
+            w.notify_one();
+        }
+    }
+
+    /// Saves the alert episodes, retrying until the disk takes them.
+    async fn save_state(&mut self) {
+        let saved = self.rules.save_alerts();
+        let mut logged = false;
+        while let Err(e) = crate::state::save(&self.durable.state, &saved) {
+            if !logged {
+                tracing::error!(error = %e, file = %self.durable.state.display(), "cannot save the alert state; ingest waits until it can");
+                logged = true;
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+        self.dirty = false;
     }
 
     /// The `offline` rule: transitions for stations silent too long, as an entry that carries
@@ -248,11 +340,10 @@ impl Screen {
             }
             for t in outcome.transitions {
                 self.record(net, &t, lines);
-                // `class` is recorded, not notified: it fires exactly when an exceedance does,
-                // and the exceedance message says which parameter and by how much.
-                if t.rule != Rule::Class {
-                    transitions.push(t);
-                }
+                // `class` is kept in the alert state and recorded, not notified (see
+                // `make_durable`): it fires exactly when an exceedance does, and the exceedance
+                // message says which parameter and by how much.
+                transitions.push(t);
             }
         }
     }

@@ -113,7 +113,29 @@ pub struct Metrics {
     pub sms_failed: AtomicU64,
     /// Messages acknowledged to the broker.
     pub messages_acked: AtomicU64,
+    /// Messages the broker sent again (DUP set): delivered before, not acknowledged then.
+    pub redeliveries: AtomicU64,
+    /// Batches appended to the spool, and drained from it into the database.
+    pub spool_appended: AtomicU64,
+    pub spool_drained: AtomicU64,
+    /// 1 while a batch waits because the spool is full (acknowledgements are paused).
+    pub spool_full: AtomicU64,
+    /// 1 while the database refuses writes and live batches go to the spool.
+    pub store_down: AtomicU64,
+    /// Spool depth as last seen by the store (bytes, records).
+    pub spool_bytes: AtomicU64,
+    pub spool_records: AtomicU64,
+    /// Notifications waiting in the outbox, and those that failed permanently.
+    pub outbox_pending: AtomicU64,
+    /// Transient delivery failures that were retried.
+    pub notify_retries: AtomicU64,
+    /// Database write latency histogram: counts per bucket of `WRITE_BUCKETS`, plus the sum.
+    write_latency: [AtomicU64; WRITE_BUCKETS.len() + 1],
+    write_latency_sum_us: AtomicU64,
 }
+
+/// Upper bounds (seconds) of the write latency histogram buckets; the last bucket is +Inf.
+pub const WRITE_BUCKETS: [f64; 8] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0];
 
 impl Metrics {
     pub fn refused(&self, kind: RefusalKind) {
@@ -149,6 +171,33 @@ impl Metrics {
             .zip(&self.alerts_fired)
             .map(|(l, c)| (*l, c.load(Ordering::Relaxed)))
             .collect()
+    }
+
+    /// Records one database write (successful or not) that took `took`.
+    pub fn write_took(&self, took: std::time::Duration) {
+        let secs = took.as_secs_f64();
+        let i = WRITE_BUCKETS
+            .iter()
+            .position(|b| secs <= *b)
+            .unwrap_or(WRITE_BUCKETS.len());
+        self.write_latency[i].fetch_add(1, Ordering::Relaxed);
+        self.write_latency_sum_us
+            .fetch_add(took.as_micros() as u64, Ordering::Relaxed);
+    }
+
+    /// Per-bucket (not cumulative) counts and the sum in seconds.
+    pub fn write_latency(&self) -> (Vec<u64>, f64) {
+        (
+            self.write_latency
+                .iter()
+                .map(|c| c.load(Ordering::Relaxed))
+                .collect(),
+            self.write_latency_sum_us.load(Ordering::Relaxed) as f64 / 1e6,
+        )
+    }
+
+    pub fn set(gauge: &AtomicU64, value: u64) {
+        gauge.store(value, Ordering::Relaxed);
     }
 
     pub fn get(counter: &AtomicU64) -> u64 {

@@ -83,7 +83,7 @@ fn f64_of(row: &serde_json::Map<String, serde_json::Value>, key: &str) -> Option
 /// The foundation's promise on the v1 path: every valid reading stored with its class,
 /// garbage refused between good readings, an exceedance at a boundary section emailed (and
 /// texted) to both bureaus once, nothing for a compliant station, a write to a missing
-/// database retried rather than acknowledged, and a clean exit on SIGTERM.
+/// database spooled and written once the database exists, and a clean exit on SIGTERM.
 #[test]
 fn v1_pipeline_stores_classifies_and_alerts_both_bureaus() {
     let Some(servers) = servers_or_skip("v1_pipeline") else {
@@ -100,14 +100,14 @@ fn v1_pipeline_stores_classifies_and_alerts_both_bureaus() {
     let mut daemon = Daemon::start(&config, &dir.path().join("daemon.log"));
     daemon.wait_log("subscribed", Duration::from_secs(15));
 
-    // The database does not exist yet: the first write fails with 404 and must be retried,
-    // not acknowledged and not dropped.
+    // The database does not exist yet: the first write fails with 404; the batch goes to the
+    // spool and is written from there once the database exists, not dropped.
     let (t1, _) = ts_minutes_ago(50);
     servers.publish(
         "wq/bei/shijiao/reading",
         &format!(r#"{{"ts":"{t1}","values":{{"ph":7.4,"do":7.8,"nh3n":0.3,"tp":0.05}}}}"#),
     );
-    daemon.wait_log("write failed", Duration::from_secs(15));
+    daemon.wait_log("not taking writes", Duration::from_secs(15));
     influx_exec(&servers.influx_v1, &format!("CREATE DATABASE {db}"));
 
     let (t2, _) = ts_minutes_ago(40);
@@ -447,11 +447,7 @@ fn email_case(
     smtp: &str,
     address: &str,
     alert_id: &str,
-) -> (
-    riverwatch::config::Config,
-    riverwatch::domain::alert::Transition,
-    riverwatch::domain::message::Email,
-) {
+) -> (riverwatch::config::Config, riverwatch::notify::outbox::Item) {
     use riverwatch::domain::alert::{Context, Evidence, Kind, Level, Rule, Transition};
     use riverwatch::domain::gb3838::Class;
     use riverwatch::domain::param::Param;
@@ -486,8 +482,11 @@ fn email_case(
         context: Context::None,
         follows: None,
     };
-    let mail = riverwatch::domain::message::email(&t, &cfg.network).unwrap();
-    (cfg, t, mail)
+    let item = riverwatch::notify::render(&t, &cfg.network, false)
+        .into_iter()
+        .next()
+        .expect("one email for the bureau");
+    (cfg, item)
 }
 
 fn one_email_to(servers: &Servers, address: &str) -> String {
@@ -529,11 +528,9 @@ async fn email_over_starttls_and_tls_with_a_private_ca() {
             };
             format!("[smtp]\nurl = \"{url}\"\nfrom = \"riverwatch <rw@example.org>\"\ntimeout = \"5s\"\n{ca_line}\n")
         };
-        let (untrusted_cfg, t, mail) =
-            email_case(&smtp(false), &address, &format!("tls-test-{name}"));
-        let bureau = &untrusted_cfg.network.bureaus[0];
+        let (untrusted_cfg, item) = email_case(&smtp(false), &address, &format!("tls-test-{name}"));
         let untrusted = EmailSink::smtp(untrusted_cfg.smtp.as_ref().unwrap(), None).unwrap();
-        match untrusted.send(&t, bureau, &mail).await {
+        match untrusted.send(&item).await {
             Err(SendError::Transient(e)) => assert!(
                 e.to_lowercase().contains("certificate") || e.to_lowercase().contains("tls"),
                 "{name}: {e}"
@@ -542,9 +539,9 @@ async fn email_over_starttls_and_tls_with_a_private_ca() {
                 "{name}: a relay with an untrusted certificate must not get the email: {other:?}"
             ),
         }
-        let (cfg, _, _) = email_case(&smtp(true), &address, &format!("tls-test-{name}"));
+        let (cfg, _) = email_case(&smtp(true), &address, &format!("tls-test-{name}"));
         let sink = EmailSink::smtp(cfg.smtp.as_ref().unwrap(), None).unwrap();
-        sink.send(&t, bureau, &mail)
+        sink.send(&item)
             .await
             .unwrap_or_else(|e| panic!("{name}: {e:?}"));
         let body = one_email_to(&servers, &address);
@@ -590,12 +587,11 @@ async fn email_with_smtp_auth_reads_the_password_from_a_file() {
     ];
     for (name, credentials, accepted) in cases {
         let address = format!("auth-{name}@example.org");
-        let (cfg, t, mail) =
-            email_case(&smtp(&credentials), &address, &format!("auth-test-{name}"));
+        let (cfg, item) = email_case(&smtp(&credentials), &address, &format!("auth-test-{name}"));
         let smtp_cfg = cfg.smtp.as_ref().unwrap();
         let password = smtp_cfg.password.as_ref().map(|p| p.resolve().unwrap());
         let sink = EmailSink::smtp(smtp_cfg, password).unwrap();
-        let result = sink.send(&t, &cfg.network.bureaus[0], &mail).await;
+        let result = sink.send(&item).await;
         if accepted {
             result.unwrap_or_else(|e| panic!("{name}: {e:?}"));
             assert!(one_email_to(&servers, &address).contains("石角(界牌)"));
@@ -609,11 +605,12 @@ async fn email_with_smtp_auth_reads_the_password_from_a_file() {
     }
 }
 
-/// A message is acknowledged only after its readings are written: with the database missing,
-/// a daemon killed with SIGKILL has acknowledged nothing, so mosquitto's persistent session
-/// hands the readings to the restarted daemon, which stores each exactly once.
+/// A message is acknowledged only after its readings are in custody: with the database
+/// missing they are synced to the spool, and a daemon killed with SIGKILL then finds them there
+/// at the next start (anything not yet spooled was not acknowledged, and mosquitto's persistent
+/// session redelivers it); the restarted daemon stores each reading exactly once.
 #[test]
-fn unwritten_readings_survive_a_crash_through_the_broker() {
+fn unwritten_readings_survive_a_crash_through_the_spool() {
     let Some(servers) = servers_or_skip("crash_redelivery") else {
         return;
     };
@@ -634,7 +631,16 @@ fn unwritten_readings_survive_a_crash_through_the_broker() {
             &format!(r#"{{"ts":"{ts}","values":{{"nh3n":{nh3n}}}}}"#),
         );
     }
-    daemon.wait_log("write failed", Duration::from_secs(15));
+    daemon.wait_log("not taking writes", Duration::from_secs(15));
+    let wal = dir.path().join("spool/wal");
+    wait_for(Duration::from_secs(15), "a spooled batch", || {
+        let bytes: u64 = std::fs::read_dir(&wal)
+            .ok()?
+            .filter_map(|e| e.ok()?.metadata().ok())
+            .map(|m| m.len())
+            .sum();
+        (bytes > 0).then_some(())
+    });
     daemon.kill();
 
     influx_exec(&servers.influx_v1, &format!("CREATE DATABASE {db}"));

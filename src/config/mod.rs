@@ -145,6 +145,16 @@ pub struct SmsConfig {
     /// JSON body template; `{phone}` and `{text}` are replaced by JSON-escaped strings.
     pub body: String,
     pub timeout: Duration,
+    /// Extra request headers (an API key, say); secret values come from the environment or a
+    /// file.
+    pub headers: Vec<(String, HeaderSource)>,
+}
+
+/// Where an SMS gateway header's value comes from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum HeaderSource {
+    Plain(String),
+    Secret(secret::SecretSource),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -278,6 +288,19 @@ struct RawSms {
     url: String,
     body: Option<String>,
     timeout: Option<String>,
+    #[serde(default)]
+    headers: BTreeMap<String, RawHeader>,
+}
+
+/// An SMS gateway header: a plain value, or a secret read from the environment or a file.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawHeader {
+    Plain(String),
+    Secret {
+        value_env: Option<String>,
+        value_file: Option<String>,
+    },
 }
 
 #[derive(Deserialize, Default)]
@@ -493,7 +516,7 @@ pub fn parse(text: &str, base: &Path, file: &Path) -> Result<Config, ConfigError
         &mut p,
     );
     let smtp = section::<RawSmtp>(&table, "smtp", &mut p).and_then(|r| smtp(r, base, &mut p));
-    let sms = section::<RawSms>(&table, "sms", &mut p).and_then(|r| sms(r, &mut p));
+    let sms = section::<RawSms>(&table, "sms", &mut p).and_then(|r| sms(r, base, &mut p));
     let ingest = ingest(
         section(&table, "ingest", &mut p).unwrap_or_default(),
         &mut p,
@@ -878,7 +901,7 @@ fn smtp(raw: RawSmtp, base: &Path, p: &mut Problems) -> Option<SmtpConfig> {
     })
 }
 
-fn sms(raw: RawSms, p: &mut Problems) -> Option<SmsConfig> {
+fn sms(raw: RawSms, base: &Path, p: &mut Problems) -> Option<SmsConfig> {
     host_port(&raw.url, &[("http", 80), ("https", 443)], "sms.url", p);
     let body = raw
         .body
@@ -893,10 +916,40 @@ fn sms(raw: RawSms, p: &mut Problems) -> Option<SmsConfig> {
     if let Err(e) = serde_json::from_str::<serde_json::Value>(&probe) {
         p.add("sms.body", format!("is not a JSON template: {e}"));
     }
+    let mut headers = Vec::new();
+    for (name, value) in raw.headers {
+        let key = format!("sms.headers.{name}");
+        if name.is_empty()
+            || !name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_".contains(&b))
+        {
+            p.add(
+                &key,
+                "is not an HTTP header name (letters, digits, - and _)",
+            );
+            continue;
+        }
+        let source = match value {
+            RawHeader::Plain(v) => Some(HeaderSource::Plain(v)),
+            RawHeader::Secret {
+                value_env,
+                value_file,
+            } => match secret_source(value_env, value_file, &format!("{key}.value"), base, p) {
+                Some(s) => Some(HeaderSource::Secret(s)),
+                None => {
+                    p.add(&key, "needs value_env or value_file (or a plain string)");
+                    None
+                }
+            },
+        };
+        headers.extend(source.map(|s| (name, s)));
+    }
     Some(SmsConfig {
         url: raw.url,
         body,
         timeout: duration(raw.timeout.as_deref(), "10s", "sms.timeout", p),
+        headers,
     })
 }
 

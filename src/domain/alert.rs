@@ -444,6 +444,101 @@ impl AlertBook {
     pub fn firing(&self) -> usize {
         self.episodes.values().filter(|e| e.is_firing()).count()
     }
+
+    /// Every episode that is not at rest, as plain data for the shell to keep across
+    /// restarts. Sorted by key, so equal books save equally.
+    pub fn save(&self) -> Vec<Saved> {
+        let mut out: Vec<Saved> = self
+            .episodes
+            .iter()
+            .filter(|(_, e)| e.last_ts.is_some())
+            .map(|(key, e)| {
+                let (recent, firing) = match &e.phase {
+                    Phase::Quiet { recent } => (recent.iter().copied().collect(), None),
+                    Phase::Firing {
+                        id,
+                        since,
+                        level,
+                        notified_at,
+                        clearing,
+                        peak,
+                    } => (
+                        Vec::new(),
+                        Some(SavedFiring {
+                            id: id.clone(),
+                            since: *since,
+                            level: *level,
+                            notified_at: *notified_at,
+                            clearing: *clearing,
+                            peak: *peak,
+                        }),
+                    ),
+                };
+                Saved {
+                    key: key.clone(),
+                    last_ts: e.last_ts,
+                    recent,
+                    firing,
+                }
+            })
+            .collect();
+        out.sort_by(|a, b| {
+            (&a.key.station, a.key.rule, a.key.param).cmp(&(
+                &b.key.station,
+                b.key.rule,
+                b.key.param,
+            ))
+        });
+        out
+    }
+
+    /// Restores episodes saved by [`AlertBook::save`], replacing those with the same keys.
+    pub fn restore(&mut self, saved: Vec<Saved>) {
+        for s in saved {
+            let phase = match s.firing {
+                Some(f) => Phase::Firing {
+                    id: f.id,
+                    since: f.since,
+                    level: f.level,
+                    notified_at: f.notified_at,
+                    clearing: f.clearing,
+                    peak: f.peak,
+                },
+                None => Phase::Quiet {
+                    recent: s.recent.into_iter().collect(),
+                },
+            };
+            self.episodes.insert(
+                s.key,
+                Episode {
+                    phase,
+                    last_ts: s.last_ts,
+                },
+            );
+        }
+    }
+}
+
+/// One episode as saved across restarts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Saved {
+    pub key: AlertKey,
+    /// Time of the last observation: older or equal ones (redeliveries) are ignored.
+    pub last_ts: Option<DateTime<Utc>>,
+    /// While quiet: the recent observations (Some(level) for a breach) toward persistence.
+    pub recent: Vec<(DateTime<Utc>, Option<Level>)>,
+    /// While firing: the episode.
+    pub firing: Option<SavedFiring>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SavedFiring {
+    pub id: String,
+    pub since: DateTime<Utc>,
+    pub level: Level,
+    pub notified_at: DateTime<Utc>,
+    pub clearing: u32,
+    pub peak: Evidence,
 }
 
 #[cfg(test)]

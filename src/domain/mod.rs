@@ -8,6 +8,7 @@
 pub mod alert;
 pub mod gb3838;
 pub mod hj212;
+pub mod ledger;
 pub mod message;
 pub mod network;
 pub mod param;

@@ -681,6 +681,17 @@ impl Rules {
         }
     }
 
+    /// The alert episodes, to keep across restarts (see `AlertBook::save`).
+    pub fn save_alerts(&self) -> Vec<super::alert::Saved> {
+        self.book.save()
+    }
+
+    /// Restores episodes saved by an earlier run: a firing alert stays firing (no repeat),
+    /// and a redelivered reading older than an episode's last observation counts nothing.
+    pub fn restore_alerts(&mut self, saved: Vec<super::alert::Saved>) {
+        self.book.restore(saved);
+    }
+
     /// The offline rule, on wall time: call it periodically.
     pub fn tick(&mut self, net: &Network, now: DateTime<Utc>) -> Vec<Transition> {
         let mut out = Vec::new();

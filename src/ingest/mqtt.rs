@@ -161,6 +161,7 @@ pub async fn drive(
     filters: Vec<String>,
     inbound: mpsc::Sender<Inbound>,
     session: Arc<Session>,
+    metrics: Arc<Metrics>,
     mut phase: watch::Receiver<Phase>,
 ) {
     let mut inbound = Some(inbound);
@@ -216,6 +217,9 @@ pub async fn drive(
                     // Draining: the broker redelivers this message to the next session.
                     continue;
                 };
+                if p.dup {
+                    Metrics::add(&metrics.redeliveries, 1);
+                }
                 let ack = Ack {
                     reply: None,
                     generation: session.generation.load(Ordering::Relaxed),

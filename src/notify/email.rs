@@ -1,16 +1,14 @@
 //! Email delivery: over SMTP with lettre (plain, STARTTLS or TLS, with authentication), or as
 //! `.eml` files in a folder (the demo's outbox).
 //!
-//! Fed by the notifier with a rendered message and its recipients; the body goes out as UTF-8
-//! plain text in base64, so Chinese survives every relay. The Message-ID is derived from the
-//! alert id, state and bureau, so a copy delivered twice is recognisable as the same message.
+//! Fed by the outbox's email worker with rendered notifications; the body goes out as UTF-8
+//! plain text in base64, so Chinese survives every relay. The Message-ID is the notification's
+//! idempotency key, so a copy delivered twice is recognisable as the same message.
 
+use super::outbox::Item;
 use super::SendError;
 use crate::config::secret::Secret;
 use crate::config::{SmtpConfig, SmtpSecurity};
-use crate::domain::alert::Transition;
-use crate::domain::message::Email;
-use crate::domain::network::Bureau;
 use lettre::message::header::{ContentTransferEncoding, ContentType};
 use lettre::message::{Mailbox, SinglePart};
 use lettre::transport::smtp::authentication::Credentials;
@@ -75,13 +73,8 @@ impl EmailSink {
         }
     }
 
-    pub async fn send(
-        &self,
-        t: &Transition,
-        bureau: &Bureau,
-        mail: &Email,
-    ) -> Result<(), SendError> {
-        let message = build(self.from(), t, bureau, mail).map_err(SendError::Permanent)?;
+    pub async fn send(&self, item: &Item) -> Result<(), SendError> {
+        let message = build(self.from(), item).map_err(SendError::Permanent)?;
         match self {
             EmailSink::Smtp {
                 transport, timeout, ..
@@ -96,7 +89,7 @@ impl EmailSink {
                 ))),
             },
             EmailSink::Folder { dir, .. } => {
-                let name = format!("{}.{}.{}.eml", t.alert_id, t.state.key(), bureau.id);
+                let name = format!("{}.{}.{}.eml", item.alert_id, item.state, item.bureau);
                 tokio::fs::write(dir.join(name), message.formatted())
                     .await
                     .map_err(|e| {
@@ -108,25 +101,31 @@ impl EmailSink {
 }
 
 /// Builds the message for one bureau: all of its addresses in To, named after the bureau.
-fn build(from: &Mailbox, t: &Transition, bureau: &Bureau, mail: &Email) -> Result<Message, String> {
+fn build(from: &Mailbox, item: &Item) -> Result<Message, String> {
+    let id: String = item
+        .key
+        .chars()
+        .map(|c| {
+            if c.is_ascii_graphic() && !"<>@\"".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
     let mut b = Message::builder()
         .from(from.clone())
-        .subject(mail.subject.clone())
-        .message_id(Some(format!(
-            "<{}.{}.{}@riverwatch>",
-            t.alert_id,
-            t.state.key(),
-            bureau.id
-        )));
-    for address in &bureau.email {
+        .subject(item.subject.clone())
+        .message_id(Some(format!("<{id}@riverwatch>")));
+    for address in &item.to {
         let address = address.parse().map_err(|e| format!("{address:?}: {e}"))?;
-        b = b.to(Mailbox::new(Some(bureau.name.clone()), address));
+        b = b.to(Mailbox::new(Some(item.bureau_name.clone()), address));
     }
     b.singlepart(
         SinglePart::builder()
             .header(ContentType::TEXT_PLAIN)
             .header(ContentTransferEncoding::Base64)
-            .body(mail.body.clone()),
+            .body(item.text.clone()),
     )
     .map_err(|e| format!("cannot build the email: {e}"))
 }
@@ -134,9 +133,6 @@ fn build(from: &Mailbox, t: &Transition, bureau: &Bureau, mail: &Email) -> Resul
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::alert::{Context, Evidence, Kind, Level, Rule};
-    use crate::domain::gb3838::Class;
-    use crate::domain::param::Param;
 
     /// A relay that accepts the connection and never says a word: the send gives up after
     /// the configured timeout instead of hanging the notifier.
@@ -161,37 +157,19 @@ mod tests {
             timeout: std::time::Duration::from_millis(300),
         };
         let sink = EmailSink::smtp(&cfg, None).unwrap();
-        let ev = Evidence {
-            ts: chrono::Utc::now(),
-            value: 1.2,
-            class: Some(Class::IV),
-        };
-        let t = Transition {
-            station: "s".into(),
-            rule: Rule::Exceedance,
-            param: Some(Param::Nh3n),
-            kind: Kind::Fired,
-            state: Kind::Fired.state(),
-            level: Level::Yellow,
+        let item = Item {
+            key: "a.fired.20261126T000000Z.qingyuan.email".into(),
+            channel: super::super::outbox::Channel::Email,
             alert_id: "a".into(),
-            since: ev.ts,
-            evidence: ev,
-            peak: ev,
-            context: Context::None,
-            follows: None,
-        };
-        let bureau = Bureau {
-            id: "qingyuan".into(),
-            name: "清远市生态环境局".into(),
-            email: vec!["duty@qy.example.org".into()],
-            sms: vec![],
-        };
-        let mail = Email {
+            state: "firing".into(),
+            bureau: "qingyuan".into(),
+            bureau_name: "清远市生态环境局".into(),
+            to: vec!["duty@qy.example.org".into()],
             subject: "s".into(),
-            body: "b".into(),
+            text: "b".into(),
         };
         let began = tokio::time::Instant::now();
-        let result = sink.send(&t, &bureau, &mail).await;
+        let result = sink.send(&item).await;
         assert!(
             matches!(&result, Err(SendError::Transient(e)) if e.contains("did not finish")),
             "{result:?}"

@@ -1,14 +1,17 @@
 //! SMS delivery: a POST to the configured HTTP gateway with the JSON body template filled in,
 //! or a line in a JSON-lines log (the demo).
 //!
-//! Fed by the notifier with the rendered SMS text and one phone number. Gateway answers: 2xx
-//! delivered; 4xx permanent (the request itself is wrong); 5xx, timeouts and refused
-//! connections transient.
+//! Fed by the outbox's SMS worker with one rendered notification (text and phone number).
+//! Each request carries the configured headers (secret values resolved at start, never
+//! logged) and `Idempotency-Key`, the notification's key, so a gateway that deduplicates can
+//! drop the rare second copy. Gateway answers: 2xx delivered; 4xx permanent (the request
+//! itself is wrong); 5xx, timeouts and refused connections transient.
 
+use super::outbox::Item;
 use super::SendError;
-use crate::config::SmsConfig;
-use crate::domain::alert::Transition;
+use crate::config::{HeaderSource, SmsConfig};
 use chrono::{SecondsFormat, Utc};
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use std::path::PathBuf;
 
 pub enum SmsSink {
@@ -16,6 +19,9 @@ pub enum SmsSink {
         client: reqwest::Client,
         url: String,
         body: String,
+        /// Configured headers; secret values are marked sensitive, so reqwest hides them in
+        /// `Debug` output too.
+        headers: HeaderMap,
     },
     /// Appends `{"time","to","alert_id","state","text"}` lines.
     Log(PathBuf),
@@ -37,15 +43,33 @@ pub fn fill(template: &str, phone: &str, text: &str) -> String {
 }
 
 impl SmsSink {
+    /// Builds the gateway client, resolving secret header values; errors name the key.
     pub fn gateway(cfg: &SmsConfig) -> Result<SmsSink, String> {
         let client = reqwest::Client::builder()
             .timeout(cfg.timeout)
             .build()
             .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+        let mut headers = HeaderMap::new();
+        for (name, source) in &cfg.headers {
+            let key = format!("sms.headers.{name}");
+            let header =
+                HeaderName::from_bytes(name.as_bytes()).map_err(|e| format!("{key}: {e}"))?;
+            let mut value = match source {
+                HeaderSource::Plain(v) => HeaderValue::from_str(v),
+                HeaderSource::Secret(s) => {
+                    let secret = s.resolve().map_err(|e| format!("{key}: {e}"))?;
+                    HeaderValue::from_str(secret.expose())
+                }
+            }
+            .map_err(|_| format!("{key}: the value is not a valid HTTP header value"))?;
+            value.set_sensitive(matches!(source, HeaderSource::Secret(_)));
+            headers.insert(header, value);
+        }
         Ok(SmsSink::Gateway {
             client,
             url: cfg.url.clone(),
             body: cfg.body.clone(),
+            headers,
         })
     }
 
@@ -54,13 +78,22 @@ impl SmsSink {
         !matches!(self, SmsSink::Disabled)
     }
 
-    pub async fn send(&self, t: &Transition, phone: &str, text: &str) -> Result<(), SendError> {
+    pub async fn send(&self, item: &Item) -> Result<(), SendError> {
+        let phone = item.to.first().map_or("", String::as_str);
+        let text = item.text.as_str();
         match self {
             SmsSink::Disabled => Err(SendError::Permanent("no SMS gateway is configured".into())),
-            SmsSink::Gateway { client, url, body } => {
+            SmsSink::Gateway {
+                client,
+                url,
+                body,
+                headers,
+            } => {
                 let resp = client
                     .post(url)
+                    .headers(headers.clone())
                     .header(reqwest::header::CONTENT_TYPE, "application/json")
+                    .header("Idempotency-Key", item.key.as_str())
                     .body(fill(body, phone, text))
                     .send()
                     .await
@@ -88,8 +121,9 @@ impl SmsSink {
                 let mut line = serde_json::json!({
                     "time": Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true),
                     "to": phone,
-                    "alert_id": t.alert_id,
-                    "state": t.state.key(),
+                    "alert_id": item.alert_id,
+                    "state": item.state,
+                    "key": item.key,
                     "text": text,
                 })
                 .to_string();

@@ -1,38 +1,53 @@
-//! Store: batches line protocol, writes it, and releases the acknowledgements of the messages
-//! whose readings are now in custody — in receive order.
+//! Store: batches line protocol, puts each batch in custody — written to InfluxDB, or synced
+//! to the on-disk spool when the database is unreachable or too slow — and releases the
+//! acknowledgements of the messages in custody, in receive order.
 //!
 //! Fed by the screen stage with one [`Entry`] per MQTT message (its encoded points, possibly
-//! none for a refused payload, and its ack); feeds the acker. One task owns the batch, so order
-//! is kept by construction: entries are acknowledged in the order they arrived, and only after
-//! the write that holds them succeeded (or their points were dead-lettered).
+//! none for a refused payload, and its ack); feeds the acker. The batcher registers each
+//! entry in the [`Ledger`] as it arrives and hands full batches to at most [`IN_FLIGHT`]
+//! concurrent custody tasks, so the next batch gathers while the last one is written; the
+//! ledger releases acknowledgements in receive order whatever order the writes finish in.
 //!
 //! A batch is written when it holds `batch_size` lines, when `flush_interval` has passed since
 //! its first entry, or when input pauses for [`LINGER`]. The pause rule matters: a broker only
 //! sends a bounded number of unacknowledged messages (20 by default in mosquitto), so waiting
 //! for a full batch or the interval would throttle ingest to that many messages per interval.
 //!
-//! Failures (see [`influx`]): a retryable failure keeps the batch and tries again with
-//! exponential backoff (0.1 s doubling to 30 s, or the server's `Retry-After`), so nothing is
-//! acknowledged and the broker keeps the messages; while it retries, no new entries are taken
-//! and the bounded channels push back to the broker. A rejected batch is split in halves until
-//! the refused lines are isolated; those go to the dead-letter file with the server's message,
-//! the rest is written. Rewriting a point is harmless: same series and time overwrite.
+//! Failures (see [`influx`]): a retryable failure (unreachable, timeout, 5xx, 401/403/404)
+//! sends the batch to the [`spool`] and marks the database down, so later batches go straight
+//! to the spool without waiting for a timeout each. The drainer task writes spooled batches
+//! back in order, with exponential backoff (0.1 s doubling to 30 s, or the server's
+//! `Retry-After`) while the database still fails; its first success marks the database up, and
+//! live batches are written directly again while the backlog drains beside them. When the
+//! spool is full, the batch waits (its messages stay unacknowledged, so the broker keeps them
+//! and stops sending at its in-flight limit) until the spool has room or the database is back.
+//! A rejected batch is split in halves until the refused lines are isolated; those go to the
+//! dead-letter file with the server's message, the rest is written. Rewriting a point is
+//! harmless: same series and time overwrite.
 
 pub mod influx;
 pub mod line_protocol;
 pub mod points;
+pub mod spool;
 
 use crate::deadletter::DeadLetter;
+use crate::domain::ledger::Ledger;
 use crate::ingest::mqtt::Ack;
 use crate::telemetry::{Metrics, RefusalKind};
 use influx::{WriteError, Writer};
+use spool::Spool;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Notify};
+use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 /// How long input may pause before a partial batch is written.
 pub const LINGER: Duration = Duration::from_millis(5);
+
+/// Batches being put in custody at once: one being written while the next gathers.
+pub const IN_FLIGHT: usize = 2;
 
 /// One MQTT message's contribution to a batch.
 #[derive(Debug)]
@@ -44,22 +59,267 @@ pub struct Entry {
     pub topic: String,
 }
 
+/// A message's points without its ack, kept to name the topic of a rejected line.
+#[derive(Debug)]
+struct Part {
+    topic: String,
+    lines: String,
+}
+
+/// What happens to a chunk the database cannot take now.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum OnRetry {
+    /// Live batches: into the spool.
+    Spool,
+    /// Spooled batches: wait and write again.
+    Wait,
+}
+
+/// The custody side shared by the batcher and the drainer.
+pub struct Store {
+    writer: Writer,
+    spool: Arc<Spool>,
+    deadletter: Arc<DeadLetter>,
+    metrics: Arc<Metrics>,
+    /// Set while the database fails retryably: live batches then go straight to the spool.
+    down: AtomicBool,
+    /// Wakes the drainer after an append.
+    appended: Notify,
+}
+
+impl Store {
+    pub fn new(
+        writer: Writer,
+        spool: Arc<Spool>,
+        deadletter: Arc<DeadLetter>,
+        metrics: Arc<Metrics>,
+    ) -> Store {
+        let store = Store {
+            writer,
+            spool,
+            deadletter,
+            metrics,
+            down: AtomicBool::new(false),
+            appended: Notify::new(),
+        };
+        store.publish_depth();
+        store
+    }
+
+    pub fn describe(&self) -> String {
+        self.writer.describe()
+    }
+
+    /// Whether the last write failed retryably (the database is down or too slow).
+    pub fn is_down(&self) -> bool {
+        self.down.load(Ordering::Relaxed)
+    }
+
+    pub fn spool(&self) -> &Spool {
+        &self.spool
+    }
+
+    fn publish_depth(&self) {
+        let d = self.spool.depth();
+        Metrics::set(&self.metrics.spool_bytes, d.bytes);
+        Metrics::set(&self.metrics.spool_records, d.records);
+    }
+
+    fn set_down(&self, down: bool) {
+        if self.down.swap(down, Ordering::Relaxed) != down {
+            Metrics::set(&self.metrics.store_down, u64::from(down));
+            if down {
+                tracing::warn!("the database is not taking writes; batches go to the spool");
+            } else {
+                tracing::info!(
+                    "the database takes writes again; live batches are written directly"
+                );
+            }
+        }
+    }
+
+    /// Puts `body` in custody: written, dead-lettered line by line where the database rejects
+    /// it, or spooled. Returns once every line is in one of those places.
+    async fn custody(&self, body: String, parts: &[Part], on_retry: OnRetry) {
+        let lines: Vec<&str> = body.lines().collect();
+        let mut pending = vec![(0, lines.len())];
+        let mut backoff = Duration::from_millis(100);
+        let mut failing = false;
+        while let Some((from, to)) = pending.pop() {
+            let chunk = &lines[from..to];
+            let mut text = chunk.join("\n");
+            text.push('\n');
+            if on_retry == OnRetry::Spool && self.is_down() {
+                if !self.spool_or_wait(&text).await {
+                    pending.push((from, to));
+                }
+                continue;
+            }
+            let started = Instant::now();
+            let result = self.writer.write(text.clone()).await;
+            self.metrics.write_took(started.elapsed());
+            match result {
+                Ok(()) => {
+                    let readings = chunk
+                        .iter()
+                        .filter(|l| l.starts_with(points::READINGS))
+                        .count();
+                    Metrics::add(&self.metrics.readings_stored, readings as u64);
+                    self.set_down(false);
+                    if failing {
+                        tracing::info!("store reachable again; writing resumed");
+                    }
+                }
+                Err(WriteError::Reject { status, message }) if chunk.len() == 1 => {
+                    self.reject(chunk[0], status, &message, parts);
+                }
+                Err(WriteError::Reject { .. }) => {
+                    // Written first-half-first: the stack pops the last pushed.
+                    let mid = from + (to - from) / 2;
+                    pending.push((mid, to));
+                    pending.push((from, mid));
+                }
+                Err(WriteError::Retry { reason, after }) => {
+                    Metrics::add(&self.metrics.write_retries, 1);
+                    match on_retry {
+                        OnRetry::Spool => {
+                            tracing::debug!(%reason, "write failed; spooling the batch");
+                            self.set_down(true);
+                        }
+                        OnRetry::Wait => {
+                            let wait = after.unwrap_or(backoff);
+                            if failing {
+                                tracing::debug!(%reason, retry_in = ?wait, "write failed again");
+                            } else {
+                                tracing::warn!(%reason, retry_in = ?wait, "spooled batch not written; retrying");
+                                failing = true;
+                            }
+                            self.set_down(true);
+                            tokio::time::sleep(wait).await;
+                            backoff = (backoff * 2).min(Duration::from_secs(30));
+                        }
+                    }
+                    pending.push((from, to));
+                }
+            }
+        }
+    }
+
+    /// Appends `text` to the spool. False (after a pause) when the spool is full or failing:
+    /// the caller keeps the chunk and tries again.
+    async fn spool_or_wait(&self, text: &str) -> bool {
+        let spool = Arc::clone(&self.spool);
+        let bytes = text.as_bytes().to_vec();
+        let appended = tokio::task::spawn_blocking(move || spool.append(&bytes)).await;
+        let why = match appended {
+            Ok(Ok(true)) => {
+                Metrics::add(&self.metrics.spool_appended, 1);
+                if Metrics::get(&self.metrics.spool_full) == 1 {
+                    Metrics::set(&self.metrics.spool_full, 0);
+                    tracing::info!("the spool has room again; acknowledgements resume");
+                }
+                self.publish_depth();
+                self.appended.notify_one();
+                return true;
+            }
+            Ok(Ok(false)) => "the spool is full".to_string(),
+            Ok(Err(e)) => format!("cannot write to the spool: {e}"),
+            Err(e) => format!("the spool task failed: {e}"),
+        };
+        if Metrics::get(&self.metrics.spool_full) == 0 {
+            let d = self.spool.depth();
+            tracing::error!(reason = %why, spool_bytes = d.bytes, max_bytes = d.max_bytes, "batch waits unacknowledged (the broker keeps its messages) until the database returns or the spool drains");
+            Metrics::set(&self.metrics.spool_full, 1);
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        false
+    }
+
+    fn reject(&self, line: &str, status: u16, message: &str, parts: &[Part]) {
+        let topic = parts
+            .iter()
+            .find(|e| e.lines.contains(line))
+            .map_or("spool", |e| e.topic.as_str());
+        tracing::warn!(status, %message, %topic, "the database rejected a point; it is in the dead-letter file");
+        self.metrics.refused(RefusalKind::Rejected);
+        self.deadletter.record(
+            topic,
+            &format!("rejected by the database (HTTP {status}): {message}"),
+            None,
+            line.as_bytes(),
+        );
+    }
+
+    /// Writes spooled batches back to the database in order, forever; abort it to stop (what
+    /// is left stays on disk for the next start).
+    pub async fn drain(self: Arc<Self>) {
+        loop {
+            let spool = Arc::clone(&self.spool);
+            let record = match tokio::task::spawn_blocking(move || spool.peek()).await {
+                Ok(Ok(r)) => r,
+                Ok(Err(e)) => {
+                    tracing::error!(error = %e, "cannot read the spool; retrying in 5 s");
+                    tokio::time::sleep(Duration::from_secs(5)).await;
+                    continue;
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "the spool reader failed; retrying in 5 s");
+                    tokio::time::sleep(Duration::from_secs(5)).await;
+                    continue;
+                }
+            };
+            self.publish_depth();
+            let Some(record) = record else {
+                // Nothing spooled: wait for an append. The timeout also lets a database that
+                // went down with an empty spool be probed by the next live batch.
+                let _ =
+                    tokio::time::timeout(Duration::from_secs(1), self.appended.notified()).await;
+                continue;
+            };
+            match String::from_utf8(record.body.clone()) {
+                Ok(body) => self.custody(body, &[], OnRetry::Wait).await,
+                Err(e) => {
+                    tracing::error!(error = %e, "a spooled batch is not UTF-8; it is in the dead-letter file");
+                    self.deadletter.record(
+                        "spool",
+                        "spooled batch is not UTF-8",
+                        None,
+                        &record.body,
+                    );
+                }
+            }
+            self.spool.commit(&record);
+            Metrics::add(&self.metrics.spool_drained, 1);
+            self.publish_depth();
+        }
+    }
+}
+
 pub struct Batcher {
-    pub writer: Writer,
+    pub store: Arc<Store>,
     pub batch_size: usize,
     pub flush_interval: Duration,
     pub acks: mpsc::Sender<Ack>,
-    pub deadletter: Arc<DeadLetter>,
-    pub metrics: Arc<Metrics>,
 }
 
 impl Batcher {
-    /// Runs until the input closes, then writes what is left and returns.
+    /// Runs until the input closes, then puts what is left in custody and returns.
     pub async fn run(self, mut input: mpsc::Receiver<Entry>) {
-        tracing::info!(store = %self.writer.describe(), "store ready");
+        tracing::info!(store = %self.store.describe(), "store ready");
+        let mut ledger = Ledger::default();
+        let mut inflight: JoinSet<(u64, u64)> = JoinSet::new();
         let mut closed = false;
         while !closed {
-            let Some(first) = input.recv().await else {
+            let first = tokio::select! {
+                e = input.recv() => e,
+                Some(done) = inflight.join_next(), if !inflight.is_empty() => {
+                    if !self.release(&mut ledger, done).await {
+                        return;
+                    }
+                    continue;
+                }
+            };
+            let Some(first) = first else {
                 break;
             };
             let started = Instant::now();
@@ -79,95 +339,63 @@ impl Batcher {
                     Err(_) => break,
                 }
             }
-            self.flush(batch).await;
+            while inflight.len() >= IN_FLIGHT {
+                if let Some(done) = inflight.join_next().await {
+                    if !self.release(&mut ledger, done).await {
+                        return;
+                    }
+                }
+            }
+            let from = ledger.next_seq();
+            let mut body = String::new();
+            let mut parts = Vec::with_capacity(batch.len());
+            for e in batch {
+                ledger.receive(e.ack);
+                body.push_str(&e.lines);
+                parts.push(Part {
+                    topic: e.topic,
+                    lines: e.lines,
+                });
+            }
+            let to = ledger.next_seq();
+            let store = Arc::clone(&self.store);
+            inflight.spawn(async move {
+                if !body.is_empty() {
+                    store.custody(body, &parts, OnRetry::Spool).await;
+                }
+                (from, to)
+            });
         }
-    }
-
-    async fn flush(&self, batch: Vec<Entry>) {
-        let mut body = String::new();
-        for e in &batch {
-            body.push_str(&e.lines);
-        }
-        if !body.is_empty() {
-            self.write_isolating_rejects(&body, &batch).await;
-        }
-        for e in batch {
-            if self.acks.send(e.ack).await.is_err() {
-                tracing::warn!("acknowledgements are no longer taken; the broker will redeliver");
+        while let Some(done) = inflight.join_next().await {
+            if !self.release(&mut ledger, done).await {
                 return;
             }
         }
     }
 
-    /// Writes `body`, splitting it when the server rejects it, until every line is stored or
-    /// dead-lettered.
-    async fn write_isolating_rejects(&self, body: &str, batch: &[Entry]) {
-        let lines: Vec<&str> = body.lines().collect();
-        let mut pending = vec![(0, lines.len())];
-        while let Some((from, to)) = pending.pop() {
-            let chunk = &lines[from..to];
-            let mut text = chunk.join("\n");
-            text.push('\n');
-            match self.write_retrying(text).await {
-                Ok(()) => {
-                    let readings = chunk
-                        .iter()
-                        .filter(|l| l.starts_with(points::READINGS))
-                        .count();
-                    Metrics::add(&self.metrics.readings_stored, readings as u64);
-                }
-                Err((status, message)) if chunk.len() == 1 => {
-                    let line = chunk[0];
-                    let topic = batch
-                        .iter()
-                        .find(|e| e.lines.contains(line))
-                        .map_or("", |e| e.topic.as_str());
-                    tracing::warn!(status, %message, %topic, "the database rejected a point; it is in the dead-letter file");
-                    self.metrics.refused(RefusalKind::Rejected);
-                    self.deadletter.record(
-                        topic,
-                        &format!("rejected by the database (HTTP {status}): {message}"),
-                        None,
-                        line.as_bytes(),
-                    );
-                }
-                Err(_) => {
-                    // Written first-half-first: the stack pops the last pushed.
-                    let mid = from + (to - from) / 2;
-                    pending.push((mid, to));
-                    pending.push((from, mid));
-                }
+    /// Records a finished custody task and sends the acknowledgements it frees. False when
+    /// the acker is gone.
+    async fn release(
+        &self,
+        ledger: &mut Ledger<Ack>,
+        done: Result<(u64, u64), tokio::task::JoinError>,
+    ) -> bool {
+        match done {
+            Ok((from, to)) => ledger.custody(from, to),
+            Err(e) => {
+                // Its messages stay unacknowledged and are redelivered after a restart; the
+                // ones behind it cannot be acknowledged before them.
+                tracing::error!(error = %e, "a store task failed; acknowledgements stop until restart");
+                return true;
             }
         }
-    }
-
-    /// Retries one body until it is written or rejected.
-    async fn write_retrying(&self, text: String) -> Result<(), (u16, String)> {
-        let mut backoff = Duration::from_millis(100);
-        let mut logged = false;
-        loop {
-            match self.writer.write(text.clone()).await {
-                Ok(()) => {
-                    if logged {
-                        tracing::info!("store reachable again; writing resumed");
-                    }
-                    return Ok(());
-                }
-                Err(WriteError::Reject { status, message }) => return Err((status, message)),
-                Err(WriteError::Retry { reason, after }) => {
-                    Metrics::add(&self.metrics.write_retries, 1);
-                    let wait = after.unwrap_or(backoff);
-                    if logged {
-                        tracing::debug!(%reason, retry_in = ?wait, "write failed again");
-                    } else {
-                        tracing::warn!(%reason, retry_in = ?wait, "write failed; readings stay unacknowledged and are retried");
-                        logged = true;
-                    }
-                    tokio::time::sleep(wait).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(30));
-                }
+        for ack in ledger.release() {
+            if self.acks.send(ack).await.is_err() {
+                tracing::warn!("acknowledgements are no longer taken; the broker will redeliver");
+                return false;
             }
         }
+        true
     }
 }
 

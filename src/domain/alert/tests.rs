@@ -178,3 +178,45 @@ proptest! {
         prop_assert!(fired <= 1);
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { failure_persistence: None, ..ProptestConfig::default() })]
+
+    /// A restart at any point (save, then restore into a fresh book) changes nothing: the
+    /// same observations give the same transitions as without it, and replaying the
+    /// observations before the restart (a broker's redelivery) adds none.
+    #[test]
+    fn a_restart_neither_repeats_nor_forgets(
+        obs in proptest::collection::vec(0u8..3, 1..60),
+        restart_at in 0usize..60,
+        replay in 0usize..5,
+        policy in arb_policy(),
+    ) {
+        let ob = |o: u8| match o { 0 => Obs::Breach(Level::Yellow), 1 => Obs::Hold, _ => Obs::Clear };
+        let ev = |i: usize| Evidence { ts: t0() + Duration::hours(i as i64), value: i as f64, class: None };
+        let mut straight = AlertBook::default();
+        let expected: Vec<_> = obs
+            .iter()
+            .enumerate()
+            .filter_map(|(i, &o)| straight.observe(key(), ev(i), ob(o), policy, Context::None))
+            .collect();
+        let cut = restart_at.min(obs.len());
+        let mut before = AlertBook::default();
+        let mut got: Vec<_> = obs[..cut]
+            .iter()
+            .enumerate()
+            .filter_map(|(i, &o)| before.observe(key(), ev(i), ob(o), policy, Context::None))
+            .collect();
+        let mut after = AlertBook::default();
+        after.restore(before.save());
+        prop_assert_eq!(after.save(), before.save());
+        let from = cut.saturating_sub(replay);
+        for (i, &o) in obs.iter().enumerate().take(cut).skip(from) {
+            prop_assert_eq!(after.observe(key(), ev(i), ob(o), policy, Context::None), None);
+        }
+        for (i, &o) in obs.iter().enumerate().skip(cut) {
+            got.extend(after.observe(key(), ev(i), ob(o), policy, Context::None));
+        }
+        prop_assert_eq!(got, expected);
+    }
+}

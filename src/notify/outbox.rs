@@ -1,0 +1,311 @@
+//! The persistent outbox: one file per notification (transition × bureau × channel ×
+//! recipient) under `<[spool] dir>/outbox/`, written before the message that caused the
+//! transition is acknowledged, removed only once delivered.
+//!
+//! Fed by the screen stage ([`Outbox::enqueue`], synchronously, right after the transitions
+//! are decided); drained by one delivery worker per channel (`notify::deliver`), in enqueue
+//! order. Layout: `pending/<seq>-<key>.json` waiting, `sent/<key>` delivered (kept 30 days,
+//! so a transition produced again — a redelivered message after a crash — is recognised and
+//! not sent twice), `failed/<seq>-<key>.json` refused permanently (also in the dead-letter
+//! file). Each file is written to a temporary name, synced and renamed, so a crash leaves
+//! whole files only.
+//!
+//! The idempotency key is derived from the alert id, the transition (kind and reading time),
+//! the bureau, the channel and the recipient's position, so the same transition always gets
+//! the same key. It travels with the delivery (email Message-ID, the SMS gateway's
+//! `Idempotency-Key` header), for the rare copy sent twice: delivered, then a crash before
+//! the file moved to `sent/`.
+
+use crate::state::write_atomic;
+use serde::{Deserialize, Serialize};
+use std::collections::HashSet;
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime};
+
+/// How long delivered keys are remembered.
+const KEEP_SENT: Duration = Duration::from_secs(30 * 24 * 3600);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Channel {
+    Email,
+    Sms,
+}
+
+impl Channel {
+    pub fn key(self) -> &'static str {
+        match self {
+            Channel::Email => "email",
+            Channel::Sms => "sms",
+        }
+    }
+}
+
+/// One notification, rendered: everything its delivery needs, so a restart needs neither
+/// the transition nor the config that produced it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Item {
+    pub key: String,
+    pub channel: Channel,
+    pub alert_id: String,
+    /// `firing` or `resolved`.
+    pub state: String,
+    pub bureau: String,
+    pub bureau_name: String,
+    /// Email addresses (one email to all of a bureau's addresses), or one phone number.
+    pub to: Vec<String>,
+    /// Email subject; empty for SMS.
+    #[serde(default)]
+    pub subject: String,
+    /// Email body or SMS text.
+    pub text: String,
+}
+
+/// A pending notification and its file.
+#[derive(Debug)]
+pub struct Pending {
+    pub path: PathBuf,
+    pub item: Item,
+}
+
+#[derive(Debug)]
+pub struct Outbox {
+    pending: PathBuf,
+    sent: PathBuf,
+    failed: PathBuf,
+    inner: Mutex<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    next_seq: u64,
+    /// Keys pending or sent: a key here is never enqueued again.
+    known: HashSet<String>,
+}
+
+/// Keeps a key usable as a file name.
+fn file_safe(key: &str) -> String {
+    key.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+/// `<seq>-<key>.json` → (seq, key).
+fn parse_name(name: &str) -> Option<(u64, &str)> {
+    let (seq, rest) = name.split_once('-')?;
+    Some((seq.parse().ok()?, rest.strip_suffix(".json")?))
+}
+
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    fs::File::open(dir)?.sync_all()
+}
+
+impl Outbox {
+    /// Opens (creating) the outbox under `dir`, forgetting delivered keys older than 30 days.
+    pub fn open(dir: &Path) -> io::Result<Outbox> {
+        let (pending, sent, failed) = (dir.join("pending"), dir.join("sent"), dir.join("failed"));
+        for d in [&pending, &sent, &failed] {
+            fs::create_dir_all(d)?;
+        }
+        let mut known = HashSet::new();
+        let mut next_seq = 1;
+        for e in fs::read_dir(&pending)?.filter_map(Result::ok) {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if let Some((seq, key)) = parse_name(&name) {
+                next_seq = next_seq.max(seq + 1);
+                known.insert(key.to_string());
+            }
+        }
+        let now = SystemTime::now();
+        for e in fs::read_dir(&sent)?.filter_map(Result::ok) {
+            let old = e
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| now.duration_since(t).ok())
+                .is_some_and(|age| age > KEEP_SENT);
+            if old {
+                let _ = fs::remove_file(e.path());
+            } else {
+                known.insert(e.file_name().to_string_lossy().into_owned());
+            }
+        }
+        for e in fs::read_dir(&failed)?.filter_map(Result::ok) {
+            if let Some((seq, _)) = parse_name(&e.file_name().to_string_lossy()) {
+                next_seq = next_seq.max(seq + 1);
+            }
+        }
+        Ok(Outbox {
+            pending,
+            sent,
+            failed,
+            inner: Mutex::new(Inner { next_seq, known }),
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Writes each item not seen before, durably; returns how many were new.
+    pub fn enqueue(&self, items: &[Item]) -> io::Result<usize> {
+        let mut inner = self.lock();
+        let mut added = 0;
+        for item in items {
+            let key = file_safe(&item.key);
+            if inner.known.contains(&key) {
+                continue;
+            }
+            let json = serde_json::to_vec(item).map_err(io::Error::other)?;
+            let path = self
+                .pending
+                .join(format!("{:016}-{key}.json", inner.next_seq));
+            let tmp = path.with_extension("tmp");
+            {
+                use std::io::Write;
+                let mut f = fs::File::create(&tmp)?;
+                f.write_all(&json)?;
+                f.sync_all()?;
+            }
+            fs::rename(&tmp, &path)?;
+            inner.next_seq += 1;
+            inner.known.insert(key);
+            added += 1;
+        }
+        if added > 0 {
+            sync_dir(&self.pending)?;
+        }
+        Ok(added)
+    }
+
+    /// Pending items of `channel`, oldest first. A file that cannot be read is moved to
+    /// `failed/` with a log line.
+    pub fn pending(&self, channel: Channel) -> io::Result<Vec<Pending>> {
+        let mut named: Vec<(u64, PathBuf)> = fs::read_dir(&self.pending)?
+            .filter_map(Result::ok)
+            .filter_map(|e| {
+                let name = e.file_name().to_string_lossy().into_owned();
+                parse_name(&name).map(|(seq, _)| (seq, e.path()))
+            })
+            .collect();
+        named.sort();
+        let mut out = Vec::new();
+        for (_, path) in named {
+            let parsed = fs::read(&path)
+                .map_err(|e| e.to_string())
+                .and_then(|b| serde_json::from_slice::<Item>(&b).map_err(|e| e.to_string()));
+            match parsed {
+                Ok(item) if item.channel == channel => out.push(Pending { path, item }),
+                Ok(_) => {}
+                Err(why) => {
+                    tracing::error!(file = %path.display(), %why, "unreadable outbox file moved to failed/");
+                    self.move_to(&path, &self.failed)?;
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Number of notifications waiting, all channels.
+    pub fn count_pending(&self) -> usize {
+        fs::read_dir(&self.pending)
+            .map(|d| {
+                d.filter_map(Result::ok)
+                    .filter(|e| e.file_name().to_string_lossy().ends_with(".json"))
+                    .count()
+            })
+            .unwrap_or(0)
+    }
+
+    /// Records a delivery: the file leaves `pending/`, its key stays known in `sent/`.
+    pub fn delivered(&self, p: &Pending) -> io::Result<()> {
+        let marker = self.sent.join(file_safe(&p.item.key));
+        write_atomic(&marker, b"")?;
+        fs::remove_file(&p.path)?;
+        sync_dir(&self.pending)
+    }
+
+    /// Records a permanent refusal: the file moves to `failed/`.
+    pub fn failed(&self, p: &Pending) -> io::Result<()> {
+        self.move_to(&p.path, &self.failed)
+    }
+
+    fn move_to(&self, path: &Path, dir: &Path) -> io::Result<()> {
+        let name = path.file_name().unwrap_or_default();
+        fs::rename(path, dir.join(name))?;
+        sync_dir(&self.pending)?;
+        sync_dir(dir)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn item(key: &str, channel: Channel) -> Item {
+        Item {
+            key: key.into(),
+            channel,
+            alert_id: "a".into(),
+            state: "firing".into(),
+            bureau: "guangzhou".into(),
+            bureau_name: "广州市生态环境局".into(),
+            to: vec!["duty@gz.example.org".into()],
+            subject: "s".into(),
+            text: "t".into(),
+        }
+    }
+
+    #[test]
+    fn each_key_is_delivered_once_across_reopens() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        {
+            let o = Outbox::open(dir.path()).expect("open");
+            let items = [
+                item("k1", Channel::Email),
+                item("k2", Channel::Sms),
+                item("k3:x", Channel::Email),
+            ];
+            assert_eq!(o.enqueue(&items).expect("enqueue"), 3);
+            assert_eq!(o.enqueue(&items).expect("enqueue"), 0, "same keys again");
+        }
+        let o = Outbox::open(dir.path()).expect("reopen");
+        assert_eq!(o.count_pending(), 3);
+        let email = o.pending(Channel::Email).expect("pending");
+        let keys: Vec<_> = email.iter().map(|p| p.item.key.as_str()).collect();
+        assert_eq!(keys, ["k1", "k3:x"], "in enqueue order, email only");
+        o.delivered(&email[0]).expect("delivered");
+        o.failed(&email[1]).expect("failed");
+        assert_eq!(o.count_pending(), 1);
+        let o = Outbox::open(dir.path()).expect("reopen");
+        assert_eq!(
+            o.enqueue(&[item("k1", Channel::Email)]).expect("enqueue"),
+            0
+        );
+        assert!(o.pending(Channel::Email).expect("pending").is_empty());
+        assert_eq!(
+            o.enqueue(&[item("k4", Channel::Email)]).expect("enqueue"),
+            1
+        );
+        let names: Vec<_> = o
+            .pending(Channel::Email)
+            .expect("pending")
+            .iter()
+            .map(|p| p.path.file_name().map(|n| n.to_string_lossy().into_owned()))
+            .collect();
+        assert_eq!(
+            names,
+            [Some("0000000000000004-k4.json".to_string())],
+            "numbering continues after the failed file"
+        );
+    }
+}
