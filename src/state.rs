@@ -148,7 +148,10 @@ fn from_episode(e: Episode) -> Result<Saved, String> {
 /// the folder.
 pub fn write_atomic(path: &Path, contents: &[u8]) -> io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
-    let tmp = path.with_extension("tmp");
+    // Appended, not swapped for the extension: keys with dots must not share a temporary.
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
     {
         let mut f = fs::File::create(&tmp)?;
         f.write_all(contents)?;

@@ -4,9 +4,9 @@
 //!
 //! Fed by the screen stage ([`Outbox::enqueue`], synchronously, right after the transitions
 //! are decided); drained by one delivery worker per channel (`notify::deliver`), in enqueue
-//! order. Layout: `pending/<seq>-<key>.json` waiting, `sent/<key>` delivered (kept 30 days,
+//! order. Layout: `pending/<seq>-<channel>-<key>.json` waiting, `sent/<key>` delivered (kept 30 days,
 //! so a transition produced again — a redelivered message after a crash — is recognised and
-//! not sent twice), `failed/<seq>-<key>.json` refused permanently (also in the dead-letter
+//! not sent twice), `failed/<seq>-<channel>-<key>.json` refused permanently (also in the dead-letter
 //! file). Each file is written to a temporary name, synced and renamed, so a crash leaves
 //! whole files only.
 //!
@@ -99,10 +99,14 @@ fn file_safe(key: &str) -> String {
         .collect()
 }
 
-/// `<seq>-<key>.json` → (seq, key).
-fn parse_name(name: &str) -> Option<(u64, &str)> {
+/// `<seq>-<channel>-<key>.json` → (seq, channel, key).
+fn parse_name(name: &str) -> Option<(u64, Channel, &str)> {
     let (seq, rest) = name.split_once('-')?;
-    Some((seq.parse().ok()?, rest.strip_suffix(".json")?))
+    let (channel, key) = rest.split_once('-')?;
+    let channel = [Channel::Email, Channel::Sms]
+        .into_iter()
+        .find(|c| c.key() == channel)?;
+    Some((seq.parse().ok()?, channel, key.strip_suffix(".json")?))
 }
 
 fn sync_dir(dir: &Path) -> io::Result<()> {
@@ -120,7 +124,7 @@ impl Outbox {
         let mut next_seq = 1;
         for e in fs::read_dir(&pending)?.filter_map(Result::ok) {
             let name = e.file_name().to_string_lossy().into_owned();
-            if let Some((seq, key)) = parse_name(&name) {
+            if let Some((seq, _, key)) = parse_name(&name) {
                 next_seq = next_seq.max(seq + 1);
                 known.insert(key.to_string());
             }
@@ -140,7 +144,7 @@ impl Outbox {
             }
         }
         for e in fs::read_dir(&failed)?.filter_map(Result::ok) {
-            if let Some((seq, _)) = parse_name(&e.file_name().to_string_lossy()) {
+            if let Some((seq, _, _)) = parse_name(&e.file_name().to_string_lossy()) {
                 next_seq = next_seq.max(seq + 1);
             }
         }
@@ -166,9 +170,11 @@ impl Outbox {
                 continue;
             }
             let json = serde_json::to_vec(item).map_err(io::Error::other)?;
-            let path = self
-                .pending
-                .join(format!("{:016}-{key}.json", inner.next_seq));
+            let path = self.pending.join(format!(
+                "{:016}-{}-{key}.json",
+                inner.next_seq,
+                item.channel.key()
+            ));
             let tmp = path.with_extension("tmp");
             {
                 use std::io::Write;
@@ -187,14 +193,16 @@ impl Outbox {
         Ok(added)
     }
 
-    /// Pending items of `channel`, oldest first. A file that cannot be read is moved to
+    /// Pending items of `channel`, oldest first. A file that cannot be parsed is moved to
     /// `failed/` with a log line.
     pub fn pending(&self, channel: Channel) -> io::Result<Vec<Pending>> {
         let mut named: Vec<(u64, PathBuf)> = fs::read_dir(&self.pending)?
             .filter_map(Result::ok)
             .filter_map(|e| {
                 let name = e.file_name().to_string_lossy().into_owned();
-                parse_name(&name).map(|(seq, _)| (seq, e.path()))
+                parse_name(&name)
+                    .filter(|(_, c, _)| *c == channel)
+                    .map(|(seq, _, _)| (seq, e.path()))
             })
             .collect();
         named.sort();
@@ -204,8 +212,7 @@ impl Outbox {
                 .map_err(|e| e.to_string())
                 .and_then(|b| serde_json::from_slice::<Item>(&b).map_err(|e| e.to_string()));
             match parsed {
-                Ok(item) if item.channel == channel => out.push(Pending { path, item }),
-                Ok(_) => {}
+                Ok(item) => out.push(Pending { path, item }),
                 Err(why) => {
                     tracing::error!(file = %path.display(), %why, "unreadable outbox file moved to failed/");
                     self.move_to(&path, &self.failed)?;
@@ -304,7 +311,7 @@ mod tests {
             .collect();
         assert_eq!(
             names,
-            [Some("0000000000000004-k4.json".to_string())],
+            [Some("0000000000000004-email-k4.json".to_string())],
             "numbering continues after the failed file"
         );
     }
