@@ -17,7 +17,9 @@
 //! - [`config`]: the TOML file → validated domain types.
 //! - [`ingest`], [`screen`], [`store`], [`notify`]: the stages, in flow order.
 //! - [`app`]: the only place that wires stages together; [`demo`]: the self-contained demo;
-//!   [`hj212_cmd`]: `riverwatch hj212 decode`; [`assess`]: offline judgement of a file.
+//!   [`hj212_cmd`]: `riverwatch hj212 decode`; [`assess`]: offline judgement of a file;
+//!   [`simulate`]: the load generator.
+//! - [`http`]: `/healthz`, `/readyz`, `/metrics`.
 //! - [`deadletter`], [`telemetry`]: refused input and counted events; [`state`]: the alert
 //!   episodes kept across restarts.
 //!
@@ -37,10 +39,12 @@ pub mod deadletter;
 pub mod demo;
 pub mod domain;
 pub mod hj212_cmd;
+pub mod http;
 pub mod ingest;
 pub mod json;
 pub mod notify;
 pub mod screen;
+pub mod simulate;
 pub mod state;
 pub mod store;
 pub mod telemetry;

@@ -43,6 +43,13 @@ enum Command {
         #[arg(long, value_enum, default_value = "json")]
         format: riverwatch::assess::OutputFormat,
     },
+    /// Publish station readings to a real broker at QoS 1 (load generator, scenario player).
+    Simulate {
+        #[arg(long)]
+        config: Option<PathBuf>,
+        #[command(flatten)]
+        options: riverwatch::simulate::Options,
+    },
     /// HJ 212 tools for station integrators.
     Hj212 {
         #[command(subcommand)]
@@ -73,6 +80,7 @@ fn main() -> ExitCode {
         Command::CheckConfig { config } => check_config(&config_path(config)),
         Command::Run { config } => run(&config_path(config)),
         Command::Demo(options) => demo::main(options),
+        Command::Simulate { config, options } => simulate(&config_path(config), &options),
         Command::Assess {
             input,
             config,
@@ -169,15 +177,57 @@ fn run(path: &std::path::Path) -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
+        let http = match riverwatch::http::serve(cfg.http.listen, riverwatch::http::Shared::of(&running)).await {
+            Ok((addr, task)) => {
+                tracing::info!(%addr, "HTTP listening (/healthz, /readyz, /metrics)");
+                task
+            }
+            Err(e) => {
+                tracing::error!(listen = %cfg.http.listen, error = %e, "cannot listen for HTTP (http.listen)");
+                running.stop(Duration::from_secs(10)).await;
+                return ExitCode::FAILURE;
+            }
+        };
         tracing::info!(config = %path.display(), stations = cfg.network.stations.len(), "riverwatch running");
         if let Err(e) = shutdown_signal().await {
             tracing::error!(error = %e, "cannot listen for signals; stopping");
         }
         tracing::info!("stopping: draining the pipeline");
         let clean = running.stop(Duration::from_secs(10)).await;
+        http.abort();
         tracing::info!(clean, "stopped");
         ExitCode::SUCCESS
     })
+}
+
+fn simulate(path: &std::path::Path, options: &riverwatch::simulate::Options) -> ExitCode {
+    let cfg = match config::load(path) {
+        Ok(cfg) => cfg,
+        Err(e) => {
+            eprint!("{e}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    let Some(runtime) = app::runtime() else {
+        return ExitCode::FAILURE;
+    };
+    match runtime.block_on(riverwatch::simulate::run(&cfg, options)) {
+        Ok((count, seconds)) => {
+            println!(
+                "{}",
+                serde_json::json!({
+                    "published": count,
+                    "seconds": (seconds * 1000.0).round() / 1000.0,
+                    "rate": (count as f64 / seconds.max(1e-9)).round(),
+                })
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("simulate: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 /// Resolves on SIGTERM or SIGINT.

@@ -692,6 +692,20 @@ fn host_port(
     Some((host, url.port().unwrap_or(default_port), scheme.to_string()))
 }
 
+/// Host and port of a plain `mqtt://` broker URL given on the command line (`simulate`).
+pub fn broker_address(url: &str) -> Result<(String, u16), String> {
+    let mut p = Problems::default();
+    match host_port(url, &[("mqtt", 1883), ("tcp", 1883)], "--broker", &mut p) {
+        Some((host, port, _)) if p.0.is_empty() => Ok((host, port)),
+        _ => Err(p
+            .0
+            .iter()
+            .map(|x| format!("{}: {}", x.key, x.message))
+            .collect::<Vec<_>>()
+            .join("; ")),
+    }
+}
+
 fn mqtt(table: &toml::Table, base: &Path, p: &mut Problems) -> Option<MqttConfig> {
     let raw: RawMqtt = if table.contains_key("mqtt") {
         section(table, "mqtt", p)?

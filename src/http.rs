@@ -1,0 +1,363 @@
+//! The operator's HTTP endpoint (SPEC §8): liveness, readiness with the reason when not ready,
+//! and Prometheus metrics.
+//!
+//! Fed by the running pipeline's shared state (MQTT session, the store's custody side with
+//! the spool, the outbox, the counters); read by systemd watchdogs, load balancers and
+//! Prometheus. Served with axum 0.7, which the embedded demo broker already brings, so the
+//! build holds no second HTTP server stack. Listens on `[http] listen` (port 0 picks a free
+//! port; the bound address is logged).
+
+use crate::app::Running;
+use crate::ingest::mqtt::Session;
+use crate::notify::outbox::Outbox;
+use crate::store::Store;
+use crate::telemetry::{Metrics, WRITE_BUCKETS};
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::Router;
+use std::fmt::Write;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+/// What the endpoints read.
+#[derive(Clone)]
+pub struct Shared {
+    pub session: Arc<Session>,
+    pub store: Arc<Store>,
+    pub outbox: Arc<Outbox>,
+    pub metrics: Arc<Metrics>,
+}
+
+impl Shared {
+    pub fn of(running: &Running) -> Shared {
+        Shared {
+            session: Arc::clone(&running.session),
+            store: Arc::clone(&running.custody),
+            outbox: Arc::clone(&running.outbox),
+            metrics: Arc::clone(&running.metrics),
+        }
+    }
+}
+
+/// Binds `listen` and serves until the returned task is aborted; returns the bound address.
+pub async fn serve(
+    listen: SocketAddr,
+    shared: Shared,
+) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
+    let listener = tokio::net::TcpListener::bind(listen).await?;
+    let addr = listener.local_addr()?;
+    let app = Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .with_state(shared);
+    let task = tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::error!(error = %e, "the HTTP server stopped");
+        }
+    });
+    Ok((addr, task))
+}
+
+/// One component's readiness.
+fn component(ok: bool, detail: String) -> serde_json::Value {
+    serde_json::json!({ "ok": ok, "detail": detail })
+}
+
+/// The readiness document: ready when connected and subscribed to the broker and able to take
+/// readings into custody (the database, or the spool while it has room).
+pub fn readiness(s: &Shared) -> (bool, serde_json::Value) {
+    let mqtt_ok = s.session.is_subscribed();
+    let mqtt = component(
+        mqtt_ok,
+        if mqtt_ok {
+            "connected and subscribed".into()
+        } else if s.session.is_connected() {
+            "connected, subscriptions not granted yet".into()
+        } else {
+            "not connected to the broker; reconnecting".into()
+        },
+    );
+    let down = s.store.is_down();
+    let store = component(
+        !down,
+        if down {
+            format!(
+                "{} is not taking writes; readings go to the spool",
+                s.store.describe()
+            )
+        } else {
+            format!("{} takes writes", s.store.describe())
+        },
+    );
+    let depth = s.store.spool().depth();
+    let full = Metrics::get(&s.metrics.spool_full) == 1;
+    let mut spool = component(
+        !full,
+        if full {
+            format!(
+                "spool full ({} of {} bytes): acknowledgements are paused and the broker keeps new readings until the database returns",
+                depth.bytes, depth.max_bytes
+            )
+        } else if depth.records > 0 {
+            format!(
+                "{} batches ({} bytes) waiting to be written",
+                depth.records, depth.bytes
+            )
+        } else {
+            "empty".into()
+        },
+    );
+    spool["bytes"] = depth.bytes.into();
+    spool["records"] = depth.records.into();
+    spool["max_bytes"] = depth.max_bytes.into();
+    let pending = s.outbox.count_pending();
+    let mut outbox = component(
+        true,
+        format!("{pending} notifications waiting for delivery"),
+    );
+    outbox["pending"] = pending.into();
+    let ready = mqtt_ok && !full;
+    let doc = serde_json::json!({
+        "ready": ready,
+        "mqtt": mqtt,
+        "store": store,
+        "spool": spool,
+        "outbox": outbox,
+    });
+    (ready, doc)
+}
+
+async fn readyz(State(s): State<Shared>) -> impl IntoResponse {
+    let (ready, doc) = readiness(&s);
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        format!("{doc}\n"),
+    )
+}
+
+async fn metrics(State(s): State<Shared>) -> impl IntoResponse {
+    let depth = s.store.spool().depth();
+    Metrics::set(&s.metrics.spool_bytes, depth.bytes);
+    Metrics::set(&s.metrics.spool_records, depth.records);
+    Metrics::set(&s.metrics.outbox_pending, s.outbox.count_pending() as u64);
+    let connected = u64::from(s.session.is_connected());
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        render(&s.metrics, connected),
+    )
+}
+
+/// The Prometheus text exposition of every counter and gauge.
+pub fn render(m: &Metrics, mqtt_connected: u64) -> String {
+    let mut out = String::new();
+    let mut one = |name: &str, kind: &str, help: &str, value: u64| {
+        let _ = writeln!(
+            out,
+            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
+        );
+    };
+    one(
+        "riverwatch_mqtt_connected",
+        "gauge",
+        "1 while connected to the broker.",
+        mqtt_connected,
+    );
+    one(
+        "riverwatch_messages_received_total",
+        "counter",
+        "MQTT messages handed to the pipeline.",
+        Metrics::get(&m.messages_received),
+    );
+    one(
+        "riverwatch_messages_acked_total",
+        "counter",
+        "MQTT messages acknowledged to the broker.",
+        Metrics::get(&m.messages_acked),
+    );
+    one(
+        "riverwatch_redeliveries_total",
+        "counter",
+        "MQTT messages the broker delivered again (DUP set).",
+        Metrics::get(&m.redeliveries),
+    );
+    one(
+        "riverwatch_readings_received_total",
+        "counter",
+        "Valid readings decoded.",
+        Metrics::get(&m.readings_received),
+    );
+    one(
+        "riverwatch_readings_stored_total",
+        "counter",
+        "Readings written to the database (directly or from the spool).",
+        Metrics::get(&m.readings_stored),
+    );
+    one(
+        "riverwatch_write_retries_total",
+        "counter",
+        "Database writes that failed retryably.",
+        Metrics::get(&m.write_retries),
+    );
+    one(
+        "riverwatch_store_down",
+        "gauge",
+        "1 while the database refuses writes and batches go to the spool.",
+        Metrics::get(&m.store_down),
+    );
+    one(
+        "riverwatch_spool_bytes",
+        "gauge",
+        "Bytes in the spool.",
+        Metrics::get(&m.spool_bytes),
+    );
+    one(
+        "riverwatch_spool_batches",
+        "gauge",
+        "Batches in the spool waiting to be written.",
+        Metrics::get(&m.spool_records),
+    );
+    one(
+        "riverwatch_spool_full",
+        "gauge",
+        "1 while a batch waits because the spool is full (acknowledgements paused).",
+        Metrics::get(&m.spool_full),
+    );
+    one(
+        "riverwatch_spool_appended_total",
+        "counter",
+        "Batches appended to the spool.",
+        Metrics::get(&m.spool_appended),
+    );
+    one(
+        "riverwatch_spool_drained_total",
+        "counter",
+        "Batches written from the spool to the database.",
+        Metrics::get(&m.spool_drained),
+    );
+    one(
+        "riverwatch_alerts_resolved_total",
+        "counter",
+        "Alerts resolved.",
+        Metrics::get(&m.alerts_resolved),
+    );
+    one(
+        "riverwatch_outbox_pending",
+        "gauge",
+        "Notifications waiting for delivery.",
+        Metrics::get(&m.outbox_pending),
+    );
+    one(
+        "riverwatch_notify_retries_total",
+        "counter",
+        "Notification deliveries that failed transiently and were retried.",
+        Metrics::get(&m.notify_retries),
+    );
+    let _ = writeln!(
+        out,
+        "# HELP riverwatch_readings_refused_total Refused readings or payloads, by reason.\n# TYPE riverwatch_readings_refused_total counter"
+    );
+    for (kind, n) in m.refused_by_kind() {
+        let _ = writeln!(
+            out,
+            "riverwatch_readings_refused_total{{reason=\"{}\"}} {n}",
+            kind.key()
+        );
+    }
+    let _ = writeln!(
+        out,
+        "# HELP riverwatch_alerts_fired_total Alerts fired, by level.\n# TYPE riverwatch_alerts_fired_total counter"
+    );
+    for (level, n) in m.alerts_by_level() {
+        let _ = writeln!(
+            out,
+            "riverwatch_alerts_fired_total{{level=\"{}\"}} {n}",
+            level.key()
+        );
+    }
+    let _ = writeln!(
+        out,
+        "# HELP riverwatch_notifications_total Notifications by channel and outcome.\n# TYPE riverwatch_notifications_total counter"
+    );
+    for (channel, outcome, counter) in [
+        ("email", "sent", &m.emails_sent),
+        ("email", "failed", &m.emails_failed),
+        ("sms", "sent", &m.sms_sent),
+        ("sms", "failed", &m.sms_failed),
+    ] {
+        let _ = writeln!(
+            out,
+            "riverwatch_notifications_total{{channel=\"{channel}\",outcome=\"{outcome}\"}} {}",
+            Metrics::get(counter)
+        );
+    }
+    let (buckets, sum) = m.write_latency();
+    let _ = writeln!(
+        out,
+        "# HELP riverwatch_write_seconds Database write latency.\n# TYPE riverwatch_write_seconds histogram"
+    );
+    let mut cumulative = 0;
+    for (i, n) in buckets.iter().enumerate() {
+        cumulative += n;
+        let le = WRITE_BUCKETS
+            .get(i)
+            .map_or("+Inf".to_string(), |b| b.to_string());
+        let _ = writeln!(
+            out,
+            "riverwatch_write_seconds_bucket{{le=\"{le}\"}} {cumulative}"
+        );
+    }
+    let _ = writeln!(out, "riverwatch_write_seconds_sum {sum}");
+    let _ = writeln!(out, "riverwatch_write_seconds_count {cumulative}");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metrics_are_prometheus_text() {
+        let m = Metrics::default();
+        Metrics::add(&m.readings_stored, 3);
+        m.refused(crate::telemetry::RefusalKind::NotJson);
+        m.write_took(std::time::Duration::from_millis(7));
+        m.write_took(std::time::Duration::from_secs(9));
+        let text = render(&m, 1);
+        for line in [
+            "riverwatch_readings_stored_total 3",
+            "riverwatch_readings_refused_total{reason=\"not_json\"} 1",
+            "riverwatch_write_seconds_bucket{le=\"0.005\"} 0",
+            "riverwatch_write_seconds_bucket{le=\"0.01\"} 1",
+            "riverwatch_write_seconds_bucket{le=\"+Inf\"} 2",
+            "riverwatch_write_seconds_count 2",
+            "riverwatch_mqtt_connected 1",
+        ] {
+            assert!(
+                text.lines().any(|l| l == line),
+                "missing {line:?} in\n{text}"
+            );
+        }
+        // Every sample line belongs to a declared metric.
+        let declared: Vec<&str> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("# TYPE "))
+            .filter_map(|l| l.split(' ').next())
+            .collect();
+        for l in text.lines().filter(|l| !l.starts_with('#')) {
+            let name = l.split(['{', ' ']).next().unwrap_or("");
+            assert!(
+                declared.iter().any(|d| name.starts_with(d)),
+                "undeclared {name}"
+            );
+        }
+    }
+}

@@ -1,0 +1,252 @@
+//! `riverwatch simulate`: publishes station readings to a real broker at QoS 1 — the load
+//! generator of the benchmarks and the fault tests, and a scenario player.
+//!
+//! Fed by the config (its stations and rivers) and the command line; feeds the broker. Readings
+//! go round-robin over the stations, each station's timestamps one minute apart and unique,
+//! the newest a minute before the start, so nothing is refused as from the future. The
+//! command exits once the broker has acknowledged every message (PUBACK), and prints the count
+//! and the rate achieved as one JSON line on stdout.
+//!
+//! Scenarios: `normal` (compliant values with a little deterministic noise); `ammonia-spill`
+//! (NH3-N rising at the first station with a downstream neighbour during the middle third of
+//! the run, then at that neighbour after the travel time); `sensor-fault` (the last station's
+//! DO stuck at one value, with a spike every 50 readings); `outage` (the last station stops
+//! publishing halfway).
+
+use crate::config::Config;
+use crate::domain::hj212;
+use crate::domain::network::Station;
+use chrono::{DateTime, Duration as ChronoDuration, Utc};
+use rumqttc::{AsyncClient, Event, MqttOptions, Outgoing, Packet, QoS};
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Scenario {
+    Normal,
+    AmmoniaSpill,
+    SensorFault,
+    Outage,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Json,
+    Hj212,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct Options {
+    /// Broker, as mqtt://host:port.
+    #[arg(long)]
+    pub broker: String,
+    /// Messages to publish.
+    #[arg(long, default_value_t = 1000)]
+    pub count: u64,
+    /// Messages per second; 0 = as fast as the broker takes them.
+    #[arg(long, default_value_t = 0.0)]
+    pub rate: f64,
+    /// Publish for only the first N stations of the config.
+    #[arg(long)]
+    pub stations: Option<usize>,
+    #[arg(long, value_enum, default_value = "normal")]
+    pub scenario: Scenario,
+    #[arg(long, value_enum, default_value = "json")]
+    pub format: Format,
+    /// MQTT client id of the publisher.
+    #[arg(long, default_value = "riverwatch-simulate")]
+    pub client_id: String,
+}
+
+/// A small deterministic generator (xorshift), so runs are repeatable without a dependency.
+struct Noise(u64);
+
+impl Noise {
+    /// Uniform in [-1, 1).
+    fn next(&mut self) -> f64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 >> 11) as f64 / (1u64 << 52) as f64 - 1.0
+    }
+}
+
+/// The values of one reading: (parameter key, value).
+fn values(
+    scenario: Scenario,
+    stations: &[&Station],
+    s: usize,
+    i: u64,
+    per_station: u64,
+    noise: &mut Noise,
+) -> Vec<(&'static str, f64)> {
+    let mut v = vec![
+        ("temp", 22.0 + noise.next()),
+        ("ph", 7.4 + 0.1 * noise.next()),
+        ("do", 7.5 + 0.3 * noise.next()),
+        ("codmn", 2.5 + 0.3 * noise.next()),
+        ("nh3n", 0.25 + 0.05 * noise.next()),
+        ("tp", 0.05 + 0.01 * noise.next()),
+    ];
+    let third = per_station / 3;
+    match scenario {
+        Scenario::Normal | Scenario::Outage => {}
+        Scenario::AmmoniaSpill => {
+            let source = stations.iter().position(|st| st.downstream.is_some());
+            let lag = source
+                .and_then(|k| stations[k].downstream.as_ref())
+                .map_or(0, |d| d.travel_time.as_secs() / 60);
+            let downstream = source.and_then(|k| {
+                let d = stations[k].downstream.as_ref()?;
+                stations.iter().position(|st| st.id == d.station)
+            });
+            let start = if Some(s) == source {
+                Some(third)
+            } else if Some(s) == downstream {
+                Some(third + lag)
+            } else {
+                None
+            };
+            if let Some(start) = start {
+                if i >= start && i < start + third {
+                    let k = (i - start) as f64 / third.max(1) as f64;
+                    v[4].1 = 0.25 + 1.5 * (std::f64::consts::PI * k).sin();
+                }
+            }
+        }
+        Scenario::SensorFault if s + 1 == stations.len() => {
+            v[2].1 = if i % 50 == 49 { 30.0 } else { 6.0 };
+        }
+        Scenario::SensorFault => {}
+    }
+    v
+}
+
+fn json_payload(ts: DateTime<Utc>, values: &[(&str, f64)]) -> Vec<u8> {
+    let mut map = serde_json::Map::new();
+    for (k, x) in values {
+        map.insert((*k).into(), ((x * 1000.0).round() / 1000.0).into());
+    }
+    serde_json::json!({
+        "ts": ts.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        "values": map,
+    })
+    .to_string()
+    .into_bytes()
+}
+
+/// One CN=2011 frame in the 2017 version, asking for no answer, with the standard codes.
+fn hj212_payload(station: &Station, ts: DateTime<Utc>, values: &[(&str, f64)]) -> Vec<u8> {
+    let local = ts.with_timezone(&hj212::cst());
+    let mut cp = format!("DataTime={}", local.format("%Y%m%d%H%M%S"));
+    for (k, x) in values {
+        if let Some(code) = crate::domain::param::Param::from_key(k).and_then(hj212::code_for) {
+            cp.push_str(&format!(";{code}-Rtd={x:.3},{code}-Flag=N"));
+        }
+    }
+    let frame = hj212::Frame {
+        qn: Some(format!("{}000", local.format("%Y%m%d%H%M%S"))),
+        st: "21".into(),
+        cn: "2011".into(),
+        pw: Some("123456".into()),
+        mn: station
+            .hj212_mn
+            .clone()
+            .unwrap_or_else(|| station.id.clone()),
+        flag: Some(4),
+        pnum: None,
+        pno: None,
+        cp,
+    };
+    frame.encode().into_bytes()
+}
+
+/// Publishes and waits for every PUBACK; returns (published, seconds).
+pub async fn run(cfg: &Config, o: &Options) -> Result<(u64, f64), String> {
+    let (host, port) = crate::config::broker_address(&o.broker)?;
+    let stations: Vec<&Station> = cfg
+        .network
+        .stations
+        .iter()
+        .take(o.stations.unwrap_or(usize::MAX))
+        .collect();
+    if stations.is_empty() {
+        return Err("the config lists no stations".into());
+    }
+    let mut opts = MqttOptions::new(&o.client_id, host, port);
+    opts.set_keep_alive(Duration::from_secs(30))
+        .set_inflight(1000)
+        .set_max_packet_size(1 << 20, 1 << 20);
+    let (client, mut eventloop) = AsyncClient::new(opts, 10_000);
+    let n = stations.len() as u64;
+    let per_station = o.count.div_ceil(n);
+    let newest = Utc::now() - ChronoDuration::minutes(1);
+    let count = o.count;
+    let scenario = o.scenario;
+    let format = o.format;
+    let rate = o.rate;
+    let owned: Vec<Station> = stations.iter().map(|s| (*s).clone()).collect();
+    let publisher = tokio::spawn(async move {
+        let refs: Vec<&Station> = owned.iter().collect();
+        let mut noise = Noise(0x9e37_79b9_7f4a_7c15);
+        let began = tokio::time::Instant::now();
+        for k in 0..count {
+            let s = (k % n) as usize;
+            let i = k / n;
+            if scenario == Scenario::Outage && s + 1 == refs.len() && n > 1 && i >= per_station / 2
+            {
+                continue;
+            }
+            if rate > 0.0 {
+                tokio::time::sleep_until(began + Duration::from_secs_f64(k as f64 / rate)).await;
+            }
+            let st = refs[s];
+            let ts = newest - ChronoDuration::minutes((per_station - 1 - i) as i64);
+            let v = values(scenario, &refs, s, i, per_station, &mut noise);
+            let river = &st.river;
+            let (topic, payload) = match format {
+                Format::Json => (
+                    format!("wq/{river}/{}/reading", st.id),
+                    json_payload(ts, &v),
+                ),
+                Format::Hj212 => (
+                    format!("wq/{river}/{}/hj212", st.id),
+                    hj212_payload(st, ts, &v),
+                ),
+            };
+            if client
+                .publish(topic, QoS::AtLeastOnce, false, payload)
+                .await
+                .is_err()
+            {
+                return;
+            }
+        }
+    });
+    let expected = (0..count)
+        .filter(|k| {
+            let s = (k % n) as usize;
+            !(scenario == Scenario::Outage
+                && s + 1 == stations.len()
+                && n > 1
+                && k / n >= per_station / 2)
+        })
+        .count() as u64;
+    let started = Instant::now();
+    let mut acked = 0;
+    let mut published = 0;
+    while acked < expected {
+        match eventloop.poll().await {
+            Ok(Event::Incoming(Packet::PubAck(_))) => acked += 1,
+            Ok(Event::Outgoing(Outgoing::Publish(_))) => published += 1,
+            Ok(_) => {}
+            Err(e) => {
+                publisher.abort();
+                return Err(format!(
+                    "broker connection failed after {acked} of {expected} acknowledgements ({published} sent): {e}"
+                ));
+            }
+        }
+    }
+    let _ = publisher.await;
+    Ok((acked, started.elapsed().as_secs_f64()))
+}
