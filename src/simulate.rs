@@ -52,6 +52,10 @@ pub struct Options {
     pub scenario: Scenario,
     #[arg(long, value_enum, default_value = "json")]
     pub format: Format,
+    /// The newest reading of each station is this many minutes before now (the others a
+    /// minute apart before it); runs with different values publish distinct readings.
+    #[arg(long, default_value_t = 1)]
+    pub newest_minutes_ago: i64,
     /// MQTT client id of the publisher.
     #[arg(long, default_value = "riverwatch-simulate")]
     pub client_id: String,
@@ -179,7 +183,7 @@ pub async fn run(cfg: &Config, o: &Options) -> Result<(u64, f64), String> {
     let (client, mut eventloop) = AsyncClient::new(opts, 10_000);
     let n = stations.len() as u64;
     let per_station = o.count.div_ceil(n);
-    let newest = Utc::now() - ChronoDuration::minutes(1);
+    let newest = Utc::now() - ChronoDuration::minutes(o.newest_minutes_ago);
     let count = o.count;
     let scenario = o.scenario;
     let format = o.format;

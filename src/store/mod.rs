@@ -166,6 +166,9 @@ impl Store {
                         .count();
                     Metrics::add(&self.metrics.readings_stored, readings as u64);
                     self.set_down(false);
+                    if on_retry == OnRetry::Spool {
+                        self.clear_full();
+                    }
                     if failing {
                         tracing::info!("store reachable again; writing resumed");
                     }
@@ -214,10 +217,7 @@ impl Store {
         let why = match appended {
             Ok(Ok(true)) => {
                 Metrics::add(&self.metrics.spool_appended, 1);
-                if Metrics::get(&self.metrics.spool_full) == 1 {
-                    Metrics::set(&self.metrics.spool_full, 0);
-                    tracing::info!("the spool has room again; acknowledgements resume");
-                }
+                self.clear_full();
                 self.publish_depth();
                 self.appended.notify_one();
                 return true;
@@ -228,11 +228,19 @@ impl Store {
         };
         if Metrics::get(&self.metrics.spool_full) == 0 {
             let d = self.spool.depth();
-            tracing::error!(reason = %why, spool_bytes = d.bytes, max_bytes = d.max_bytes, "batch waits unacknowledged (the broker keeps its messages) until the database returns or the spool drains");
+            tracing::error!(reason = %why, batch_bytes = text.len(), spool_bytes = d.bytes, max_bytes = d.max_bytes, "batch waits unacknowledged (the broker keeps its messages) until the database returns or the spool drains");
             Metrics::set(&self.metrics.spool_full, 1);
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
         false
+    }
+
+    /// A live batch went into custody: if one was waiting on a full spool, it no longer is.
+    fn clear_full(&self) {
+        if Metrics::get(&self.metrics.spool_full) == 1 {
+            Metrics::set(&self.metrics.spool_full, 0);
+            tracing::info!("batches are taken into custody again; acknowledgements resume");
+        }
     }
 
     fn reject(&self, line: &str, status: u16, message: &str, parts: &[Part]) {

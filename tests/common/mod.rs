@@ -207,6 +207,38 @@ impl Daemon {
 }
 
 impl Daemon {
+    /// Whether the process is still running.
+    pub fn is_alive(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// The HTTP address the daemon logged ("HTTP listening addr=…").
+    pub fn http_addr(&mut self) -> String {
+        self.wait_log("HTTP listening", Duration::from_secs(15));
+        let log = self.log_text();
+        log.lines()
+            .filter(|l| l.contains("HTTP listening"))
+            .filter_map(|l| l.split("addr=").nth(1))
+            .filter_map(|rest| rest.split_whitespace().next())
+            .next_back()
+            .expect("the HTTP address in the log")
+            .to_string()
+    }
+
+    /// GET `path` from the daemon's HTTP endpoint: (status, body).
+    pub fn http_get(&mut self, path: &str) -> (u16, String) {
+        http_request(&self.http_addr(), "GET", path, &[])
+    }
+
+    /// A counter or gauge from `/metrics` (the sum over its label sets).
+    pub fn metric(&mut self, name: &str) -> u64 {
+        let (_, text) = self.http_get("/metrics");
+        text.lines()
+            .filter(|l| l.split(['{', ' ']).next() == Some(name))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum::<f64>() as u64
+    }
+
     /// SIGKILL: the crash case, no chance to flush or acknowledge.
     pub fn kill(mut self) {
         let _ = self.child.kill();
@@ -247,6 +279,9 @@ client_id = "rw-test-{name}"
 
 [spool]
 dir = "{dir}/spool"
+
+[http]
+listen = "127.0.0.1:0"
 
 [smtp]
 url = "smtp://127.0.0.1:{smtp}"
@@ -345,4 +380,235 @@ pub fn subscribe(port: u16, topic: &str) -> std::sync::mpsc::Receiver<Vec<u8>> {
         .recv_timeout(Duration::from_secs(10))
         .expect("the test subscription was granted");
     rx
+}
+
+/// One HTTP/1.0 request over a plain TCP stream: (status, body).
+pub fn http_request(addr: &str, method: &str, path: &str, headers: &[&str]) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).expect("HTTP connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let mut request = format!("{method} {path} HTTP/1.0\r\nHost: {addr}\r\nContent-Length: 0\r\n");
+    for h in headers {
+        request.push_str(h);
+        request.push_str("\r\n");
+    }
+    request.push_str("\r\n");
+    stream.write_all(request.as_bytes()).expect("HTTP write");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("HTTP read");
+    let status = response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = response
+        .split_once("\r\n\r\n")
+        .map_or("", |(_, b)| b)
+        .to_string();
+    (status, body)
+}
+
+/// A free loopback port (bound, then released for a server to take).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+/// A server process of the test's own, on a fixed port it keeps across restarts, so a test
+/// can stop it and start it again (a broker restart, a database outage, an SMTP outage).
+pub struct Private {
+    program: String,
+    args: Vec<String>,
+    pub port: u16,
+    ready: Box<dyn Fn(u16) -> bool>,
+    child: Option<Child>,
+}
+
+impl Private {
+    fn new(
+        program: &str,
+        args: Vec<String>,
+        port: u16,
+        ready: Box<dyn Fn(u16) -> bool>,
+    ) -> Private {
+        Private {
+            program: program.into(),
+            args,
+            port,
+            ready,
+            child: None,
+        }
+    }
+
+    /// mosquitto with persistence (the session survives a restart) under `dir`.
+    pub fn mosquitto(dir: &Path) -> Private {
+        let port = free_port();
+        std::fs::create_dir_all(dir.join("data")).expect("mosquitto dir");
+        let conf = dir.join("mosquitto.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "listener {port} 127.0.0.1\nallow_anonymous true\npersistence true\npersistence_location {}/\nuser root\nmax_queued_messages 100000\n",
+                dir.join("data").display()
+            ),
+        )
+        .expect("mosquitto.conf");
+        let ready = |port: u16| {
+            Command::new("mosquitto_pub")
+                .args([
+                    "-h",
+                    "127.0.0.1",
+                    "-p",
+                    &port.to_string(),
+                    "-q",
+                    "1",
+                    "-t",
+                    "riverwatch/test/ready",
+                    "-m",
+                    "ok",
+                ])
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+        };
+        Private::new(
+            "mosquitto",
+            vec!["-c".into(), conf.display().to_string()],
+            port,
+            Box::new(ready),
+        )
+    }
+
+    /// InfluxDB 1.6.7 with its data under `dir`.
+    pub fn influxdb(dir: &Path) -> Private {
+        let port = free_port();
+        let conf = dir.join("influxdb.conf");
+        std::fs::create_dir_all(dir).expect("influx dir");
+        std::fs::write(
+            &conf,
+            format!(
+                "reporting-disabled = true\nbind-address = \"127.0.0.1:{rpc}\"\n[meta]\n  dir = \"{d}/meta\"\n[data]\n  dir = \"{d}/data\"\n  wal-dir = \"{d}/wal\"\n[http]\n  bind-address = \"127.0.0.1:{port}\"\n  log-enabled = false\n[monitor]\n  store-enabled = false\n",
+                rpc = free_port(),
+                d = dir.display()
+            ),
+        )
+        .expect("influxdb.conf");
+        let ready = |port: u16| {
+            Command::new("curl")
+                .args(["-sf", &format!("http://127.0.0.1:{port}/ping")])
+                .stdout(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+        };
+        Private::new(
+            "influxd",
+            vec!["-config".into(), conf.display().to_string()],
+            port,
+            Box::new(ready),
+        )
+    }
+
+    /// aiosmtpd writing to the Maildir `maildir`.
+    pub fn smtp(maildir: &Path) -> Private {
+        for sub in ["cur", "new", "tmp"] {
+            std::fs::create_dir_all(maildir.join(sub)).expect("maildir");
+        }
+        let port = free_port();
+        let args = vec![
+            "-m".into(),
+            "aiosmtpd".into(),
+            "-n".into(),
+            "-l".into(),
+            format!("127.0.0.1:{port}"),
+            "-c".into(),
+            "aiosmtpd.handlers.Mailbox".into(),
+            maildir.display().to_string(),
+        ];
+        let ready = |port: u16| std::net::TcpStream::connect(("127.0.0.1", port)).is_ok();
+        Private::new("/usr/bin/python3", args, port, Box::new(ready))
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Starts the server and waits until it answers.
+    pub fn start(&mut self) {
+        let child = Command::new(&self.program)
+            .args(&self.args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{} starts: {e}", self.program));
+        self.child = Some(child);
+        let port = self.port;
+        wait_for(Duration::from_secs(20), &self.program, || {
+            (self.ready)(port).then_some(())
+        });
+    }
+
+    /// Stops the server with SIGTERM (a clean stop: mosquitto saves its sessions).
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Private {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Runs `riverwatch simulate` to completion (every message acknowledged by the broker).
+pub fn simulate(config: &Path, port: u16, args: &[&str]) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_riverwatch"))
+        .args(["simulate", "--config"])
+        .arg(config)
+        .args(["--broker", &format!("mqtt://127.0.0.1:{port}")])
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("simulate starts")
+}
+
+/// Runs an InfluxQL statement against a v1 endpoint; returns the JSON answer.
+pub fn influxql(url: &str, db: &str, q: &str) -> serde_json::Value {
+    let out = Command::new("curl")
+        .args([
+            "-s",
+            "-G",
+            &format!("{url}/query"),
+            "--data-urlencode",
+            &format!("db={db}"),
+            "--data-urlencode",
+            &format!("q={q}"),
+        ])
+        .output()
+        .expect("curl runs");
+    serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null)
+}
+
+/// `SELECT COUNT(field) FROM measurement` on a v1 endpoint; 0 when unreachable or empty.
+pub fn influx_count(url: &str, db: &str, field: &str, measurement: &str) -> u64 {
+    let v = influxql(
+        url,
+        db,
+        &format!("SELECT COUNT(\"{field}\") FROM \"{measurement}\""),
+    );
+    v["results"][0]["series"][0]["values"][0][1]
+        .as_u64()
+        .unwrap_or(0)
 }
