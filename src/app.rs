@@ -2,19 +2,21 @@
 //! channels, and runs the shutdown sequence.
 //!
 //! ```text
-//!  broker ─▶ ingest::mqtt::drive ─Inbound─▶ screen ─Entry─▶ store (batch, write) ─Ack─▶ acker ─▶ broker
-//!                                             │
-//!                                             └─Transition─▶ notify (email, SMS)
+//!  broker ─▶ ingest::mqtt::drive ─Inbound─▶ screen ─Entry─▶ store (batch; write or spool) ─Ack─▶ acker ─▶ broker
+//!                                             │                         └─ spool ─▶ drainer ─▶ InfluxDB
+//!                                             └─(synced files)─▶ outbox ─▶ notify workers (email, SMS)
 //! ```
 //!
 //! Channel bounds and their when-full policy: `Inbound` and `Ack` hold up to the MQTT
 //! in-flight bound (see `ingest::mqtt`), so they never fill for QoS 1 traffic; `Entry` (1,024
-//! messages) and `Transition` (1,024) make the screen wait, which stops acknowledgements, so
-//! excess waits at the broker. Shutdown (mini-redis style, in flow order): the ingest stops
-//! handing on messages and drops its sender; each stage drains its input and drops its output;
-//! the store writes the last batch and releases its acks; then the client disconnects. A stage
-//! still busy when the grace period ends is aborted: what it held was not acknowledged, so the
-//! broker redelivers it.
+//! messages) makes the screen wait, which stops acknowledgements, so excess waits at the
+//! broker. The screen hands notifications over as outbox files, not through a channel, so they
+//! survive a crash. Shutdown (mini-redis style, in flow order): the ingest stops handing on
+//! messages and drops its sender; each stage drains its input and drops its output; the store
+//! puts the last batch in custody and releases its acks; the drainer stops (the spool keeps
+//! the rest); the client disconnects; the notify workers deliver what the outbox holds until
+//! the grace period ends. A stage still busy then is aborted: what it held was not
+//! acknowledged, so the broker redelivers it, and undelivered notifications stay in the outbox.
 
 use crate::config::{Config, InfluxApi};
 use crate::deadletter::DeadLetter;

@@ -62,6 +62,8 @@ struct Setup<'a> {
     smtp_port: u16,
     sms_url: &'a str,
     spool_max: &'a str,
+    /// TOML appended to the file (extra tables).
+    extra: &'a str,
 }
 
 impl Setup<'_> {
@@ -128,6 +130,8 @@ river = "bei"
 city = "qingyuan"
 target_class = 2
 boundary = true
+
+{extra}
 "#,
             mqtt = self.mqtt_port,
             name = self.name,
@@ -137,6 +141,7 @@ boundary = true
             spool_max = self.spool_max,
             smtp = self.smtp_port,
             sms = self.sms_url,
+            extra = self.extra,
         );
         let path = self.dir.join("riverwatch.toml");
         std::fs::write(&path, text).expect("config written");
@@ -180,6 +185,7 @@ fn a_stream_survives_two_kills_and_a_database_outage() {
         smtp_port: servers.smtp_port,
         sms_url: &servers.sms_url,
         spool_max: "2GiB",
+        extra: "",
     }
     .write();
     let url = influx.url();
@@ -307,9 +313,11 @@ fn an_alert_arrives_once_per_recipient_across_an_smtp_outage_and_a_kill() {
         smtp_port: smtp.port,
         sms_url: &servers.sms_url,
         spool_max: "2GiB",
+        extra: "[sms.headers]\n\"X-Api-Key\" = { value_env = \"RW_TEST_SMS_KEY\" }\n",
     }
     .write();
-    let mut daemon = Daemon::start(&config, &dir.path().join("run1.log"));
+    let env = [("RW_TEST_SMS_KEY", "sms-key-secret")];
+    let mut daemon = Daemon::start_with_env(&config, &dir.path().join("run1.log"), &env);
     daemon.wait_log("subscribed", Duration::from_secs(15));
     for ago in [20, 10] {
         let (ts, _) = common::ts_minutes_ago(ago);
@@ -321,7 +329,7 @@ fn an_alert_arrives_once_per_recipient_across_an_smtp_outage_and_a_kill() {
     daemon.wait_log("failed; retrying", Duration::from_secs(20));
     daemon.kill();
 
-    let mut daemon = Daemon::start(&config, &dir.path().join("run2.log"));
+    let mut daemon = Daemon::start_with_env(&config, &dir.path().join("run2.log"), &env);
     daemon.wait_log("notifications from an earlier run", Duration::from_secs(15));
     smtp.start();
     wait_for(Duration::from_secs(60), "an empty outbox", || {
@@ -364,6 +372,31 @@ fn an_alert_arrives_once_per_recipient_across_an_smtp_outage_and_a_kill() {
         texts.sort();
         texts.dedup();
         assert_eq!(texts.len(), sms_total, "{phone} got an SMS twice");
+        // Each request carried the configured secret header and its own idempotency key.
+        let log = std::fs::read_to_string(&servers.sms_log).unwrap_or_default();
+        let requests: Vec<serde_json::Value> = log
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|v| v["body"]["to"] == phone.as_str())
+            .collect();
+        let mut keys: Vec<&str> = requests
+            .iter()
+            .map(|r| {
+                assert_eq!(r["headers"]["x-api-key"], "sms-key-secret");
+                r["headers"]["idempotency-key"].as_str().unwrap_or("")
+            })
+            .collect();
+        keys.sort();
+        keys.dedup();
+        assert_eq!(
+            keys.len(),
+            sms_total,
+            "one idempotency key per SMS: {keys:?}"
+        );
+        assert!(
+            !daemon.log_text().contains("sms-key-secret"),
+            "the secret header stays out of the log"
+        );
         figures.push(format!(
             "{address}: {total} emails, {phone}: {sms_total} SMS"
         ));
@@ -395,6 +428,7 @@ fn a_broker_restart_is_survived_within_five_seconds_and_nothing_is_lost() {
         smtp_port: servers.smtp_port,
         sms_url: &servers.sms_url,
         spool_max: "2GiB",
+        extra: "",
     }
     .write();
     let stored = || influx_count(&servers.influx_v1, &db, "ph", "water_quality");
@@ -455,6 +489,7 @@ fn a_full_spool_stops_acknowledgements_and_loses_nothing() {
         smtp_port: free_port(),
         sms_url: &servers.sms_url,
         spool_max: "32KiB",
+        extra: "",
     }
     .write();
     let mut daemon = Daemon::start(&config, &dir.path().join("run.log"));

@@ -1,6 +1,7 @@
 """A real HTTP endpoint standing in for the SMS gateway in tests.
 
-Records every POST body as one JSON line in the log file and answers 200; GET /health answers
+Records every POST body and its headers (names lower-cased) as one JSON line in the log
+file and answers 200; GET /health answers
 200 so the test runner knows it is up. Usage: sms_gateway.py PORT LOGFILE
 """
 import json
@@ -19,6 +20,7 @@ class Handler(BaseHTTPRequestHandler):
         body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
         try:
             record = {"path": self.path, "body": json.loads(body)}
+            record["headers"] = {k.lower(): v for k, v in self.headers.items()}
             status = 200
         except ValueError:
             record = {"path": self.path, "invalid": body.decode("utf-8", "replace")}

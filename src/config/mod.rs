@@ -210,14 +210,22 @@ pub fn secret_notes(cfg: &Config) -> Vec<String> {
     if let Some(s) = cfg.smtp.as_ref().and_then(|s| s.password.as_ref()) {
         sources.push(("smtp.password", s));
     }
-    sources
+    let mut notes: Vec<String> = sources
         .into_iter()
         .filter_map(|(key, s)| {
             s.resolve()
                 .err()
                 .map(|e| format!("{key}: {e} (needed by `run`)"))
         })
-        .collect()
+        .collect();
+    for (name, source) in cfg.sms.iter().flat_map(|s| &s.headers) {
+        if let HeaderSource::Secret(s) = source {
+            if let Err(e) = s.resolve() {
+                notes.push(format!("sms.headers.{name}: {e} (needed by `run`)"));
+            }
+        }
+    }
+    notes
 }
 
 // ---- the file format -------------------------------------------------------------------
