@@ -149,16 +149,23 @@ fn check_config(path: &std::path::Path) -> ExitCode {
     }
 }
 
+/// The validated config and the runtime a long-running command needs, or the exit code that
+/// says why not (the reason is already on stderr).
+fn config_and_runtime(
+    path: &std::path::Path,
+) -> Result<(config::Config, tokio::runtime::Runtime), ExitCode> {
+    let cfg = config::load(path).map_err(|e| {
+        eprint!("{e}");
+        ExitCode::from(EXIT_CONFIG)
+    })?;
+    let runtime = app::runtime().ok_or(ExitCode::FAILURE)?;
+    Ok((cfg, runtime))
+}
+
 fn run(path: &std::path::Path) -> ExitCode {
-    let cfg = match config::load(path) {
-        Ok(cfg) => cfg,
-        Err(e) => {
-            eprint!("{e}");
-            return ExitCode::from(EXIT_CONFIG);
-        }
-    };
-    let Some(runtime) = app::runtime() else {
-        return ExitCode::FAILURE;
+    let (cfg, runtime) = match config_and_runtime(path) {
+        Ok(both) => both,
+        Err(code) => return code,
     };
     runtime.block_on(async {
         // Built inside the runtime: lettre's connection pool spawns its task when built.
@@ -201,15 +208,9 @@ fn run(path: &std::path::Path) -> ExitCode {
 }
 
 fn simulate(path: &std::path::Path, options: &riverwatch::simulate::Options) -> ExitCode {
-    let cfg = match config::load(path) {
-        Ok(cfg) => cfg,
-        Err(e) => {
-            eprint!("{e}");
-            return ExitCode::from(EXIT_CONFIG);
-        }
-    };
-    let Some(runtime) = app::runtime() else {
-        return ExitCode::FAILURE;
+    let (cfg, runtime) = match config_and_runtime(path) {
+        Ok(both) => both,
+        Err(code) => return code,
     };
     match runtime.block_on(riverwatch::simulate::run(&cfg, options)) {
         Ok((count, seconds)) => {

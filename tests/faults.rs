@@ -33,25 +33,6 @@ fn create_database(url: &str, db: &str) {
     assert!(status.success(), "CREATE DATABASE {db}");
 }
 
-fn publish(port: u16, topic: &str, payload: &str) {
-    let status = Command::new("mosquitto_pub")
-        .args([
-            "-h",
-            "127.0.0.1",
-            "-p",
-            &port.to_string(),
-            "-q",
-            "1",
-            "-t",
-            topic,
-            "-m",
-            payload,
-        ])
-        .status()
-        .expect("mosquitto_pub runs");
-    assert!(status.success(), "mosquitto_pub to {topic}");
-}
-
 /// A two-station config on the given broker, database and SMTP port.
 struct Setup<'a> {
     name: &'a str,
@@ -68,7 +49,6 @@ struct Setup<'a> {
 
 impl Setup<'_> {
     fn write(&self) -> std::path::PathBuf {
-        let code = common::phone_code(self.name);
         let text = format!(
             r#"
 [mqtt]
@@ -98,38 +78,7 @@ timeout = "5s"
 url = "{sms}"
 body = '{{"to": "{{phone}}", "text": "{{text}}"}}'
 
-[[bureau]]
-id = "guangzhou"
-name = "广州市生态环境局"
-email = ["gz-{name}@example.org"]
-sms = ["+86130{code}01"]
-
-[[bureau]]
-id = "qingyuan"
-name = "清远市生态环境局"
-email = ["qy-{name}@example.org"]
-sms = ["+86130{code}02"]
-
-[[river]]
-id = "bei"
-name = "北江"
-
-[[station]]
-id = "qixinggang"
-name = "七星岗"
-river = "bei"
-city = "qingyuan"
-target_class = 2
-downstream = "shijiao"
-travel_time = "10h"
-
-[[station]]
-id = "shijiao"
-name = "石角(界牌)"
-river = "bei"
-city = "qingyuan"
-target_class = 2
-boundary = true
+{network}
 
 {extra}
 "#,
@@ -142,6 +91,7 @@ boundary = true
             smtp = self.smtp_port,
             sms = self.sms_url,
             extra = self.extra,
+            network = common::network_toml(self.name),
         );
         let path = self.dir.join("riverwatch.toml");
         std::fs::write(&path, text).expect("config written");
@@ -191,7 +141,7 @@ fn a_stream_survives_two_kills_and_a_database_outage() {
     let url = influx.url();
     let stored = || influx_count(&url, db, "ph", "water_quality");
     let garbage = |n: usize| {
-        publish(
+        common::publish_to(
             mqtt.port,
             "wq/bei/shijiao/reading",
             &format!("garbage-{n} not json"),

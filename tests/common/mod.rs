@@ -70,22 +70,7 @@ impl Servers {
 
     /// Publishes one message at QoS 1 with mosquitto_pub, a client outside riverwatch.
     pub fn publish(&self, topic: &str, payload: &str) {
-        let status = Command::new("mosquitto_pub")
-            .args([
-                "-h",
-                "127.0.0.1",
-                "-p",
-                &self.mqtt_port.to_string(),
-                "-q",
-                "1",
-                "-t",
-                topic,
-                "-m",
-                payload,
-            ])
-            .status()
-            .expect("mosquitto_pub runs");
-        assert!(status.success(), "mosquitto_pub failed for {topic}");
+        publish_to(self.mqtt_port, topic, payload);
     }
 
     /// Emails in the Maildir addressed to `address`, as (headers, decoded body).
@@ -291,44 +276,13 @@ from = "riverwatch test <rw@example.org>"
 url = "{sms}"
 body = '{{"to": "{{phone}}", "text": "{{text}}"}}'
 
-[[bureau]]
-id = "guangzhou"
-name = "广州市生态环境局"
-email = ["gz-{name}@example.org"]
-sms = ["+86130{code}01"]
-
-[[bureau]]
-id = "qingyuan"
-name = "清远市生态环境局"
-email = ["qy-{name}@example.org"]
-sms = ["+86130{code}02"]
-
-[[river]]
-id = "bei"
-name = "北江"
-
-[[station]]
-id = "qixinggang"
-name = "七星岗"
-river = "bei"
-city = "qingyuan"
-target_class = 2
-downstream = "shijiao"
-travel_time = "10h"
-
-[[station]]
-id = "shijiao"
-name = "石角(界牌)"
-river = "bei"
-city = "qingyuan"
-target_class = 2
-boundary = true
+{network}
 "#,
         mqtt = servers.mqtt_port,
         smtp = servers.smtp_port,
         sms = servers.sms_url,
         dir = dir.display(),
-        code = phone_code(name),
+        network = network_toml(name),
     );
     let path = dir.join("riverwatch.toml");
     std::fs::write(&path, text).expect("config written");
@@ -611,4 +565,67 @@ pub fn influx_count(url: &str, db: &str, field: &str, measurement: &str) -> u64 
     v["results"][0]["series"][0]["values"][0][1]
         .as_u64()
         .unwrap_or(0)
+}
+
+/// Publishes one message at QoS 1 to the broker on `port` with mosquitto_pub.
+pub fn publish_to(port: u16, topic: &str, payload: &str) {
+    let status = Command::new("mosquitto_pub")
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "-q",
+            "1",
+            "-t",
+            topic,
+            "-m",
+            payload,
+        ])
+        .status()
+        .expect("mosquitto_pub runs");
+    assert!(status.success(), "mosquitto_pub failed for {topic}");
+}
+
+/// The bureaus, the river and the two stations of the test configs: a class-Ⅱ boundary
+/// section (石角) and its class-Ⅱ upstream neighbour (七星岗), ten hours apart. Email
+/// addresses and phone numbers are particular to `name`.
+pub fn network_toml(name: &str) -> String {
+    format!(
+        r#"
+[[bureau]]
+id = "guangzhou"
+name = "广州市生态环境局"
+email = ["gz-{name}@example.org"]
+sms = ["+86130{code}01"]
+
+[[bureau]]
+id = "qingyuan"
+name = "清远市生态环境局"
+email = ["qy-{name}@example.org"]
+sms = ["+86130{code}02"]
+
+[[river]]
+id = "bei"
+name = "北江"
+
+[[station]]
+id = "qixinggang"
+name = "七星岗"
+river = "bei"
+city = "qingyuan"
+target_class = 2
+downstream = "shijiao"
+travel_time = "10h"
+
+[[station]]
+id = "shijiao"
+name = "石角(界牌)"
+river = "bei"
+city = "qingyuan"
+target_class = 2
+boundary = true
+"#,
+        code = phone_code(name),
+    )
 }
