@@ -171,96 +171,101 @@ pub fn render(m: &Metrics, mqtt_connected: u64) -> String {
         "1 while connected to the broker.",
         mqtt_connected,
     );
-    one(
-        "riverwatch_messages_received_total",
-        "counter",
-        "MQTT messages handed to the pipeline.",
-        Metrics::get(&m.messages_received),
-    );
-    one(
-        "riverwatch_messages_acked_total",
-        "counter",
-        "MQTT messages acknowledged to the broker.",
-        Metrics::get(&m.messages_acked),
-    );
-    one(
-        "riverwatch_redeliveries_total",
-        "counter",
-        "MQTT messages the broker delivered again (DUP set).",
-        Metrics::get(&m.redeliveries),
-    );
-    one(
-        "riverwatch_readings_received_total",
-        "counter",
-        "Valid readings decoded.",
-        Metrics::get(&m.readings_received),
-    );
-    one(
-        "riverwatch_readings_stored_total",
-        "counter",
-        "Readings written to the database (directly or from the spool).",
-        Metrics::get(&m.readings_stored),
-    );
-    one(
-        "riverwatch_write_retries_total",
-        "counter",
-        "Database writes that failed retryably.",
-        Metrics::get(&m.write_retries),
-    );
-    one(
-        "riverwatch_store_down",
-        "gauge",
-        "1 while the database refuses writes and batches go to the spool.",
-        Metrics::get(&m.store_down),
-    );
-    one(
-        "riverwatch_spool_bytes",
-        "gauge",
-        "Bytes in the spool.",
-        Metrics::get(&m.spool_bytes),
-    );
-    one(
-        "riverwatch_spool_batches",
-        "gauge",
-        "Batches in the spool waiting to be written.",
-        Metrics::get(&m.spool_records),
-    );
-    one(
-        "riverwatch_spool_full",
-        "gauge",
-        "1 while a batch waits because the spool is full (acknowledgements paused).",
-        Metrics::get(&m.spool_full),
-    );
-    one(
-        "riverwatch_spool_appended_total",
-        "counter",
-        "Batches appended to the spool.",
-        Metrics::get(&m.spool_appended),
-    );
-    one(
-        "riverwatch_spool_drained_total",
-        "counter",
-        "Batches written from the spool to the database.",
-        Metrics::get(&m.spool_drained),
-    );
-    one(
-        "riverwatch_alerts_resolved_total",
-        "counter",
-        "Alerts resolved.",
-        Metrics::get(&m.alerts_resolved),
-    );
-    one(
-        "riverwatch_outbox_pending",
-        "gauge",
-        "Notifications waiting for delivery.",
-        Metrics::get(&m.outbox_pending),
-    );
-    one(
-        "riverwatch_notify_retries_total",
-        "counter",
-        "Notification deliveries that failed transiently and were retried.",
-        Metrics::get(&m.notify_retries),
-    );
+    let plain: [(&str, &str, &str, &std::sync::atomic::AtomicU64); 15] = [
+        (
+            "riverwatch_messages_received_total",
+            "counter",
+            "MQTT messages handed to the pipeline.",
+            &m.messages_received,
+        ),
+        (
+            "riverwatch_messages_acked_total",
+            "counter",
+            "MQTT messages acknowledged to the broker.",
+            &m.messages_acked,
+        ),
+        (
+            "riverwatch_redeliveries_total",
+            "counter",
+            "MQTT messages the broker delivered again (DUP set).",
+            &m.redeliveries,
+        ),
+        (
+            "riverwatch_readings_received_total",
+            "counter",
+            "Valid readings decoded.",
+            &m.readings_received,
+        ),
+        (
+            "riverwatch_readings_stored_total",
+            "counter",
+            "Readings written to the database (directly or from the spool).",
+            &m.readings_stored,
+        ),
+        (
+            "riverwatch_write_retries_total",
+            "counter",
+            "Database writes that failed retryably.",
+            &m.write_retries,
+        ),
+        (
+            "riverwatch_store_down",
+            "gauge",
+            "1 while the database refuses writes and batches go to the spool.",
+            &m.store_down,
+        ),
+        (
+            "riverwatch_spool_bytes",
+            "gauge",
+            "Bytes in the spool.",
+            &m.spool_bytes,
+        ),
+        (
+            "riverwatch_spool_batches",
+            "gauge",
+            "Batches in the spool waiting to be written.",
+            &m.spool_records,
+        ),
+        (
+            "riverwatch_spool_full",
+            "gauge",
+            "1 while a batch waits because the spool is full (acknowledgements paused).",
+            &m.spool_full,
+        ),
+        (
+            "riverwatch_spool_appended_total",
+            "counter",
+            "Batches appended to the spool.",
+            &m.spool_appended,
+        ),
+        (
+            "riverwatch_spool_drained_total",
+            "counter",
+            "Batches written from the spool to the database.",
+            &m.spool_drained,
+        ),
+        (
+            "riverwatch_alerts_resolved_total",
+            "counter",
+            "Alerts resolved.",
+            &m.alerts_resolved,
+        ),
+        (
+            "riverwatch_outbox_pending",
+            "gauge",
+            "Notifications waiting for delivery.",
+            &m.outbox_pending,
+        ),
+        (
+            "riverwatch_notify_retries_total",
+            "counter",
+            "Notification deliveries that failed transiently and were retried.",
+            &m.notify_retries,
+        ),
+    ];
+    for (name, kind, help, value) in plain {
+        one(name, kind, help, Metrics::get(value));
+    }
     let _ = writeln!(
         out,
         "# HELP riverwatch_readings_refused_total Refused readings or payloads, by reason.\n# TYPE riverwatch_readings_refused_total counter"

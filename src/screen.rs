@@ -159,7 +159,9 @@ impl Screen {
 
     /// Writes the transitions' notifications to the outbox and saves the alert state, both
     /// synced, retrying until the disk takes them: until then nothing behind them is
-    /// acknowledged, so a full or failing disk delays alerts but does not lose them.
+    /// acknowledged, so a full or failing disk delays alerts but does not lose them. The file
+    /// work runs on this task's thread: the screen must wait for it anyway, and transitions
+    /// are rare next to readings.
     async fn make_durable(&mut self, transitions: &[Transition]) {
         let items: Vec<_> = transitions
             .iter()

@@ -52,18 +52,7 @@ struct Firing {
 }
 
 fn rule_from_key(key: &str) -> Option<Rule> {
-    [
-        Rule::Exceedance,
-        Rule::Class,
-        Rule::Trend,
-        Rule::Shift,
-        Rule::Rate,
-        Rule::StationFault,
-        Rule::Offline,
-        Rule::Upstream,
-    ]
-    .into_iter()
-    .find(|r| r.key() == key)
+    Rule::ALL.into_iter().find(|r| r.key() == key)
 }
 
 fn level_from_key(key: &str) -> Option<Level> {
@@ -144,11 +133,11 @@ fn from_episode(e: Episode) -> Result<Saved, String> {
     })
 }
 
-/// Writes `contents` to `path` atomically and durably: temporary file, sync, rename, sync of
-/// the folder.
-pub fn write_atomic(path: &Path, contents: &[u8]) -> io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    // Appended, not swapped for the extension: keys with dots must not share a temporary.
+/// Writes `contents` to `path` whole or not at all: a temporary file, synced, renamed over
+/// `path`. The rename itself is durable once the folder is synced (see [`write_atomic`]);
+/// callers writing many files sync the folder once.
+pub fn replace_synced(path: &Path, contents: &[u8]) -> io::Result<()> {
+    // Appended, not swapped for the extension: names with dots must not share a temporary.
     let mut tmp = path.as_os_str().to_owned();
     tmp.push(".tmp");
     let tmp = PathBuf::from(tmp);
@@ -157,8 +146,13 @@ pub fn write_atomic(path: &Path, contents: &[u8]) -> io::Result<()> {
         f.write_all(contents)?;
         f.sync_all()?;
     }
-    fs::rename(&tmp, path)?;
-    fs::File::open(dir)?.sync_all()
+    fs::rename(&tmp, path)
+}
+
+/// [`replace_synced`], then a sync of the folder, so the new file survives a crash.
+pub fn write_atomic(path: &Path, contents: &[u8]) -> io::Result<()> {
+    replace_synced(path, contents)?;
+    fs::File::open(path.parent().unwrap_or(Path::new(".")))?.sync_all()
 }
 
 /// Saves the episodes.

@@ -47,7 +47,29 @@ struct Setup<'a> {
     extra: &'a str,
 }
 
-impl Setup<'_> {
+impl<'a> Setup<'a> {
+    /// The shared SMTP server and SMS gateway, a 2 GiB spool, nothing extra.
+    fn new(
+        servers: &'a Servers,
+        name: &'a str,
+        dir: &'a Path,
+        mqtt_port: u16,
+        influx: &'a str,
+        db: &'a str,
+    ) -> Setup<'a> {
+        Setup {
+            name,
+            dir,
+            mqtt_port,
+            influx,
+            db,
+            smtp_port: servers.smtp_port,
+            sms_url: &servers.sms_url,
+            spool_max: "2GiB",
+            extra: "",
+        }
+    }
+
     fn write(&self) -> std::path::PathBuf {
         let text = format!(
             r#"
@@ -126,18 +148,7 @@ fn a_stream_survives_two_kills_and_a_database_outage() {
     influx.start();
     let db = "faults";
     create_database(&influx.url(), db);
-    let config = Setup {
-        name: "stream",
-        dir: dir.path(),
-        mqtt_port: mqtt.port,
-        influx: &influx.url(),
-        db,
-        smtp_port: servers.smtp_port,
-        sms_url: &servers.sms_url,
-        spool_max: "2GiB",
-        extra: "",
-    }
-    .write();
+    let config = Setup::new(&servers, "stream", dir.path(), mqtt.port, &influx.url(), db).write();
     let url = influx.url();
     let stored = || influx_count(&url, db, "ph", "water_quality");
     let garbage = |n: usize| {
@@ -255,15 +266,16 @@ fn an_alert_arrives_once_per_recipient_across_an_smtp_outage_and_a_kill() {
     let mut smtp = Private::smtp(&maildir);
     let name = "smtpdown";
     let config = Setup {
-        name,
-        dir: dir.path(),
-        mqtt_port: servers.mqtt_port,
-        influx: &servers.influx_v1,
-        db: &db,
         smtp_port: smtp.port,
-        sms_url: &servers.sms_url,
-        spool_max: "2GiB",
         extra: "[sms.headers]\n\"X-Api-Key\" = { value_env = \"RW_TEST_SMS_KEY\" }\n",
+        ..Setup::new(
+            &servers,
+            name,
+            dir.path(),
+            servers.mqtt_port,
+            &servers.influx_v1,
+            &db,
+        )
     }
     .write();
     let env = [("RW_TEST_SMS_KEY", "sms-key-secret")];
@@ -369,17 +381,14 @@ fn a_broker_restart_is_survived_within_five_seconds_and_nothing_is_lost() {
     create_database(&servers.influx_v1, &db);
     let mut mqtt = Private::mosquitto(&dir.path().join("mqtt"));
     mqtt.start();
-    let config = Setup {
-        name: "restart",
-        dir: dir.path(),
-        mqtt_port: mqtt.port,
-        influx: &servers.influx_v1,
-        db: &db,
-        smtp_port: servers.smtp_port,
-        sms_url: &servers.sms_url,
-        spool_max: "2GiB",
-        extra: "",
-    }
+    let config = Setup::new(
+        &servers,
+        "restart",
+        dir.path(),
+        mqtt.port,
+        &servers.influx_v1,
+        &db,
+    )
     .write();
     let stored = || influx_count(&servers.influx_v1, &db, "ph", "water_quality");
     let mut daemon = Daemon::start(&config, &dir.path().join("run.log"));
@@ -430,16 +439,18 @@ fn a_full_spool_stops_acknowledgements_and_loses_nothing() {
     // Reserved, not started: the database refuses connections until the test starts it.
     let mut influx = Private::influxdb(&dir.path().join("influx"));
     let db = "spoolfull";
+    let influx_url = influx.url();
     let config = Setup {
-        name: "spoolfull",
-        dir: dir.path(),
-        mqtt_port: mqtt.port,
-        influx: &influx.url(),
-        db,
         smtp_port: free_port(),
-        sms_url: &servers.sms_url,
         spool_max: "32KiB",
-        extra: "",
+        ..Setup::new(
+            &servers,
+            "spoolfull",
+            dir.path(),
+            mqtt.port,
+            &influx_url,
+            db,
+        )
     }
     .write();
     let mut daemon = Daemon::start(&config, &dir.path().join("run.log"));
@@ -476,7 +487,10 @@ fn a_full_spool_stops_acknowledgements_and_loses_nothing() {
     wait_for(Duration::from_secs(30), "ready again", || {
         (daemon.http_get("/readyz").0 == 200).then_some(())
     });
-    assert!(daemon.metric("riverwatch_messages_acked_total") >= 1000);
+    // Stored first, acknowledged right after: the acks follow within moments.
+    wait_for(Duration::from_secs(10), "all 1,000 acknowledged", || {
+        (daemon.metric("riverwatch_messages_acked_total") >= 1000).then_some(())
+    });
     let (status, _) = daemon.terminate();
     assert!(status.success());
     eprintln!(

@@ -36,6 +36,17 @@ pub enum Rule {
 }
 
 impl Rule {
+    pub const ALL: [Rule; 8] = [
+        Rule::Exceedance,
+        Rule::Class,
+        Rule::Trend,
+        Rule::Shift,
+        Rule::Rate,
+        Rule::StationFault,
+        Rule::Offline,
+        Rule::Upstream,
+    ];
+
     pub fn key(self) -> &'static str {
         match self {
             Rule::Exceedance => "exceedance",
@@ -164,6 +175,16 @@ pub enum Kind {
 }
 
 impl Kind {
+    /// Stable name, part of notification idempotency keys.
+    pub fn key(self) -> &'static str {
+        match self {
+            Kind::Fired => "fired",
+            Kind::Escalated => "escalated",
+            Kind::Reminder => "reminder",
+            Kind::Resolved => "resolved",
+        }
+    }
+
     pub fn state(self) -> State {
         match self {
             Kind::Resolved => State::Resolved,

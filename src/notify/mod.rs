@@ -2,7 +2,7 @@
 //! them, keeps them in the persistent [`outbox`], and delivers them with retries.
 //!
 //! Fed by the screen stage, which calls [`render`] and `Outbox::enqueue` for each batch of
-//! transitions before the message that caused them is acknowledged; one [`deliver`] worker
+//! transitions before the message that caused them is acknowledged; one [`Worker`]
 //! per channel (email, SMS) then sends the outbox's pending notifications through the sinks in
 //! [`email`] and [`sms`], one at a time in enqueue order, so a bureau never reads a resolution
 //! before its alert, and an SMTP outage does not hold back SMS. A failed delivery is retried
@@ -45,9 +45,9 @@ pub fn render(t: &Transition, net: &Network, sms_enabled: bool) -> Vec<Item> {
         return Vec::new();
     };
     let base = format!(
-        "{}.{:?}.{}",
+        "{}.{}.{}",
         t.alert_id,
-        t.kind,
+        t.kind.key(),
         t.evidence.ts.format("%Y%m%dT%H%M%SZ")
     )
     .to_lowercase();

@@ -3,7 +3,7 @@
 //! transition is acknowledged, removed only once delivered.
 //!
 //! Fed by the screen stage ([`Outbox::enqueue`], synchronously, right after the transitions
-//! are decided); drained by one delivery worker per channel (`notify::deliver`), in enqueue
+//! are decided); drained by one delivery worker per channel (`notify::Worker`), in enqueue
 //! order. Layout: `pending/<seq>-<channel>-<key>.json` waiting, `sent/<key>` delivered (kept 30 days,
 //! so a transition produced again — a redelivered message after a crash — is recognised and
 //! not sent twice), `failed/<seq>-<channel>-<key>.json` refused permanently (also in the dead-letter
@@ -16,7 +16,7 @@
 //! `Idempotency-Key` header), for the rare copy sent twice: delivered, then a crash before
 //! the file moved to `sent/`.
 
-use crate::state::write_atomic;
+use crate::state::{replace_synced, write_atomic};
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
 use std::fs;
@@ -175,14 +175,7 @@ impl Outbox {
                 inner.next_seq,
                 item.channel.key()
             ));
-            let tmp = path.with_extension("tmp");
-            {
-                use std::io::Write;
-                let mut f = fs::File::create(&tmp)?;
-                f.write_all(&json)?;
-                f.sync_all()?;
-            }
-            fs::rename(&tmp, &path)?;
+            replace_synced(&path, &json)?;
             inner.next_seq += 1;
             inner.known.insert(key);
             added += 1;

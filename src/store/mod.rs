@@ -169,9 +169,6 @@ impl Store {
                     if on_retry == OnRetry::Spool {
                         self.clear_full();
                     }
-                    if failing {
-                        tracing::info!("store reachable again; writing resumed");
-                    }
                 }
                 Err(WriteError::Reject { status, message }) if chunk.len() == 1 => {
                     self.reject(chunk[0], status, &message, parts);
