@@ -41,6 +41,8 @@ use tokio::task::JoinHandle;
 /// Where the pipeline's results go.
 pub struct Outputs {
     pub writer: Writer,
+    /// Bearer token of the API's write endpoints; without one they answer 401.
+    pub api_token: Option<crate::config::secret::Secret>,
     pub email: EmailSink,
     pub sms: SmsSink,
 }
@@ -107,7 +109,18 @@ pub fn outputs(cfg: &Config) -> Result<Outputs, String> {
             SmsSink::Disabled
         }
     };
-    Ok(Outputs { writer, email, sms })
+    let api_token = cfg
+        .http
+        .token
+        .as_ref()
+        .map(|t| t.resolve().map_err(|e| format!("http.token: {e}")))
+        .transpose()?;
+    Ok(Outputs {
+        writer,
+        api_token,
+        email,
+        sms,
+    })
 }
 
 /// MQTT client options from config, resolving the password.
@@ -138,6 +151,9 @@ pub struct Running {
     /// The store's custody side: database state and spool depth, for readiness.
     pub custody: Arc<Store>,
     pub outbox: Arc<Outbox>,
+    /// The API's view: stations, alerts, acknowledgements, silences.
+    pub live: Arc<crate::api::Live>,
+    pub net: Arc<Network>,
     drainer: JoinHandle<()>,
     phase: watch::Sender<Phase>,
     ingest: JoinHandle<()>,
@@ -162,6 +178,7 @@ pub fn start(
         )
     })?);
     let net: Arc<Network> = Arc::new(cfg.network.clone());
+    let net_for_api = Arc::clone(&net);
     let (client, eventloop) = mqtt::client(options);
     let session = Arc::new(Session::default());
     let (phase_tx, phase_rx) = watch::channel(Phase::Running);
@@ -212,6 +229,12 @@ pub fn start(
             "alert state restored"
         );
     }
+    let live = Arc::new(crate::api::Live::open(
+        &net,
+        &saved,
+        &cfg.spool.dir,
+        outputs.api_token,
+    )?);
     rules.restore_alerts(saved);
     let sms_enabled = outputs.sms.is_enabled();
     let sinks = [
@@ -240,6 +263,7 @@ pub fn start(
         wake,
         state,
         sms_enabled,
+        live: Arc::clone(&live),
     };
     let screen = Screen::new(
         Arc::clone(&net),
@@ -278,6 +302,8 @@ pub fn start(
         session,
         custody,
         outbox,
+        live,
+        net: Arc::clone(&net_for_api),
         drainer,
         phase: phase_tx,
         ingest,

@@ -190,6 +190,7 @@ async fn run(cfg: &mut Config, opts: &Options, span: Duration, speed: f64) -> Re
         .map_err(|e| format!("{e}"))?;
     let outputs = Outputs {
         writer,
+        api_token: None,
         email: EmailSink::Folder {
             dir: out.join("outbox"),
             from,

@@ -1,21 +1,24 @@
 //! The operator's HTTP endpoint (SPEC §8): liveness, readiness with the reason when not ready,
-//! and Prometheus metrics.
+//! Prometheus metrics, and the API — stations, alerts, acknowledgements and silences.
 //!
 //! Fed by the running pipeline's shared state (MQTT session, the store's custody side with
-//! the spool, the outbox, the counters); read by systemd watchdogs, load balancers and
-//! Prometheus. Served with axum 0.7, which the embedded demo broker already brings, so the
+//! the spool, the outbox, the counters, the API view in `api`); read by systemd watchdogs,
+//! load balancers, Prometheus and the bureaus' own tools. Write endpoints answer 401 without
+//! the bearer token. Served with axum 0.7, which the embedded demo broker already brings, so the
 //! build holds no second HTTP server stack. Listens on `[http] listen` (port 0 picks a free
 //! port; the bound address is logged).
 
+use crate::api::{Live, SilenceRequest};
 use crate::app::Running;
+use crate::domain::network::Network;
 use crate::ingest::mqtt::Session;
 use crate::notify::outbox::Outbox;
 use crate::store::Store;
 use crate::telemetry::{Metrics, WRITE_BUCKETS};
-use axum::extract::State;
-use axum::http::{header, StatusCode};
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::IntoResponse;
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 use std::fmt::Write;
 use std::net::SocketAddr;
@@ -28,6 +31,8 @@ pub struct Shared {
     pub store: Arc<Store>,
     pub outbox: Arc<Outbox>,
     pub metrics: Arc<Metrics>,
+    pub live: Arc<Live>,
+    pub net: Arc<Network>,
 }
 
 impl Shared {
@@ -37,6 +42,8 @@ impl Shared {
             store: Arc::clone(&running.custody),
             outbox: Arc::clone(&running.outbox),
             metrics: Arc::clone(&running.metrics),
+            live: Arc::clone(&running.live),
+            net: Arc::clone(&running.net),
         }
     }
 }
@@ -52,6 +59,10 @@ pub async fn serve(
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
+        .route("/api/v1/stations", get(stations))
+        .route("/api/v1/alerts", get(alerts))
+        .route("/api/v1/alerts/:id/ack", post(acknowledge))
+        .route("/api/v1/silences", get(silences).post(add_silence))
         .with_state(shared);
     let task = tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, app).await {
@@ -59,6 +70,81 @@ pub async fn serve(
         }
     });
     Ok((addr, task))
+}
+
+/// A JSON answer with its status.
+fn json(status: StatusCode, body: serde_json::Value) -> axum::response::Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        format!("{body}\n"),
+    )
+        .into_response()
+}
+
+fn refused((status, message): crate::api::Refusal) -> axum::response::Response {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    json(status, serde_json::json!({ "error": message }))
+}
+
+fn authorized(s: &Shared, headers: &HeaderMap) -> Result<(), crate::api::Refusal> {
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    s.live.authorize(given)
+}
+
+async fn stations(State(s): State<Shared>) -> axum::response::Response {
+    json(StatusCode::OK, serde_json::json!(s.live.stations()))
+}
+
+async fn alerts(State(s): State<Shared>) -> axum::response::Response {
+    json(StatusCode::OK, serde_json::json!(s.live.alerts()))
+}
+
+async fn silences(State(s): State<Shared>) -> axum::response::Response {
+    json(
+        StatusCode::OK,
+        serde_json::json!(s.live.silences(chrono::Utc::now())),
+    )
+}
+
+async fn acknowledge(
+    State(s): State<Shared>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> axum::response::Response {
+    if let Err(r) = authorized(&s, &headers) {
+        return refused(r);
+    }
+    match s.live.acknowledge(&id) {
+        Ok(alert) => {
+            tracing::info!(alert_id = %id, "alert acknowledged through the API");
+            json(StatusCode::OK, serde_json::json!(alert))
+        }
+        Err(r) => refused(r),
+    }
+}
+
+async fn add_silence(
+    State(s): State<Shared>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> axum::response::Response {
+    if let Err(r) = authorized(&s, &headers) {
+        return refused(r);
+    }
+    let request: SilenceRequest = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => return refused((400, format!("the body is not a silence: {e}"))),
+    };
+    match s.live.silence(&s.net, request, chrono::Utc::now()) {
+        Ok(silence) => {
+            tracing::info!(id = %silence.id, until = %silence.until, reason = %silence.reason, "silence added through the API");
+            json(StatusCode::CREATED, serde_json::json!(silence))
+        }
+        Err(r) => refused(r),
+    }
 }
 
 /// One component's readiness.

@@ -19,7 +19,8 @@
 //! - [`app`]: the only place that wires stages together; [`demo`]: the self-contained demo;
 //!   [`hj212_cmd`]: `riverwatch hj212 decode`; [`assess`]: offline judgement of a file;
 //!   [`simulate`]: the load generator.
-//! - [`http`]: `/healthz`, `/readyz`, `/metrics`.
+//! - [`http`]: `/healthz`, `/readyz`, `/metrics` and the API, whose view of the pipeline
+//!   (stations, alerts, acknowledgements, silences) is [`api`].
 //! - [`deadletter`], [`telemetry`]: refused input and counted events; [`state`]: the alert
 //!   episodes kept across restarts.
 //!
@@ -32,6 +33,7 @@
 //!   transitions are in the outbox, in the order messages arrived.
 //! - Input never panics the daemon: every refusal is a value with a reason.
 
+pub mod api;
 pub mod app;
 pub mod assess;
 pub mod config;

@@ -47,6 +47,8 @@ pub struct Durable {
     /// `alerts.json`.
     pub state: PathBuf,
     pub sms_enabled: bool,
+    /// The API's view, kept current, and the silences and acknowledgements it holds.
+    pub live: Arc<crate::api::Live>,
 }
 
 /// How long the packets of a split HJ 212 message may take to arrive.
@@ -163,9 +165,17 @@ impl Screen {
     /// work runs on this task's thread: the screen must wait for it anyway, and transitions
     /// are rare next to readings.
     async fn make_durable(&mut self, transitions: &[Transition]) {
+        let now = Utc::now();
         let items: Vec<_> = transitions
             .iter()
             .filter(|t| t.rule != Rule::Class)
+            .filter(|t| match self.durable.live.muted(t, now) {
+                Some(why) => {
+                    tracing::info!(alert_id = %t.alert_id, kind = ?t.kind, %why, "notifications held back");
+                    false
+                }
+                None => true,
+            })
             .flat_map(|t| crate::notify::render(t, &self.net, self.durable.sms_enabled))
             .collect();
         let mut logged = false;
@@ -245,6 +255,7 @@ impl Screen {
             "alert transition"
         );
         points::alert(net, t, lines);
+        self.durable.live.transition(t);
     }
 
     /// Decodes and judges one message. `now` refuses readings from the future and times out
@@ -336,6 +347,9 @@ impl Screen {
         let now = Utc::now();
         for r in &decoded.readings {
             let outcome = self.rules.reading(net, station, r, now);
+            self.durable
+                .live
+                .reading(station, r, &outcome.qc, &outcome.judgement);
             points::reading(station, r, &outcome.judgement, &outcome.qc, lines);
             for (param, ts, flag) in &outcome.revised {
                 points::qc_revision(station, *param, *ts, *flag, lines);

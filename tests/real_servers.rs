@@ -1105,3 +1105,151 @@ fn tls_and_credentials_without_leaking_secrets() {
     );
     assert!(!log.contains("not-the-secret-42"));
 }
+
+/// The HTTP endpoint of a running daemon: liveness, readiness, metrics whose counters match
+/// what was published, the station and alert views, and write endpoints that answer 401
+/// without the bearer token; an acknowledgement and a silence survive a restart.
+#[test]
+fn http_endpoints_answer_and_count_what_was_published() {
+    let Some(servers) = servers_or_skip("http_api") else {
+        return;
+    };
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("rw_http_{}", std::process::id());
+    influx_exec(&servers.influx_v1, &format!("CREATE DATABASE {db}"));
+    let store = format!(
+        "[influxdb]\nurl = \"{}\"\napi = \"v1\"\ndatabase = \"{db}\"\nflush_interval = \"200ms\"",
+        servers.influx_v1
+    );
+    let config = two_station_config(&servers, "http", dir.path(), &store);
+    let text = std::fs::read_to_string(&config).unwrap().replace(
+        "listen = \"127.0.0.1:0\"",
+        "listen = \"127.0.0.1:0\"\ntoken_env = \"RW_TEST_API_TOKEN\"",
+    );
+    std::fs::write(&config, text).unwrap();
+    let env = [("RW_TEST_API_TOKEN", "api-token-for-tests")];
+    let mut daemon = Daemon::start_with_env(&config, &dir.path().join("run1.log"), &env);
+    daemon.wait_log("subscribed", Duration::from_secs(15));
+    let addr = daemon.http_addr();
+
+    // Five messages: three readings at the boundary section (the last two exceeding NH3-N),
+    // one that is not JSON, one for a station that does not exist.
+    for (ago, nh3n) in [(30, 0.3), (20, 1.2), (10, 1.2)] {
+        let (ts, _) = ts_minutes_ago(ago);
+        servers.publish(
+            "wq/bei/shijiao/reading",
+            &format!(r#"{{"ts":"{ts}","values":{{"ph":7.4,"do":7.5,"nh3n":{nh3n}}}}}"#),
+        );
+    }
+    servers.publish("wq/bei/shijiao/reading", "not json");
+    let (ts, _) = ts_minutes_ago(10);
+    servers.publish(
+        "wq/bei/nowhere/reading",
+        &format!(r#"{{"ts":"{ts}","values":{{"ph":7.4}}}}"#),
+    );
+    wait_for(Duration::from_secs(20), "5 messages acknowledged", || {
+        (daemon.metric("riverwatch_messages_acked_total") >= 5).then_some(())
+    });
+    let (_, metrics) = daemon.http_get("/metrics");
+    for line in [
+        "riverwatch_messages_received_total 5",
+        "riverwatch_messages_acked_total 5",
+        "riverwatch_readings_received_total 3",
+        "riverwatch_readings_stored_total 3",
+        "riverwatch_readings_refused_total{reason=\"not_json\"} 1",
+        "riverwatch_readings_refused_total{reason=\"unknown_station\"} 1",
+        // NH3-N exceedance and the overall class (recorded, not notified) are yellow; the
+        // jump 0.3 → 1.2 also breaches the rate rule (blue).
+        "riverwatch_alerts_fired_total{level=\"yellow\"} 2",
+        "riverwatch_alerts_fired_total{level=\"blue\"} 1",
+        "riverwatch_spool_batches 0",
+        "riverwatch_mqtt_connected 1",
+    ] {
+        assert!(
+            metrics.lines().any(|l| l == line),
+            "missing {line:?} in\n{metrics}"
+        );
+    }
+    let (status, body) = daemon.http_get("/healthz");
+    assert_eq!((status, body.trim()), (200, "ok"));
+    let (status, body) = daemon.http_get("/readyz");
+    let ready: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        (status, &ready["ready"]),
+        (200, &serde_json::json!(true)),
+        "{body}"
+    );
+
+    let (status, body) = daemon.http_get("/api/v1/stations");
+    assert_eq!(status, 200);
+    let stations: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let shijiao = stations
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["id"] == "shijiao")
+        .unwrap();
+    assert_eq!(shijiao["values"]["nh3n"], 1.2);
+    assert_eq!(shijiao["class"], 4, "NH3-N 1.2 is class Ⅳ");
+    assert_eq!(shijiao["qc"]["nh3n"], 1);
+    let alert_id = shijiao["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|a| a.as_str())
+        .find(|a| a.contains("exceedance-nh3n"))
+        .unwrap_or_else(|| panic!("an NH3-N exceedance among {}", shijiao["alerts"]))
+        .to_string();
+    let (_, body) = daemon.http_get("/api/v1/alerts");
+    let alerts: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert!(alerts
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|a| a["id"] == alert_id.as_str()
+            && a["level"] == "yellow"
+            && a["acknowledged"] == false));
+
+    // Write endpoints: 401 without the token or with a wrong one.
+    let ack = format!("/api/v1/alerts/{alert_id}/ack");
+    let silence =
+        r#"{"station":"qixinggang","rule":"offline","duration":"2h","reason":"maintenance"}"#;
+    for headers in [vec![], vec!["Authorization: Bearer wrong-token"]] {
+        assert_eq!(common::http_request(&addr, "POST", &ack, &headers).0, 401);
+        assert_eq!(
+            common::http_post(&addr, "/api/v1/silences", &headers, silence).0,
+            401
+        );
+    }
+    let auth = ["Authorization: Bearer api-token-for-tests"];
+    let (status, body) = common::http_request(&addr, "POST", &ack, &auth);
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("\"acknowledged\":true"), "{body}");
+    let (status, body) = common::http_post(&addr, "/api/v1/silences", &auth, silence);
+    assert_eq!(status, 201, "{body}");
+    let (status, _) = common::http_post(
+        &addr,
+        "/api/v1/silences",
+        &auth,
+        r#"{"station":"nowhere","duration":"2h","reason":"x"}"#,
+    );
+    assert_eq!(status, 400, "an unknown station is refused");
+
+    // Both survive a restart.
+    let (status, _) = daemon.terminate();
+    assert!(status.success());
+    let mut daemon = Daemon::start_with_env(&config, &dir.path().join("run2.log"), &env);
+    let (_, body) = daemon.http_get("/api/v1/alerts");
+    assert!(
+        body.contains(&alert_id) && body.contains("\"acknowledged\":true"),
+        "{body}"
+    );
+    let (_, body) = daemon.http_get("/api/v1/silences");
+    assert!(
+        body.contains("maintenance") && body.contains("offline"),
+        "{body}"
+    );
+    let (status, _) = daemon.terminate();
+    assert!(status.success());
+}

@@ -16,4 +16,5 @@ pub mod profile;
 pub mod qc;
 pub mod reading;
 pub mod rules;
+pub mod silence;
 pub mod trend;

@@ -336,19 +336,41 @@ pub fn subscribe(port: u16, topic: &str) -> std::sync::mpsc::Receiver<Vec<u8>> {
     rx
 }
 
-/// One HTTP/1.0 request over a plain TCP stream: (status, body).
+/// One HTTP/1.0 request without a body: (status, body).
 pub fn http_request(addr: &str, method: &str, path: &str, headers: &[&str]) -> (u16, String) {
+    http_exchange(addr, method, path, headers, "")
+}
+
+/// A POST with a JSON body: (status, body).
+pub fn http_post(addr: &str, path: &str, headers: &[&str], body: &str) -> (u16, String) {
+    let mut all = headers.to_vec();
+    all.push("Content-Type: application/json");
+    http_exchange(addr, "POST", path, &all, body)
+}
+
+/// One HTTP/1.0 exchange over a plain TCP stream: (status, body).
+fn http_exchange(
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &[&str],
+    body: &str,
+) -> (u16, String) {
     use std::io::{Read, Write};
     let mut stream = std::net::TcpStream::connect(addr).expect("HTTP connect");
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))
         .expect("timeout");
-    let mut request = format!("{method} {path} HTTP/1.0\r\nHost: {addr}\r\nContent-Length: 0\r\n");
+    let mut request = format!(
+        "{method} {path} HTTP/1.0\r\nHost: {addr}\r\nContent-Length: {}\r\n",
+        body.len()
+    );
     for h in headers {
         request.push_str(h);
         request.push_str("\r\n");
     }
     request.push_str("\r\n");
+    request.push_str(body);
     stream.write_all(request.as_bytes()).expect("HTTP write");
     let mut response = String::new();
     stream.read_to_string(&mut response).expect("HTTP read");

@@ -1,0 +1,415 @@
+//! The HTTP API's view of the running pipeline (SPEC §8): each station's latest values, class,
+//! QC flags and firing alerts; the firing alerts; acknowledgements and silences.
+//!
+//! Fed by the screen stage, which reports every judged reading and every alert transition and
+//! asks, before queueing notifications, whether a transition is muted; read and written by the
+//! endpoints in `http`. Acknowledgements and silences are kept in `<[spool] dir>/api.json`
+//! (written atomically on every change), so they survive a restart like the alert state does;
+//! the firing alerts are rebuilt at start from the saved alert episodes. Write endpoints need
+//! `Authorization: Bearer <[http] token>`, compared in constant time.
+
+use crate::config::secret::Secret;
+use crate::domain::alert::{Kind, Rule, Saved, Transition};
+use crate::domain::network::{Network, Station};
+use crate::domain::param::Param;
+use crate::domain::qc::Flag;
+use crate::domain::reading::{Judgement, Reading};
+use crate::domain::silence::{self, Silence};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+
+#[derive(Debug, Clone, Serialize)]
+pub struct StationView {
+    pub id: String,
+    pub name: String,
+    pub river: String,
+    pub city: String,
+    pub target_class: u8,
+    pub boundary: bool,
+    /// Time of the latest reading received since start.
+    pub last_reading: Option<DateTime<Utc>>,
+    pub values: BTreeMap<String, f64>,
+    /// QARTOD flag per value (1 pass, 2 not evaluated, 3 suspect, 4 fail, 9 missing).
+    pub qc: BTreeMap<String, u8>,
+    /// Overall GB 3838 class of the latest reading's validated values (6 = worse than Ⅴ).
+    pub class: Option<u8>,
+    /// Ids of the station's firing alerts.
+    pub alerts: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct AlertView {
+    pub id: String,
+    pub station: String,
+    pub rule: String,
+    pub param: Option<String>,
+    pub level: String,
+    pub since: DateTime<Utc>,
+    /// Time of the observation behind the latest transition.
+    pub updated: DateTime<Utc>,
+    pub value: f64,
+    pub acknowledged: bool,
+}
+
+/// What `api.json` holds.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Kept {
+    acknowledged: Vec<String>,
+    silences: Vec<KeptSilence>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct KeptSilence {
+    pub id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub station: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rule: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub param: Option<String>,
+    pub until: DateTime<Utc>,
+    pub reason: String,
+}
+
+impl KeptSilence {
+    fn to_domain(&self) -> Option<Silence> {
+        Some(Silence {
+            id: self.id.clone(),
+            station: self.station.clone(),
+            rule: match &self.rule {
+                None => None,
+                Some(r) => Some(Rule::ALL.into_iter().find(|x| x.key() == r)?),
+            },
+            param: match &self.param {
+                None => None,
+                Some(p) => Some(Param::from_key(p)?),
+            },
+            until: self.until,
+            reason: self.reason.clone(),
+        })
+    }
+}
+
+struct Inner {
+    stations: BTreeMap<String, StationView>,
+    alerts: BTreeMap<String, AlertView>,
+    acked: HashSet<String>,
+    silences: Vec<KeptSilence>,
+}
+
+pub struct Live {
+    inner: Mutex<Inner>,
+    path: PathBuf,
+    token: Option<Secret>,
+}
+
+/// A refused API request: status and message.
+pub type Refusal = (u16, String);
+
+fn view(s: &Station) -> StationView {
+    StationView {
+        id: s.id.clone(),
+        name: s.name.clone(),
+        river: s.river.clone(),
+        city: s.city.clone(),
+        target_class: s.target.number(),
+        boundary: s.boundary,
+        last_reading: None,
+        values: BTreeMap::new(),
+        qc: BTreeMap::new(),
+        class: None,
+        alerts: Vec::new(),
+    }
+}
+
+/// Equal-length byte strings compared without an early exit, so the time taken does not tell
+/// how much of a guessed token was right.
+fn same_secret(given: &[u8], expected: &[u8]) -> bool {
+    given.len() == expected.len()
+        && given
+            .iter()
+            .zip(expected)
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0
+}
+
+impl Live {
+    /// The view at start: every configured station, the firing alerts of the restored
+    /// episodes, and the acknowledgements and silences kept in `api.json` under `spool_dir`.
+    pub fn open(
+        net: &Network,
+        saved: &[Saved],
+        spool_dir: &Path,
+        token: Option<Secret>,
+    ) -> Result<Live, String> {
+        let path = spool_dir.join("api.json");
+        let kept: Kept = match std::fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .map_err(|e| format!("{} is not valid: {e}", path.display()))?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Kept::default(),
+            Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
+        };
+        let mut stations: BTreeMap<String, StationView> = net
+            .stations
+            .iter()
+            .map(|s| (s.id.clone(), view(s)))
+            .collect();
+        let acked: HashSet<String> = kept.acknowledged.into_iter().collect();
+        let mut alerts = BTreeMap::new();
+        for s in saved {
+            let Some(f) = &s.firing else {
+                continue;
+            };
+            if let Some(st) = stations.get_mut(&s.key.station) {
+                st.alerts.push(f.id.clone());
+            }
+            alerts.insert(
+                f.id.clone(),
+                AlertView {
+                    id: f.id.clone(),
+                    station: s.key.station.clone(),
+                    rule: s.key.rule.key().into(),
+                    param: s.key.param.map(|p| p.key().into()),
+                    level: f.level.key().into(),
+                    since: f.since,
+                    updated: f.notified_at,
+                    value: f.peak.value,
+                    acknowledged: acked.contains(&f.id),
+                },
+            );
+        }
+        Ok(Live {
+            inner: Mutex::new(Inner {
+                stations,
+                alerts,
+                acked,
+                silences: kept.silences,
+            }),
+            path,
+            token,
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Records the latest reading of a station with its QC flags and judgement.
+    pub fn reading(&self, station: &Station, r: &Reading, qc: &[(Param, Flag)], j: &Judgement) {
+        let mut inner = self.lock();
+        let Some(v) = inner.stations.get_mut(&station.id) else {
+            return;
+        };
+        if v.last_reading.is_some_and(|t| t > r.ts) {
+            return; // a backlog reading older than the latest one
+        }
+        v.last_reading = Some(r.ts);
+        v.values = r
+            .values
+            .iter()
+            .map(|m| (m.param.key().to_string(), m.value))
+            .collect();
+        v.qc = qc
+            .iter()
+            .map(|(p, f)| (p.key().to_string(), f.code()))
+            .collect();
+        v.class = j.overall.map(|c| c.number());
+    }
+
+    /// Records an alert transition: firing alerts are listed, resolved ones leave the list.
+    pub fn transition(&self, t: &Transition) {
+        let mut inner = self.lock();
+        let inner = &mut *inner;
+        let firing = t.kind != Kind::Resolved;
+        if let Some(st) = inner.stations.get_mut(&t.station) {
+            st.alerts.retain(|id| *id != t.alert_id);
+            if firing {
+                st.alerts.push(t.alert_id.clone());
+            }
+        }
+        if !firing {
+            inner.alerts.remove(&t.alert_id);
+            if inner.acked.remove(&t.alert_id) {
+                // A failure is logged by `keep`; the stale entry only lingers in the file.
+                let _ = self.keep(inner);
+            }
+            return;
+        }
+        let acknowledged = inner.acked.contains(&t.alert_id);
+        inner.alerts.insert(
+            t.alert_id.clone(),
+            AlertView {
+                id: t.alert_id.clone(),
+                station: t.station.clone(),
+                rule: t.rule.key().into(),
+                param: t.param.map(|p| p.key().into()),
+                level: t.level.key().into(),
+                since: t.since,
+                updated: t.evidence.ts,
+                value: t.evidence.value,
+                acknowledged,
+            },
+        );
+    }
+
+    /// Why the notifications of `t` are held back (a silence, or an acknowledged alert's
+    /// reminder), if they are.
+    pub fn muted(&self, t: &Transition, now: DateTime<Utc>) -> Option<String> {
+        let inner = self.lock();
+        let silences: Vec<Silence> = inner
+            .silences
+            .iter()
+            .filter_map(KeptSilence::to_domain)
+            .collect();
+        silence::muted(t, &silences, &inner.acked, now)
+    }
+
+    pub fn stations(&self) -> Vec<StationView> {
+        self.lock().stations.values().cloned().collect()
+    }
+
+    pub fn alerts(&self) -> Vec<AlertView> {
+        self.lock().alerts.values().cloned().collect()
+    }
+
+    pub fn silences(&self, now: DateTime<Utc>) -> Vec<KeptSilence> {
+        let inner = self.lock();
+        inner
+            .silences
+            .iter()
+            .filter(|s| s.until > now)
+            .cloned()
+            .collect()
+    }
+
+    /// Checks an `Authorization` header value for the configured bearer token.
+    pub fn authorize(&self, header: Option<&str>) -> Result<(), Refusal> {
+        let Some(token) = &self.token else {
+            return Err((
+                401,
+                "no [http] token is configured; write endpoints are disabled".into(),
+            ));
+        };
+        let given = header.and_then(|h| h.strip_prefix("Bearer ")).ok_or((
+            401,
+            "an Authorization: Bearer token is required".to_string(),
+        ))?;
+        if same_secret(given.trim().as_bytes(), token.expose().as_bytes()) {
+            Ok(())
+        } else {
+            Err((401, "the bearer token is not valid".into()))
+        }
+    }
+
+    /// Acknowledges a firing alert: no more reminders for it.
+    pub fn acknowledge(&self, id: &str) -> Result<AlertView, Refusal> {
+        let mut inner = self.lock();
+        let inner = &mut *inner;
+        let Some(alert) = inner.alerts.get_mut(id) else {
+            return Err((404, format!("no firing alert {id:?}")));
+        };
+        alert.acknowledged = true;
+        let out = alert.clone();
+        inner.acked.insert(id.to_string());
+        self.keep(inner).map_err(|e| (500, e))?;
+        Ok(out)
+    }
+
+    /// Adds a silence after checking its fields against the network.
+    pub fn silence(
+        &self,
+        net: &Network,
+        request: SilenceRequest,
+        now: DateTime<Utc>,
+    ) -> Result<KeptSilence, Refusal> {
+        let bad = |m: String| Err((400, m));
+        if let Some(s) = &request.station {
+            if net.station(s).is_none() {
+                return bad(format!("station {s:?} is not configured"));
+            }
+        }
+        if let Some(r) = &request.rule {
+            if !Rule::ALL.iter().any(|x| x.key() == r) {
+                return bad(format!("rule {r:?} is not a rule"));
+            }
+        }
+        if let Some(p) = &request.param {
+            if Param::from_key(p).is_none() {
+                return bad(format!("param {p:?} is not a parameter key"));
+            }
+        }
+        let Ok(duration) = crate::config::units::parse_duration(&request.duration) else {
+            return bad(format!(
+                "duration {:?} is not a duration like \"2h\"",
+                request.duration
+            ));
+        };
+        let until = chrono::Duration::from_std(duration)
+            .ok()
+            .and_then(|d| now.checked_add_signed(d))
+            .filter(|u| *u > now);
+        let Some(until) = until else {
+            return bad("duration must be positive".into());
+        };
+        if request.reason.trim().is_empty() {
+            return bad("reason is required".into());
+        }
+        let mut inner = self.lock();
+        let inner = &mut *inner;
+        inner.silences.retain(|s| s.until > now);
+        let silence = KeptSilence {
+            id: format!("silence-{}", now.format("%Y%m%dT%H%M%S%3fZ")),
+            station: request.station,
+            rule: request.rule,
+            param: request.param,
+            until,
+            reason: request.reason,
+        };
+        inner.silences.push(silence.clone());
+        self.keep(inner).map_err(|e| (500, e))?;
+        Ok(silence)
+    }
+
+    /// Writes the acknowledgements and silences to `api.json`.
+    fn keep(&self, inner: &Inner) -> Result<(), String> {
+        let mut acknowledged: Vec<String> = inner.acked.iter().cloned().collect();
+        acknowledged.sort();
+        let kept = Kept {
+            acknowledged,
+            silences: inner.silences.clone(),
+        };
+        let json = serde_json::to_vec_pretty(&kept).map_err(|e| e.to_string())?;
+        crate::state::write_atomic(&self.path, &json).map_err(|e| {
+            tracing::error!(file = %self.path.display(), error = %e, "cannot save acknowledgements and silences");
+            format!("cannot save {}: {e}", self.path.display())
+        })
+    }
+}
+
+/// The body of `POST /api/v1/silences`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SilenceRequest {
+    pub station: Option<String>,
+    pub rule: Option<String>,
+    pub param: Option<String>,
+    /// How long, like "2h".
+    pub duration: String,
+    pub reason: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_compare_whole() {
+        assert!(same_secret(b"s3cret", b"s3cret"));
+        assert!(!same_secret(b"s3creT", b"s3cret"));
+        assert!(!same_secret(b"s3cre", b"s3cret"));
+        assert!(!same_secret(b"", b"s3cret"));
+    }
+}
