@@ -31,8 +31,10 @@ fn qc_field(p: Param) -> String {
 }
 
 /// Appends the `water_quality` point of one reading: every value as a float field under its
-/// parameter key, its QARTOD flag as `<key>_qc`, and `wq_class` when the reading holds an
-/// evaluated, validated parameter.
+/// parameter key, its QARTOD flag as `<key>_qc`, `wq_class` when the reading holds an
+/// evaluated, validated parameter, and for each judged parameter with a one-sided limit the
+/// station's target-class limit as `<key>_limit` — the line Grafana draws beside the values,
+/// which a static dashboard could not know per station otherwise.
 pub fn reading(
     station: &Station,
     r: &Reading,
@@ -53,6 +55,23 @@ pub fn reading(
     if let Some(class) = j.overall {
         fields.push(("wq_class", Field::Int(i64::from(class.number()))));
     }
+    let limit_names: Vec<(String, f64)> = j
+        .judged
+        .iter()
+        .filter_map(
+            |x| match gb3838::limits(x.param, station.water_body)?.limit(station.target) {
+                gb3838::LimitValue::AtMost(v) | gb3838::LimitValue::AtLeast(v) => {
+                    Some((format!("{}_limit", x.param.key()), v))
+                }
+                gb3838::LimitValue::Between(..) => None,
+            },
+        )
+        .collect();
+    fields.extend(
+        limit_names
+            .iter()
+            .map(|(k, v)| (k.as_str(), Field::Float(*v))),
+    );
     encode(
         &Point {
             measurement: READINGS,
@@ -174,7 +193,7 @@ mod tests {
         // NH3-N under maintenance is stored but does not make the class: DO 6.8 is Ⅱ.
         assert_eq!(
             out,
-            "water_quality,city=qingyuan,river=bei,station=shijiao temp=22.5,ph=7.42,do=6.8,nh3n=3,tp=0.08,ph_qc=1i,nh3n_qc=3i,wq_class=2i 1795658400000\n"
+            "water_quality,city=qingyuan,river=bei,station=shijiao temp=22.5,ph=7.42,do=6.8,nh3n=3,tp=0.08,ph_qc=1i,nh3n_qc=3i,wq_class=2i,do_limit=6,tp_limit=0.1 1795658400000\n"
         );
         let mut out = String::new();
         qc_revision(s, Param::Nh3n, r.ts, Flag::Fail, &mut out);

@@ -560,12 +560,13 @@ pub fn simulate(config: &Path, port: u16, args: &[&str]) -> std::process::Child 
         .expect("simulate starts")
 }
 
-/// Runs an InfluxQL statement against a v1 endpoint; returns the JSON answer.
+/// Runs an InfluxQL statement (a query or a command such as CREATE DATABASE) against a v1
+/// endpoint with POST; returns the JSON answer.
 pub fn influxql(url: &str, db: &str, q: &str) -> serde_json::Value {
     let out = Command::new("curl")
         .args([
             "-s",
-            "-G",
+            "-XPOST",
             &format!("{url}/query"),
             "--data-urlencode",
             &format!("db={db}"),
