@@ -18,7 +18,7 @@
 //! - [`ingest`], [`screen`], [`store`], [`notify`]: the stages, in flow order.
 //! - [`app`]: the only place that wires stages together; [`demo`]: the self-contained demo;
 //!   [`hj212_cmd`]: `riverwatch hj212 decode`; [`assess`]: offline judgement of a file;
-//!   [`simulate`]: the load generator.
+//!   [`simulate`]: the load generator; [`report`]: the monthly attainment report.
 //! - [`http`]: `/healthz`, `/readyz`, `/metrics` and the API, whose view of the pipeline
 //!   (stations, alerts, acknowledgements, silences) is [`api`].
 //! - [`deadletter`], [`telemetry`]: refused input and counted events; [`state`]: the alert
@@ -45,6 +45,7 @@ pub mod http;
 pub mod ingest;
 pub mod json;
 pub mod notify;
+pub mod report;
 pub mod screen;
 pub mod simulate;
 pub mod state;

@@ -50,6 +50,8 @@ enum Command {
         #[command(flatten)]
         options: riverwatch::simulate::Options,
     },
+    /// Monthly attainment report of the boundary sections from the stored data.
+    Report(riverwatch::report::Options),
     /// HJ 212 tools for station integrators.
     Hj212 {
         #[command(subcommand)]
@@ -81,6 +83,7 @@ fn main() -> ExitCode {
         Command::Run { config } => run(&config_path(config)),
         Command::Demo(options) => demo::main(options),
         Command::Simulate { config, options } => simulate(&config_path(config), &options),
+        Command::Report(options) => report(&options),
         Command::Assess {
             input,
             config,
@@ -226,6 +229,23 @@ fn simulate(path: &std::path::Path, options: &riverwatch::simulate::Options) -> 
         }
         Err(e) => {
             eprintln!("simulate: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn report(options: &riverwatch::report::Options) -> ExitCode {
+    let (cfg, runtime) = match config_and_runtime(&config_path(options.config.clone())) {
+        Ok(both) => both,
+        Err(code) => return code,
+    };
+    match runtime.block_on(riverwatch::report::run(&cfg, options)) {
+        Ok(text) => {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("report: {e}");
             ExitCode::FAILURE
         }
     }

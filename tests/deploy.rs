@@ -223,20 +223,18 @@ fn substitute(q: &str) -> String {
         .replace("/^$boundary$/", "/^(shijiao|pa_boundary|lepai_boundary)$/")
 }
 
-#[test]
-fn every_dashboard_query_runs_on_the_pipelines_output() {
-    let Some(servers) = Servers::from_env() else {
-        eprintln!("dashboard queries: no real servers (run tests/run.sh); nothing checked");
-        return;
-    };
-    let _serial = serial();
-    let dir = tempfile::tempdir().expect("tempdir");
-    let db = format!("rw_dash_{}", std::process::id());
+/// Runs `riverwatch demo` (three simulated days ending now) into database `db` of the real
+/// InfluxDB; returns the config it used, pointing at that database.
+fn demo_into(servers: &Servers, db: &str, dir: &Path) -> PathBuf {
     let demo =
         std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("config/demo.toml"))
             .expect("demo config")
-            .replace("database = \"water\"", &format!("database = \"{db}\""));
-    let config = dir.path().join("demo.toml");
+            .replace("database = \"water\"", &format!("database = \"{db}\""))
+            .replace(
+                "url = \"http://127.0.0.1:8086\"",
+                &format!("url = \"{}\"", servers.influx_v1),
+            );
+    let config = dir.join("demo.toml");
     std::fs::write(&config, demo).expect("config");
     influxql(&servers.influx_v1, "", &format!("CREATE DATABASE {db}"));
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_riverwatch"))
@@ -252,7 +250,7 @@ fn every_dashboard_query_runs_on_the_pipelines_output() {
         .arg("--config")
         .arg(&config)
         .arg("--out")
-        .arg(dir.path().join("out"))
+        .arg(dir.join("out"))
         .env("NO_COLOR", "1")
         .output()
         .expect("demo runs");
@@ -261,7 +259,19 @@ fn every_dashboard_query_runs_on_the_pipelines_output() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    config
+}
 
+#[test]
+fn every_dashboard_query_runs_on_the_pipelines_output() {
+    let Some(servers) = Servers::from_env() else {
+        eprintln!("dashboard queries: no real servers (run tests/run.sh); nothing checked");
+        return;
+    };
+    let _serial = serial();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = format!("rw_dash_{}", std::process::id());
+    demo_into(&servers, &db, dir.path());
     let mut with_data = Vec::new();
     for (file, d) in dashboards() {
         for (place, q) in queries(&d) {
@@ -308,4 +318,86 @@ fn every_dashboard_query_runs_on_the_pipelines_output() {
             "{file}: no query returned data"
         );
     }
+}
+
+/// `riverwatch report` over the months of the pipeline's own output lists each boundary
+/// section with its monthly class, target and attainment, in all three formats.
+#[test]
+fn the_report_reads_the_pipelines_output() {
+    let Some(servers) = Servers::from_env() else {
+        eprintln!("report: no real servers (run tests/run.sh); nothing checked");
+        return;
+    };
+    let _serial = serial();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = format!("rw_report_{}", std::process::id());
+    let config = demo_into(&servers, &db, dir.path());
+    let cst = chrono::FixedOffset::east_opt(8 * 3600).expect("UTC+8");
+    let now = chrono::Utc::now().with_timezone(&cst);
+    let from = (now - chrono::Duration::days(3))
+        .format("%Y-%m")
+        .to_string();
+    let to = now.format("%Y-%m").to_string();
+    let report = |format: &str| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_riverwatch"))
+            .args([
+                "report", "--from", &from, "--to", &to, "--format", format, "--config",
+            ])
+            .arg(&config)
+            .output()
+            .expect("report runs");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).expect("UTF-8")
+    };
+    let cfg = riverwatch::config::load(&config).expect("demo config");
+    let sections: Vec<_> = cfg.network.stations.iter().filter(|s| s.boundary).collect();
+    assert!(!sections.is_empty());
+
+    let csv = report("csv");
+    let rows: Vec<Vec<&str>> = csv
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').collect())
+        .collect();
+    for s in &sections {
+        let row = rows
+            .iter()
+            .find(|r| r[0] == "section" && r[1] == to && r[3] == s.id)
+            .unwrap_or_else(|| panic!("{} in {to}:\n{csv}", s.id));
+        assert_eq!(row[6], s.target.number().to_string(), "target of {}", s.id);
+        let class: u8 = row[7]
+            .parse()
+            .unwrap_or_else(|_| panic!("a class for {}: {csv}", s.id));
+        assert!((1..=6).contains(&class));
+        assert_eq!(
+            row[9],
+            (class <= s.target.number()).to_string(),
+            "met of {}",
+            s.id
+        );
+    }
+    assert!(
+        rows.iter()
+            .any(|r| r[0] == "rate" && r[2] == "all" && !r[11].is_empty()),
+        "{csv}"
+    );
+
+    let md = report("md");
+    for s in &sections {
+        assert!(md.contains(&format!("({})", s.id)), "{}: {md}", s.id);
+    }
+    assert!(
+        md.contains("达标率 Attainment rate") && md.contains("全部 overall"),
+        "{md}"
+    );
+    let html = report("html");
+    assert!(
+        html.starts_with("<!DOCTYPE html>") && html.contains("<svg"),
+        "{html}"
+    );
+    eprintln!("report ({from} to {to}):\n{md}");
 }

@@ -105,7 +105,7 @@ pub struct InfluxConfig {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct SpoolConfig {
-    /// Holds the dead-letter file now, and the spool, alert state and outbox as they land.
+    /// Holds the spool (`wal/`), the alert state, the outbox, the API state and the dead letters.
     pub dir: PathBuf,
     pub max_size: u64,
 }

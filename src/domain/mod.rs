@@ -6,6 +6,7 @@
 //! tested with tables. A test in `tests/tidy.rs` checks that these files import no I/O crate.
 
 pub mod alert;
+pub mod attainment;
 pub mod gb3838;
 pub mod hj212;
 pub mod ledger;
