@@ -199,6 +199,24 @@ pub fn readiness(s: &Shared) -> (bool, serde_json::Value) {
     spool["bytes"] = depth.bytes.into();
     spool["records"] = depth.records.into();
     spool["max_bytes"] = depth.max_bytes.into();
+    let mut channels = serde_json::Map::new();
+    for (name, failing, what) in [
+        ("smtp", &s.metrics.email_failing, "email"),
+        ("sms", &s.metrics.sms_failing, "SMS"),
+    ] {
+        let failing = Metrics::get(failing) == 1;
+        channels.insert(
+            name.into(),
+            component(
+                !failing,
+                if failing {
+                    format!("the last {what} delivery failed and is being retried (see the log); notifications wait in the outbox")
+                } else {
+                    format!("{what} deliveries succeed (or none was needed yet)")
+                },
+            ),
+        );
+    }
     let pending = s.outbox.count_pending();
     let mut outbox = component(
         true,
@@ -212,6 +230,8 @@ pub fn readiness(s: &Shared) -> (bool, serde_json::Value) {
         "store": store,
         "spool": spool,
         "outbox": outbox,
+        "smtp": channels.remove("smtp"),
+        "sms": channels.remove("sms"),
     });
     (ready, doc)
 }
@@ -365,13 +385,14 @@ pub fn render(m: &Metrics, mqtt_connected: u64) -> String {
     }
     let _ = writeln!(
         out,
-        "# HELP riverwatch_alerts_fired_total Alerts fired, by level.\n# TYPE riverwatch_alerts_fired_total counter"
+        "# HELP riverwatch_alerts_fired_total Alerts fired, by level and rule.\n# TYPE riverwatch_alerts_fired_total counter"
     );
-    for (level, n) in m.alerts_by_level() {
+    for (level, rule, n) in m.alerts_by_level_and_rule() {
         let _ = writeln!(
             out,
-            "riverwatch_alerts_fired_total{{level=\"{}\"}} {n}",
-            level.key()
+            "riverwatch_alerts_fired_total{{level=\"{}\",rule=\"{}\"}} {n}",
+            level.key(),
+            rule.key()
         );
     }
     let _ = writeln!(

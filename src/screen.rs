@@ -245,7 +245,7 @@ impl Screen {
 
     fn record(&self, net: &Network, t: &Transition, lines: &mut String) {
         match t.kind {
-            Kind::Fired => self.metrics.alert_fired(t.level),
+            Kind::Fired => self.metrics.alert_fired(t.level, t.rule),
             Kind::Resolved => Metrics::add(&self.metrics.alerts_resolved, 1),
             Kind::Escalated | Kind::Reminder => {}
         }

@@ -4,6 +4,7 @@
 //! counter is bumped where the event is decided, next to its single log line, so nothing is
 //! logged twice or counted without a log.
 
+use crate::domain::alert::{Level, Rule};
 use std::sync::atomic::{AtomicU64, Ordering};
 use tracing_subscriber::EnvFilter;
 
@@ -104,8 +105,8 @@ pub struct Metrics {
     refused: [AtomicU64; RefusalKind::ALL.len()],
     /// Writes that failed and were retried.
     pub write_retries: AtomicU64,
-    /// Alert transitions by level (index = `Level::ALL` position), firing ones only.
-    alerts_fired: [AtomicU64; 5],
+    /// Alerts fired, by level and rule (indexes = positions in `Level::ALL`, `Rule::ALL`).
+    alerts_fired: [[AtomicU64; 8]; 5],
     pub alerts_resolved: AtomicU64,
     pub emails_sent: AtomicU64,
     pub emails_failed: AtomicU64,
@@ -129,6 +130,9 @@ pub struct Metrics {
     pub outbox_pending: AtomicU64,
     /// Transient delivery failures that were retried.
     pub notify_retries: AtomicU64,
+    /// 1 while the email (SMTP) or SMS worker's last attempt failed transiently.
+    pub email_failing: AtomicU64,
+    pub sms_failing: AtomicU64,
     /// Database write latency histogram: counts per bucket of `WRITE_BUCKETS`, plus the sum.
     write_latency: [AtomicU64; WRITE_BUCKETS.len() + 1],
     write_latency_sum_us: AtomicU64,
@@ -156,21 +160,31 @@ impl Metrics {
         self.refused.iter().map(|c| c.load(Ordering::Relaxed)).sum()
     }
 
-    pub fn alert_fired(&self, level: crate::domain::alert::Level) {
-        if let Some(i) = crate::domain::alert::Level::ALL
-            .iter()
-            .position(|l| *l == level)
-        {
-            self.alerts_fired[i].fetch_add(1, Ordering::Relaxed);
+    pub fn alert_fired(&self, level: Level, rule: Rule) {
+        let l = Level::ALL.iter().position(|x| *x == level);
+        let r = Rule::ALL.iter().position(|x| *x == rule);
+        if let (Some(l), Some(r)) = (l, r) {
+            self.alerts_fired[l][r].fetch_add(1, Ordering::Relaxed);
         }
     }
 
-    pub fn alerts_by_level(&self) -> Vec<(crate::domain::alert::Level, u64)> {
-        crate::domain::alert::Level::ALL
+    pub fn alerts_by_level(&self) -> Vec<(Level, u64)> {
+        Level::ALL
             .iter()
             .zip(&self.alerts_fired)
-            .map(|(l, c)| (*l, c.load(Ordering::Relaxed)))
+            .map(|(l, row)| (*l, row.iter().map(|c| c.load(Ordering::Relaxed)).sum()))
             .collect()
+    }
+
+    /// Every (level, rule) pair with its count, zeros included.
+    pub fn alerts_by_level_and_rule(&self) -> Vec<(Level, Rule, u64)> {
+        let mut out = Vec::new();
+        for (l, row) in Level::ALL.iter().zip(&self.alerts_fired) {
+            for (r, c) in Rule::ALL.iter().zip(row) {
+                out.push((*l, *r, c.load(Ordering::Relaxed)));
+            }
+        }
+        out
     }
 
     /// Records one database write (successful or not) that took `took`.

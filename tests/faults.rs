@@ -289,6 +289,13 @@ fn an_alert_arrives_once_per_recipient_across_an_smtp_outage_and_a_kill() {
         );
     }
     daemon.wait_log("failed; retrying", Duration::from_secs(20));
+    let (_, body) = daemon.http_get("/readyz");
+    let ready: serde_json::Value = serde_json::from_str(&body).expect("readyz JSON");
+    assert_eq!(
+        ready["smtp"]["ok"], false,
+        "/readyz shows SMTP failing: {body}"
+    );
+    assert!(ready["outbox"]["pending"].as_u64() > Some(0), "{body}");
     daemon.kill();
 
     let mut daemon = Daemon::start_with_env(&config, &dir.path().join("run2.log"), &env);

@@ -1161,8 +1161,9 @@ fn http_endpoints_answer_and_count_what_was_published() {
         "riverwatch_readings_refused_total{reason=\"unknown_station\"} 1",
         // NH3-N exceedance and the overall class (recorded, not notified) are yellow; the
         // jump 0.3 → 1.2 also breaches the rate rule (blue).
-        "riverwatch_alerts_fired_total{level=\"yellow\"} 2",
-        "riverwatch_alerts_fired_total{level=\"blue\"} 1",
+        "riverwatch_alerts_fired_total{level=\"yellow\",rule=\"exceedance\"} 1",
+        "riverwatch_alerts_fired_total{level=\"yellow\",rule=\"class\"} 1",
+        "riverwatch_alerts_fired_total{level=\"blue\",rule=\"rate\"} 1",
         "riverwatch_spool_batches 0",
         "riverwatch_mqtt_connected 1",
     ] {
@@ -1180,6 +1181,12 @@ fn http_endpoints_answer_and_count_what_was_published() {
         (200, &serde_json::json!(true)),
         "{body}"
     );
+    for component in ["mqtt", "store", "spool", "outbox", "smtp", "sms"] {
+        assert!(
+            ready[component]["detail"].is_string(),
+            "{component} in {body}"
+        );
+    }
 
     let (status, body) = daemon.http_get("/api/v1/stations");
     assert_eq!(status, 200);

@@ -167,9 +167,17 @@ impl Worker {
         let what = describe(&p.item);
         let mut backoff = Duration::from_secs(1);
         let mut tries = 0u32;
-        let (sent, failed) = match self.channel {
-            Channel::Email => (&self.metrics.emails_sent, &self.metrics.emails_failed),
-            Channel::Sms => (&self.metrics.sms_sent, &self.metrics.sms_failed),
+        let (sent, failed, failing) = match self.channel {
+            Channel::Email => (
+                &self.metrics.emails_sent,
+                &self.metrics.emails_failed,
+                &self.metrics.email_failing,
+            ),
+            Channel::Sms => (
+                &self.metrics.sms_sent,
+                &self.metrics.sms_failed,
+                &self.metrics.sms_failing,
+            ),
         };
         loop {
             tries += 1;
@@ -177,6 +185,7 @@ impl Worker {
                 Ok(()) => {
                     tracing::info!(tries, key = %p.item.key, "sent {what}");
                     Metrics::add(sent, 1);
+                    Metrics::set(failing, 0);
                     if let Err(e) = self.outbox.delivered(&p) {
                         tracing::error!(error = %e, "{what} was sent but cannot be marked so; it may be sent again after a restart");
                     }
@@ -198,6 +207,7 @@ impl Worker {
                 }
                 Err(SendError::Transient(e)) => {
                     Metrics::add(&self.metrics.notify_retries, 1);
+                    Metrics::set(failing, 1);
                     if tries == 1 {
                         tracing::warn!(error = %e, retry_in = ?backoff, "{what} failed; retrying");
                     } else {
