@@ -120,6 +120,19 @@ async fn acknowledge(
     match s.live.acknowledge(&id) {
         Ok(alert) => {
             tracing::info!(alert_id = %id, "alert acknowledged through the API");
+            if let Some(station) = s.net.station(&alert.station) {
+                let mut line = String::new();
+                crate::store::points::acknowledgement(
+                    station,
+                    &alert.rule,
+                    alert.param.as_deref(),
+                    &alert.level,
+                    &alert.id,
+                    chrono::Utc::now(),
+                    &mut line,
+                );
+                s.store.record(line).await;
+            }
             json(StatusCode::OK, serde_json::json!(alert))
         }
         Err(r) => refused(r),

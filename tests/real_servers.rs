@@ -1233,6 +1233,13 @@ fn http_endpoints_answer_and_count_what_was_published() {
     let (status, body) = common::http_request(&addr, "POST", &ack, &auth);
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("\"acknowledged\":true"), "{body}");
+    let acks = influx_rows(
+        &servers.influx_v1,
+        &db,
+        "SELECT alert_id FROM wq_alert WHERE state = 'acknowledged'",
+    );
+    assert_eq!(acks.len(), 1, "the acknowledgement is stored: {acks:?}");
+    assert_eq!(acks[0]["alert_id"], alert_id.as_str());
     let (status, body) = common::http_post(&addr, "/api/v1/silences", &auth, silence);
     assert_eq!(status, 201, "{body}");
     let (status, _) = common::http_post(

@@ -205,6 +205,12 @@ impl Store {
         }
     }
 
+    /// Puts lines that come from outside the MQTT flow (an acknowledgement through the API)
+    /// in custody: written, or spooled when the database is down.
+    pub async fn record(&self, lines: String) {
+        self.custody(lines, &[], OnRetry::Spool).await;
+    }
+
     /// Appends `text` to the spool. False (after a pause) when the spool is full or failing:
     /// the caller keeps the chunk and tries again.
     async fn spool_or_wait(&self, text: &str) -> bool {

@@ -83,6 +83,36 @@ pub fn reading(
     );
 }
 
+/// Appends the `wq_alert` point of an acknowledgement made through the API: the alert's
+/// series (same tags as its transitions), at the time of the acknowledgement, with state
+/// `acknowledged`.
+pub fn acknowledgement(
+    station: &Station,
+    rule: &str,
+    param: Option<&str>,
+    level: &str,
+    alert_id: &str,
+    at: DateTime<Utc>,
+    out: &mut String,
+) {
+    let mut tags = tags(station);
+    tags.push(("rule", rule));
+    tags.push(("param", param.unwrap_or("")));
+    tags.push(("level", level));
+    encode(
+        &Point {
+            measurement: ALERTS,
+            tags,
+            fields: vec![
+                ("state", Field::Str("acknowledged")),
+                ("alert_id", Field::Str(alert_id)),
+            ],
+            ts_ms: at.timestamp_millis(),
+        },
+        out,
+    );
+}
+
 /// Appends a correction of one stored QC flag (the spike test of a reading is settled by the
 /// next one): the same series and time, so InfluxDB merges it into the stored point.
 pub fn qc_revision(
