@@ -189,7 +189,7 @@ pub fn start(
     let ingest = tokio::spawn(mqtt::drive(
         eventloop,
         client.clone(),
-        mqtt::FILTERS.iter().map(|f| f.to_string()).collect(),
+        mqtt::filters(&cfg.mqtt, &net),
         inbound_tx,
         Arc::clone(&session),
         Arc::clone(&metrics),
@@ -236,6 +236,14 @@ pub fn start(
         outputs.api_token,
     )?);
     rules.restore_alerts(saved);
+    // Offline clocks run only for the stations this instance listens to.
+    let shard = cfg.mqtt.shard;
+    rules.start_for(
+        net.stations
+            .iter()
+            .filter(|s| shard.is_none_or(|sh| sh.owns(&s.id))),
+        chrono::Utc::now(),
+    );
     let sms_enabled = outputs.sms.is_enabled();
     let sinks = [
         (Channel::Email, Sink::Email(outputs.email)),

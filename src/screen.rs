@@ -80,12 +80,11 @@ impl Screen {
     pub fn new(
         net: Arc<Network>,
         limits: PayloadLimits,
-        mut rules: Rules,
+        rules: Rules,
         deadletter: Arc<DeadLetter>,
         metrics: Arc<Metrics>,
         durable: Durable,
     ) -> Screen {
-        rules.start(&net, Utc::now());
         let codes = net
             .stations
             .iter()

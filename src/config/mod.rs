@@ -73,6 +73,11 @@ pub struct MqttConfig {
     /// Client certificate and key, for brokers that authenticate clients by certificate.
     pub client_cert: Option<(PathBuf, PathBuf)>,
     pub keep_alive: Duration,
+    /// This instance's share of the stations, when several instances split them.
+    pub shard: Option<crate::domain::network::Shard>,
+    /// Subscribe through `$share/<group>/…` (for brokers whose shared-subscription strategy
+    /// keeps a topic on one member).
+    pub shared_group: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -242,6 +247,15 @@ struct RawMqtt {
     client_cert_file: Option<String>,
     client_key_file: Option<String>,
     keep_alive: Option<String>,
+    shard: Option<RawShard>,
+    shared_group: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawShard {
+    index: i64,
+    count: i64,
 }
 
 #[derive(Deserialize)]
@@ -767,6 +781,32 @@ fn mqtt(table: &toml::Table, base: &Path, p: &mut Problems) -> Option<MqttConfig
         }
     };
     let keep_alive = duration(raw.keep_alive.as_deref(), "30s", "mqtt.keep_alive", p);
+    let shard = match raw.shard {
+        None => None,
+        Some(RawShard { index, count })
+            if (1..=1024).contains(&count) && (0..count).contains(&index) =>
+        {
+            Some(crate::domain::network::Shard {
+                index: index as u32,
+                count: count as u32,
+            })
+        }
+        Some(RawShard { index, count }) => {
+            p.add(
+                "mqtt.shard",
+                format!("index {index} of count {count}: count must be 1 to 1024 and index 0 to count − 1"),
+            );
+            None
+        }
+    };
+    if let Some(g) = &raw.shared_group {
+        if g.is_empty() || g.contains(['/', '+', '#']) {
+            p.add(
+                "mqtt.shared_group",
+                format!("{g:?} must be a non-empty name without /, + or #"),
+            );
+        }
+    }
     Some(MqttConfig {
         host,
         port,
@@ -777,6 +817,8 @@ fn mqtt(table: &toml::Table, base: &Path, p: &mut Problems) -> Option<MqttConfig
         ca_file,
         client_cert,
         keep_alive,
+        shard,
+        shared_group: raw.shared_group,
     })
 }
 

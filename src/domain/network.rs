@@ -93,6 +93,25 @@ pub struct Network {
     pub stations: Vec<Station>,
 }
 
+/// One instance's share of the stations when several instances split them (`[mqtt] shard`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shard {
+    pub index: u32,
+    pub count: u32,
+}
+
+impl Shard {
+    /// Whether this instance owns `station`: a stable hash of the id (FNV-1a, 64 bit) modulo
+    /// the count, the same on every machine and every version, so a station's trend windows
+    /// and alert state live on exactly one instance.
+    pub fn owns(&self, station: &str) -> bool {
+        let hash = station.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+        });
+        self.count <= 1 || hash % u64::from(self.count) == u64::from(self.index)
+    }
+}
+
 impl Network {
     pub fn station(&self, id: &str) -> Option<&Station> {
         self.stations.iter().find(|s| s.id == id)
@@ -172,6 +191,35 @@ pub(crate) mod fixtures {
 #[cfg(test)]
 mod tests {
     use super::fixtures::network;
+
+    #[test]
+    fn every_station_has_exactly_one_shard_and_the_hash_is_stable() {
+        use super::Shard;
+        let ids = [
+            "shijiao",
+            "qixinggang",
+            "gaoqiao",
+            "shiwei",
+            "pa_fogang",
+            "pa_boundary",
+        ];
+        for count in 1..=4 {
+            for id in ids {
+                let owners = (0..count)
+                    .filter(|&index| Shard { index, count }.owns(id))
+                    .count();
+                assert_eq!(owners, 1, "{id} with {count} shards");
+            }
+        }
+        // Fixed values (FNV-1a computed separately in Python): a change of hash would move
+        // stations between running instances.
+        const SHARD_0_OF_2: [bool; 6] = [true, true, true, true, false, false];
+        let two: Vec<bool> = ids
+            .iter()
+            .map(|id| Shard { index: 0, count: 2 }.owns(id))
+            .collect();
+        assert_eq!(two, SHARD_0_OF_2);
+    }
 
     #[test]
     fn routing_by_rule() {

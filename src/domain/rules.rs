@@ -196,7 +196,17 @@ impl Rules {
     /// Starts the offline clocks of every station at `now`, so a station that never reports
     /// is noticed too.
     pub fn start(&mut self, net: &Network, now: DateTime<Utc>) {
-        for s in &net.stations {
+        self.start_for(net.stations.iter(), now);
+    }
+
+    /// As `start`, for the stations this instance owns: a station another instance takes in
+    /// is never heard here, and must not go offline here.
+    pub fn start_for<'a>(
+        &mut self,
+        stations: impl Iterator<Item = &'a Station>,
+        now: DateTime<Utc>,
+    ) {
+        for s in stations {
             self.arrivals.entry(s.id.clone()).or_insert(now);
         }
     }

@@ -24,6 +24,7 @@
 
 use crate::config::secret::Secret;
 use crate::config::MqttConfig;
+use crate::domain::network::Network;
 use crate::telemetry::Metrics;
 use rumqttc::{
     AsyncClient, Event, EventLoop, MqttOptions, Packet, Publish, QoS, TlsConfiguration, Transport,
@@ -35,6 +36,30 @@ use tokio::sync::{mpsc, watch};
 
 /// The topic filters of station data (SPEC §3): JSON readings and raw HJ 212 frames.
 pub const FILTERS: [&str; 2] = ["wq/+/+/reading", "wq/+/+/hj212"];
+
+/// The filters this instance subscribes to: every station's topics, or with `[mqtt] shard`
+/// only those of the stations the shard owns (two per station), each behind
+/// `$share/<group>/` when `[mqtt] shared_group` is set.
+pub fn filters(cfg: &MqttConfig, net: &Network) -> Vec<String> {
+    let topics: Vec<String> = match cfg.shard {
+        None => FILTERS.iter().map(|f| f.to_string()).collect(),
+        Some(shard) => net
+            .stations
+            .iter()
+            .filter(|s| shard.owns(&s.id))
+            .flat_map(|s| {
+                ["reading", "hj212"].map(|kind| format!("wq/{}/{}/{kind}", s.river, s.id))
+            })
+            .collect(),
+    };
+    match &cfg.shared_group {
+        None => topics,
+        Some(group) => topics
+            .into_iter()
+            .map(|t| format!("$share/{group}/{t}"))
+            .collect(),
+    }
+}
 
 /// Capacity of the inbound channel and of rumqttc's request channel; see the module docs.
 pub const INFLIGHT_BOUND: usize = 65_536;
@@ -193,11 +218,14 @@ pub async fn drive(
                     session_present = ack.session_present,
                     "connected to the MQTT broker"
                 );
-                for f in &filters {
-                    // try_subscribe never waits: the request channel is sized for the worst case.
-                    if let Err(e) = client.try_subscribe(f.as_str(), QoS::AtLeastOnce) {
-                        tracing::error!(filter = %f, error = %e, "cannot queue the subscription");
-                    }
+                // One SUBSCRIBE for every filter, so one SubAck says all are granted (a shard
+                // subscribes two filters per station). try_ never waits: the request channel
+                // is sized for the worst case.
+                let many = filters
+                    .iter()
+                    .map(|f| rumqttc::SubscribeFilter::new(f.clone(), QoS::AtLeastOnce));
+                if let Err(e) = client.try_subscribe_many(many) {
+                    tracing::error!(?filters, error = %e, "cannot queue the subscription");
                 }
             }
             Ok(Event::Incoming(Packet::SubAck(s))) => {
