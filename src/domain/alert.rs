@@ -453,6 +453,10 @@ impl AlertBook {
         policy: Persistence,
         context: Context,
     ) -> Option<Transition> {
+        // Most observations find their episode: look it up without cloning the key.
+        if let Some(episode) = self.episodes.get_mut(&key) {
+            return episode.observe(&key, evidence, obs, policy, context);
+        }
         let episode = self.episodes.entry(key.clone()).or_default();
         episode.observe(&key, evidence, obs, policy, context)
     }

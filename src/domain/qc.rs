@@ -247,18 +247,38 @@ fn flat_count(threshold_s: f64, interval_s: f64) -> usize {
 
 /// The flat-line flag of the last value of `window` (oldest first), given the median interval.
 fn flat_flag(window: &[f64], interval_s: f64, cfg: &FlatLine) -> Flag {
-    let flat_over = |count: usize| {
-        if count == usize::MAX || window.len() < count + 1 {
-            return false;
+    flat_flag_newest_first(
+        || window.iter().rev().copied(),
+        window.len(),
+        interval_s,
+        cfg,
+    )
+}
+
+/// The flat-line test on `len` values given newest first, so the stream can read its ring
+/// buffer in place instead of copying it for every value.
+fn flat_flag_newest_first<I: Iterator<Item = f64>>(
+    newest_first: impl Fn() -> I,
+    len: usize,
+    interval_s: f64,
+    cfg: &FlatLine,
+) -> Flag {
+    // How many of the newest values stay within the tolerance together, counted in one pass
+    // that stops at the first value outside it: ordinary data end the walk within a few
+    // values.
+    let need = flat_count(cfg.fail_threshold, interval_s)
+        .max(flat_count(cfg.suspect_threshold, interval_s));
+    let cap = need.min(len.saturating_sub(1)).saturating_add(1);
+    let (mut lo, mut hi, mut run) = (f64::INFINITY, f64::NEG_INFINITY, 0usize);
+    for v in newest_first().take(cap) {
+        let (l, h) = (lo.min(v), hi.max(v));
+        // NaN never occurs (the decoders refuse it); written so a NaN would end the run.
+        if (h - l).abs().partial_cmp(&cfg.tolerance) != Some(std::cmp::Ordering::Less) {
+            break;
         }
-        let w = &window[window.len() - 1 - count..];
-        let (lo, hi) = w
-            .iter()
-            .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &v| {
-                (lo.min(v), hi.max(v))
-            });
-        (hi - lo).abs() < cfg.tolerance
-    };
+        (lo, hi, run) = (l, h, run + 1);
+    }
+    let flat_over = |count: usize| count != usize::MAX && len > count && run > count;
     if flat_over(flat_count(cfg.fail_threshold, interval_s)) {
         Flag::Fail
     } else if flat_over(flat_count(cfg.suspect_threshold, interval_s)) {
@@ -270,16 +290,60 @@ fn flat_flag(window: &[f64], interval_s: f64, cfg: &FlatLine) -> Flag {
 
 /// Median of the time steps, in whole seconds (as ioos_qc rounds them).
 fn median_interval(times: &[i64]) -> f64 {
-    let mut d: Vec<i64> = times.windows(2).map(|w| w[1] - w[0]).collect();
-    if d.is_empty() {
-        return 0.0;
+    let mut steps = Steps::default();
+    for w in times.windows(2) {
+        steps.add(w[1] - w[0]);
     }
-    d.sort_unstable();
-    let n = d.len();
-    if n % 2 == 1 {
-        d[n / 2] as f64
-    } else {
-        ((d[n / 2 - 1] + d[n / 2]) as f64 / 2.0).trunc()
+    steps.median()
+}
+
+/// A multiset of time steps with its median. Regular stations have few distinct steps, so the
+/// stream keeps it as it goes (one step in, one out per value) instead of sorting its whole
+/// history for every value.
+#[derive(Debug, Clone, Default)]
+struct Steps {
+    counts: std::collections::BTreeMap<i64, u32>,
+    len: usize,
+}
+
+impl Steps {
+    fn add(&mut self, d: i64) {
+        *self.counts.entry(d).or_insert(0) += 1;
+        self.len += 1;
+    }
+
+    fn remove(&mut self, d: i64) {
+        if let Some(c) = self.counts.get_mut(&d) {
+            *c -= 1;
+            self.len -= 1;
+            if *c == 0 {
+                self.counts.remove(&d);
+            }
+        }
+    }
+
+    /// The element at sorted position `k`.
+    fn nth(&self, k: usize) -> i64 {
+        let mut seen = 0;
+        for (&d, &c) in &self.counts {
+            seen += c as usize;
+            if k < seen {
+                return d;
+            }
+        }
+        0
+    }
+
+    fn median(&self) -> f64 {
+        let n = self.len;
+        if n == 0 {
+            return 0.0;
+        }
+        if n % 2 == 1 {
+            self.nth(n / 2) as f64
+        } else {
+            ((self.nth(n / 2 - 1) + self.nth(n / 2)) as f64 / 2.0).trunc()
+        }
     }
 }
 
@@ -361,6 +425,8 @@ pub struct Stream {
     /// answer instead of disturbing the history (a redelivered message would otherwise look
     /// like an infinitely fast change).
     given: VecDeque<(i64, Flag)>,
+    /// The time steps between consecutive entries of `history`.
+    steps: Steps,
 }
 
 /// How many recent flags a stream remembers for replays.
@@ -412,9 +478,16 @@ impl Stream {
                 revised = Some((self.history[n - 1].0, after));
             }
         }
+        if let Some(&(last, _)) = self.history.back() {
+            self.steps.add(t - last);
+        }
         self.history.push_back((t, v));
         while self.history.len() > MAX_HISTORY {
-            self.history.pop_front();
+            if let (Some((t0, _)), Some(&(t1, _))) =
+                (self.history.pop_front(), self.history.front())
+            {
+                self.steps.remove(t1 - t0);
+            }
         }
         let mut flags = Vec::with_capacity(4);
         if let Some(cfg) = &tests.gross_range {
@@ -432,9 +505,13 @@ impl Stream {
             flags.push(if n < 3 {
                 Flag::Good
             } else {
-                let times: Vec<i64> = self.history.iter().map(|p| p.0).collect();
-                let values: Vec<f64> = self.history.iter().map(|p| p.1).collect();
-                flat_flag(&values, median_interval(&times), cfg)
+                let history = &self.history;
+                flat_flag_newest_first(
+                    || history.iter().rev().map(|p| p.1),
+                    history.len(),
+                    self.steps.median(),
+                    cfg,
+                )
             });
         }
         if tests.is_empty() {

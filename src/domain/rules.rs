@@ -384,8 +384,11 @@ impl Rules {
                 continue;
             }
             let key = (station.id.clone(), m.param);
-            let hist = self.history.entry(key.clone()).or_default();
+            // Taken out of the map while the rules read it, and put back below: the rules
+            // borrow `self` mutably, and copying the window for them cost more than all else.
+            let mut hist = std::mem::take(self.history.entry(key.clone()).or_default());
             if hist.back().is_some_and(|&(last, _)| t <= last) {
+                self.history.insert(key, hist);
                 continue;
             }
             hist.push_back((t, m.value));
@@ -399,13 +402,14 @@ impl Rules {
             {
                 hist.pop_front();
             }
-            let hist: Vec<(i64, f64)> = hist.iter().copied().collect();
             let limit = target_limit(m.param, station);
-            self.trend_rule(&mut out, station, m.param, up, limit, &hist, ts);
+            let window: &[(i64, f64)] = hist.make_contiguous();
+            self.trend_rule(&mut out, station, m.param, up, limit, window, ts);
             self.shift_rule(&mut out, station, m.param, up, m.value, ts);
             if let Some(limit) = limit {
-                rates.push((m.param, m.value, self.rate_of(up, limit, &hist, t)));
+                rates.push((m.param, m.value, self.rate_of(up, limit, window, t)));
             }
+            self.history.insert(key, hist);
         }
         let sudden = rates.iter().filter(|r| r.2.is_some()).count();
         if sudden >= 2 {
@@ -469,11 +473,9 @@ impl Rules {
         ts: DateTime<Utc>,
     ) {
         let t_now = ts.timestamp();
-        let window: Vec<(i64, f64)> = hist
-            .iter()
-            .copied()
-            .filter(|&(t0, _)| t_now - t0 <= self.cfg.trend_window.num_seconds())
-            .collect();
+        let from =
+            hist.partition_point(|&(t0, _)| t_now - t0 > self.cfg.trend_window.num_seconds());
+        let window = &hist[from..];
         let span = window
             .first()
             .zip(window.last())
@@ -601,11 +603,10 @@ impl Rules {
     /// `rate_fraction` of the target limit in the harmful direction.
     fn rate_of(&self, up: bool, limit: f64, hist: &[(i64, f64)], t_now: i64) -> Option<f64> {
         let (_, now_value) = *hist.last()?;
-        let earlier: Vec<(i64, f64)> = hist
-            .iter()
-            .copied()
-            .filter(|&(t0, _)| t0 < t_now && t_now - t0 <= self.cfg.rate_window.num_seconds())
-            .collect();
+        // The history is in time order: the rate window is a slice of it.
+        let from = hist.partition_point(|&(t0, _)| t_now - t0 > self.cfg.rate_window.num_seconds());
+        let to = hist.partition_point(|&(t0, _)| t0 < t_now);
+        let earlier = hist.get(from..to).filter(|e| !e.is_empty())?;
         let reference = if up {
             earlier.iter().map(|p| p.1).reduce(f64::min)?
         } else {
