@@ -2,8 +2,9 @@
 //! generator of the benchmarks and the fault tests, and a scenario player.
 //!
 //! Fed by the config (its stations and rivers) and the command line; feeds the broker. Readings
-//! go round-robin over the stations, each station's timestamps one minute apart and unique,
-//! the newest a minute before the start, so nothing is refused as from the future. The
+//! go round-robin over the stations, each station's timestamps `--interval` apart (a minute
+//! by default) and unique, the newest `--newest-minutes-ago` before the start, so nothing is
+//! refused as from the future. The
 //! command exits once the broker has acknowledged every message (PUBACK), and prints the count
 //! and the rate achieved as one JSON line on stdout.
 //!
@@ -56,6 +57,9 @@ pub struct Options {
     /// minute apart before it); runs with different values publish distinct readings.
     #[arg(long, default_value_t = 1)]
     pub newest_minutes_ago: i64,
+    /// Time between a station's readings, like "1m" or "5m".
+    #[arg(long, default_value = "1m")]
+    pub interval: String,
     /// MQTT client id of the publisher.
     #[arg(long, default_value = "riverwatch-simulate")]
     pub client_id: String,
@@ -190,6 +194,11 @@ pub async fn run(cfg: &Config, o: &Options) -> Result<(u64, f64), String> {
     let n = stations.len() as u64;
     let per_station = o.count.div_ceil(n);
     let newest = Utc::now() - ChronoDuration::minutes(o.newest_minutes_ago);
+    let step = crate::config::units::parse_duration(&o.interval)
+        .ok()
+        .and_then(|d| ChronoDuration::from_std(d).ok())
+        .filter(|d| *d > ChronoDuration::zero())
+        .ok_or_else(|| format!("--interval {:?} is not a positive duration", o.interval))?;
     let count = o.count;
     let scenario = o.scenario;
     let format = o.format;
@@ -209,7 +218,7 @@ pub async fn run(cfg: &Config, o: &Options) -> Result<(u64, f64), String> {
                 tokio::time::sleep_until(began + Duration::from_secs_f64(k as f64 / rate)).await;
             }
             let st = refs[s];
-            let ts = newest - ChronoDuration::minutes((per_station - 1 - i) as i64);
+            let ts = newest - step * (per_station - 1 - i) as i32;
             let v = values(scenario, &refs, s, i, per_station, &mut noise);
             let river = &st.river;
             let (topic, payload) = match format {

@@ -482,6 +482,24 @@ impl Stream {
             self.steps.add(t - last);
         }
         self.history.push_back((t, v));
+        // Only as far back as the flat-line test can look (its longest threshold, plus one
+        // step), and at least the three values the spike and rate tests need: a 5-minute
+        // station then holds a day of values per parameter, not five.
+        let horizon = tests
+            .flat_line
+            .map_or(0.0, |f| f.fail_threshold.max(f.suspect_threshold));
+        while self.history.len() > 3
+            && self
+                .history
+                .get(1)
+                .is_some_and(|&(t1, _)| (t - t1) as f64 > horizon)
+        {
+            if let (Some((t0, _)), Some(&(t1, _))) =
+                (self.history.pop_front(), self.history.front())
+            {
+                self.steps.remove(t1 - t0);
+            }
+        }
         while self.history.len() > MAX_HISTORY {
             if let (Some((t0, _)), Some(&(t1, _))) =
                 (self.history.pop_front(), self.history.front())
