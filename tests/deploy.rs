@@ -264,8 +264,7 @@ fn demo_into(servers: &Servers, db: &str, dir: &Path) -> PathBuf {
 
 #[test]
 fn every_dashboard_query_runs_on_the_pipelines_output() {
-    let Some(servers) = Servers::from_env() else {
-        eprintln!("dashboard queries: no real servers (run tests/run.sh); nothing checked");
+    let Some(servers) = common::servers_or_skip("dashboard queries") else {
         return;
     };
     let _serial = serial();
@@ -324,8 +323,7 @@ fn every_dashboard_query_runs_on_the_pipelines_output() {
 /// section with its monthly class, target and attainment, in all three formats.
 #[test]
 fn the_report_reads_the_pipelines_output() {
-    let Some(servers) = Servers::from_env() else {
-        eprintln!("report: no real servers (run tests/run.sh); nothing checked");
+    let Some(servers) = common::servers_or_skip("report") else {
         return;
     };
     let _serial = serial();

@@ -5,18 +5,12 @@
 
 mod common;
 
-use common::{free_port, influx_count, serial, simulate, wait_for, Daemon, Private, Servers};
+use common::{
+    free_port, influx_count, serial, servers_or_skip, simulate, wait_for, Daemon, Private, Servers,
+};
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
-
-fn servers_or_skip(test: &str) -> Option<Servers> {
-    let s = Servers::from_env();
-    if s.is_none() {
-        eprintln!("{test}: no real servers (run tests/run.sh); nothing checked");
-    }
-    s
-}
 
 fn create_database(url: &str, db: &str) {
     let status = Command::new("curl")

@@ -6,16 +6,10 @@
 
 mod common;
 
-use common::{serial, ts_minutes_ago, two_station_config, wait_for, Daemon, Servers};
+use common::{
+    serial, servers_or_skip, ts_minutes_ago, two_station_config, wait_for, Daemon, Servers,
+};
 use std::time::Duration;
-
-fn servers_or_skip(test: &str) -> Option<Servers> {
-    let s = Servers::from_env();
-    if s.is_none() {
-        eprintln!("{test}: no real servers (run tests/run.sh); nothing checked");
-    }
-    s
-}
 
 /// Runs an InfluxQL query on the v1 API and returns the first series' rows as JSON objects.
 fn influx_rows(

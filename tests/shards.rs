@@ -80,8 +80,7 @@ name = "潖江"
 
 #[test]
 fn two_shards_store_every_reading_once_and_send_every_alert_once() {
-    let Some(servers) = Servers::from_env() else {
-        eprintln!("shards: no real servers (run tests/run.sh); nothing checked");
+    let Some(servers) = common::servers_or_skip("shards") else {
         return;
     };
     let _serial = serial();

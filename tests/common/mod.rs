@@ -114,6 +114,15 @@ impl Servers {
     }
 }
 
+/// The servers, or `None` (saying so) outside `tests/run.sh`.
+pub fn servers_or_skip(test: &str) -> Option<Servers> {
+    let s = Servers::from_env();
+    if s.is_none() {
+        eprintln!("{test}: no real servers (run tests/run.sh); nothing checked");
+    }
+    s
+}
+
 /// Polls `check` every 50 ms until it returns `Some`, or panics with `what` after `limit`.
 pub fn wait_for<T>(limit: Duration, what: &str, mut check: impl FnMut() -> Option<T>) -> T {
     let deadline = Instant::now() + limit;
