@@ -31,9 +31,9 @@ pub struct StationView {
     pub boundary: bool,
     /// Time of the latest reading received since start.
     pub last_reading: Option<DateTime<Utc>>,
-    pub values: BTreeMap<String, f64>,
+    pub values: BTreeMap<&'static str, f64>,
     /// QARTOD flag per value (1 pass, 2 not evaluated, 3 suspect, 4 fail, 9 missing).
-    pub qc: BTreeMap<String, u8>,
+    pub qc: BTreeMap<&'static str, u8>,
     /// Overall GB 3838 class of the latest reading's validated values (6 = worse than Ⅴ).
     pub class: Option<u8>,
     /// Ids of the station's firing alerts.
@@ -207,15 +207,8 @@ impl Live {
             return; // a backlog reading older than the latest one
         }
         v.last_reading = Some(r.ts);
-        v.values = r
-            .values
-            .iter()
-            .map(|m| (m.param.key().to_string(), m.value))
-            .collect();
-        v.qc = qc
-            .iter()
-            .map(|(p, f)| (p.key().to_string(), f.code()))
-            .collect();
+        v.values = r.values.iter().map(|m| (m.param.key(), m.value)).collect();
+        v.qc = qc.iter().map(|(p, f)| (p.key(), f.code())).collect();
         v.class = j.overall.map(|c| c.number());
     }
 

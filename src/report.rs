@@ -650,6 +650,7 @@ mod tests {
                 name: "北江".into(),
             }],
             stations: vec![s],
+            index: Default::default(),
         }
     }
 

@@ -1521,6 +1521,7 @@ fn network(
             })
             .collect(),
         stations,
+        index: Default::default(),
     }
 }
 

@@ -12,7 +12,7 @@
 use super::gb3838::Class;
 use super::param::Param;
 use chrono::{DateTime, Duration, Utc};
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::fmt;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -268,17 +268,13 @@ pub struct AlertKey {
     pub param: Option<Param>,
 }
 
-impl AlertKey {
-    fn id(&self, since: DateTime<Utc>) -> String {
-        let param = self.param.map_or("station", Param::key);
-        format!(
-            "{}-{}-{}-{}",
-            self.station,
-            self.rule,
-            param,
-            since.format("%Y%m%dT%H%M%SZ")
-        )
-    }
+/// The id of the episode of (station, rule, parameter) that started at `since`.
+fn alert_id(station: &str, rule: Rule, param: Option<Param>, since: DateTime<Utc>) -> String {
+    let param = param.map_or("station", Param::key);
+    format!(
+        "{station}-{rule}-{param}-{}",
+        since.format("%Y%m%dT%H%M%SZ")
+    )
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -343,14 +339,37 @@ impl Episode {
         policy: Persistence,
         context: Context,
     ) -> Option<Transition> {
+        self.observe_as(
+            &key.station,
+            key.rule,
+            key.param,
+            evidence,
+            obs,
+            policy,
+            context,
+        )
+    }
+
+    /// As [`Episode::observe`], with the key in parts, so the caller needs no owned key.
+    #[allow(clippy::too_many_arguments)]
+    fn observe_as(
+        &mut self,
+        station: &str,
+        rule: Rule,
+        param: Option<Param>,
+        evidence: Evidence,
+        obs: Obs,
+        policy: Persistence,
+        context: Context,
+    ) -> Option<Transition> {
         if self.last_ts.is_some_and(|last| evidence.ts <= last) {
             return None;
         }
         self.last_ts = Some(evidence.ts);
         let make = |kind, level, id: String, since, peak| Transition {
-            station: key.station.clone(),
-            rule: key.rule,
-            param: key.param,
+            station: station.to_string(),
+            rule,
+            param,
             kind,
             state: Kind::state(kind),
             level,
@@ -367,20 +386,23 @@ impl Episode {
                     Obs::Breach(level) => Some(level),
                     Obs::Hold | Obs::Clear => None,
                 };
-                recent.push_back((evidence.ts, breach));
-                while recent.len() > policy.window.max(1) as usize {
-                    recent.pop_front();
-                }
-                let breaches: Vec<_> = recent
-                    .iter()
-                    .filter_map(|(t, l)| l.map(|l| (*t, l)))
-                    .collect();
-                if breach.is_none() || (breaches.len() as u32) < policy.fire_after {
+                // Clear observations outnumber all others; remembering one in an empty
+                // window would only cost an allocation per episode.
+                if breach.is_none() && recent.iter().all(|(_, l)| l.is_none()) {
+                    recent.clear();
                     return None;
                 }
-                let since = breaches[0].0;
-                let level = breaches.iter().map(|b| b.1).max().unwrap_or(Level::Data);
-                let id = key.id(since);
+                while recent.len() >= policy.window.max(1) as usize {
+                    recent.pop_front();
+                }
+                recent.push_back((evidence.ts, breach));
+                let breaches = || recent.iter().filter_map(|(t, l)| l.map(|l| (*t, l)));
+                if breach.is_none() || (breaches().count() as u32) < policy.fire_after {
+                    return None;
+                }
+                let (since, _) = breaches().next()?;
+                let level = breaches().map(|b| b.1).max().unwrap_or(Level::Data);
+                let id = alert_id(station, rule, param, since);
                 self.phase = Phase::Firing {
                     id: id.clone(),
                     since,
@@ -438,108 +460,116 @@ impl Episode {
     }
 }
 
-/// Every episode of every station: the alert state of the daemon.
+/// Every episode of one station, by rule and parameter: a short list in key order (a few
+/// dozen at most), so a lookup is a binary search on two small values instead of hashing the
+/// station's name for every observation.
 #[derive(Debug, Default)]
-pub struct AlertBook {
-    episodes: HashMap<AlertKey, Episode>,
+pub struct Episodes {
+    list: Vec<((Rule, Option<Param>), Episode)>,
 }
 
-impl AlertBook {
+impl Episodes {
+    /// Feeds one observation to the episode of (`station`, `rule`, `param`).
+    #[allow(clippy::too_many_arguments)]
     pub fn observe(
         &mut self,
-        key: AlertKey,
+        station: &str,
+        rule: Rule,
+        param: Option<Param>,
         evidence: Evidence,
         obs: Obs,
         policy: Persistence,
         context: Context,
     ) -> Option<Transition> {
-        // Most observations find their episode: look it up without cloning the key.
-        if let Some(episode) = self.episodes.get_mut(&key) {
-            return episode.observe(&key, evidence, obs, policy, context);
-        }
-        let episode = self.episodes.entry(key.clone()).or_default();
-        episode.observe(&key, evidence, obs, policy, context)
+        let i = match self.list.binary_search_by(|(k, _)| k.cmp(&(rule, param))) {
+            Ok(i) => i,
+            Err(i) => {
+                self.list.insert(i, ((rule, param), Episode::default()));
+                i
+            }
+        };
+        self.list[i]
+            .1
+            .observe_as(station, rule, param, evidence, obs, policy, context)
     }
 
-    pub fn episode(&self, key: &AlertKey) -> Option<&Episode> {
-        self.episodes.get(key)
+    pub fn get(&self, rule: Rule, param: Option<Param>) -> Option<&Episode> {
+        self.list
+            .binary_search_by(|(k, _)| k.cmp(&(rule, param)))
+            .ok()
+            .map(|i| &self.list[i].1)
     }
 
-    /// Number of episodes currently firing, for the summary and metrics.
+    /// Number of episodes currently firing.
     pub fn firing(&self) -> usize {
-        self.episodes.values().filter(|e| e.is_firing()).count()
+        self.list.iter().filter(|(_, e)| e.is_firing()).count()
     }
 
     /// Every episode that is not at rest, as plain data for the shell to keep across
-    /// restarts. Sorted by key, so equal books save equally.
-    pub fn save(&self) -> Vec<Saved> {
-        let mut out: Vec<Saved> = self
-            .episodes
-            .iter()
-            .filter(|(_, e)| e.last_ts.is_some())
-            .map(|(key, e)| {
-                let (recent, firing) = match &e.phase {
-                    Phase::Quiet { recent } => (recent.iter().copied().collect(), None),
-                    Phase::Firing {
-                        id,
-                        since,
-                        level,
-                        notified_at,
-                        clearing,
-                        peak,
-                    } => (
-                        Vec::new(),
-                        Some(SavedFiring {
-                            id: id.clone(),
-                            since: *since,
-                            level: *level,
-                            notified_at: *notified_at,
-                            clearing: *clearing,
-                            peak: *peak,
-                        }),
-                    ),
-                };
-                Saved {
-                    key: key.clone(),
-                    last_ts: e.last_ts,
-                    recent,
-                    firing,
-                }
-            })
-            .collect();
-        out.sort_by(|a, b| {
-            (&a.key.station, a.key.rule, a.key.param).cmp(&(
-                &b.key.station,
-                b.key.rule,
-                b.key.param,
-            ))
-        });
-        out
+    /// restarts, in key order.
+    pub fn save(&self, station: &str, out: &mut Vec<Saved>) {
+        for ((rule, param), e) in &self.list {
+            if e.last_ts.is_none() {
+                continue;
+            }
+            let (recent, firing) = match &e.phase {
+                Phase::Quiet { recent } => (recent.iter().copied().collect(), None),
+                Phase::Firing {
+                    id,
+                    since,
+                    level,
+                    notified_at,
+                    clearing,
+                    peak,
+                } => (
+                    Vec::new(),
+                    Some(SavedFiring {
+                        id: id.clone(),
+                        since: *since,
+                        level: *level,
+                        notified_at: *notified_at,
+                        clearing: *clearing,
+                        peak: *peak,
+                    }),
+                ),
+            };
+            out.push(Saved {
+                key: AlertKey {
+                    station: station.to_string(),
+                    rule: *rule,
+                    param: *param,
+                },
+                last_ts: e.last_ts,
+                recent,
+                firing,
+            });
+        }
     }
 
-    /// Restores episodes saved by [`AlertBook::save`], replacing those with the same keys.
-    pub fn restore(&mut self, saved: Vec<Saved>) {
-        for s in saved {
-            let phase = match s.firing {
-                Some(f) => Phase::Firing {
-                    id: f.id,
-                    since: f.since,
-                    level: f.level,
-                    notified_at: f.notified_at,
-                    clearing: f.clearing,
-                    peak: f.peak,
-                },
-                None => Phase::Quiet {
-                    recent: s.recent.into_iter().collect(),
-                },
-            };
-            self.episodes.insert(
-                s.key,
-                Episode {
-                    phase,
-                    last_ts: s.last_ts,
-                },
-            );
+    /// Restores one episode saved by [`Episodes::save`] (its station is the caller's
+    /// concern), replacing the one with the same rule and parameter.
+    pub fn restore(&mut self, s: Saved) {
+        let phase = match s.firing {
+            Some(f) => Phase::Firing {
+                id: f.id,
+                since: f.since,
+                level: f.level,
+                notified_at: f.notified_at,
+                clearing: f.clearing,
+                peak: f.peak,
+            },
+            None => Phase::Quiet {
+                recent: s.recent.into_iter().collect(),
+            },
+        };
+        let episode = Episode {
+            phase,
+            last_ts: s.last_ts,
+        };
+        let k = (s.key.rule, s.key.param);
+        match self.list.binary_search_by(|(x, _)| x.cmp(&k)) {
+            Ok(i) => self.list[i].1 = episode,
+            Err(i) => self.list.insert(i, (k, episode)),
         }
     }
 }

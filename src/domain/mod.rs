@@ -16,6 +16,7 @@ pub mod param;
 pub mod profile;
 pub mod qc;
 pub mod reading;
+pub mod ring;
 pub mod rules;
 pub mod silence;
 pub mod trend;

@@ -91,6 +91,34 @@ pub struct Network {
     pub bureaus: Vec<Bureau>,
     pub rivers: Vec<River>,
     pub stations: Vec<Station>,
+    /// Finds a station by id without comparing it with every configured one (each message
+    /// looks its station up).
+    pub index: StationIndex,
+}
+
+/// Station ids to their position in [`Network::stations`], built on the first lookup. A
+/// lookup checks the entry it finds and falls back to a scan, so an index older than a change
+/// of `stations` gives slower answers, never wrong ones.
+#[derive(Default)]
+pub struct StationIndex(std::sync::OnceLock<std::collections::HashMap<String, usize>>);
+
+impl Clone for StationIndex {
+    fn clone(&self) -> Self {
+        StationIndex::default()
+    }
+}
+
+/// A cache: equal networks are equal whatever their indexes hold.
+impl PartialEq for StationIndex {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl std::fmt::Debug for StationIndex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("StationIndex")
+    }
 }
 
 /// One instance's share of the stations when several instances split them (`[mqtt] shard`).
@@ -114,7 +142,18 @@ impl Shard {
 
 impl Network {
     pub fn station(&self, id: &str) -> Option<&Station> {
-        self.stations.iter().find(|s| s.id == id)
+        let index = self.index.0.get_or_init(|| {
+            self.stations
+                .iter()
+                .enumerate()
+                .map(|(i, s)| (s.id.clone(), i))
+                .collect()
+        });
+        index
+            .get(id)
+            .and_then(|&i| self.stations.get(i))
+            .filter(|s| s.id == id)
+            .or_else(|| self.stations.iter().find(|s| s.id == id))
     }
 
     pub fn river(&self, id: &str) -> Option<&River> {
@@ -184,6 +223,7 @@ pub(crate) mod fixtures {
                 station("shijiao", "qingyuan", 2, true),
                 station("qixinggang", "qingyuan", 2, false),
             ],
+            index: Default::default(),
         }
     }
 }

@@ -247,30 +247,11 @@ fn flat_count(threshold_s: f64, interval_s: f64) -> usize {
 
 /// The flat-line flag of the last value of `window` (oldest first), given the median interval.
 fn flat_flag(window: &[f64], interval_s: f64, cfg: &FlatLine) -> Flag {
-    flat_flag_newest_first(
-        || window.iter().rev().copied(),
-        window.len(),
-        interval_s,
-        cfg,
-    )
-}
-
-/// The flat-line test on `len` values given newest first, so the stream can read its ring
-/// buffer in place instead of copying it for every value.
-fn flat_flag_newest_first<I: Iterator<Item = f64>>(
-    newest_first: impl Fn() -> I,
-    len: usize,
-    interval_s: f64,
-    cfg: &FlatLine,
-) -> Flag {
+    let cap = flat_cap(window.len(), interval_s, cfg);
     // How many of the newest values stay within the tolerance together, counted in one pass
-    // that stops at the first value outside it: ordinary data end the walk within a few
-    // values.
-    let need = flat_count(cfg.fail_threshold, interval_s)
-        .max(flat_count(cfg.suspect_threshold, interval_s));
-    let cap = need.min(len.saturating_sub(1)).saturating_add(1);
+    // that stops at the first value outside it.
     let (mut lo, mut hi, mut run) = (f64::INFINITY, f64::NEG_INFINITY, 0usize);
-    for v in newest_first().take(cap) {
+    for &v in window.iter().rev().take(cap) {
         let (l, h) = (lo.min(v), hi.max(v));
         // NaN never occurs (the decoders refuse it); written so a NaN would end the run.
         if (h - l).abs().partial_cmp(&cfg.tolerance) != Some(std::cmp::Ordering::Less) {
@@ -278,6 +259,19 @@ fn flat_flag_newest_first<I: Iterator<Item = f64>>(
         }
         (lo, hi, run) = (l, h, run + 1);
     }
+    flat_verdict(run, window.len(), interval_s, cfg)
+}
+
+/// How many of the newest values the flat-line test looks at, of a history of `len`.
+fn flat_cap(len: usize, interval_s: f64, cfg: &FlatLine) -> usize {
+    let need = flat_count(cfg.fail_threshold, interval_s)
+        .max(flat_count(cfg.suspect_threshold, interval_s));
+    need.min(len.saturating_sub(1)).saturating_add(1)
+}
+
+/// The flat-line flag when the newest `run` values (counted up to [`flat_cap`]) of a history
+/// of `len` lie within the tolerance together.
+fn flat_verdict(run: usize, len: usize, interval_s: f64, cfg: &FlatLine) -> Flag {
     let flat_over = |count: usize| count != usize::MAX && len > count && run > count;
     if flat_over(flat_count(cfg.fail_threshold, interval_s)) {
         Flag::Fail
@@ -285,6 +279,55 @@ fn flat_flag_newest_first<I: Iterator<Item = f64>>(
         Flag::Suspect
     } else {
         Flag::Good
+    }
+}
+
+/// The newest run of values within a tolerance of each other, kept as a value arrives: the
+/// run can only start later as values come in, so two monotonic queues (of the run's minimum
+/// and maximum candidates) give its length in amortised O(1), holding only the values that
+/// can still be the run's extremes — one for a flat line, a handful for ordinary data —
+/// instead of a day of values.
+#[derive(Debug, Clone, Default)]
+struct Run {
+    /// Index the next value gets.
+    next: u64,
+    /// Index of the run's first value.
+    start: u64,
+    lo: VecDeque<(u64, f64)>,
+    hi: VecDeque<(u64, f64)>,
+}
+
+impl Run {
+    /// Adds the newest value; returns the length of the run it ends, at most `limit`.
+    fn push(&mut self, v: f64, tolerance: f64, limit: u64) -> u64 {
+        let i = self.next;
+        self.next += 1;
+        while self.lo.back().is_some_and(|&(_, x)| x >= v) {
+            self.lo.pop_back();
+        }
+        self.lo.push_back((i, v));
+        while self.hi.back().is_some_and(|&(_, x)| x <= v) {
+            self.hi.pop_back();
+        }
+        self.hi.push_back((i, v));
+        self.start = self.start.max((i + 1).saturating_sub(limit));
+        loop {
+            while self.lo.front().is_some_and(|&(k, _)| k < self.start) {
+                self.lo.pop_front();
+            }
+            while self.hi.front().is_some_and(|&(k, _)| k < self.start) {
+                self.hi.pop_front();
+            }
+            let (Some(&(_, l)), Some(&(_, h))) = (self.lo.front(), self.hi.front()) else {
+                break;
+            };
+            // As in `flat_flag`: a NaN range ends the run.
+            if (h - l).abs().partial_cmp(&tolerance) == Some(std::cmp::Ordering::Less) {
+                break;
+            }
+            self.start += 1;
+        }
+        i + 1 - self.start.min(i + 1)
     }
 }
 
@@ -415,18 +458,31 @@ pub struct Verdict {
 }
 
 /// QC of one station's parameter as readings arrive, in time order.
+///
+/// Compact by design (a 1,000-station network holds thousands of these): the history the
+/// flat-line test looks back over is kept as its time steps only (4 bytes a value), the values
+/// themselves only as the newest two and the flat-line [`Run`].
 #[derive(Debug, Clone, Default)]
 pub struct Stream {
-    /// Recent (time, value) pairs, oldest first; as long as the flat-line test needs.
-    history: VecDeque<(i64, f64)>,
+    /// The newest (time, value), and the one before it: the spike and rate-of-change tests
+    /// need them.
+    last: Option<(i64, f64)>,
+    before_last: Option<(i64, f64)>,
+    /// The time steps between consecutive values of the history, oldest first: the history
+    /// holds `gaps.len() + 1` values, as far back as the flat-line test can look.
+    gaps: VecDeque<u32>,
+    /// Sum of `gaps`: the newest time minus the oldest.
+    span: i64,
+    /// The same steps as a multiset, for their median.
+    steps: Steps,
+    /// The newest values within the flat-line tolerance.
+    run: Run,
     /// The flag of the newest value without its spike test.
     pending: Option<Flag>,
-    /// Flags given to recent values (time, latest flag), so a replayed reading gets the same
-    /// answer instead of disturbing the history (a redelivered message would otherwise look
-    /// like an infinitely fast change).
-    given: VecDeque<(i64, Flag)>,
-    /// The time steps between consecutive entries of `history`.
-    steps: Steps,
+    /// Flags given to recent values (time and flag packed by [`pack`]), so a replayed reading
+    /// gets the same answer instead of disturbing the history (a redelivered message would
+    /// otherwise look like an infinitely fast change).
+    given: VecDeque<i64>,
 }
 
 /// How many recent flags a stream remembers for replays.
@@ -435,17 +491,34 @@ const REMEMBERED: usize = 64;
 /// Longest history kept per stream: a 24 h flat line at one value a minute.
 const MAX_HISTORY: usize = 1500;
 
+/// A time and a flag in one word (times are seconds, far inside 56 bits).
+fn pack(t: i64, flag: Flag) -> i64 {
+    (t << 8) | i64::from(flag.code())
+}
+
+fn unpack(x: i64) -> (i64, Flag) {
+    let flag = match x & 0xff {
+        1 => Flag::Good,
+        3 => Flag::Suspect,
+        4 => Flag::Fail,
+        9 => Flag::Missing,
+        _ => Flag::Unknown,
+    };
+    (x >> 8, flag)
+}
+
 impl Stream {
     /// Takes the next value. A value not later than the newest one is a replay: it changes
     /// nothing and gets the flag that value was given (UNKNOWN if it is too old to remember).
     pub fn push(&mut self, t: i64, v: f64, tests: &Tests) -> Verdict {
-        if self.history.back().is_some_and(|&(last, _)| t <= last) {
+        if self.last.is_some_and(|(last, _)| t <= last) {
             let flag = self
                 .given
                 .iter()
                 .rev()
+                .map(|&x| unpack(x))
                 .find(|(at, _)| *at == t)
-                .map_or(Flag::Unknown, |(_, f)| *f);
+                .map_or(Flag::Unknown, |(_, f)| f);
             return Verdict {
                 flag,
                 revised: None,
@@ -453,83 +526,103 @@ impl Stream {
         }
         let verdict = self.decide(t, v, tests);
         if let Some((at, flag)) = verdict.revised {
-            if let Some(slot) = self.given.iter_mut().rev().find(|(x, _)| *x == at) {
-                slot.1 = flag;
+            if let Some(slot) = self.given.iter_mut().rev().find(|x| unpack(**x).0 == at) {
+                *slot = pack(at, flag);
             }
         }
-        self.given.push_back((t, verdict.flag));
-        while self.given.len() > REMEMBERED {
+        if self.given.len() >= REMEMBERED {
             self.given.pop_front();
         }
+        super::ring::push(&mut self.given, pack(t, verdict.flag));
         verdict
+    }
+
+    /// Values in the history.
+    fn len(&self) -> usize {
+        if self.last.is_some() {
+            self.gaps.len() + 1
+        } else {
+            0
+        }
+    }
+
+    fn drop_oldest(&mut self) {
+        if let Some(g) = self.gaps.pop_front() {
+            self.span -= i64::from(g);
+            self.steps.remove(i64::from(g));
+        }
     }
 
     fn decide(&mut self, t: i64, v: f64, tests: &Tests) -> Verdict {
         let mut revised = None;
         // The previous value's spike test is decidable now.
-        if let (Some(cfg), Some(pending), true) =
-            (&tests.spike, self.pending, self.history.len() >= 2)
+        if let (Some(cfg), Some(pending), Some((_, a)), Some((tb, b))) =
+            (&tests.spike, self.pending, self.before_last, self.last)
         {
-            let n = self.history.len();
-            let spike = spike_flag(self.history[n - 2].1, self.history[n - 1].1, v, cfg);
+            let spike = spike_flag(a, b, v, cfg);
             let before = aggregate([pending, Flag::Unknown]);
             let after = aggregate([pending, spike]);
             if after != before {
-                revised = Some((self.history[n - 1].0, after));
+                revised = Some((tb, after));
             }
         }
-        if let Some(&(last, _)) = self.history.back() {
-            self.steps.add(t - last);
+        let previous = self.last;
+        if let Some((last, _)) = previous {
+            match u32::try_from(t - last) {
+                Ok(step) => {
+                    self.steps.add(i64::from(step));
+                    super::ring::push(&mut self.gaps, step);
+                    self.span += i64::from(step);
+                }
+                // A gap of over a century: the history starts again.
+                Err(_) => {
+                    self.gaps.clear();
+                    self.span = 0;
+                    self.steps = Steps::default();
+                }
+            }
         }
-        self.history.push_back((t, v));
+        self.before_last = previous;
+        self.last = Some((t, v));
         // Only as far back as the flat-line test can look (its longest threshold, plus one
         // step), and at least the three values the spike and rate tests need: a 5-minute
-        // station then holds a day of values per parameter, not five.
+        // station then holds a day of steps per parameter, not five.
         let horizon = tests
             .flat_line
             .map_or(0.0, |f| f.fail_threshold.max(f.suspect_threshold));
-        while self.history.len() > 3
+        // The second-oldest value is `span - gaps[0]` before the newest.
+        while self.len() > 3
             && self
-                .history
-                .get(1)
-                .is_some_and(|&(t1, _)| (t - t1) as f64 > horizon)
+                .gaps
+                .front()
+                .is_some_and(|&g| (self.span - i64::from(g)) as f64 > horizon)
         {
-            if let (Some((t0, _)), Some(&(t1, _))) =
-                (self.history.pop_front(), self.history.front())
-            {
-                self.steps.remove(t1 - t0);
-            }
+            self.drop_oldest();
         }
-        while self.history.len() > MAX_HISTORY {
-            if let (Some((t0, _)), Some(&(t1, _))) =
-                (self.history.pop_front(), self.history.front())
-            {
-                self.steps.remove(t1 - t0);
-            }
+        while self.len() > MAX_HISTORY {
+            self.drop_oldest();
         }
         let mut flags = Vec::with_capacity(4);
         if let Some(cfg) = &tests.gross_range {
             flags.push(gross_flag(v, cfg));
         }
-        let n = self.history.len();
+        let n = self.len();
         if let Some(cfg) = &tests.rate_of_change {
-            flags.push(if n >= 2 {
-                roc_flag(self.history[n - 2], (t, v), cfg)
-            } else {
-                Flag::Good
+            flags.push(match previous {
+                Some(p) if n >= 2 => roc_flag(p, (t, v), cfg),
+                _ => Flag::Good,
             });
         }
         if let Some(cfg) = &tests.flat_line {
+            let run = self.run.push(v, cfg.tolerance, MAX_HISTORY as u64 + 1);
             flags.push(if n < 3 {
                 Flag::Good
             } else {
-                let history = &self.history;
-                flat_flag_newest_first(
-                    || history.iter().rev().map(|p| p.1),
-                    history.len(),
-                    self.steps.median(),
-                    cfg,
-                )
+                let interval = self.steps.median();
+                let run = usize::try_from(run)
+                    .unwrap_or(usize::MAX)
+                    .min(flat_cap(n, interval, cfg));
+                flat_verdict(run, n, interval, cfg)
             });
         }
         if tests.is_empty() {

@@ -18,8 +18,9 @@
 //! - `trend` per parameter (blue): Mann–Kendall significant in the harmful direction over a
 //!   window spanning at least `trend_min_span`, the newest value above the window's median,
 //!   and the Sen line reaching the target limit within the horizon; the window restarts when
-//!   an exceedance of the parameter resolves. Cost O(w²) per
-//!   reading for a window of w ≤ `MAX_TREND_POINTS` values.
+//!   an exceedance of the parameter resolves. The window holds at most `MAX_TREND_POINTS`
+//!   bucket means (a bucket is `trend_window / MAX_TREND_POINTS`), and the rule runs when a
+//!   value opens a bucket: O(w²) then, w ≤ 200, nothing for the other values of the bucket.
 //! - `shift` per parameter (blue): CUSUM or EWMA on a baseline of the first validated values.
 //! - `rate` per parameter (blue): a change over the rate window larger than a fraction of the
 //!   target limit; red when two or more parameters change so at once and the upstream
@@ -30,9 +31,7 @@
 //! - `upstream` (blue) at the downstream station, when `exceedance` fires here: with the
 //!   expected arrival (reading time + travel time); resolved when the exceedance resolves.
 
-use super::alert::{
-    AlertBook, AlertKey, Context, Evidence, Kind, Level, Obs, Persistence, Rule, Transition,
-};
+use super::alert::{Context, Episodes, Evidence, Kind, Level, Obs, Persistence, Rule, Transition};
 use super::gb3838::{self, Class, Limits};
 use super::network::{Network, Station};
 use super::param::{DataFlag, Param};
@@ -129,6 +128,7 @@ pub struct Outcome {
 
 #[derive(Debug, Default)]
 struct Chart {
+    /// The first validated values, until the charts are set up from them (then emptied).
     baseline: Vec<f64>,
     cusum: Option<Cusum>,
     ewma: Option<Ewma>,
@@ -142,29 +142,161 @@ struct Upstream {
     arrival: DateTime<Utc>,
 }
 
-/// All rule state of the daemon.
+/// Most values the rate window holds (8 h of 1-minute data; the oldest are dropped first).
+const MAX_RATE_POINTS: usize = 512;
+
+/// How many sudden-change times a station remembers for its downstream neighbours.
+const MAX_SUDDEN: usize = 64;
+
+/// The rule state of one parameter at one station.
+#[derive(Debug, Default)]
+struct ParamState {
+    qc: qc::Stream,
+    /// Time of the newest validated value the rules took: an older or equal one is a replay.
+    last_t: Option<i64>,
+    /// Times of the validated values within the rate window, oldest first.
+    rate: VecDeque<i64>,
+    /// The window's candidates for its reference — the lowest value when rising is harmful,
+    /// the highest otherwise — as a monotonic queue of (time, value): its front is the
+    /// reference, found in O(1) instead of by a scan of the window.
+    extreme: VecDeque<(i64, f64)>,
+    /// The trend window: validated values averaged per bucket of `trend_window /
+    /// MAX_TREND_POINTS` (about 50 minutes for 7 days), as (first time, mean), oldest first.
+    /// Data at the usual 1 to 4 h cadence keep one value per bucket; 5-minute data still
+    /// cover the whole window in at most `MAX_TREND_POINTS` values.
+    trend: VecDeque<(i64, f64)>,
+    /// How many values the newest bucket averages.
+    bucket_n: u32,
+    chart: Chart,
+}
+
+impl ParamState {
+    /// Adds a validated value to the windows. Returns the rate window as it was before the
+    /// value — its oldest time and its reference value — and whether the value opened a new
+    /// trend bucket.
+    fn add(&mut self, cfg: &RuleConfig, up: bool, t: i64, v: f64) -> (Option<(i64, f64)>, bool) {
+        let rate_s = cfg.rate_window.num_seconds();
+        while self.rate.front().is_some_and(|&t0| t - t0 > rate_s)
+            || self.rate.len() >= MAX_RATE_POINTS
+        {
+            self.rate.pop_front();
+        }
+        let oldest = self.rate.front().copied();
+        while self
+            .extreme
+            .front()
+            .is_some_and(|&(t0, _)| oldest.is_none_or(|o| t0 < o))
+        {
+            self.extreme.pop_front();
+        }
+        let earlier = oldest.zip(self.extreme.front().map(|e| e.1));
+        super::ring::push(&mut self.rate, t);
+        let dominated = |x: f64| if up { x >= v } else { x <= v };
+        while self.extreme.back().is_some_and(|&(_, x)| dominated(x)) {
+            self.extreme.pop_back();
+        }
+        super::ring::push(&mut self.extreme, (t, v));
+        (earlier, self.add_trend(cfg, t, v))
+    }
+
+    /// Adds a value to the trend window; true when it opened a new bucket.
+    fn add_trend(&mut self, cfg: &RuleConfig, t: i64, v: f64) -> bool {
+        let window_s = cfg.trend_window.num_seconds();
+        let bucket = (window_s / MAX_TREND_POINTS as i64).max(1);
+        while self.trend.front().is_some_and(|&(t0, _)| t - t0 > window_s) {
+            self.trend.pop_front();
+        }
+        if let Some(last) = self.trend.back_mut() {
+            if last.0.div_euclid(bucket) == t.div_euclid(bucket) {
+                self.bucket_n += 1;
+                last.1 += (v - last.1) / f64::from(self.bucket_n);
+                return false;
+            }
+        }
+        while self.trend.len() > MAX_TREND_POINTS {
+            self.trend.pop_front();
+        }
+        super::ring::push(&mut self.trend, (t, v));
+        self.bucket_n = 1;
+        true
+    }
+}
+
+/// The rule state of one station.
+#[derive(Debug, Default)]
+struct StationState {
+    id: String,
+    /// Wall time of the last reading (or of the start); `None` until either.
+    arrival: Option<DateTime<Utc>>,
+    episodes: Episodes,
+    /// A handful per station: found by a short scan.
+    params: Vec<(Param, ParamState)>,
+    /// Reading times at which the station changed suddenly in two or more parameters.
+    sudden: VecDeque<DateTime<Utc>>,
+    /// Open warnings from upstream, by parameter.
+    upstream: Vec<(Param, Upstream)>,
+}
+
+impl StationState {
+    fn param(&mut self, p: Param) -> &mut ParamState {
+        let i = match self.params.iter().position(|(q, _)| *q == p) {
+            Some(i) => i,
+            None => {
+                self.params.push((p, ParamState::default()));
+                self.params.len() - 1
+            }
+        };
+        &mut self.params[i].1
+    }
+
+    /// Feeds one observation to the episode of (this station, `rule`, `param`).
+    #[allow(clippy::too_many_arguments)]
+    fn observe(
+        &mut self,
+        out: &mut Vec<Transition>,
+        rule: Rule,
+        param: Option<Param>,
+        ev: Evidence,
+        obs: Obs,
+        policy: Persistence,
+        context: Context,
+    ) {
+        // A blue early warning adds nothing while the parameter's exceedance is firing.
+        let early = matches!(rule, Rule::Trend | Rule::Shift | Rule::Rate);
+        let obs = match obs {
+            Obs::Breach(Level::Blue)
+                if early
+                    && self
+                        .episodes
+                        .get(Rule::Exceedance, param)
+                        .is_some_and(|e| e.is_firing()) =>
+            {
+                Obs::Hold
+            }
+            other => other,
+        };
+        if let Some(mut t) = self
+            .episodes
+            .observe(&self.id, rule, param, ev, obs, policy, context)
+        {
+            if let Some(p) = param.filter(|_| rule != Rule::Upstream) {
+                t.follows = self
+                    .upstream
+                    .iter()
+                    .find(|(q, _)| *q == p)
+                    .map(|(_, u)| (u.from.clone(), u.alert.clone()));
+            }
+            out.push(t);
+        }
+    }
+}
+
+/// All rule state of the daemon: per station, found by one lookup of its id per reading.
 #[derive(Debug, Default)]
 pub struct Rules {
     cfg: RuleConfig,
-    book: AlertBook,
-    qc: HashMap<(String, Param), qc::Stream>,
-    /// Validated (time s, value) per station and parameter, oldest first.
-    history: HashMap<(String, Param), VecDeque<(i64, f64)>>,
-    charts: HashMap<(String, Param), Chart>,
-    /// Wall time of each station's last reading (or of the start).
-    arrivals: HashMap<String, DateTime<Utc>>,
-    /// Reading times at which a station changed suddenly in two or more parameters.
-    sudden: HashMap<String, Vec<DateTime<Utc>>>,
-    /// Open upstream warnings per downstream station, keyed by parameter.
-    upstream: HashMap<(String, Param), Upstream>,
-}
-
-fn key(station: &str, rule: Rule, param: Option<Param>) -> AlertKey {
-    AlertKey {
-        station: station.to_string(),
-        rule,
-        param,
-    }
+    index: HashMap<String, usize>,
+    stations: Vec<StationState>,
 }
 
 fn evidence(ts: DateTime<Utc>, value: f64, class: Option<Class>) -> Evidence {
@@ -193,6 +325,20 @@ impl Rules {
         }
     }
 
+    /// The index of a station's state, made on first use.
+    fn slot(&mut self, id: &str) -> usize {
+        if let Some(&i) = self.index.get(id) {
+            return i;
+        }
+        let i = self.stations.len();
+        self.index.insert(id.to_string(), i);
+        self.stations.push(StationState {
+            id: id.to_string(),
+            ..StationState::default()
+        });
+        i
+    }
+
     /// Starts the offline clocks of every station at `now`, so a station that never reports
     /// is noticed too.
     pub fn start(&mut self, net: &Network, now: DateTime<Utc>) {
@@ -207,42 +353,9 @@ impl Rules {
         now: DateTime<Utc>,
     ) {
         for s in stations {
-            self.arrivals.entry(s.id.clone()).or_insert(now);
+            let i = self.slot(&s.id);
+            self.stations[i].arrival.get_or_insert(now);
         }
-    }
-
-    fn observe(
-        &mut self,
-        out: &mut Vec<Transition>,
-        key: AlertKey,
-        ev: Evidence,
-        obs: Obs,
-        policy: Persistence,
-        context: Context,
-    ) {
-        // A blue early warning adds nothing while the parameter's exceedance is firing.
-        let early = matches!(key.rule, Rule::Trend | Rule::Shift | Rule::Rate);
-        let obs = match obs {
-            Obs::Breach(Level::Blue) if early && self.exceedance_firing(&key) => Obs::Hold,
-            other => other,
-        };
-        let (station, rule, param) = (key.station.clone(), key.rule, key.param);
-        if let Some(mut t) = self.book.observe(key, ev, obs, policy, context) {
-            if let Some(p) = param {
-                t.follows = self
-                    .upstream
-                    .get(&(station, p))
-                    .filter(|_| rule != Rule::Upstream)
-                    .map(|u| (u.from.clone(), u.alert.clone()));
-            }
-            out.push(t);
-        }
-    }
-
-    fn exceedance_firing(&self, k: &AlertKey) -> bool {
-        self.book
-            .episode(&key(&k.station, Rule::Exceedance, k.param))
-            .is_some_and(|e| e.is_firing())
     }
 
     /// Applies QC and every reading rule to one reading of `station`, received at wall time
@@ -254,14 +367,18 @@ impl Rules {
         r: &Reading,
         now: DateTime<Utc>,
     ) -> Outcome {
+        let cfg = self.cfg;
         let mut out = Vec::new();
         let ts = r.ts;
         let t = ts.timestamp();
+        let me = self.slot(&station.id);
+        let st = &mut self.stations[me];
         // A reading ends an offline episode.
-        self.arrivals.insert(station.id.clone(), now);
-        self.observe(
+        st.arrival = Some(now);
+        st.observe(
             &mut out,
-            key(&station.id, Rule::Offline, None),
+            Rule::Offline,
+            None,
             evidence(now, 0.0, None),
             Obs::Clear,
             ONCE,
@@ -271,15 +388,16 @@ impl Rules {
         // QC, and the faults it reveals.
         let mut qc_flags = Vec::with_capacity(r.values.len());
         let mut revised = Vec::new();
-        let mut validated = r.clone();
-        validated.values.clear();
+        // Judged by `judge`, which reads only the time and the values: no copy of the id.
+        let mut validated = Reading {
+            station: String::new(),
+            ts: r.ts,
+            values: Vec::with_capacity(r.values.len()),
+            seq: r.seq,
+        };
         for m in &r.values {
             let tests = station.qc_tests(m.param);
-            let verdict = self
-                .qc
-                .entry((station.id.clone(), m.param))
-                .or_default()
-                .push(t, m.value, &tests);
+            let verdict = st.param(m.param).qc.push(t, m.value, &tests);
             qc_flags.push((m.param, verdict.flag));
             let mut fault = None;
             if let Some((prev, flag)) = verdict.revised {
@@ -307,9 +425,10 @@ impl Rules {
                 Obs::Clear
             };
             let context = fault.map_or(Context::None, |reason| Context::Fault { reason });
-            self.observe(
+            st.observe(
                 &mut out,
-                key(&station.id, Rule::StationFault, Some(m.param)),
+                Rule::StationFault,
+                Some(m.param),
                 evidence(ts, m.value, None),
                 obs,
                 QUICK,
@@ -337,24 +456,31 @@ impl Rules {
                 Obs::Hold
             };
             let before = out.len();
-            self.observe(
+            let st = &mut self.stations[me];
+            st.observe(
                 &mut out,
-                key(&station.id, Rule::Exceedance, Some(x.param)),
+                Rule::Exceedance,
+                Some(x.param),
                 evidence(ts, x.value, Some(x.class)),
                 obs,
-                self.cfg.persistence,
+                cfg.persistence,
                 Context::None,
             );
-            let new: Vec<Transition> = out[before..].to_vec();
-            for t in new {
+            // At most one transition per observation; transitions are rare, so a copy here
+            // costs nothing.
+            if let Some(t) = out.get(before).cloned() {
                 if t.kind == Kind::Resolved {
                     // The trend is an early warning before an exceedance; after one, its
-                    // window restarts, or the passing plume would read as a rising trend.
-                    self.history.remove(&(station.id.clone(), x.param));
+                    // windows restart, or the passing plume would read as a rising trend.
+                    let p = st.param(x.param);
+                    p.rate.clear();
+                    p.extreme.clear();
+                    p.trend.clear();
                 }
                 self.warn_downstream(net, station, &t, &mut out);
             }
         }
+        let st = &mut self.stations[me];
         if let Some(overall) = j.overall {
             let obs = if overall > station.target {
                 Obs::Breach(if overall == Class::WORSE_THAN_V || exceeding >= 2 {
@@ -365,12 +491,13 @@ impl Rules {
             } else {
                 Obs::Clear
             };
-            self.observe(
+            st.observe(
                 &mut out,
-                key(&station.id, Rule::Class, None),
+                Rule::Class,
+                None,
                 evidence(ts, f64::from(overall.number()), Some(overall)),
                 obs,
-                self.cfg.persistence,
+                cfg.persistence,
                 Context::None,
             );
         }
@@ -383,39 +510,56 @@ impl Rules {
             if !station.evaluates(m.param) {
                 continue;
             }
-            let key = (station.id.clone(), m.param);
-            // Taken out of the map while the rules read it, and put back below: the rules
-            // borrow `self` mutably, and copying the window for them cost more than all else.
-            let mut hist = std::mem::take(self.history.entry(key.clone()).or_default());
-            if hist.back().is_some_and(|&(last, _)| t <= last) {
-                self.history.insert(key, hist);
+            let limit = target_limit(m.param, station);
+            let ps = st.param(m.param);
+            if ps.last_t.is_some_and(|last| t <= last) {
                 continue;
             }
-            hist.push_back((t, m.value));
-            let keep = self
-                .cfg
-                .trend_window
-                .num_seconds()
-                .max(self.cfg.rate_window.num_seconds());
-            while hist.front().is_some_and(|&(t0, _)| t - t0 > keep)
-                || hist.len() > MAX_TREND_POINTS
-            {
-                hist.pop_front();
+            ps.last_t = Some(t);
+            // Evaluated when a value opens a bucket: the window changes little within one.
+            let (earlier, opened) = ps.add(&cfg, up, t, m.value);
+            let trend = if opened {
+                trend_decision(&cfg, up, limit, ps.trend.make_contiguous(), ts)
+            } else {
+                None
+            };
+            let shift = shift_decision(&cfg, &mut ps.chart, station, m.param, up, m.value);
+            let change = limit.and_then(|l| rate_of(&cfg, up, l, earlier, m.value, t));
+            if let Some((obs, context, value)) = trend {
+                st.observe(
+                    &mut out,
+                    Rule::Trend,
+                    Some(m.param),
+                    evidence(ts, value, None),
+                    obs,
+                    QUICK,
+                    context,
+                );
             }
-            let limit = target_limit(m.param, station);
-            let window: &[(i64, f64)] = hist.make_contiguous();
-            self.trend_rule(&mut out, station, m.param, up, limit, window, ts);
-            self.shift_rule(&mut out, station, m.param, up, m.value, ts);
-            if let Some(limit) = limit {
-                rates.push((m.param, m.value, self.rate_of(up, limit, window, t)));
+            if let Some((obs, context)) = shift {
+                st.observe(
+                    &mut out,
+                    Rule::Shift,
+                    Some(m.param),
+                    evidence(ts, m.value, None),
+                    obs,
+                    QUICK,
+                    context,
+                );
             }
-            self.history.insert(key, hist);
+            if limit.is_some() {
+                rates.push((m.param, m.value, change));
+            }
         }
         let sudden = rates.iter().filter(|r| r.2.is_some()).count();
         if sudden >= 2 {
-            self.sudden.entry(station.id.clone()).or_default().push(ts);
+            if st.sudden.len() >= MAX_SUDDEN {
+                st.sudden.pop_front();
+            }
+            st.sudden.push_back(ts);
         }
         let red = sudden >= 2 && self.confirmed_upstream(net, station, ts);
+        let st = &mut self.stations[me];
         for (param, value, change) in rates {
             let (obs, context) = match change {
                 Some(per_hour) => (
@@ -427,9 +571,10 @@ impl Rules {
                 ),
                 None => (Obs::Clear, Context::None),
             };
-            self.observe(
+            st.observe(
                 &mut out,
-                key(&station.id, Rule::Rate, Some(param)),
+                Rule::Rate,
+                Some(param),
                 evidence(ts, value, None),
                 obs,
                 QUICK,
@@ -461,166 +606,6 @@ impl Rules {
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn trend_rule(
-        &mut self,
-        out: &mut Vec<Transition>,
-        station: &Station,
-        param: Param,
-        up: bool,
-        limit: Option<f64>,
-        hist: &[(i64, f64)],
-        ts: DateTime<Utc>,
-    ) {
-        let t_now = ts.timestamp();
-        let from =
-            hist.partition_point(|&(t0, _)| t_now - t0 > self.cfg.trend_window.num_seconds());
-        let window = &hist[from..];
-        let span = window
-            .first()
-            .zip(window.last())
-            .map_or(0, |(a, b)| b.0 - a.0);
-        let enough = window.len() >= self.cfg.trend_min_points
-            && span >= self.cfg.trend_min_span.num_seconds();
-        let (Some(limit), true) = (limit, enough) else {
-            return;
-        };
-        let times: Vec<i64> = window.iter().map(|p| p.0).collect();
-        let values: Vec<f64> = window.iter().map(|p| p.1).collect();
-        let (Some(mk), Some(line)) = (trend::mann_kendall(&values), trend::sen(&times, &values))
-        else {
-            return;
-        };
-        let harmful = if up {
-            Direction::Increasing
-        } else {
-            Direction::Decreasing
-        };
-        let current = line.at(t_now);
-        let beyond = if up { current > limit } else { current < limit };
-        // A receding plume still leaves an "increasing" window behind it; a real rise has its
-        // newest value on the harmful side of the window's median.
-        let mut sorted = values.clone();
-        sorted.sort_by(f64::total_cmp);
-        let median = sorted[sorted.len() / 2];
-        let newest = values[values.len() - 1];
-        let rising_now = if up { newest > median } else { newest < median };
-        let significant = mk.direction(self.cfg.trend_alpha) == harmful
-            && mk.p < self.cfg.trend_alpha
-            && rising_now;
-        let crossing = trend::crossing(&line, t_now, limit)
-            .filter(|&c| c - t_now <= self.cfg.trend_horizon.num_seconds());
-        let (obs, context) = match (significant, beyond, crossing) {
-            // Already past the limit: the exceedance rule speaks; the trend neither fires nor clears.
-            (true, true, _) => (Obs::Hold, Context::None),
-            (true, false, Some(c)) => (
-                Obs::Breach(Level::Blue),
-                Context::Trend {
-                    crossing: DateTime::from_timestamp(c, 0).unwrap_or(ts),
-                    slope_per_day: line.per_day(),
-                    p: mk.p,
-                },
-            ),
-            _ => (Obs::Clear, Context::None),
-        };
-        let value = values.last().copied().unwrap_or(0.0);
-        self.observe(
-            out,
-            key(&station.id, Rule::Trend, Some(param)),
-            evidence(ts, value, None),
-            obs,
-            QUICK,
-            context,
-        );
-    }
-
-    fn shift_rule(
-        &mut self,
-        out: &mut Vec<Transition>,
-        station: &Station,
-        param: Param,
-        up: bool,
-        value: f64,
-        ts: DateTime<Utc>,
-    ) {
-        let cfg = self.cfg;
-        let chart = self.charts.entry((station.id.clone(), param)).or_default();
-        if chart.cusum.is_none() {
-            chart.baseline.push(value);
-            if chart.baseline.len() < cfg.shift_baseline {
-                return;
-            }
-            let n = chart.baseline.len() as f64;
-            let mean = chart.baseline.iter().sum::<f64>() / n;
-            let sd = (chart
-                .baseline
-                .iter()
-                .map(|x| (x - mean).powi(2))
-                .sum::<f64>()
-                / (n - 1.0))
-                .sqrt();
-            if sd <= 0.0 || !sd.is_finite() {
-                // A constant baseline gives no scale; wait for one that varies.
-                chart.baseline.remove(0);
-                return;
-            }
-            chart.cusum = Some(Cusum::new(mean, sd, cfg.cusum_k, cfg.cusum_h));
-            chart.ewma = Some(Ewma::new(mean, sd, cfg.ewma_lambda, cfg.ewma_l));
-            return;
-        }
-        let harmful = if up { Shift::Up } else { Shift::Down };
-        let by_cusum = chart.cusum.as_mut().and_then(|c| c.push(value)) == Some(harmful);
-        let by_ewma = chart.ewma.as_mut().and_then(|e| e.push(value)) == Some(harmful);
-        let moved =
-            chart
-                .cusum
-                .as_ref()
-                .map_or(0.0, |c| if up { value - c.mu0 } else { c.mu0 - value });
-        let floor =
-            target_limit(param, station).map_or(f64::INFINITY, |l| cfg.shift_min_change * l);
-        let (obs, context) = if (by_cusum || by_ewma) && moved >= floor {
-            (
-                Obs::Breach(Level::Blue),
-                Context::Shift {
-                    up,
-                    chart: if by_cusum { "CUSUM" } else { "EWMA" },
-                },
-            )
-        } else {
-            (Obs::Clear, Context::None)
-        };
-        self.observe(
-            out,
-            key(&station.id, Rule::Shift, Some(param)),
-            evidence(ts, value, None),
-            obs,
-            QUICK,
-            context,
-        );
-    }
-
-    /// The change per hour when the newest value moved, within the rate window, further than
-    /// `rate_fraction` of the target limit in the harmful direction.
-    fn rate_of(&self, up: bool, limit: f64, hist: &[(i64, f64)], t_now: i64) -> Option<f64> {
-        let (_, now_value) = *hist.last()?;
-        // The history is in time order: the rate window is a slice of it.
-        let from = hist.partition_point(|&(t0, _)| t_now - t0 > self.cfg.rate_window.num_seconds());
-        let to = hist.partition_point(|&(t0, _)| t0 < t_now);
-        let earlier = hist.get(from..to).filter(|e| !e.is_empty())?;
-        let reference = if up {
-            earlier.iter().map(|p| p.1).reduce(f64::min)?
-        } else {
-            earlier.iter().map(|p| p.1).reduce(f64::max)?
-        };
-        let change = if up {
-            now_value - reference
-        } else {
-            reference - now_value
-        };
-        let hours = ((t_now - earlier[0].0) as f64 / 3600.0).max(1.0 / 60.0);
-        (change > self.cfg.rate_fraction * limit).then(|| if up { change } else { -change } / hours)
-    }
-
     /// Whether an upstream neighbour changed suddenly in two or more parameters within the
     /// travel time before `ts` (with an hour's slack on either side).
     fn confirmed_upstream(&self, net: &Network, station: &Station, ts: DateTime<Utc>) -> bool {
@@ -630,8 +615,9 @@ impl Rules {
             };
             let travel = Duration::from_std(d.travel_time).unwrap_or_else(|_| Duration::zero());
             let slack = Duration::hours(1);
-            self.sudden.get(&u.id).is_some_and(|times| {
-                times
+            self.index.get(&u.id).is_some_and(|&k| {
+                self.stations[k]
+                    .sudden
                     .iter()
                     .any(|&tu| tu <= ts + slack && tu >= ts - travel - slack)
             })
@@ -654,6 +640,8 @@ impl Rules {
         }
         let travel = Duration::from_std(d.travel_time).unwrap_or_else(|_| Duration::zero());
         let ev = evidence(t.evidence.ts, t.evidence.value, t.evidence.class);
+        let k = self.slot(&d.station);
+        let down = &mut self.stations[k];
         match t.kind {
             Kind::Fired => {
                 let arrival = t.evidence.ts + travel;
@@ -662,15 +650,17 @@ impl Rules {
                     alert: t.alert_id.clone(),
                     arrival,
                 };
-                self.upstream.insert((d.station.clone(), param), up.clone());
+                down.upstream.retain(|(q, _)| *q != param);
+                down.upstream.push((param, up.clone()));
                 let ctx = Context::Upstream {
                     from: up.from,
                     from_alert: up.alert,
                     arrival,
                 };
-                self.observe(
+                down.observe(
                     out,
-                    key(&d.station, Rule::Upstream, Some(param)),
+                    Rule::Upstream,
+                    Some(param),
                     ev,
                     Obs::Breach(Level::Blue),
                     ONCE,
@@ -678,36 +668,55 @@ impl Rules {
                 );
             }
             Kind::Resolved => {
-                self.observe(
+                down.observe(
                     out,
-                    key(&d.station, Rule::Upstream, Some(param)),
+                    Rule::Upstream,
+                    Some(param),
                     ev,
                     Obs::Clear,
                     ONCE,
                     Context::None,
                 );
-                self.upstream.remove(&(d.station.clone(), param));
+                down.upstream.retain(|(q, _)| *q != param);
             }
             Kind::Escalated | Kind::Reminder => {}
         }
     }
 
-    /// The alert episodes, to keep across restarts (see `AlertBook::save`).
+    /// The alert episodes, to keep across restarts, sorted by key (equal states save equally).
     pub fn save_alerts(&self) -> Vec<super::alert::Saved> {
-        self.book.save()
+        let mut out = Vec::new();
+        for st in &self.stations {
+            st.episodes.save(&st.id, &mut out);
+        }
+        out.sort_by(|a, b| {
+            (&a.key.station, a.key.rule, a.key.param).cmp(&(
+                &b.key.station,
+                b.key.rule,
+                b.key.param,
+            ))
+        });
+        out
     }
 
     /// Restores episodes saved by an earlier run: a firing alert stays firing (no repeat),
     /// and a redelivered reading older than an episode's last observation counts nothing.
     pub fn restore_alerts(&mut self, saved: Vec<super::alert::Saved>) {
-        self.book.restore(saved);
+        for s in saved {
+            let k = self.slot(&s.key.station);
+            self.stations[k].episodes.restore(s);
+        }
     }
 
     /// The offline rule, on wall time: call it periodically.
     pub fn tick(&mut self, net: &Network, now: DateTime<Utc>) -> Vec<Transition> {
         let mut out = Vec::new();
         for s in &net.stations {
-            let Some(&last) = self.arrivals.get(&s.id) else {
+            let Some(&k) = self.index.get(&s.id) else {
+                continue;
+            };
+            let st = &mut self.stations[k];
+            let Some(last) = st.arrival else {
                 continue;
             };
             let allowed = Duration::from_std(s.cadence).unwrap_or_else(|_| Duration::hours(4));
@@ -715,9 +724,10 @@ impl Rules {
                 (allowed.num_milliseconds() as f64 * self.cfg.offline_factor) as i64,
             );
             if now - last > allowed {
-                self.observe(
+                st.observe(
                     &mut out,
-                    key(&s.id, Rule::Offline, None),
+                    Rule::Offline,
+                    None,
                     evidence(now, 0.0, None),
                     Obs::Breach(Level::Data),
                     ONCE,
@@ -727,6 +737,148 @@ impl Rules {
         }
         out
     }
+}
+
+/// The trend rule on the window `hist` (oldest first): the observation, its context and the
+/// newest value; `None` while the window is too short or the parameter has no limit. Cost
+/// O(w²) for a window of w ≤ `MAX_TREND_POINTS` values: Mann–Kendall's pairs, and, only when
+/// the trend is significant, Sen's slopes with a linear-time median. The rule runs once per
+/// trend bucket, so a 5-minute parameter pays it once in ten readings.
+fn trend_decision(
+    cfg: &RuleConfig,
+    up: bool,
+    limit: Option<f64>,
+    hist: &[(i64, f64)],
+    ts: DateTime<Utc>,
+) -> Option<(Obs, Context, f64)> {
+    let t_now = ts.timestamp();
+    let from = hist.partition_point(|&(t0, _)| t_now - t0 > cfg.trend_window.num_seconds());
+    let window = &hist[from..];
+    let span = window
+        .first()
+        .zip(window.last())
+        .map_or(0, |(a, b)| b.0 - a.0);
+    let enough = window.len() >= cfg.trend_min_points && span >= cfg.trend_min_span.num_seconds();
+    let (Some(limit), true) = (limit, enough) else {
+        return None;
+    };
+    let values: Vec<f64> = window.iter().map(|p| p.1).collect();
+    let mk = trend::mann_kendall(&values)?;
+    let harmful = if up {
+        Direction::Increasing
+    } else {
+        Direction::Decreasing
+    };
+    // A receding plume still leaves an "increasing" window behind it; a real rise has its
+    // newest value on the harmful side of the window's median.
+    let newest = values[values.len() - 1];
+    let mut scratch = values.clone();
+    let mid = scratch.len() / 2;
+    let (_, &mut median, _) = scratch.select_nth_unstable_by(mid, f64::total_cmp);
+    let rising_now = if up { newest > median } else { newest < median };
+    let significant =
+        mk.direction(cfg.trend_alpha) == harmful && mk.p < cfg.trend_alpha && rising_now;
+    if !significant {
+        // No trend: Sen's line, the costlier half, is not needed.
+        return Some((Obs::Clear, Context::None, newest));
+    }
+    let times: Vec<i64> = window.iter().map(|p| p.0).collect();
+    let line = trend::sen(&times, &values)?;
+    let current = line.at(t_now);
+    let beyond = if up { current > limit } else { current < limit };
+    let crossing = trend::crossing(&line, t_now, limit)
+        .filter(|&c| c - t_now <= cfg.trend_horizon.num_seconds());
+    let (obs, context) = match (beyond, crossing) {
+        // Already past the limit: the exceedance rule speaks; the trend neither fires nor clears.
+        (true, _) => (Obs::Hold, Context::None),
+        (false, Some(c)) => (
+            Obs::Breach(Level::Blue),
+            Context::Trend {
+                crossing: DateTime::from_timestamp(c, 0).unwrap_or(ts),
+                slope_per_day: line.per_day(),
+                p: mk.p,
+            },
+        ),
+        (false, None) => (Obs::Clear, Context::None),
+    };
+    Some((obs, context, newest))
+}
+
+/// The shift rule: sets the charts up on the first `shift_baseline` values, then feeds them;
+/// `None` while the baseline is still being gathered.
+fn shift_decision(
+    cfg: &RuleConfig,
+    chart: &mut Chart,
+    station: &Station,
+    param: Param,
+    up: bool,
+    value: f64,
+) -> Option<(Obs, Context)> {
+    if chart.cusum.is_none() {
+        chart.baseline.push(value);
+        if chart.baseline.len() < cfg.shift_baseline {
+            return None;
+        }
+        let n = chart.baseline.len() as f64;
+        let mean = chart.baseline.iter().sum::<f64>() / n;
+        let sd = (chart
+            .baseline
+            .iter()
+            .map(|x| (x - mean).powi(2))
+            .sum::<f64>()
+            / (n - 1.0))
+            .sqrt();
+        if sd <= 0.0 || !sd.is_finite() {
+            // A constant baseline gives no scale; wait for one that varies.
+            chart.baseline.remove(0);
+            return None;
+        }
+        chart.cusum = Some(Cusum::new(mean, sd, cfg.cusum_k, cfg.cusum_h));
+        chart.ewma = Some(Ewma::new(mean, sd, cfg.ewma_lambda, cfg.ewma_l));
+        chart.baseline = Vec::new();
+        return None;
+    }
+    let harmful = if up { Shift::Up } else { Shift::Down };
+    let by_cusum = chart.cusum.as_mut().and_then(|c| c.push(value)) == Some(harmful);
+    let by_ewma = chart.ewma.as_mut().and_then(|e| e.push(value)) == Some(harmful);
+    let moved = chart
+        .cusum
+        .as_ref()
+        .map_or(0.0, |c| if up { value - c.mu0 } else { c.mu0 - value });
+    let floor = target_limit(param, station).map_or(f64::INFINITY, |l| cfg.shift_min_change * l);
+    Some(if (by_cusum || by_ewma) && moved >= floor {
+        (
+            Obs::Breach(Level::Blue),
+            Context::Shift {
+                up,
+                chart: if by_cusum { "CUSUM" } else { "EWMA" },
+            },
+        )
+    } else {
+        (Obs::Clear, Context::None)
+    })
+}
+
+/// The change per hour when the newest value moved, within the rate window, further than
+/// `rate_fraction` of the target limit in the harmful direction. `earlier` is the window
+/// before the newest value: its oldest time, and its lowest value (highest when falling is
+/// harmful).
+fn rate_of(
+    cfg: &RuleConfig,
+    up: bool,
+    limit: f64,
+    earlier: Option<(i64, f64)>,
+    now_value: f64,
+    t_now: i64,
+) -> Option<f64> {
+    let (first, reference) = earlier?;
+    let change = if up {
+        now_value - reference
+    } else {
+        reference - now_value
+    };
+    let hours = ((t_now - first) as f64 / 3600.0).max(1.0 / 60.0);
+    (change > cfg.rate_fraction * limit).then(|| if up { change } else { -change } / hours)
 }
 
 #[cfg(test)]

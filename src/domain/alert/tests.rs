@@ -194,28 +194,35 @@ proptest! {
     ) {
         let ob = |o: u8| match o { 0 => Obs::Breach(Level::Yellow), 1 => Obs::Hold, _ => Obs::Clear };
         let ev = |i: usize| Evidence { ts: t0() + Duration::hours(i as i64), value: i as f64, class: None };
-        let mut straight = AlertBook::default();
+        let mut straight = Episodes::default();
         let expected: Vec<_> = obs
             .iter()
             .enumerate()
-            .filter_map(|(i, &o)| straight.observe(key(), ev(i), ob(o), policy, Context::None))
+            .filter_map(|(i, &o)| straight.observe("shijiao", Rule::Exceedance, Some(Param::Nh3n), ev(i), ob(o), policy, Context::None))
             .collect();
         let cut = restart_at.min(obs.len());
-        let mut before = AlertBook::default();
+        let mut before = Episodes::default();
         let mut got: Vec<_> = obs[..cut]
             .iter()
             .enumerate()
-            .filter_map(|(i, &o)| before.observe(key(), ev(i), ob(o), policy, Context::None))
+            .filter_map(|(i, &o)| before.observe("shijiao", Rule::Exceedance, Some(Param::Nh3n), ev(i), ob(o), policy, Context::None))
             .collect();
-        let mut after = AlertBook::default();
-        after.restore(before.save());
-        prop_assert_eq!(after.save(), before.save());
+        let mut after = Episodes::default();
+        let saved = |e: &Episodes| {
+            let mut out = Vec::new();
+            e.save("shijiao", &mut out);
+            out
+        };
+        for s in saved(&before) {
+            after.restore(s);
+        }
+        prop_assert_eq!(saved(&after), saved(&before));
         let from = cut.saturating_sub(replay);
         for (i, &o) in obs.iter().enumerate().take(cut).skip(from) {
-            prop_assert_eq!(after.observe(key(), ev(i), ob(o), policy, Context::None), None);
+            prop_assert_eq!(after.observe("shijiao", Rule::Exceedance, Some(Param::Nh3n), ev(i), ob(o), policy, Context::None), None);
         }
         for (i, &o) in obs.iter().enumerate().skip(cut) {
-            got.extend(after.observe(key(), ev(i), ob(o), policy, Context::None));
+            got.extend(after.observe("shijiao", Rule::Exceedance, Some(Param::Nh3n), ev(i), ob(o), policy, Context::None));
         }
         prop_assert_eq!(got, expected);
     }

@@ -202,3 +202,99 @@ proptest! {
         prop_assert_eq!(codes(&streamed), codes(&batch));
     }
 }
+
+/// The stream as it was first written — the whole history as (time, value) pairs, the
+/// flat-line test walking it for every value — kept as the reference for the compact one.
+fn reference_flags(times: &[i64], values: &[f64], tests: &Tests) -> Vec<Flag> {
+    let mut history: Vec<(i64, f64)> = Vec::new();
+    let mut pending: Option<Flag> = None;
+    let mut out: Vec<Flag> = Vec::new();
+    let horizon = tests
+        .flat_line
+        .map_or(0.0, |f| f.fail_threshold.max(f.suspect_threshold));
+    for (&t, &v) in times.iter().zip(values) {
+        if let (Some(cfg), Some(p), true) = (&tests.spike, pending, history.len() >= 2) {
+            let n = history.len();
+            // The previous value's final flag, now that its spike test is decided.
+            let last = out.len() - 1;
+            out[last] = aggregate([p, spike_flag(history[n - 2].1, history[n - 1].1, v, cfg)]);
+        }
+        history.push((t, v));
+        while history.len() > 3 && (t - history[1].0) as f64 > horizon {
+            history.remove(0);
+        }
+        while history.len() > MAX_HISTORY {
+            history.remove(0);
+        }
+        let n = history.len();
+        let mut flags = Vec::new();
+        if let Some(cfg) = &tests.gross_range {
+            flags.push(gross_flag(v, cfg));
+        }
+        if let Some(cfg) = &tests.rate_of_change {
+            flags.push(if n >= 2 {
+                roc_flag(history[n - 2], (t, v), cfg)
+            } else {
+                Flag::Good
+            });
+        }
+        if let Some(cfg) = &tests.flat_line {
+            let steps: Vec<i64> = history.iter().map(|p| p.0).collect();
+            let window: Vec<f64> = history.iter().map(|p| p.1).collect();
+            flags.push(if n < 3 {
+                Flag::Good
+            } else {
+                flat_flag(&window, median_interval(&steps), cfg)
+            });
+        }
+        if tests.is_empty() {
+            out.push(Flag::Unknown);
+            continue;
+        }
+        let without_spike = aggregate(flags);
+        pending = Some(without_spike);
+        out.push(if tests.spike.is_some() {
+            aggregate([without_spike, Flag::Unknown])
+        } else {
+            without_spike
+        });
+    }
+    out
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { failure_persistence: None, cases: 64, ..ProptestConfig::default() })]
+
+    /// Irregular series with flat stretches, long enough that the stream trims its history
+    /// to the flat-line horizon: the compact stream gives exactly the reference's flags.
+    #[test]
+    fn compact_stream_matches_batch_on_long_irregular_series(
+        segments in proptest::collection::vec((prop_oneof![Just(6.0f64), 6.0f64..6.01, 0.0f64..22.0], 1usize..400, 0.0f64..0.015), 1..8),
+        steps in proptest::collection::vec(prop_oneof![50 => Just(300i64), 3 => Just(600i64), 1 => 60i64..20_000], 900),
+        tests in arb_tests(),
+    ) {
+        // Runs of one level with a little noise (flat lines of up to ~33 h at 5 minutes),
+        // between ordinary values.
+        let values: Vec<f64> = segments
+            .iter()
+            .flat_map(|&(level, len, noise)| (0..len).map(move |k| level + noise * ((k % 3) as f64 - 1.0)))
+            .take(900)
+            .collect();
+        let times: Vec<i64> = steps[..values.len()]
+            .iter()
+            .scan(0i64, |t, s| { *t += s; Some(*t) })
+            .collect();
+        let reference = reference_flags(&times, &values, &tests);
+        let mut stream = Stream::default();
+        let mut streamed: Vec<Flag> = Vec::new();
+        for (&t, &v) in times.iter().zip(&values) {
+            let verdict = stream.push(t, v, &tests);
+            if let Some((rt, flag)) = verdict.revised {
+                let i = times.iter().position(|&x| x == rt).unwrap();
+                streamed[i] = flag;
+            }
+            streamed.push(verdict.flag);
+        }
+        prop_assert_eq!(codes(&streamed), codes(&reference));
+    }
+}

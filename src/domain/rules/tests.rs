@@ -110,6 +110,41 @@ fn slow_rise_warns_before_the_exceedance() {
 }
 
 #[test]
+fn a_slow_rise_in_five_minute_data_also_warns_before_the_exceedance() {
+    // The same rise, 0.06 mg/L a day, at a probe's 5-minute cadence: 2,300 values over 8
+    // days. The trend window averages them per bucket, so it spans the 2 days the rule needs
+    // (200 raw values would cover under 17 h).
+    let net = net();
+    let mut rules = Rules::new(RuleConfig::default());
+    let s = net.station("shijiao").unwrap();
+    let mut all = Vec::new();
+    for i in 0..2300i64 {
+        let noise = if i % 2 == 0 { 0.004 } else { -0.004 };
+        let ts = t0() + Duration::minutes(5 * i);
+        let value = 0.20 + 0.06 * (i as f64 * 5.0 / 1440.0) + noise;
+        let out = rules.reading(
+            &net,
+            s,
+            &reading("shijiao", ts, &[(Param::Nh3n, value)]),
+            ts,
+        );
+        all.extend(out.transitions);
+    }
+    let trend = fired(&all, Rule::Trend);
+    let exceed = fired(&all, Rule::Exceedance);
+    assert_eq!(trend.len(), 1, "{trend:#?}");
+    assert_eq!(exceed.len(), 1);
+    assert!(
+        trend[0].evidence.ts < exceed[0].evidence.ts,
+        "the trend warns first"
+    );
+    let Context::Trend { slope_per_day, .. } = trend[0].context else {
+        panic!()
+    };
+    assert!((slope_per_day - 0.06).abs() < 0.01, "{slope_per_day}");
+}
+
+#[test]
 fn a_spike_is_a_station_fault_not_pollution() {
     let net = net();
     let mut rules = Rules::new(RuleConfig::default());
@@ -311,4 +346,37 @@ fn red_needs_a_sudden_change_upstream_first() {
         .collect();
     assert_eq!(red.len(), 3, "{all:#?}");
     assert!(red.iter().all(|t| t.level == Level::Red));
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig { failure_persistence: None, ..Default::default() })]
+
+    /// The rate window's monotonic queue gives what a scan of the window gives: its oldest
+    /// time and its lowest (highest) value, before each new value.
+    #[test]
+    fn the_rate_reference_is_the_window_extreme(
+        steps in proptest::collection::vec(1i64..7200, 1..300),
+        values in proptest::collection::vec(0.0f64..2.0, 300),
+        up in proptest::bool::ANY,
+    ) {
+        let cfg = RuleConfig::default();
+        let mut ps = ParamState::default();
+        let mut seen: Vec<(i64, f64)> = Vec::new();
+        let mut t = 0;
+        for (step, &v) in steps.iter().zip(&values) {
+            t += step;
+            let window: Vec<(i64, f64)> = seen
+                .iter()
+                .copied()
+                .filter(|&(t0, _)| t - t0 <= cfg.rate_window.num_seconds())
+                .collect();
+            let expected = window.first().map(|&(first, _)| {
+                let vs = window.iter().map(|p| p.1);
+                (first, if up { vs.fold(f64::INFINITY, f64::min) } else { vs.fold(f64::NEG_INFINITY, f64::max) })
+            });
+            let (earlier, _) = ps.add(&cfg, up, t, v);
+            proptest::prop_assert_eq!(earlier, expected);
+            seen.push((t, v));
+        }
+    }
 }
