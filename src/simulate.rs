@@ -63,6 +63,15 @@ pub struct Options {
     /// MQTT client id of the publisher.
     #[arg(long, default_value = "riverwatch-simulate")]
     pub client_id: String,
+    /// Parameters each reading carries, comma-separated keys, of: temp, ph, do, cond, turb,
+    /// codmn, nh3n, tp, tn. For instance "temp,ph,do,cond,turb" for a station's probes and
+    /// "codmn,nh3n,tp,tn" for its 4-hourly analysers.
+    #[arg(
+        long,
+        default_value = "temp,ph,do,codmn,nh3n,tp",
+        value_delimiter = ','
+    )]
+    pub params: Vec<String>,
 }
 
 /// A small deterministic generator (xorshift), so runs are repeatable without a dependency.
@@ -78,6 +87,11 @@ impl Noise {
     }
 }
 
+/// The parameters `simulate` can publish.
+const KEYS: [&str; 9] = [
+    "temp", "ph", "do", "cond", "turb", "codmn", "nh3n", "tp", "tn",
+];
+
 /// The values of one reading: (parameter key, value).
 fn values(
     scenario: Scenario,
@@ -91,10 +105,18 @@ fn values(
         ("temp", 22.0 + noise.next()),
         ("ph", 7.4 + 0.1 * noise.next()),
         ("do", 7.5 + 0.3 * noise.next()),
+        ("cond", 350.0 + 10.0 * noise.next()),
+        ("turb", 12.0 + 2.0 * noise.next()),
         ("codmn", 2.5 + 0.3 * noise.next()),
         ("nh3n", 0.25 + 0.05 * noise.next()),
         ("tp", 0.05 + 0.01 * noise.next()),
+        ("tn", 0.8 + 0.05 * noise.next()),
     ];
+    let mut set = |key: &str, x: f64| {
+        if let Some(slot) = v.iter_mut().find(|(k, _)| *k == key) {
+            slot.1 = x;
+        }
+    };
     let third = per_station / 3;
     match scenario {
         Scenario::Normal | Scenario::Outage => {}
@@ -117,12 +139,12 @@ fn values(
             if let Some(start) = start {
                 if i >= start && i < start + third {
                     let k = (i - start) as f64 / third.max(1) as f64;
-                    v[4].1 = 0.25 + 1.5 * (std::f64::consts::PI * k).sin();
+                    set("nh3n", 0.25 + 1.5 * (std::f64::consts::PI * k).sin());
                 }
             }
         }
         Scenario::SensorFault if s + 1 == stations.len() => {
-            v[2].1 = if i % 50 == 49 { 30.0 } else { 6.0 };
+            set("do", if i % 50 == 49 { 30.0 } else { 6.0 });
         }
         Scenario::SensorFault => {}
     }
@@ -203,6 +225,13 @@ pub async fn run(cfg: &Config, o: &Options) -> Result<(u64, f64), String> {
     let scenario = o.scenario;
     let format = o.format;
     let rate = o.rate;
+    if let Some(bad) = o.params.iter().find(|p| !KEYS.contains(&p.as_str())) {
+        return Err(format!(
+            "--params: {bad:?} is not one of {}",
+            KEYS.join(", ")
+        ));
+    }
+    let params = o.params.clone();
     let owned: Vec<Station> = stations.iter().map(|s| (*s).clone()).collect();
     let publisher = tokio::spawn(async move {
         let refs: Vec<&Station> = owned.iter().collect();
@@ -219,7 +248,8 @@ pub async fn run(cfg: &Config, o: &Options) -> Result<(u64, f64), String> {
             }
             let st = refs[s];
             let ts = newest - step * (per_station - 1 - i) as i32;
-            let v = values(scenario, &refs, s, i, per_station, &mut noise);
+            let mut v = values(scenario, &refs, s, i, per_station, &mut noise);
+            v.retain(|(key, _)| params.iter().any(|p| p == key));
             let river = &st.river;
             let (topic, payload) = match format {
                 Format::Json => (

@@ -4,12 +4,14 @@ release binary): measures in one run, against real mosquitto and InfluxDB on thi
   a. the broker's own QoS-1 ceiling: mosquitto_sub counting the N messages simulate publishes;
   b. riverwatch run storing the same N readings (200 stations): time until all are queryable;
   c. daemon CPU seconds per reading (from /proc) and peak RSS, and peak RSS with 1,000
-     stations whose rule windows are full;
+     stations whose rule windows are full (7 days of 4-hourly analysers, 24 h of 5-minute
+     probes);
   d. reading -> alert email latency, p50 and p99 over 100 alerts with persistence 1;
   e. the spool's drain rate after an InfluxDB outage;
 
 then prints a table and writes JSON (BENCH_JSON, default target/bench/pipeline.json).
-Environment: the RIVERWATCH_TEST_* variables of tests/servers.sh; BENCH_N (default 100000).
+Environment: the RIVERWATCH_TEST_* variables of tests/servers.sh; BENCH_N (default 100000);
+BENCH_ONLY_THROUGHPUT=1 or BENCH_ONLY_MEMORY=1 for one part; BENCH_PERF=1 to profile (b).
 """
 import json
 import os
@@ -95,9 +97,9 @@ class Influx:
         with urllib.request.urlopen(f"{self.url}/query", data=data, timeout=30) as r:
             return json.load(r)
 
-    def count(self, db):
+    def count(self, db, field="ph"):
         try:
-            v = self.query(db, 'SELECT COUNT("ph") FROM "water_quality"')
+            v = self.query(db, f'SELECT COUNT("{field}") FROM "water_quality"')
             return v["results"][0]["series"][0]["values"][0][1]
         except (KeyError, IndexError, OSError):
             return 0
@@ -145,9 +147,9 @@ class Daemon:
         fields = open(f"/proc/{self.proc.pid}/stat").read().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / TICK
 
-    def peak_rss_mib(self):
+    def peak_rss_mib(self, field="VmHWM"):
         for line in open(f"/proc/{self.proc.pid}/status"):
-            if line.startswith("VmHWM:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1]) / 1024
         return 0.0
 
@@ -215,27 +217,38 @@ def spool_drain(d, cfg, influx, db):
 
 
 def memory(influx):
-    """(c) peak RSS with 1,000 stations whose windows are full: BENCH_PER_STATION readings
-    each (default 300), 5 min apart; 300 is 25 h: the flat-line history and a full trend
-    window of 200 values."""
-    per = int(os.environ.get("BENCH_PER_STATION", "300"))
+    """(c) peak RSS with the target's load: 1,000 stations, each holding a 7-day window of its
+    4-hourly analysers (CODMn, NH3-N, TP, TN: 42 readings) and 24 h of its five probes at
+    5 minutes (temperature, pH, DO, conductivity, turbidity: 288 readings). BENCH_PROBE_HOURS
+    changes the 24 h."""
+    hours = int(os.environ.get("BENCH_PROBE_HOURS", "24"))
     db = "bench_memory"
     influx.query("", f"CREATE DATABASE {db}")
     cfg = config("memory", 1000, db, influx.url)
     d = Daemon(cfg, "memory")
-    total = 1000 * per
-    # In chunks of 50 readings per station: the test broker queues at most 100,000 messages
+    log(f"RSS at start: {d.peak_rss_mib('VmRSS'):.1f} MiB")
+    base = 400000  # minutes ago of the newest reading: far from the other runs' data
+    chem = 42
+    simulate(cfg, 1000 * chem, "--client-id", "bench-publisher-c", "--interval", "4h",
+             "--params", "codmn,nh3n,tp,tn", "--newest-minutes-ago", str(base))
+    wait(f"{1000 * chem} analyser readings stored", lambda: influx.count(db, "codmn") >= 1000 * chem, limit=600, every=0.5)
+    log(f"RSS after the analysers' 7 days: {d.peak_rss_mib('VmRSS'):.1f} MiB (peak {d.peak_rss_mib():.1f})")
+    # In chunks of 48 readings per station: the test broker queues at most 100,000 messages
     # for a subscriber (max_queued_messages) and drops the rest.
-    chunk = 50
+    per = hours * 12
+    chunk = 48
     for k in range(0, per, chunk):
         n = min(chunk, per - k)
-        newest = 400000 + (per - k - n) * 5
-        simulate(cfg, 1000 * n, "--client-id", "bench-publisher-c", "--interval", "5m", "--newest-minutes-ago", str(newest))
+        newest = base + (per - k - n) * 5
+        simulate(cfg, 1000 * n, "--client-id", "bench-publisher-c", "--interval", "5m",
+                 "--params", "temp,ph,do,cond,turb", "--newest-minutes-ago", str(newest))
         done = 1000 * (k + n)
-        wait(f"{done} readings stored", lambda: influx.count(db) >= done, limit=600, every=0.5)
+        wait(f"{done} probe readings stored", lambda: influx.count(db) >= done, limit=600, every=0.5)
+        log(f"RSS after {k + n} probe readings per station: {d.peak_rss_mib('VmRSS'):.1f} MiB (peak {d.peak_rss_mib():.1f})")
     rss = d.peak_rss_mib()
     d.stop()
-    return {"stations": 1000, "readings_per_station": per, "readings": total, "peak_rss_mib": round(rss, 1)}
+    return {"stations": 1000, "analyser_readings_per_station": chem, "probe_readings_per_station": per,
+            "readings": 1000 * (chem + per), "peak_rss_mib": round(rss, 1)}
 
 
 # --- a minimal MQTT 3.1.1 publisher, so (d) times the pipeline, not process start-up --------
@@ -297,6 +310,11 @@ def latency(influx):
 def main():
     influx = Influx()
     influx.start()
+    if os.environ.get("BENCH_ONLY_MEMORY"):
+        log("(c) memory with 1,000 stations")
+        log(memory(influx))
+        influx.stop()
+        return
     db = "bench"
     influx.query("", f"CREATE DATABASE {db}")
     cfg = config("throughput", 200, db, influx.url)
@@ -333,7 +351,7 @@ def main():
         ("(b) riverwatch run → InfluxDB queryable", f"{b['rate']:,} readings/s", f"{b['rate'] / a['rate']:.2f} × ceiling (target ≥ 0.9)"),
         ("(c) daemon CPU per reading", f"{b['cpu_us_per_reading']} µs", "target ≤ 5 µs"),
         ("(c) peak RSS, 200 stations", f"{b['peak_rss_mib']} MiB", ""),
-        ("(c) peak RSS, 1,000 stations, windows full", f"{m['peak_rss_mib']} MiB", "target ≤ 64 MiB"),
+        ("(c) peak RSS, 1,000 stations, windows full", f"{m['peak_rss_mib']} MiB", "target ≤ 64 MiB (7 d at 4 h + 24 h of probes at 5 min)"),
         ("(d) reading → email latency p50 / p99", f"{lat['p50_ms']} / {lat['p99_ms']} ms", "target p99 ≤ 100 ms"),
         ("(e) spool drain after an outage", f"{e['rate']:,} readings/s", f"{e['readings']:,} readings, {e['batches']} batches"),
     ]

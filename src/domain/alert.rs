@@ -283,16 +283,9 @@ enum Phase {
         /// The last `window` observations: Some(level) for a breach.
         recent: VecDeque<(DateTime<Utc>, Option<Level>)>,
     },
-    Firing {
-        id: String,
-        since: DateTime<Utc>,
-        /// Level last notified.
-        level: Level,
-        notified_at: DateTime<Utc>,
-        /// Consecutive clear observations so far.
-        clearing: u32,
-        peak: Evidence,
-    },
+    /// Boxed: a station has dozens of episodes and few of them fire, so the quiet ones stay
+    /// small.
+    Firing(Box<SavedFiring>),
 }
 
 /// The lifecycle of one (station, rule, parameter).
@@ -319,13 +312,13 @@ fn worse(a: &Evidence, b: &Evidence) -> bool {
 
 impl Episode {
     pub fn is_firing(&self) -> bool {
-        matches!(self.phase, Phase::Firing { .. })
+        matches!(self.phase, Phase::Firing(_))
     }
 
     /// The id of the firing episode, if any.
     pub fn firing_id(&self) -> Option<&str> {
         match &self.phase {
-            Phase::Firing { id, .. } => Some(id),
+            Phase::Firing(f) => Some(&f.id),
             Phase::Quiet { .. } => None,
         }
     }
@@ -403,59 +396,68 @@ impl Episode {
                 let (since, _) = breaches().next()?;
                 let level = breaches().map(|b| b.1).max().unwrap_or(Level::Data);
                 let id = alert_id(station, rule, param, since);
-                self.phase = Phase::Firing {
+                self.phase = Phase::Firing(Box::new(SavedFiring {
                     id: id.clone(),
                     since,
                     level,
                     notified_at: evidence.ts,
                     clearing: 0,
                     peak: evidence,
-                };
+                }));
                 Some(make(Kind::Fired, level, id, since, evidence))
             }
-            Phase::Firing {
-                id,
-                since,
-                level,
-                notified_at,
-                clearing,
-                peak,
-            } => match obs {
-                Obs::Breach(new_level) => {
-                    *clearing = 0;
-                    if worse(&evidence, peak) {
-                        *peak = evidence;
+            Phase::Firing(f) => {
+                let SavedFiring {
+                    id,
+                    since,
+                    level,
+                    notified_at,
+                    clearing,
+                    peak,
+                } = &mut **f;
+                match obs {
+                    Obs::Breach(new_level) => {
+                        *clearing = 0;
+                        if worse(&evidence, peak) {
+                            *peak = evidence;
+                        }
+                        if new_level > *level {
+                            *level = new_level;
+                            *notified_at = evidence.ts;
+                            return Some(make(
+                                Kind::Escalated,
+                                new_level,
+                                id.clone(),
+                                *since,
+                                *peak,
+                            ));
+                        }
+                        if policy
+                            .renotify
+                            .is_some_and(|every| evidence.ts - *notified_at >= every)
+                        {
+                            *notified_at = evidence.ts;
+                            return Some(make(Kind::Reminder, *level, id.clone(), *since, *peak));
+                        }
+                        None
                     }
-                    if new_level > *level {
-                        *level = new_level;
-                        *notified_at = evidence.ts;
-                        return Some(make(Kind::Escalated, new_level, id.clone(), *since, *peak));
+                    Obs::Hold => {
+                        *clearing = 0;
+                        None
                     }
-                    if policy
-                        .renotify
-                        .is_some_and(|every| evidence.ts - *notified_at >= every)
-                    {
-                        *notified_at = evidence.ts;
-                        return Some(make(Kind::Reminder, *level, id.clone(), *since, *peak));
+                    Obs::Clear => {
+                        *clearing += 1;
+                        if *clearing < policy.clear_after {
+                            return None;
+                        }
+                        let t = make(Kind::Resolved, *level, id.clone(), *since, *peak);
+                        self.phase = Phase::Quiet {
+                            recent: VecDeque::new(),
+                        };
+                        Some(t)
                     }
-                    None
                 }
-                Obs::Hold => {
-                    *clearing = 0;
-                    None
-                }
-                Obs::Clear => {
-                    *clearing += 1;
-                    if *clearing < policy.clear_after {
-                        return None;
-                    }
-                    let t = make(Kind::Resolved, *level, id.clone(), *since, *peak);
-                    self.phase = Phase::Quiet {
-                        recent: VecDeque::new(),
-                    };
-                    Some(t)
-                }
-            },
+            }
         }
     }
 }
@@ -484,6 +486,11 @@ impl Episodes {
         let i = match self.list.binary_search_by(|(k, _)| k.cmp(&(rule, param))) {
             Ok(i) => i,
             Err(i) => {
+                // Grown a few at a time: doubling would leave most stations with room for
+                // twice the episodes they have.
+                if self.list.len() == self.list.capacity() {
+                    self.list.reserve_exact(4);
+                }
                 self.list.insert(i, ((rule, param), Episode::default()));
                 i
             }
@@ -514,24 +521,7 @@ impl Episodes {
             }
             let (recent, firing) = match &e.phase {
                 Phase::Quiet { recent } => (recent.iter().copied().collect(), None),
-                Phase::Firing {
-                    id,
-                    since,
-                    level,
-                    notified_at,
-                    clearing,
-                    peak,
-                } => (
-                    Vec::new(),
-                    Some(SavedFiring {
-                        id: id.clone(),
-                        since: *since,
-                        level: *level,
-                        notified_at: *notified_at,
-                        clearing: *clearing,
-                        peak: *peak,
-                    }),
-                ),
+                Phase::Firing(f) => (Vec::new(), Some((**f).clone())),
             };
             out.push(Saved {
                 key: AlertKey {
@@ -550,14 +540,7 @@ impl Episodes {
     /// concern), replacing the one with the same rule and parameter.
     pub fn restore(&mut self, s: Saved) {
         let phase = match s.firing {
-            Some(f) => Phase::Firing {
-                id: f.id,
-                since: f.since,
-                level: f.level,
-                notified_at: f.notified_at,
-                clearing: f.clearing,
-                peak: f.peak,
-            },
+            Some(f) => Phase::Firing(Box::new(f)),
             None => Phase::Quiet {
                 recent: s.recent.into_iter().collect(),
             },

@@ -470,7 +470,7 @@ pub struct Stream {
     before_last: Option<(i64, f64)>,
     /// The time steps between consecutive values of the history, oldest first: the history
     /// holds `gaps.len() + 1` values, as far back as the flat-line test can look.
-    gaps: VecDeque<u32>,
+    gaps: Gaps,
     /// Sum of `gaps`: the newest time minus the oldest.
     span: i64,
     /// The same steps as a multiset, for their median.
@@ -485,8 +485,54 @@ pub struct Stream {
     given: VecDeque<i64>,
 }
 
+/// The time steps of a stream's history, run-length encoded: a station reporting on a fixed
+/// cadence has one run however long its history, instead of four bytes a value.
+#[derive(Debug, Clone, Default)]
+struct Gaps {
+    /// (step, how many times in a row), oldest first.
+    runs: VecDeque<(u32, u32)>,
+    len: usize,
+}
+
+impl Gaps {
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    fn front(&self) -> Option<u32> {
+        self.runs.front().map(|r| r.0)
+    }
+
+    fn push(&mut self, step: u32) {
+        self.len += 1;
+        if let Some(last) = self.runs.back_mut() {
+            if last.0 == step && last.1 < u32::MAX {
+                last.1 += 1;
+                return;
+            }
+        }
+        super::ring::push(&mut self.runs, (step, 1));
+    }
+
+    fn pop_front(&mut self) -> Option<u32> {
+        let first = self.runs.front_mut()?;
+        let step = first.0;
+        first.1 -= 1;
+        if first.1 == 0 {
+            self.runs.pop_front();
+        }
+        self.len -= 1;
+        Some(step)
+    }
+
+    fn clear(&mut self) {
+        self.runs.clear();
+        self.len = 0;
+    }
+}
+
 /// How many recent flags a stream remembers for replays.
-const REMEMBERED: usize = 64;
+const REMEMBERED: usize = 32;
 
 /// Longest history kept per stream: a 24 h flat line at one value a minute.
 const MAX_HISTORY: usize = 1500;
@@ -571,7 +617,7 @@ impl Stream {
             match u32::try_from(t - last) {
                 Ok(step) => {
                     self.steps.add(i64::from(step));
-                    super::ring::push(&mut self.gaps, step);
+                    self.gaps.push(step);
                     self.span += i64::from(step);
                 }
                 // A gap of over a century: the history starts again.
@@ -595,7 +641,7 @@ impl Stream {
             && self
                 .gaps
                 .front()
-                .is_some_and(|&g| (self.span - i64::from(g)) as f64 > horizon)
+                .is_some_and(|g| (self.span - i64::from(g)) as f64 > horizon)
         {
             self.drop_oldest();
         }

@@ -242,6 +242,9 @@ impl StationState {
         let i = match self.params.iter().position(|(q, _)| *q == p) {
             Some(i) => i,
             None => {
+                // One at a time: a station adds a parameter a handful of times in its life,
+                // and doubling would leave room for twice its parameters' state.
+                self.params.reserve_exact(1);
                 self.params.push((p, ParamState::default()));
                 self.params.len() - 1
             }

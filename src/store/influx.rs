@@ -13,6 +13,7 @@
 //! path falls back to the batcher's exponential backoff.
 
 use crate::config::secret::Secret;
+use bytes::Bytes;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -89,7 +90,7 @@ impl V1Writer {
         })
     }
 
-    pub async fn write(&self, body: String) -> Result<(), WriteError> {
+    pub async fn write(&self, body: Bytes) -> Result<(), WriteError> {
         let mut req = self.client.post(&self.url).query(&self.params).body(body);
         if let Some((user, password)) = &self.auth {
             req = req.basic_auth(user, Some(password.expose()));
@@ -140,7 +141,7 @@ impl V2Writer {
         })
     }
 
-    pub async fn write(&self, body: String) -> Result<(), WriteError> {
+    pub async fn write(&self, body: Bytes) -> Result<(), WriteError> {
         use influxdb2::api::write::TimestampPrecision;
         use influxdb2::RequestError;
         match self
@@ -173,7 +174,7 @@ impl FileWriter {
         FileWriter { path }
     }
 
-    pub async fn write(&self, body: String) -> Result<(), WriteError> {
+    pub async fn write(&self, body: Bytes) -> Result<(), WriteError> {
         use tokio::io::AsyncWriteExt;
         let result = async {
             let mut f = tokio::fs::OpenOptions::new()
@@ -181,7 +182,7 @@ impl FileWriter {
                 .append(true)
                 .open(&self.path)
                 .await?;
-            f.write_all(body.as_bytes()).await?;
+            f.write_all(&body).await?;
             f.sync_data().await
         }
         .await;
@@ -200,7 +201,7 @@ pub enum Writer {
 }
 
 impl Writer {
-    pub async fn write(&self, body: String) -> Result<(), WriteError> {
+    pub async fn write(&self, body: Bytes) -> Result<(), WriteError> {
         match self {
             Writer::V1(w) => w.write(body).await,
             Writer::V2(w) => w.write(body).await,

@@ -34,6 +34,7 @@ use crate::deadletter::DeadLetter;
 use crate::domain::ledger::Ledger;
 use crate::ingest::mqtt::Ack;
 use crate::telemetry::{Metrics, RefusalKind};
+use bytes::Bytes;
 use influx::{WriteError, Writer};
 use spool::Spool;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -59,11 +60,20 @@ pub struct Entry {
     pub topic: String,
 }
 
-/// A message's points without its ack, kept to name the topic of a rejected line.
+/// Where a message's points sit in its batch's body, kept to name the topic of a rejected
+/// line.
 #[derive(Debug)]
 struct Part {
     topic: String,
-    lines: String,
+    range: std::ops::Range<usize>,
+}
+
+/// The offsets just after each newline of `body`: where its next lines start.
+fn line_starts(body: &[u8]) -> impl Iterator<Item = usize> + '_ {
+    body.iter()
+        .enumerate()
+        .filter(|&(_, &b)| b == b'\n')
+        .map(|(i, _)| i + 1)
 }
 
 /// What happens to a chunk the database cannot take now.
@@ -139,16 +149,28 @@ impl Store {
     }
 
     /// Puts `body` in custody: written, dead-lettered line by line where the database rejects
-    /// it, or spooled. Returns once every line is in one of those places.
+    /// it, or spooled. Returns once every line is in one of those places. The body is held
+    /// once: each attempt, and each half of a rejected chunk, is a view of it, not a copy.
     async fn custody(&self, body: String, parts: &[Part], on_retry: OnRetry) {
-        let lines: Vec<&str> = body.lines().collect();
-        let mut pending = vec![(0, lines.len())];
+        let mut body = body.into_bytes();
+        if body.last().is_some_and(|&b| b != b'\n') {
+            body.push(b'\n');
+        }
+        let body = Bytes::from(body);
+        // Start offsets of the lines, and the end: the chunks are line ranges.
+        let mut starts: Vec<usize> = std::iter::once(0).chain(line_starts(&body)).collect();
+        if starts.last() != Some(&body.len()) {
+            starts.push(body.len());
+        }
+        let lines = starts.len() - 1;
+        let mut pending = vec![(0, lines)];
         let mut backoff = Duration::from_millis(100);
         let mut failing = false;
         while let Some((from, to)) = pending.pop() {
-            let chunk = &lines[from..to];
-            let mut text = chunk.join("\n");
-            text.push('\n');
+            if from >= to {
+                continue;
+            }
+            let text = body.slice(starts[from]..starts[to]);
             if on_retry == OnRetry::Spool && self.is_down() {
                 if !self.spool_or_wait(&text).await {
                     pending.push((from, to));
@@ -160,9 +182,9 @@ impl Store {
             self.metrics.write_took(started.elapsed());
             match result {
                 Ok(()) => {
-                    let readings = chunk
-                        .iter()
-                        .filter(|l| l.starts_with(points::READINGS))
+                    let readings = text
+                        .split(|&b| b == b'\n')
+                        .filter(|l| l.starts_with(points::READINGS.as_bytes()))
                         .count();
                     Metrics::add(&self.metrics.readings_stored, readings as u64);
                     self.set_down(false);
@@ -170,8 +192,8 @@ impl Store {
                         self.clear_full();
                     }
                 }
-                Err(WriteError::Reject { status, message }) if chunk.len() == 1 => {
-                    self.reject(chunk[0], status, &message, parts);
+                Err(WriteError::Reject { status, message }) if to - from == 1 => {
+                    self.reject(&text, starts[from], status, &message, parts);
                 }
                 Err(WriteError::Reject { .. }) => {
                     // Written first-half-first: the stack pops the last pushed.
@@ -213,9 +235,9 @@ impl Store {
 
     /// Appends `text` to the spool. False (after a pause) when the spool is full or failing:
     /// the caller keeps the chunk and tries again.
-    async fn spool_or_wait(&self, text: &str) -> bool {
+    async fn spool_or_wait(&self, text: &Bytes) -> bool {
         let spool = Arc::clone(&self.spool);
-        let bytes = text.as_bytes().to_vec();
+        let bytes = text.clone();
         let appended = tokio::task::spawn_blocking(move || spool.append(&bytes)).await;
         let why = match appended {
             Ok(Ok(true)) => {
@@ -246,10 +268,12 @@ impl Store {
         }
     }
 
-    fn reject(&self, line: &str, status: u16, message: &str, parts: &[Part]) {
+    /// Dead-letters one rejected line, which starts at `offset` of its batch's body.
+    fn reject(&self, line: &[u8], offset: usize, status: u16, message: &str, parts: &[Part]) {
+        let line = line.strip_suffix(b"\n").unwrap_or(line);
         let topic = parts
             .iter()
-            .find(|e| e.lines.contains(line))
+            .find(|e| e.range.contains(&offset))
             .map_or("spool", |e| e.topic.as_str());
         tracing::warn!(status, %message, %topic, "the database rejected a point; it is in the dead-letter file");
         self.metrics.refused(RefusalKind::Rejected);
@@ -257,7 +281,7 @@ impl Store {
             topic,
             &format!("rejected by the database (HTTP {status}): {message}"),
             None,
-            line.as_bytes(),
+            line,
         );
     }
 
@@ -360,12 +384,14 @@ impl Batcher {
             let from = ledger.next_seq();
             let mut body = String::new();
             let mut parts = Vec::with_capacity(batch.len());
+            body.reserve_exact(batch.iter().map(|e| e.lines.len()).sum());
             for e in batch {
                 ledger.receive(e.ack);
+                let start = body.len();
                 body.push_str(&e.lines);
                 parts.push(Part {
                     topic: e.topic,
-                    lines: e.lines,
+                    range: start..body.len(),
                 });
             }
             let to = ledger.next_seq();
