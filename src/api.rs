@@ -207,8 +207,17 @@ impl Live {
             return; // a backlog reading older than the latest one
         }
         v.last_reading = Some(r.ts);
-        v.values = r.values.iter().map(|m| (m.param.key(), m.value)).collect();
-        v.qc = qc.iter().map(|(p, f)| (p.key(), f.code())).collect();
+        // Updated in place: a station reports the same parameters reading after reading, so
+        // this neither allocates nor frees.
+        v.values
+            .retain(|k, _| r.values.iter().any(|m| m.param.key() == *k));
+        for m in &r.values {
+            v.values.insert(m.param.key(), m.value);
+        }
+        v.qc.retain(|k, _| qc.iter().any(|(p, _)| p.key() == *k));
+        for (p, f) in qc {
+            v.qc.insert(p.key(), f.code());
+        }
         v.class = j.overall.map(|c| c.number());
     }
 

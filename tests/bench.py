@@ -27,7 +27,7 @@ import time
 import urllib.parse
 import urllib.request
 
-RW = os.path.abspath("target/release/riverwatch")
+RW = os.path.abspath(os.environ.get("BENCH_BIN", "target/release/riverwatch"))
 MQTT = int(os.environ["RIVERWATCH_TEST_MQTT_PORT"])
 SMTP = int(os.environ["RIVERWATCH_TEST_SMTP_PORT"])
 MAILDIR = os.environ["RIVERWATCH_TEST_MAILDIR"]
@@ -143,9 +143,11 @@ class Daemon:
             text = r.read().decode()
         return sum(float(l.rsplit(" ", 1)[1]) for l in text.splitlines() if l.split("{")[0].split(" ")[0] == name)
 
-    def cpu_seconds(self):
+    def cpu_seconds(self, which=(11, 12)):
+        """User plus system CPU seconds (utime and stime of /proc/PID/stat); `which=(11,)`
+        for user time only."""
         fields = open(f"/proc/{self.proc.pid}/stat").read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / TICK
+        return sum(int(fields[i]) for i in which) / TICK
 
     def peak_rss_mib(self, field="VmHWM"):
         for line in open(f"/proc/{self.proc.pid}/status"):
@@ -197,10 +199,10 @@ def throughput(cfg, influx, db):
     perf = None
     if os.environ.get("BENCH_PERF"):
         os.makedirs("target/bench", exist_ok=True)
-        perf = subprocess.Popen(["perf", "record", "-F", "999", "-g", "-p", str(d.proc.pid), "-o", "target/bench/perf.data"],
+        perf = subprocess.Popen(["perf", "record", "-F", "999", "--call-graph", os.environ.get("BENCH_PERF_CALLGRAPH", "fp"), "-p", str(d.proc.pid), "-o", "target/bench/perf.data"],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         time.sleep(0.5)
-    cpu0 = d.cpu_seconds()
+    cpu0, user0 = d.cpu_seconds(), d.cpu_seconds((11,))
     t0 = time.monotonic()
     sim = simulate(cfg, N, "--client-id", "bench-publisher-b", "--newest-minutes-ago", "5")
     # The daemon counts a reading stored when InfluxDB has answered 204 to its write, after
@@ -210,13 +212,14 @@ def throughput(cfg, influx, db):
     wait("all readings stored", lambda: d.metric("riverwatch_readings_stored_total") >= N, limit=600, every=0.005)
     took = time.monotonic() - t0
     wait("all readings queryable", lambda: influx.count(db) >= N, limit=60, every=0.05)
-    cpu = d.cpu_seconds() - cpu0
+    cpu, user = d.cpu_seconds() - cpu0, d.cpu_seconds((11,)) - user0
     rss = d.peak_rss_mib()
     if perf:
         perf.send_signal(signal.SIGINT)
         perf.wait()
     return d, {"readings": N, "seconds": round(took, 3), "rate": round(N / took), "publisher_rate": sim["rate"],
-               "cpu_us_per_reading": round(cpu * 1e6 / N, 2), "peak_rss_mib": round(rss, 1)}
+               "cpu_us_per_reading": round(cpu * 1e6 / N, 2), "user_us_per_reading": round(user * 1e6 / N, 2),
+               "peak_rss_mib": round(rss, 1)}
 
 
 def spool_drain(d, cfg, influx, db):

@@ -253,9 +253,12 @@ pub async fn drive(
                 let ack = Ack {
                     reply: None,
                     generation: session.generation.load(Ordering::Relaxed),
-                    publish: (p.qos != QoS::AtMostOnce).then(|| Publish {
-                        payload: bytes::Bytes::new(),
-                        ..p.clone()
+                    // Only the packet id and QoS are needed to acknowledge: no copy of the
+                    // topic or payload waits with the ack.
+                    publish: (p.qos != QoS::AtMostOnce).then(|| {
+                        let mut ack = Publish::new(String::new(), p.qos, Vec::new());
+                        ack.pkid = p.pkid;
+                        ack
                     }),
                 };
                 let msg = Inbound {

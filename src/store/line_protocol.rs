@@ -33,6 +33,15 @@ pub struct Point<'a> {
 }
 
 fn escape(out: &mut String, text: &str, special: &[char]) {
+    // Most keys and values need no escaping: copy them whole. Every special character is
+    // ASCII, so a byte test is exact on UTF-8.
+    let plain = text
+        .bytes()
+        .all(|b| b != b'\n' && b != b'\r' && !(b.is_ascii() && special.contains(&char::from(b))));
+    if plain {
+        out.push_str(text);
+        return;
+    }
     for c in text.chars() {
         if c == '\n' || c == '\r' {
             out.push(' ');
@@ -52,8 +61,16 @@ pub fn encode(point: &Point<'_>, out: &mut String) {
         return;
     }
     escape(out, point.measurement, &[',', ' ', '\\']);
-    let mut tags = point.tags.clone();
-    tags.sort_by(|a, b| a.0.cmp(b.0));
+    // The encoders give their tags in order already; only others pay for a sorted copy.
+    let sorted;
+    let tags = if point.tags.is_sorted_by(|a, b| a.0 <= b.0) {
+        &point.tags
+    } else {
+        let mut t = point.tags.clone();
+        t.sort_by(|a, b| a.0.cmp(b.0));
+        sorted = t;
+        &sorted
+    };
     for (k, v) in tags.iter().filter(|(_, v)| !v.is_empty()) {
         out.push(',');
         escape(out, k, &[',', '=', ' ', '\\']);
@@ -70,7 +87,8 @@ pub fn encode(point: &Point<'_>, out: &mut String) {
                 let _ = write!(out, "{f}");
             }
             Field::Int(n) => {
-                let _ = write!(out, "{n}i");
+                push_int(out, *n);
+                out.push('i');
             }
             Field::Str(s) => {
                 out.push('"');
@@ -79,7 +97,30 @@ pub fn encode(point: &Point<'_>, out: &mut String) {
             }
         }
     }
-    let _ = writeln!(out, " {}", point.ts_ms);
+    out.push(' ');
+    push_int(out, point.ts_ms);
+    out.push('\n');
+}
+
+/// Appends `n` in decimal, without the formatting machinery (two integers a point).
+fn push_int(out: &mut String, n: i64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    let mut rest = n.unsigned_abs();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    if n < 0 {
+        out.push('-');
+    }
+    for &d in &digits[i..] {
+        out.push(char::from(d));
+    }
 }
 
 #[cfg(test)]
@@ -180,6 +221,23 @@ mod properties {
                 }
             }
             prop_assert_eq!(sections, 3, "{}", out);
+        }
+
+        /// Integers and timestamps are written as `format!` writes them.
+        #[test]
+        fn integers_as_format_writes_them(n in any::<i64>()) {
+            let mut out = String::new();
+            push_int(&mut out, n);
+            prop_assert_eq!(out, n.to_string());
+        }
+    }
+
+    #[test]
+    fn integer_extremes() {
+        for n in [i64::MIN, i64::MAX, -1, 0, 9, 10] {
+            let mut out = String::new();
+            push_int(&mut out, n);
+            assert_eq!(out, n.to_string());
         }
     }
 }

@@ -17,17 +17,35 @@ use chrono::{DateTime, Utc};
 pub const READINGS: &str = "water_quality";
 pub const ALERTS: &str = "wq_alert";
 
+/// In key order, as `encode` writes them, so a reading's point needs no sorted copy.
 fn tags(station: &Station) -> Vec<(&str, &str)> {
     vec![
-        ("station", &station.id),
-        ("river", &station.river),
         ("city", &station.city),
+        ("river", &station.river),
+        ("station", &station.id),
     ]
 }
 
+/// `<key>_qc` and `<key>_limit` of a parameter: field names of every reading, made once
+/// rather than formatted for each value.
+fn suffixed(p: Param) -> (&'static str, &'static str) {
+    static NAMES: std::sync::OnceLock<Vec<(String, String)>> = std::sync::OnceLock::new();
+    let names = NAMES.get_or_init(|| {
+        Param::ALL
+            .iter()
+            .map(|p| (format!("{}_qc", p.key()), format!("{}_limit", p.key())))
+            .collect()
+    });
+    Param::ALL
+        .iter()
+        .position(|q| *q == p)
+        .and_then(|i| names.get(i))
+        .map_or(("", ""), |(q, l)| (q.as_str(), l.as_str()))
+}
+
 /// The QC field of a parameter: `<key>_qc`.
-fn qc_field(p: Param) -> String {
-    format!("{}_qc", p.key())
+fn qc_field(p: Param) -> &'static str {
+    suffixed(p).0
 }
 
 /// Appends the `water_quality` point of one reading: every value as a float field under its
@@ -42,36 +60,28 @@ pub fn reading(
     qc: &[(Param, Flag)],
     out: &mut String,
 ) {
-    let qc_names: Vec<(String, i64)> = qc
-        .iter()
-        .map(|(p, f)| (qc_field(*p), i64::from(f.code())))
-        .collect();
-    let mut fields: Vec<(&str, Field)> = r
-        .values
-        .iter()
-        .map(|m| (m.param.key(), Field::Float(m.value)))
-        .collect();
-    fields.extend(qc_names.iter().map(|(k, v)| (k.as_str(), Field::Int(*v))));
+    let mut fields: Vec<(&str, Field)> =
+        Vec::with_capacity(2 * r.values.len() + 1 + j.judged.len());
+    fields.extend(
+        r.values
+            .iter()
+            .map(|m| (m.param.key(), Field::Float(m.value))),
+    );
+    fields.extend(
+        qc.iter()
+            .map(|(p, f)| (qc_field(*p), Field::Int(i64::from(f.code())))),
+    );
     if let Some(class) = j.overall {
         fields.push(("wq_class", Field::Int(i64::from(class.number()))));
     }
-    let limit_names: Vec<(String, f64)> = j
-        .judged
-        .iter()
-        .filter_map(
-            |x| match gb3838::limits(x.param, station.water_body)?.limit(station.target) {
-                gb3838::LimitValue::AtMost(v) | gb3838::LimitValue::AtLeast(v) => {
-                    Some((format!("{}_limit", x.param.key()), v))
-                }
-                gb3838::LimitValue::Between(..) => None,
-            },
-        )
-        .collect();
-    fields.extend(
-        limit_names
-            .iter()
-            .map(|(k, v)| (k.as_str(), Field::Float(*v))),
-    );
+    fields.extend(j.judged.iter().filter_map(|x| {
+        match gb3838::limits(x.param, station.water_body)?.limit(station.target) {
+            gb3838::LimitValue::AtMost(v) | gb3838::LimitValue::AtLeast(v) => {
+                Some((suffixed(x.param).1, Field::Float(v)))
+            }
+            gb3838::LimitValue::Between(..) => None,
+        }
+    }));
     encode(
         &Point {
             measurement: READINGS,
@@ -127,7 +137,7 @@ pub fn qc_revision(
         &Point {
             measurement: READINGS,
             tags: tags(station),
-            fields: vec![(field.as_str(), Field::Int(i64::from(flag.code())))],
+            fields: vec![(field, Field::Int(i64::from(flag.code())))],
             ts_ms: ts.timestamp_millis(),
         },
         out,

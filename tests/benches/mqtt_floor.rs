@@ -10,8 +10,8 @@
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use std::time::Duration;
 
-/// User plus system CPU seconds of this process, from /proc.
-fn cpu_seconds() -> Result<f64, String> {
+/// User and user-plus-system CPU seconds of this process, from /proc.
+fn cpu_seconds() -> Result<(f64, f64), String> {
     let stat = std::fs::read_to_string("/proc/self/stat").map_err(|e| e.to_string())?;
     let after = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or("");
     let fields: Vec<&str> = after.split_whitespace().collect();
@@ -22,7 +22,8 @@ fn cpu_seconds() -> Result<f64, String> {
             .ok_or_else(|| format!("field {i} of /proc/self/stat"))
     };
     // utime and stime (fields 14 and 15), in clock ticks of 1/100 s on Linux.
-    Ok((ticks(11)? + ticks(12)?) / 100.0)
+    let (user, system) = (ticks(11)? / 100.0, ticks(12)? / 100.0);
+    Ok((user, user + system))
 }
 
 async fn measure(port: u16, count: u64) -> Result<String, String> {
@@ -32,7 +33,7 @@ async fn measure(port: u16, count: u64) -> Result<String, String> {
         .set_max_packet_size(1 << 20, 1 << 20);
     let (client, mut eventloop) = AsyncClient::new(o, 10_000);
     let mut got = 0u64;
-    let mut cpu0 = 0.0;
+    let mut cpu0 = (0.0, 0.0);
     while got < count {
         match eventloop.poll().await.map_err(|e| e.to_string())? {
             Event::Incoming(Packet::ConnAck(_)) => client
@@ -55,10 +56,12 @@ async fn measure(port: u16, count: u64) -> Result<String, String> {
         while eventloop.poll().await.is_ok() {}
     })
     .await;
-    let cpu = cpu_seconds()? - cpu0;
+    let cpu = cpu_seconds()?;
+    let per = |s: f64| s * 1e6 / count as f64;
     Ok(format!(
-        "{{\"messages\":{count},\"cpu_us_per_message\":{:.2}}}",
-        cpu * 1e6 / count as f64
+        "{{\"messages\":{count},\"cpu_us_per_message\":{:.2},\"user_us_per_message\":{:.2}}}",
+        per(cpu.1 - cpu0.1),
+        per(cpu.0 - cpu0.0)
     ))
 }
 
