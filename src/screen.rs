@@ -264,7 +264,8 @@ impl Screen {
         for (mn, qn) in self.reassembly.expire(now, SPLIT_TIMEOUT) {
             tracing::warn!(%mn, %qn, "a split HJ 212 message did not complete within 5 min; its packets are dropped");
         }
-        let mut lines = String::new();
+        // Room for a reading's line at once (about 300 bytes), rather than growing to it.
+        let mut lines = String::with_capacity(512);
         let mut transitions = Vec::new();
         let net = Arc::clone(&self.net);
         match station_for_topic(&net, &msg.topic) {

@@ -130,7 +130,38 @@ impl Param {
 
     /// Parses a payload key; `None` for keys outside SPEC §4.
     pub fn from_key(key: &str) -> Option<Param> {
-        Param::ALL.iter().copied().find(|p| p.key() == key)
+        // A match on the text, not a scan comparing it with every key: each value of every
+        // reading is looked up here.
+        Some(match key {
+            "temp" => Param::Temp,
+            "ph" => Param::Ph,
+            "do" => Param::Do,
+            "cond" => Param::Cond,
+            "turb" => Param::Turb,
+            "codmn" => Param::Codmn,
+            "cod" => Param::Cod,
+            "bod5" => Param::Bod5,
+            "nh3n" => Param::Nh3n,
+            "tp" => Param::Tp,
+            "tn" => Param::Tn,
+            "cu" => Param::Cu,
+            "zn" => Param::Zn,
+            "f" => Param::F,
+            "se" => Param::Se,
+            "as" => Param::As,
+            "hg" => Param::Hg,
+            "cd" => Param::Cd,
+            "cr6" => Param::Cr6,
+            "pb" => Param::Pb,
+            "cn" => Param::Cn,
+            "phenol" => Param::Phenol,
+            "oil" => Param::Oil,
+            "las" => Param::Las,
+            "s2" => Param::S2,
+            "fcoli" => Param::Fcoli,
+            "chla" => Param::Chla,
+            _ => return None,
+        })
     }
 
     pub fn unit(self) -> Unit {

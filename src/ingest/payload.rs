@@ -132,6 +132,21 @@ pub fn decode_json(
         ));
         return out;
     }
+    if let Some(r) = plain_reading(station, payload, now, limits) {
+        out.readings.push(r);
+        return out;
+    }
+    decode_tree(station, payload, now, limits, out)
+}
+
+/// Decodes any payload through a JSON tree: batches, and every refusal with its reason.
+fn decode_tree(
+    station: &str,
+    payload: &[u8],
+    now: DateTime<Utc>,
+    limits: PayloadLimits,
+    mut out: Decoded,
+) -> Decoded {
     let tree: Value = match serde_json::from_slice(payload) {
         Ok(v) => v,
         Err(e) => {
@@ -288,6 +303,14 @@ fn timestamp(
         Some(Value::String(s)) => s,
         Some(other) => return Err(wrong_type("\"ts\"", "an RFC 3339 string", other)),
     };
+    parse_ts(raw, now, limits)
+}
+
+fn parse_ts(
+    raw: &str,
+    now: DateTime<Utc>,
+    limits: PayloadLimits,
+) -> Result<DateTime<Utc>, Refusal> {
     let ts = DateTime::parse_from_rfc3339(raw)
         .map_err(|e| {
             Refusal::new(
@@ -306,6 +329,108 @@ fn timestamp(
         ));
     }
     Ok(ts)
+}
+
+/// The common payload — one reading, text without escapes — read straight into borrowed
+/// parts instead of a tree of owned strings and maps (most of the decoding cost). `None` for
+/// anything else, valid or not: the tree decoder then reads it and, where it is wrong, says
+/// exactly why. So this path only ever accepts what the tree decoder accepts, with the same
+/// result.
+fn plain_reading(
+    station: &str,
+    payload: &[u8],
+    now: DateTime<Utc>,
+    limits: PayloadLimits,
+) -> Option<Reading> {
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Plain<'a> {
+        #[serde(borrow)]
+        ts: &'a str,
+        #[serde(borrow)]
+        values: Pairs<'a, f64>,
+        // Absent is fine; `null` is not (the tree decoder refuses it), hence no `Option`.
+        #[serde(borrow, default)]
+        flags: Pairs<'a, &'a str>,
+        #[serde(default)]
+        seq: Seq,
+    }
+    /// `seq` when present: a non-negative integer, never `null`.
+    #[derive(Default)]
+    struct Seq(Option<u64>);
+    impl<'de> serde::Deserialize<'de> for Seq {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            u64::deserialize(d).map(|v| Seq(Some(v)))
+        }
+    }
+    // An object only: serde would also read a struct from an array, which is a batch here.
+    if payload.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return None;
+    }
+    let plain: Plain = serde_json::from_slice(payload).ok()?;
+    let ts = parse_ts(plain.ts, now, limits).ok()?;
+    let mut values = Vec::with_capacity(plain.values.0.len());
+    for &(key, value) in &plain.values.0 {
+        let param = Param::from_key(key)?;
+        check_value(param, value).ok()?;
+        values.push(Measured {
+            param,
+            value,
+            flag: None,
+        });
+    }
+    values.sort_by_key(|m| m.param);
+    // A repeated key (the tree keeps the last) or no value at all: the tree decides.
+    if values.is_empty() || values.windows(2).any(|w| w[0].param == w[1].param) {
+        return None;
+    }
+    let flags = plain.flags.0;
+    for (i, &(key, letter)) in flags.iter().enumerate() {
+        if flags[..i].iter().any(|(k, _)| *k == key) {
+            return None;
+        }
+        let slot = values.iter_mut().find(|m| m.param.key() == key)?;
+        slot.flag = Some(DataFlag::parse(letter)?);
+    }
+    Some(Reading {
+        station: station.to_string(),
+        ts,
+        values,
+        seq: plain.seq.0,
+    })
+}
+
+/// A JSON object's members in order, with borrowed keys: `values` and `flags` of a plain
+/// reading.
+struct Pairs<'a, T>(Vec<(&'a str, T)>);
+
+impl<T> Default for Pairs<'_, T> {
+    fn default() -> Self {
+        Pairs(Vec::new())
+    }
+}
+
+impl<'de: 'a, 'a, T: serde::Deserialize<'de>> serde::Deserialize<'de> for Pairs<'a, T> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit<'a, T>(std::marker::PhantomData<(&'a (), T)>);
+        impl<'de: 'a, 'a, T: serde::Deserialize<'de>> serde::de::Visitor<'de> for Visit<'a, T> {
+            type Value = Pairs<'a, T>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("an object")
+            }
+            fn visit_map<M: serde::de::MapAccess<'de>>(
+                self,
+                mut m: M,
+            ) -> Result<Self::Value, M::Error> {
+                let mut out = Vec::with_capacity(m.size_hint().unwrap_or(8));
+                while let Some(entry) = m.next_entry::<&'de str, T>()? {
+                    out.push(entry);
+                }
+                Ok(Pairs(out))
+            }
+        }
+        d.deserialize_map(Visit(std::marker::PhantomData))
+    }
 }
 
 /// What one HJ 212 message yields: its readings or refusal, the acknowledgement frame to
@@ -773,6 +898,40 @@ mod properties {
             let d = decode_json("s", &bytes, now, limits());
             prop_assert!(d.readings.iter().flat_map(|r| &r.values).all(|m| m.value.is_finite()));
             prop_assert!(!d.readings.is_empty() || !d.refused.is_empty());
+        }
+
+        /// Payloads built from a reading's parts, valid or not: whatever the direct path
+        /// accepts, the tree decoder accepts with the same reading.
+        #[test]
+        fn the_direct_path_agrees_with_the_tree(
+            ts in prop_oneof![
+                10 => Just("\"2026-11-26T08:00:00+08:00\""), 1 => Just("\"2026-11-26T08:00:00\""),
+                1 => Just("null"), 1 => Just("17"), 1 => Just("\"2027-01-01T00:00:00Z\""), 1 => Just("\"2026-11-26T07:00:00\\u002B08:00\""),
+            ],
+            values in proptest::collection::vec((prop_oneof![8 => 0usize..4, 1 => 4usize..6], prop_oneof![8 => Just("7.1"), 8 => Just("0.5"), 1 => Just("-1"), 1 => Just("15"), 1 => Just("\"7\""), 1 => Just("null"), 1 => Just("1e400")]), 0..4),
+            flags in proptest::option::of(proptest::collection::vec((prop_oneof![8 => 0usize..4, 1 => 4usize..6], prop_oneof![4 => Just("\"N\""), 4 => Just("\"D\""), 1 => Just("\"Q\""), 1 => Just("3")]), 0..3)),
+            seq in prop_oneof![4 => Just(None), 4 => Just(Some("5")), 1 => Just(Some("null")), 1 => Just(Some("-2")), 1 => Just(Some("1.5"))],
+            extra in prop_oneof![8 => Just(""), 1 => Just(",\"station\":\"x\""), 1 => Just(",\"ts\":\"2026-11-26T09:00:00+08:00\"")],
+            wrap in prop_oneof![4 => Just(("", "")), 1 => Just(("[", "]")), 1 => Just((" ", "\n"))],
+        ) {
+            let keys = ["ph", "nh3n", "do", "tp", "nitrate", "t\\u0065mp"];
+            let members = |pairs: &[(usize, &str)]| {
+                pairs.iter().map(|(k, v)| format!("\"{}\":{v}", keys[*k])).collect::<Vec<_>>().join(",")
+            };
+            let mut body = format!("\"ts\":{ts},\"values\":{{{}}}", members(&values));
+            if let Some(f) = &flags {
+                body.push_str(&format!(",\"flags\":{{{}}}", members(f)));
+            }
+            if let Some(q) = seq {
+                body.push_str(&format!(",\"seq\":{q}"));
+            }
+            let payload = format!("{}{{{body}{extra}}}{}", wrap.0, wrap.1);
+            let now = Utc.with_ymd_and_hms(2026, 11, 26, 0, 0, 0).unwrap();
+            if let Some(direct) = plain_reading("s", payload.as_bytes(), now, limits()) {
+                let tree = decode_tree("s", payload.as_bytes(), now, limits(), Decoded::default());
+                prop_assert!(tree.refused.is_empty(), "{} {:?}", payload, tree.refused);
+                prop_assert_eq!(tree.readings, vec![direct]);
+            }
         }
 
         /// JSON-shaped input with random values: every element is either a reading or a
