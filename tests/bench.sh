@@ -9,5 +9,4 @@ cd "$(dirname "$0")/.."
 . tests/servers.sh
 
 cargo build --release --quiet
-cargo bench --bench mqtt_floor --no-run --quiet
 /usr/bin/python3 tests/bench.py

@@ -69,7 +69,9 @@ pub const INFLIGHT_BOUND: usize = 65_536;
 pub struct Ack {
     generation: u64,
     /// `None` for QoS 0 messages, which need no acknowledgement.
-    publish: Option<Publish>,
+    /// The packet id and QoS of the message (all an acknowledgement needs); `None` for QoS 0
+    /// messages. Kept small: every message's ack passes through two channels.
+    publish: Option<(u16, QoS)>,
     /// A reply published (QoS 1) when the message is acknowledged: the HJ 212 data
     /// acknowledgement (CN=9014), which tells the station its data is safe.
     reply: Option<(String, Vec<u8>)>,
@@ -253,13 +255,7 @@ pub async fn drive(
                 let ack = Ack {
                     reply: None,
                     generation: session.generation.load(Ordering::Relaxed),
-                    // Only the packet id and QoS are needed to acknowledge: no copy of the
-                    // topic or payload waits with the ack.
-                    publish: (p.qos != QoS::AtMostOnce).then(|| {
-                        let mut ack = Publish::new(String::new(), p.qos, Vec::new());
-                        ack.pkid = p.pkid;
-                        ack
-                    }),
+                    publish: (p.qos != QoS::AtMostOnce).then_some((p.pkid, p.qos)),
                 };
                 let msg = Inbound {
                     topic: p.topic,
@@ -329,9 +325,9 @@ pub async fn acker(
     metrics: Arc<Metrics>,
 ) {
     while let Some(ack) = acks.recv().await {
-        if let Some(publish) = &ack.publish {
+        if let Some((pkid, _)) = ack.publish {
             if ack.generation != session.generation.load(Ordering::Relaxed) {
-                tracing::debug!(pkid = publish.pkid, "skipping the ack of a message from an earlier connection; the broker redelivers it");
+                tracing::debug!(pkid, "skipping the ack of a message from an earlier connection; the broker redelivers it");
                 continue;
             }
         }
@@ -345,9 +341,13 @@ pub async fn acker(
                 tracing::warn!(%topic, error = %e, "cannot publish the HJ 212 acknowledgement");
             }
         }
-        let Some(publish) = ack.publish else {
+        let Some((pkid, qos)) = ack.publish else {
             continue;
         };
+        // rumqttc acknowledges from a Publish's packet id and QoS alone; an empty one
+        // allocates nothing.
+        let mut publish = Publish::new(String::new(), qos, Vec::new());
+        publish.pkid = pkid;
         match client.ack(&publish).await {
             Ok(()) => Metrics::add(&metrics.messages_acked, 1),
             Err(e) => {
