@@ -217,11 +217,20 @@ def spool_drain(d, cfg, influx, db):
     wait("spooled and acknowledged", lambda: d.metric("riverwatch_messages_acked_total") >= acked0 + n, limit=300)
     batches = d.metric("riverwatch_spool_batches")
     spool_bytes = d.metric("riverwatch_spool_bytes")
+    stored0 = d.metric("riverwatch_readings_stored_total")
     influx.start()
     t0 = time.monotonic()
-    wait("spool drained", lambda: influx.count(db) >= N + n, limit=600, every=0.1)
-    took = time.monotonic() - t0
-    return {"readings": n, "batches": int(batches), "bytes": int(spool_bytes), "seconds": round(took, 3), "rate": round(n / took)}
+    # The drainer retries a failed write after a backoff that grows while the database is
+    # down, so it resumes up to one backoff after the database is back: timed apart from the
+    # drain itself, which runs from its first stored batch to its last.
+    first = wait("the drain to start", lambda: d.metric("riverwatch_readings_stored_total") - stored0 or None, limit=120, every=0.005)
+    t1 = time.monotonic()
+    wait("spool drained", lambda: d.metric("riverwatch_readings_stored_total") >= stored0 + n, limit=600, every=0.005)
+    t2 = time.monotonic()
+    wait("the drained readings queryable", lambda: influx.count(db) >= N + n, limit=60, every=0.05)
+    rate = (n - first) / max(t2 - t1, 1e-6)
+    return {"readings": n, "batches": int(batches), "bytes": int(spool_bytes), "resumed_after_s": round(t1 - t0, 3),
+            "seconds": round(t2 - t1, 3), "rate": round(rate)}
 
 
 def memory(influx):
@@ -362,7 +371,7 @@ def main():
         ("(c) peak RSS, 200 stations", f"{b['peak_rss_mib']} MiB", ""),
         ("(c) peak RSS, 1,000 stations, windows full", f"{m['peak_rss_mib']} MiB", "target ≤ 64 MiB (7 d at 4 h + 24 h of probes at 5 min)"),
         ("(d) reading → email latency p50 / p99", f"{lat['p50_ms']} / {lat['p99_ms']} ms", "target p99 ≤ 100 ms"),
-        ("(e) spool drain after an outage", f"{e['rate']:,} readings/s", f"{e['readings']:,} readings, {e['batches']} batches"),
+        ("(e) spool drain after an outage", f"{e['rate']:,} readings/s", f"{e['readings']:,} readings, {e['batches']} batches; resumed {e['resumed_after_s']} s after the database"),
     ]
     width = max(len(r[0]) for r in rows)
     print(f"\nriverwatch pipeline benchmark, {result['date']}, {result['cpus']} CPUs (broker ceiling beside each figure: {a['rate']:,} msg/s)")
