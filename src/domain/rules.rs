@@ -229,8 +229,11 @@ struct StationState {
     /// Wall time of the last reading (or of the start); `None` until either.
     arrival: Option<DateTime<Utc>>,
     episodes: Episodes,
-    /// A handful per station: found by a short scan.
-    params: Vec<(Param, ParamState)>,
+    /// The parameters seen, found by a short scan of this list, which is kept apart from their
+    /// state (some 600 bytes each) so the scan reads one cache line.
+    param_keys: Vec<Param>,
+    /// `params[i]` is the state of `param_keys[i]`.
+    params: Vec<ParamState>,
     /// Reading times at which the station changed suddenly in two or more parameters.
     sudden: VecDeque<DateTime<Utc>>,
     /// Open warnings from upstream, by parameter.
@@ -239,17 +242,18 @@ struct StationState {
 
 impl StationState {
     fn param(&mut self, p: Param) -> &mut ParamState {
-        let i = match self.params.iter().position(|(q, _)| *q == p) {
+        let i = match self.param_keys.iter().position(|q| *q == p) {
             Some(i) => i,
             None => {
                 // One at a time: a station adds a parameter a handful of times in its life,
                 // and doubling would leave room for twice its parameters' state.
                 self.params.reserve_exact(1);
-                self.params.push((p, ParamState::default()));
+                self.params.push(ParamState::default());
+                self.param_keys.push(p);
                 self.params.len() - 1
             }
         };
-        &mut self.params[i].1
+        &mut self.params[i]
     }
 
     /// Feeds one observation to the episode of (this station, `rule`, `param`).

@@ -111,6 +111,27 @@ fn benches(c: &mut Criterion) {
             rules.reading(&net, &station, black_box(&reading(i, 0.3)), now)
         })
     });
+    // The same work in the daemon's access pattern: 200 stations in turn, so each reading
+    // finds its station's state gone cold in the caches, as in `tests/bench.sh`'s run.
+    let mut many = net.clone();
+    many.stations = (0..200)
+        .map(|k| {
+            let mut s = station.clone();
+            s.id = format!("s{k:03}");
+            s.downstream = None;
+            s
+        })
+        .collect();
+    let mut rules = Rules::new(RuleConfig::default());
+    let mut k = 0usize;
+    c.bench_function("qc_class_rules_per_reading_200_stations", |b| {
+        b.iter(|| {
+            k += 1;
+            let s = &many.stations[k % 200];
+            let r = reading((k / 200) as i64, 0.3);
+            rules.reading(&many, s, black_box(&r), now)
+        })
+    });
     let r = reading(1, 0.3);
     c.bench_function("class_only", |b| b.iter(|| judge(&station, black_box(&r))));
 
