@@ -208,15 +208,20 @@ impl Live {
         }
         v.last_reading = Some(r.ts);
         // Updated in place: a station reports the same parameters reading after reading, so
-        // this neither allocates nor frees.
-        v.values
-            .retain(|k, _| r.values.iter().any(|m| m.param.key() == *k));
+        // this neither allocates nor frees; parameters the reading lacks leave (only then is
+        // the map searched for them).
         for m in &r.values {
             v.values.insert(m.param.key(), m.value);
         }
-        v.qc.retain(|k, _| qc.iter().any(|(p, _)| p.key() == *k));
+        if v.values.len() != r.values.len() {
+            v.values
+                .retain(|k, _| r.values.iter().any(|m| m.param.key() == *k));
+        }
         for (p, f) in qc {
             v.qc.insert(p.key(), f.code());
+        }
+        if v.qc.len() != qc.len() {
+            v.qc.retain(|k, _| qc.iter().any(|(p, _)| p.key() == *k));
         }
         v.class = j.overall.map(|c| c.number());
     }
@@ -406,6 +411,52 @@ pub struct SilenceRequest {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_station_shows_exactly_its_latest_readings_values() {
+        use crate::domain::network::fixtures::network;
+        use crate::domain::reading::{judge, Measured};
+        let net = network();
+        let dir = tempfile::tempdir().expect("temp dir");
+        let live = Live::open(&net, &[], dir.path(), None).expect("live view");
+        let s = &net.stations[0];
+        let t0 = chrono::DateTime::from_timestamp(1_795_658_400, 0).expect("time");
+        let show = |values: &[(Param, f64)], at: i64| {
+            let r = Reading {
+                station: s.id.clone(),
+                ts: t0 + chrono::Duration::hours(at),
+                values: values
+                    .iter()
+                    .map(|&(param, value)| Measured {
+                        param,
+                        value,
+                        flag: None,
+                    })
+                    .collect(),
+                seq: None,
+            };
+            let qc: Vec<_> = values.iter().map(|&(p, _)| (p, Flag::Good)).collect();
+            live.reading(s, &r, &qc, &judge(s, &r));
+            let view = live
+                .stations()
+                .into_iter()
+                .find(|v| v.id == s.id)
+                .expect("view");
+            (
+                view.values.into_iter().collect::<Vec<_>>(),
+                view.qc.keys().copied().collect::<Vec<_>>(),
+            )
+        };
+        let (values, qc) = show(&[(Param::Ph, 7.1), (Param::Nh3n, 0.3)], 0);
+        assert_eq!(values, [("nh3n", 0.3), ("ph", 7.1)]);
+        assert_eq!(qc, ["nh3n", "ph"]);
+        // A later reading without NH3-N: NH3-N leaves the view.
+        let (values, qc) = show(&[(Param::Ph, 7.2), (Param::Do, 6.0)], 1);
+        assert_eq!(values, [("do", 6.0), ("ph", 7.2)]);
+        assert_eq!(qc, ["do", "ph"]);
+        // An older reading changes nothing.
+        assert_eq!(show(&[(Param::Ph, 9.0)], 0).0, [("do", 6.0), ("ph", 7.2)]);
+    }
 
     #[test]
     fn tokens_compare_whole() {

@@ -345,22 +345,27 @@ fn median_interval(times: &[i64]) -> f64 {
 /// history for every value.
 #[derive(Debug, Clone, Default)]
 struct Steps {
-    counts: std::collections::BTreeMap<i64, u32>,
+    /// (step, how many), sorted by step: a short list (a regular station has one or two
+    /// distinct steps), searched in one cache line rather than a tree's nodes.
+    counts: Vec<(i64, u32)>,
     len: usize,
 }
 
 impl Steps {
     fn add(&mut self, d: i64) {
-        *self.counts.entry(d).or_insert(0) += 1;
+        match self.counts.binary_search_by_key(&d, |e| e.0) {
+            Ok(i) => self.counts[i].1 += 1,
+            Err(i) => self.counts.insert(i, (d, 1)),
+        }
         self.len += 1;
     }
 
     fn remove(&mut self, d: i64) {
-        if let Some(c) = self.counts.get_mut(&d) {
-            *c -= 1;
+        if let Ok(i) = self.counts.binary_search_by_key(&d, |e| e.0) {
+            self.counts[i].1 -= 1;
             self.len -= 1;
-            if *c == 0 {
-                self.counts.remove(&d);
+            if self.counts[i].1 == 0 {
+                self.counts.remove(i);
             }
         }
     }
@@ -368,7 +373,7 @@ impl Steps {
     /// The element at sorted position `k`.
     fn nth(&self, k: usize) -> i64 {
         let mut seen = 0;
-        for (&d, &c) in &self.counts {
+        for &(d, c) in &self.counts {
             seen += c as usize;
             if k < seen {
                 return d;
