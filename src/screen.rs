@@ -309,7 +309,15 @@ impl Screen {
                         out.decoded
                     }
                 };
-                self.judge(&net, station, &msg, decoded, &mut lines, &mut transitions);
+                self.judge(
+                    &net,
+                    station,
+                    &msg,
+                    decoded,
+                    now,
+                    &mut lines,
+                    &mut transitions,
+                );
             }
         }
         let entry = Entry {
@@ -321,13 +329,15 @@ impl Screen {
     }
 
     /// Refuses what must be refused, then judges, encodes and runs the alert rules on the
-    /// readings, in reading-time order.
+    /// readings, in reading-time order; `now` is the wall time of receipt.
+    #[allow(clippy::too_many_arguments)]
     fn judge(
         &mut self,
         net: &Network,
         station: &Station,
         msg: &Inbound,
         mut decoded: Decoded,
+        now: DateTime<Utc>,
         lines: &mut String,
         transitions: &mut Vec<Transition>,
     ) {
@@ -344,7 +354,6 @@ impl Screen {
             &self.metrics.readings_received,
             decoded.readings.len() as u64,
         );
-        let now = Utc::now();
         for r in &decoded.readings {
             let outcome = self.rules.reading(net, station, r, now);
             self.durable
