@@ -199,12 +199,14 @@ def throughput(cfg, influx, db):
     took = time.monotonic() - t0
     wait("all readings queryable", lambda: influx.count(db) >= N, limit=60, every=0.05)
     cpu, user = d.cpu_seconds() - cpu0, d.cpu_seconds((11,)) - user0
+    writes = d.metric("riverwatch_write_seconds_count")
     rss = d.peak_rss_mib()
     if perf:
         perf.send_signal(signal.SIGINT)
         perf.wait()
     return d, {"readings": N, "seconds": round(took, 3), "rate": round(N / took), "publisher_rate": sim["rate"],
                "cpu_us_per_reading": round(cpu * 1e6 / N, 2), "user_us_per_reading": round(user * 1e6 / N, 2),
+               "database_writes": int(writes),
                "peak_rss_mib": round(rss, 1)}
 
 
@@ -320,8 +322,11 @@ def latency(influx):
             lat.append((time.monotonic() - t0) * 1000)
     d.stop()
     lat.sort()
+    # Nearest rank: the p-th percentile of n sorted values is the ceil(p·n)-th of them (the
+    # 99th of 100), so a single slowest alert shows in the maximum, not in p99.
+    p99 = lat[max(0, -(-99 * len(lat) // 100) - 1)]
     return {"alerts": len(lat), "p50_ms": round(statistics.median(lat), 1),
-            "p99_ms": round(lat[min(len(lat) - 1, int(len(lat) * 0.99))], 1), "max_ms": round(lat[-1], 1)}
+            "p99_ms": round(p99, 1), "max_ms": round(lat[-1], 1)}
 
 
 def main():
@@ -370,7 +375,7 @@ def main():
         ("(c) of which in user space", f"{b['user_us_per_reading']} µs", "the rest is the kernel's: sockets, mostly one PUBACK write per message"),
         ("(c) peak RSS, 200 stations", f"{b['peak_rss_mib']} MiB", ""),
         ("(c) peak RSS, 1,000 stations, windows full", f"{m['peak_rss_mib']} MiB", "target ≤ 64 MiB (7 d at 4 h + 24 h of probes at 5 min)"),
-        ("(d) reading → email latency p50 / p99", f"{lat['p50_ms']} / {lat['p99_ms']} ms", "target p99 ≤ 100 ms"),
+        ("(d) reading → email latency p50 / p99 / max", f"{lat['p50_ms']} / {lat['p99_ms']} / {lat['max_ms']} ms", "target p99 ≤ 100 ms"),
         ("(e) spool drain after an outage", f"{e['rate']:,} readings/s", f"{e['readings']:,} readings, {e['batches']} batches; resumed {e['resumed_after_s']} s after the database"),
     ]
     width = max(len(r[0]) for r in rows)
