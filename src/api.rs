@@ -415,26 +415,14 @@ mod tests {
     #[test]
     fn a_station_shows_exactly_its_latest_readings_values() {
         use crate::domain::network::fixtures::network;
-        use crate::domain::reading::{judge, Measured};
+        use crate::domain::reading::judge;
         let net = network();
         let dir = tempfile::tempdir().expect("temp dir");
         let live = Live::open(&net, &[], dir.path(), None).expect("live view");
         let s = &net.stations[0];
         let t0 = chrono::DateTime::from_timestamp(1_795_658_400, 0).expect("time");
         let show = |values: &[(Param, f64)], at: i64| {
-            let r = Reading {
-                station: s.id.clone(),
-                ts: t0 + chrono::Duration::hours(at),
-                values: values
-                    .iter()
-                    .map(|&(param, value)| Measured {
-                        param,
-                        value,
-                        flag: None,
-                    })
-                    .collect(),
-                seq: None,
-            };
+            let r = Reading::of_values(&s.id, t0 + chrono::Duration::hours(at), values);
             let qc: Vec<_> = values.iter().map(|&(p, _)| (p, Flag::Good)).collect();
             live.reading(s, &r, &qc, &judge(s, &r));
             let view = live

@@ -11,7 +11,7 @@
 use super::gb3838::{self, Class};
 use super::network::Station;
 use super::param::Param;
-use super::reading::{judge, Measured, Reading};
+use super::reading::{judge, Reading};
 use chrono::{DateTime, Utc};
 
 /// One section in one month.
@@ -35,19 +35,7 @@ impl SectionMonth {
 
 /// Judges a month's means (`ts` is any time in the month; it only labels the reading).
 pub fn assess(station: &Station, ts: DateTime<Utc>, means: &[(Param, f64)]) -> SectionMonth {
-    let reading = Reading {
-        station: station.id.clone(),
-        ts,
-        values: means
-            .iter()
-            .map(|&(param, value)| Measured {
-                param,
-                value,
-                flag: None,
-            })
-            .collect(),
-        seq: None,
-    };
+    let reading = Reading::of_values(&station.id, ts, means);
     let j = judge(station, &reading);
     let mut exceeding: Vec<(Param, Class, Option<f64>)> = j
         .exceeding(station.target)

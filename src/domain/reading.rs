@@ -35,6 +35,25 @@ pub struct Reading {
     pub seq: Option<u64>,
 }
 
+impl Reading {
+    /// A reading of plain values (no instrument flags, no sequence number).
+    pub fn of_values(station: &str, ts: DateTime<Utc>, values: &[(Param, f64)]) -> Reading {
+        Reading {
+            station: station.to_string(),
+            ts,
+            values: values
+                .iter()
+                .map(|&(param, value)| Measured {
+                    param,
+                    value,
+                    flag: None,
+                })
+                .collect(),
+            seq: None,
+        }
+    }
+}
+
 /// The class of one judged value.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Judged {
@@ -167,19 +186,8 @@ mod national_realtime {
         let mut s = station("s", "qingyuan", 2, false);
         s.profile = Profile::NationalRealtime(precision);
         s.water_body = body;
-        let r = Reading {
-            station: "s".into(),
-            ts: chrono::Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap(),
-            values: values
-                .iter()
-                .map(|&(param, value)| Measured {
-                    param,
-                    value,
-                    flag: None,
-                })
-                .collect(),
-            seq: None,
-        };
+        let ts = chrono::Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
+        let r = Reading::of_values("s", ts, values);
         judge(&s, &r).overall.map(Class::number)
     }
 

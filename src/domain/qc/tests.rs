@@ -166,6 +166,22 @@ fn a_replayed_value_gets_its_flag_again_and_changes_nothing() {
     );
 }
 
+/// Each value's final flag as a stream gives it: its own flag, replaced by the revision the
+/// next value brings.
+fn streamed_flags(times: &[i64], values: &[f64], tests: &Tests) -> Vec<Flag> {
+    let mut stream = Stream::default();
+    let mut streamed: Vec<Flag> = Vec::new();
+    for (&t, &v) in times.iter().zip(values) {
+        let verdict = stream.push(t, v, tests);
+        if let Some((rt, flag)) = verdict.revised {
+            let i = times.iter().position(|&x| x == rt).unwrap();
+            streamed[i] = flag;
+        }
+        streamed.push(verdict.flag);
+    }
+    streamed
+}
+
 fn arb_tests() -> impl Strategy<Value = Tests> {
     (any::<bool>(), any::<bool>(), any::<bool>(), any::<bool>()).prop_map(|(g, s, r, f)| {
         let d = default_tests(Param::Do);
@@ -189,16 +205,7 @@ proptest! {
     ) {
         let times = hourly(values.len());
         let batch = run(&values, &times, &tests);
-        let mut stream = Stream::default();
-        let mut streamed: Vec<Flag> = Vec::new();
-        for (&t, &v) in times.iter().zip(&values) {
-            let verdict = stream.push(t, v, &tests);
-            if let Some((rt, flag)) = verdict.revised {
-                let i = times.iter().position(|&x| x == rt).unwrap();
-                streamed[i] = flag;
-            }
-            streamed.push(verdict.flag);
-        }
+        let streamed = streamed_flags(&times, &values, &tests);
         prop_assert_eq!(codes(&streamed), codes(&batch));
     }
 }
@@ -285,16 +292,7 @@ proptest! {
             .scan(0i64, |t, s| { *t += s; Some(*t) })
             .collect();
         let reference = reference_flags(&times, &values, &tests);
-        let mut stream = Stream::default();
-        let mut streamed: Vec<Flag> = Vec::new();
-        for (&t, &v) in times.iter().zip(&values) {
-            let verdict = stream.push(t, v, &tests);
-            if let Some((rt, flag)) = verdict.revised {
-                let i = times.iter().position(|&x| x == rt).unwrap();
-                streamed[i] = flag;
-            }
-            streamed.push(verdict.flag);
-        }
+        let streamed = streamed_flags(&times, &values, &tests);
         prop_assert_eq!(codes(&streamed), codes(&reference));
     }
 }

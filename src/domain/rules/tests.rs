@@ -7,7 +7,6 @@ use super::*;
 use crate::domain::network::fixtures::network;
 use crate::domain::network::Downstream;
 use crate::domain::param::Param;
-use crate::domain::reading::Measured;
 use chrono::TimeZone;
 
 fn t0() -> DateTime<Utc> {
@@ -27,19 +26,7 @@ fn net() -> Network {
 }
 
 fn reading(station: &str, ts: DateTime<Utc>, values: &[(Param, f64)]) -> Reading {
-    Reading {
-        station: station.into(),
-        ts,
-        values: values
-            .iter()
-            .map(|&(param, value)| Measured {
-                param,
-                value,
-                flag: None,
-            })
-            .collect(),
-        seq: None,
-    }
+    Reading::of_values(station, ts, values)
 }
 
 /// (station, hours after t0, values)
