@@ -6,7 +6,8 @@
 //! by default) and unique, the newest `--newest-minutes-ago` before the start, so nothing is
 //! refused as from the future. The
 //! command exits once the broker has acknowledged every message (PUBACK), and prints the count
-//! and the rate achieved as one JSON line on stdout.
+//! and the rate achieved as one JSON line on stdout. `--params` chooses the parameters a
+//! reading carries (a station's probes and its 4-hourly analysers report apart).
 //!
 //! Scenarios: `normal` (compliant values with a little deterministic noise); `ammonia-spill`
 //! (NH3-N rising at the first station with a downstream neighbour during the middle third of

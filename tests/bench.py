@@ -11,7 +11,10 @@ release binary): measures in one run, against real mosquitto and InfluxDB on thi
 
 then prints a table and writes JSON (BENCH_JSON, default target/bench/pipeline.json).
 Environment: the RIVERWATCH_TEST_* variables of tests/servers.sh; BENCH_N (default 100000);
-BENCH_ONLY_THROUGHPUT=1 or BENCH_ONLY_MEMORY=1 for one part; BENCH_PERF=1 to profile (b).
+BENCH_ONLY_THROUGHPUT=1 or BENCH_ONLY_MEMORY=1 for one part; BENCH_PERF=1 to record a perf
+profile of (b) in target/bench/perf.data, with call graphs from frame pointers, so point
+BENCH_BIN at a build made with RUSTFLAGS="-C force-frame-pointers=yes" (BENCH_PERF_CALLGRAPH
+chooses another unwinder); BENCH_PROBE_HOURS for the memory run's probe window.
 """
 import json
 import os
