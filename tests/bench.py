@@ -95,6 +95,10 @@ class Influx:
         self.proc.send_signal(signal.SIGTERM)
         self.proc.wait()
 
+    def cpu_seconds(self):
+        fields = open(f"/proc/{self.proc.pid}/stat").read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / TICK
+
     def query(self, db, q):
         data = urllib.parse.urlencode({"db": db, "q": q}).encode()
         with urllib.request.urlopen(f"{self.url}/query", data=data, timeout=30) as r:
@@ -191,7 +195,7 @@ def throughput(cfg, influx, db):
         perf = subprocess.Popen(["perf", "record", "-F", "999", "--call-graph", os.environ.get("BENCH_PERF_CALLGRAPH", "fp"), "-p", str(d.proc.pid), "-o", "target/bench/perf.data"],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         time.sleep(0.5)
-    cpu0, user0 = d.cpu_seconds(), d.cpu_seconds((11,))
+    cpu0, user0, influx0 = d.cpu_seconds(), d.cpu_seconds((11,)), influx.cpu_seconds()
     t0 = time.monotonic()
     sim = simulate(cfg, N, "--client-id", "bench-publisher-b", "--newest-minutes-ago", "5")
     # The daemon counts a reading stored when InfluxDB has answered 204 to its write, after
@@ -203,13 +207,16 @@ def throughput(cfg, influx, db):
     wait("all readings queryable", lambda: influx.count(db) >= N, limit=60, every=0.05)
     cpu, user = d.cpu_seconds() - cpu0, d.cpu_seconds((11,)) - user0
     writes = d.metric("riverwatch_write_seconds_count")
+    # InfluxDB shares the two cores: its CPU per reading shows how much of the machine the
+    # database takes beside the daemon.
+    influx_cpu = influx.cpu_seconds() - influx0
     rss = d.peak_rss_mib()
     if perf:
         perf.send_signal(signal.SIGINT)
         perf.wait()
     return d, {"readings": N, "seconds": round(took, 3), "rate": round(N / took), "publisher_rate": sim["rate"],
                "cpu_us_per_reading": round(cpu * 1e6 / N, 2), "user_us_per_reading": round(user * 1e6 / N, 2),
-               "database_writes": int(writes),
+               "database_writes": int(writes), "influxdb_cpu_us_per_reading": round(influx_cpu * 1e6 / N, 2),
                "peak_rss_mib": round(rss, 1)}
 
 
@@ -376,6 +383,7 @@ def main():
         ("(b) riverwatch run → InfluxDB queryable", f"{b['rate']:,} readings/s", f"{b['rate'] / a['rate']:.2f} × ceiling (target ≥ 0.9)"),
         ("(c) daemon CPU per reading", f"{b['cpu_us_per_reading']} µs", "target ≤ 5 µs"),
         ("(c) of which in user space", f"{b['user_us_per_reading']} µs", "the rest is the kernel's: sockets, mostly one PUBACK write per message"),
+        ("(c) InfluxDB's CPU per reading, same run", f"{b['influxdb_cpu_us_per_reading']} µs", "the database shares the two cores"),
         ("(c) peak RSS, 200 stations", f"{b['peak_rss_mib']} MiB", ""),
         ("(c) peak RSS, 1,000 stations, windows full", f"{m['peak_rss_mib']} MiB", "target ≤ 64 MiB (7 d at 4 h + 24 h of probes at 5 min)"),
         ("(d) reading → email latency p50 / p99 / max", f"{lat['p50_ms']} / {lat['p99_ms']} / {lat['max_ms']} ms", "target p99 ≤ 100 ms"),
