@@ -160,9 +160,9 @@ impl Screen {
 
     /// Writes the transitions' notifications to the outbox and saves the alert state, both
     /// synced, retrying until the disk takes them: until then nothing behind them is
-    /// acknowledged, so a full or failing disk delays alerts but does not lose them. The file
-    /// work runs on this task's thread: the screen must wait for it anyway, and transitions
-    /// are rare next to readings.
+    /// acknowledged, so a full or failing disk delays alerts but does not lose them. The
+    /// screen waits for the file work, but on tokio's blocking pool: the runtime's one worker
+    /// thread keeps serving the MQTT loop, the store and the API through the fsyncs.
     async fn make_durable(&mut self, transitions: &[Transition]) {
         let now = Utc::now();
         let items: Vec<_> = transitions
@@ -177,9 +177,14 @@ impl Screen {
             })
             .flat_map(|t| crate::notify::render(t, &self.net, self.durable.sms_enabled))
             .collect();
+        let items = Arc::new(items);
         let mut logged = false;
         loop {
-            match self.durable.outbox.enqueue(&items) {
+            let (outbox, batch) = (Arc::clone(&self.durable.outbox), Arc::clone(&items));
+            let written = tokio::task::spawn_blocking(move || outbox.enqueue(&batch))
+                .await
+                .unwrap_or_else(|e| Err(std::io::Error::other(e)));
+            match written {
                 Ok(added) => {
                     if added < items.len() {
                         tracing::info!(
@@ -208,11 +213,19 @@ impl Screen {
         }
     }
 
-    /// Saves the alert episodes, retrying until the disk takes them.
+    /// Saves the alert episodes, retrying until the disk takes them; the encoding and the
+    /// synced write run on the blocking pool (see `make_durable`).
     async fn save_state(&mut self) {
-        let saved = self.rules.save_alerts();
+        let saved = Arc::new(self.rules.save_alerts());
         let mut logged = false;
-        while let Err(e) = crate::state::save(&self.durable.state, &saved) {
+        loop {
+            let (path, episodes) = (self.durable.state.clone(), Arc::clone(&saved));
+            let Err(e) = tokio::task::spawn_blocking(move || crate::state::save(&path, &episodes))
+                .await
+                .unwrap_or_else(|e| Err(std::io::Error::other(e)))
+            else {
+                break;
+            };
             if !logged {
                 tracing::error!(error = %e, file = %self.durable.state.display(), "cannot save the alert state; ingest waits until it can");
                 logged = true;
