@@ -6,26 +6,11 @@
 mod common;
 
 use common::{
-    free_port, influx_count, serial, servers_or_skip, simulate, wait_for, Daemon, Private, Servers,
+    free_port, influx_count, influx_exec, serial, servers_or_skip, simulate, wait_for, Daemon,
+    Private, Servers,
 };
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
-
-fn create_database(url: &str, db: &str) {
-    let status = Command::new("curl")
-        .args([
-            "-sf",
-            "-XPOST",
-            &format!("{url}/query"),
-            "--data-urlencode",
-            &format!("q=CREATE DATABASE {db}"),
-        ])
-        .stdout(std::process::Stdio::null())
-        .status()
-        .expect("curl runs");
-    assert!(status.success(), "CREATE DATABASE {db}");
-}
 
 /// A two-station config on the given broker, database and SMTP port.
 struct Setup<'a> {
@@ -141,7 +126,7 @@ fn a_stream_survives_two_kills_and_a_database_outage() {
     let mut influx = Private::influxdb(&dir.path().join("influx"));
     influx.start();
     let db = "faults";
-    create_database(&influx.url(), db);
+    influx_exec(&influx.url(), &format!("CREATE DATABASE {db}"));
     let config = Setup::new(&servers, "stream", dir.path(), mqtt.port, &influx.url(), db).write();
     let url = influx.url();
     let stored = || influx_count(&url, db, "ph", "water_quality");
@@ -255,7 +240,7 @@ fn an_alert_arrives_once_per_recipient_across_an_smtp_outage_and_a_kill() {
     let _serial = serial();
     let dir = tempfile::tempdir().expect("tempdir");
     let db = format!("rw_smtp_outage_{}", std::process::id());
-    create_database(&servers.influx_v1, &db);
+    influx_exec(&servers.influx_v1, &format!("CREATE DATABASE {db}"));
     let maildir = dir.path().join("maildir");
     let mut smtp = Private::smtp(&maildir);
     let name = "smtpdown";
@@ -379,7 +364,7 @@ fn a_broker_restart_is_survived_within_five_seconds_and_nothing_is_lost() {
     let _serial = serial();
     let dir = tempfile::tempdir().expect("tempdir");
     let db = format!("rw_broker_restart_{}", std::process::id());
-    create_database(&servers.influx_v1, &db);
+    influx_exec(&servers.influx_v1, &format!("CREATE DATABASE {db}"));
     let mut mqtt = Private::mosquitto(&dir.path().join("mqtt"));
     mqtt.start();
     let config = Setup::new(
@@ -478,7 +463,7 @@ fn a_full_spool_stops_acknowledgements_and_loses_nothing() {
     assert_eq!(v["store"]["ok"], false);
 
     influx.start();
-    create_database(&influx.url(), db);
+    influx_exec(&influx.url(), &format!("CREATE DATABASE {db}"));
     let url = influx.url();
     let count = wait_for(Duration::from_secs(60), "1,000 stored", || {
         let n = influx_count(&url, db, "ph", "water_quality");

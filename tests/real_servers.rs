@@ -7,7 +7,8 @@
 mod common;
 
 use common::{
-    serial, servers_or_skip, ts_minutes_ago, two_station_config, wait_for, Daemon, Servers,
+    influx_exec, serial, servers_or_skip, ts_minutes_ago, two_station_config, wait_for, Daemon,
+    Servers,
 };
 use std::time::Duration;
 
@@ -53,21 +54,6 @@ fn influx_rows(
                 .collect()
         })
         .collect()
-}
-
-fn influx_exec(url: &str, query: &str) {
-    let status = std::process::Command::new("curl")
-        .args([
-            "-sf",
-            "-XPOST",
-            &format!("{url}/query"),
-            "--data-urlencode",
-            &format!("q={query}"),
-        ])
-        .stdout(std::process::Stdio::null())
-        .status()
-        .expect("curl runs");
-    assert!(status.success(), "{query}");
 }
 
 fn f64_of(row: &serde_json::Map<String, serde_json::Value>, key: &str) -> Option<f64> {

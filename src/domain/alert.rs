@@ -323,29 +323,10 @@ impl Episode {
         }
     }
 
-    /// Feeds one observation; returns the transition it causes, if any.
-    pub fn observe(
-        &mut self,
-        key: &AlertKey,
-        evidence: Evidence,
-        obs: Obs,
-        policy: Persistence,
-        context: Context,
-    ) -> Option<Transition> {
-        self.observe_as(
-            &key.station,
-            key.rule,
-            key.param,
-            evidence,
-            obs,
-            policy,
-            context,
-        )
-    }
-
-    /// As [`Episode::observe`], with the key in parts, so the caller needs no owned key.
+    /// Feeds one observation to the episode of (`station`, `rule`, `param`); returns the
+    /// transition it causes, if any. The key comes in parts, so a caller needs no owned key.
     #[allow(clippy::too_many_arguments)]
-    fn observe_as(
+    pub fn observe(
         &mut self,
         station: &str,
         rule: Rule,
@@ -493,7 +474,7 @@ impl Episodes {
                 i
             }
         };
-        self.episodes[i].observe_as(station, rule, param, evidence, obs, policy, context)
+        self.episodes[i].observe(station, rule, param, evidence, obs, policy, context)
     }
 
     pub fn get(&self, rule: Rule, param: Option<Param>) -> Option<&Episode> {

@@ -587,6 +587,23 @@ pub fn influxql(url: &str, db: &str, q: &str) -> serde_json::Value {
     serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null)
 }
 
+/// Runs one InfluxQL statement (`CREATE DATABASE`, `DROP DATABASE`, …) on a v1 endpoint and
+/// asserts that it succeeded.
+pub fn influx_exec(url: &str, query: &str) {
+    let status = Command::new("curl")
+        .args([
+            "-sf",
+            "-XPOST",
+            &format!("{url}/query"),
+            "--data-urlencode",
+            &format!("q={query}"),
+        ])
+        .stdout(Stdio::null())
+        .status()
+        .expect("curl runs");
+    assert!(status.success(), "{query}");
+}
+
 /// `SELECT COUNT(field) FROM measurement` on a v1 endpoint; 0 when unreachable or empty.
 pub fn influx_count(url: &str, db: &str, field: &str, measurement: &str) -> u64 {
     let v = influxql(

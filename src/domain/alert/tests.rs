@@ -9,14 +9,6 @@ fn t0() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 26, 0, 0, 0).unwrap()
 }
 
-fn key() -> AlertKey {
-    AlertKey {
-        station: "shijiao".into(),
-        rule: Rule::Exceedance,
-        param: Some(Param::Nh3n),
-    }
-}
-
 /// Feeds observations 1 h apart: 'y'/'o' breach yellow/orange, '~' hold, '.' clear. Returns
 /// one symbol per observation: F fired, E escalated, M reminder, R resolved, '.' nothing.
 fn check(obs: &str, policy: Persistence) -> String {
@@ -36,7 +28,15 @@ fn check(obs: &str, policy: Persistence) -> String {
         };
         out.push(
             match e
-                .observe(&key(), ev, o, policy, Context::None)
+                .observe(
+                    "shijiao",
+                    Rule::Exceedance,
+                    Some(Param::Nh3n),
+                    ev,
+                    o,
+                    policy,
+                    Context::None,
+                )
                 .map(|t| t.kind)
             {
                 Some(Kind::Fired) => 'F',
@@ -92,21 +92,61 @@ fn ids_are_stable_and_replays_ignored() {
     };
     let p = Persistence::default();
     assert!(e
-        .observe(&key(), ev(0), Obs::Breach(Level::Yellow), p, Context::None)
+        .observe(
+            "shijiao",
+            Rule::Exceedance,
+            Some(Param::Nh3n),
+            ev(0),
+            Obs::Breach(Level::Yellow),
+            p,
+            Context::None
+        )
         .is_none());
     assert!(
-        e.observe(&key(), ev(0), Obs::Breach(Level::Yellow), p, Context::None)
-            .is_none(),
+        e.observe(
+            "shijiao",
+            Rule::Exceedance,
+            Some(Param::Nh3n),
+            ev(0),
+            Obs::Breach(Level::Yellow),
+            p,
+            Context::None
+        )
+        .is_none(),
         "same time again"
     );
     let fired = e
-        .observe(&key(), ev(1), Obs::Breach(Level::Yellow), p, Context::None)
+        .observe(
+            "shijiao",
+            Rule::Exceedance,
+            Some(Param::Nh3n),
+            ev(1),
+            Obs::Breach(Level::Yellow),
+            p,
+            Context::None,
+        )
         .unwrap();
     assert_eq!(fired.alert_id, "shijiao-exceedance-nh3n-20261126T000000Z");
     assert_eq!(fired.since, t0());
-    e.observe(&key(), ev(2), Obs::Clear, p, Context::None);
+    e.observe(
+        "shijiao",
+        Rule::Exceedance,
+        Some(Param::Nh3n),
+        ev(2),
+        Obs::Clear,
+        p,
+        Context::None,
+    );
     let resolved = e
-        .observe(&key(), ev(3), Obs::Clear, p, Context::None)
+        .observe(
+            "shijiao",
+            Rule::Exceedance,
+            Some(Param::Nh3n),
+            ev(3),
+            Obs::Clear,
+            p,
+            Context::None,
+        )
         .unwrap();
     assert_eq!(
         (resolved.kind, resolved.alert_id.as_str()),
@@ -138,7 +178,7 @@ proptest! {
             history.push(o);
             let ob = match o { 0 => Obs::Breach(Level::Yellow), 1 => Obs::Hold, _ => Obs::Clear };
             let ev = Evidence { ts: t0() + Duration::hours(i as i64), value: 0.0, class: None };
-            match e.observe(&key(), ev, ob, policy, Context::None).map(|t| t.kind) {
+            match e.observe("shijiao", Rule::Exceedance, Some(Param::Nh3n), ev, ob, policy, Context::None).map(|t| t.kind) {
                 Some(Kind::Fired) => {
                     prop_assert!(!firing);
                     let window = &history[history.len().saturating_sub(policy.window as usize)..];
@@ -171,7 +211,7 @@ proptest! {
         for (i, &above) in flaps.iter().enumerate() {
             let ob = if above { Obs::Breach(Level::Yellow) } else { Obs::Hold };
             let ev = Evidence { ts: t0() + Duration::hours(i as i64), value: 0.0, class: None };
-            if e.observe(&key(), ev, ob, policy, Context::None).is_some_and(|t| t.kind == Kind::Fired) {
+            if e.observe("shijiao", Rule::Exceedance, Some(Param::Nh3n), ev, ob, policy, Context::None).is_some_and(|t| t.kind == Kind::Fired) {
                 fired += 1;
             }
         }
