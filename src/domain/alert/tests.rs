@@ -9,6 +9,25 @@ fn t0() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 26, 0, 0, 0).unwrap()
 }
 
+/// Observations of one episode, 石角's NH3-N exceedance, alone or in its station's list.
+trait Feed {
+    fn feed(&mut self, ev: Evidence, obs: Obs, policy: Persistence) -> Option<Transition>;
+}
+
+impl Feed for Episode {
+    fn feed(&mut self, ev: Evidence, obs: Obs, policy: Persistence) -> Option<Transition> {
+        let key = (Rule::Exceedance, Some(Param::Nh3n));
+        self.observe("shijiao", key.0, key.1, ev, obs, policy, Context::None)
+    }
+}
+
+impl Feed for Episodes {
+    fn feed(&mut self, ev: Evidence, obs: Obs, policy: Persistence) -> Option<Transition> {
+        let key = (Rule::Exceedance, Some(Param::Nh3n));
+        self.observe("shijiao", key.0, key.1, ev, obs, policy, Context::None)
+    }
+}
+
 /// Feeds observations 1 h apart: 'y'/'o' breach yellow/orange, '~' hold, '.' clear. Returns
 /// one symbol per observation: F fired, E escalated, M reminder, R resolved, '.' nothing.
 fn check(obs: &str, policy: Persistence) -> String {
@@ -26,26 +45,13 @@ fn check(obs: &str, policy: Persistence) -> String {
             value: i as f64,
             class: None,
         };
-        out.push(
-            match e
-                .observe(
-                    "shijiao",
-                    Rule::Exceedance,
-                    Some(Param::Nh3n),
-                    ev,
-                    o,
-                    policy,
-                    Context::None,
-                )
-                .map(|t| t.kind)
-            {
-                Some(Kind::Fired) => 'F',
-                Some(Kind::Escalated) => 'E',
-                Some(Kind::Reminder) => 'M',
-                Some(Kind::Resolved) => 'R',
-                None => '.',
-            },
-        );
+        out.push(match e.feed(ev, o, policy).map(|t| t.kind) {
+            Some(Kind::Fired) => 'F',
+            Some(Kind::Escalated) => 'E',
+            Some(Kind::Reminder) => 'M',
+            Some(Kind::Resolved) => 'R',
+            None => '.',
+        });
     }
     out
 }
@@ -91,63 +97,16 @@ fn ids_are_stable_and_replays_ignored() {
         class: None,
     };
     let p = Persistence::default();
-    assert!(e
-        .observe(
-            "shijiao",
-            Rule::Exceedance,
-            Some(Param::Nh3n),
-            ev(0),
-            Obs::Breach(Level::Yellow),
-            p,
-            Context::None
-        )
-        .is_none());
+    assert!(e.feed(ev(0), Obs::Breach(Level::Yellow), p).is_none());
     assert!(
-        e.observe(
-            "shijiao",
-            Rule::Exceedance,
-            Some(Param::Nh3n),
-            ev(0),
-            Obs::Breach(Level::Yellow),
-            p,
-            Context::None
-        )
-        .is_none(),
+        e.feed(ev(0), Obs::Breach(Level::Yellow), p).is_none(),
         "same time again"
     );
-    let fired = e
-        .observe(
-            "shijiao",
-            Rule::Exceedance,
-            Some(Param::Nh3n),
-            ev(1),
-            Obs::Breach(Level::Yellow),
-            p,
-            Context::None,
-        )
-        .unwrap();
+    let fired = e.feed(ev(1), Obs::Breach(Level::Yellow), p).unwrap();
     assert_eq!(fired.alert_id, "shijiao-exceedance-nh3n-20261126T000000Z");
     assert_eq!(fired.since, t0());
-    e.observe(
-        "shijiao",
-        Rule::Exceedance,
-        Some(Param::Nh3n),
-        ev(2),
-        Obs::Clear,
-        p,
-        Context::None,
-    );
-    let resolved = e
-        .observe(
-            "shijiao",
-            Rule::Exceedance,
-            Some(Param::Nh3n),
-            ev(3),
-            Obs::Clear,
-            p,
-            Context::None,
-        )
-        .unwrap();
+    e.feed(ev(2), Obs::Clear, p);
+    let resolved = e.feed(ev(3), Obs::Clear, p).unwrap();
     assert_eq!(
         (resolved.kind, resolved.alert_id.as_str()),
         (Kind::Resolved, fired.alert_id.as_str())
@@ -178,7 +137,7 @@ proptest! {
             history.push(o);
             let ob = match o { 0 => Obs::Breach(Level::Yellow), 1 => Obs::Hold, _ => Obs::Clear };
             let ev = Evidence { ts: t0() + Duration::hours(i as i64), value: 0.0, class: None };
-            match e.observe("shijiao", Rule::Exceedance, Some(Param::Nh3n), ev, ob, policy, Context::None).map(|t| t.kind) {
+            match e.feed(ev, ob, policy).map(|t| t.kind) {
                 Some(Kind::Fired) => {
                     prop_assert!(!firing);
                     let window = &history[history.len().saturating_sub(policy.window as usize)..];
@@ -211,7 +170,7 @@ proptest! {
         for (i, &above) in flaps.iter().enumerate() {
             let ob = if above { Obs::Breach(Level::Yellow) } else { Obs::Hold };
             let ev = Evidence { ts: t0() + Duration::hours(i as i64), value: 0.0, class: None };
-            if e.observe("shijiao", Rule::Exceedance, Some(Param::Nh3n), ev, ob, policy, Context::None).is_some_and(|t| t.kind == Kind::Fired) {
+            if e.feed(ev, ob, policy).is_some_and(|t| t.kind == Kind::Fired) {
                 fired += 1;
             }
         }
@@ -238,14 +197,14 @@ proptest! {
         let expected: Vec<_> = obs
             .iter()
             .enumerate()
-            .filter_map(|(i, &o)| straight.observe("shijiao", Rule::Exceedance, Some(Param::Nh3n), ev(i), ob(o), policy, Context::None))
+            .filter_map(|(i, &o)| straight.feed(ev(i), ob(o), policy))
             .collect();
         let cut = restart_at.min(obs.len());
         let mut before = Episodes::default();
         let mut got: Vec<_> = obs[..cut]
             .iter()
             .enumerate()
-            .filter_map(|(i, &o)| before.observe("shijiao", Rule::Exceedance, Some(Param::Nh3n), ev(i), ob(o), policy, Context::None))
+            .filter_map(|(i, &o)| before.feed(ev(i), ob(o), policy))
             .collect();
         let mut after = Episodes::default();
         let saved = |e: &Episodes| {
@@ -259,10 +218,10 @@ proptest! {
         prop_assert_eq!(saved(&after), saved(&before));
         let from = cut.saturating_sub(replay);
         for (i, &o) in obs.iter().enumerate().take(cut).skip(from) {
-            prop_assert_eq!(after.observe("shijiao", Rule::Exceedance, Some(Param::Nh3n), ev(i), ob(o), policy, Context::None), None);
+            prop_assert_eq!(after.feed(ev(i), ob(o), policy), None);
         }
         for (i, &o) in obs.iter().enumerate().skip(cut) {
-            got.extend(after.observe("shijiao", Rule::Exceedance, Some(Param::Nh3n), ev(i), ob(o), policy, Context::None));
+            got.extend(after.feed(ev(i), ob(o), policy));
         }
         prop_assert_eq!(got, expected);
     }
