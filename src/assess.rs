@@ -13,7 +13,7 @@ use crate::domain::gb3838;
 use crate::domain::network::{Profile, Station};
 use crate::domain::param::Param;
 use crate::domain::qc::{self, Flag};
-use crate::domain::reading::{judge, Measured, Reading};
+use crate::domain::reading::{judge, measure, BadValue, Reading, Reported};
 use crate::domain::trend;
 use crate::ingest::payload::{decode_json, PayloadLimits};
 use crate::json::Object;
@@ -112,7 +112,10 @@ fn read_json_lines(text: &str, cfg: &Config) -> (Vec<Reading>, Vec<RowError>) {
             }
         };
         let payload = serde_json::Value::Object(object).to_string();
-        let decoded = decode_json(&station, payload.as_bytes(), Utc::now(), limits());
+        let Some(configured) = cfg.network.station(&station) else {
+            continue;
+        };
+        let decoded = decode_json(configured, payload.as_bytes(), Utc::now(), limits());
         readings.extend(decoded.readings);
         errors.extend(decoded.refused.into_iter().map(|(_, r)| RowError {
             line: line_no,
@@ -195,36 +198,42 @@ fn read_csv(text: &str, cfg: &Config) -> (Vec<Reading>, Vec<RowError>) {
                 continue;
             }
         };
+        let Some(configured) = cfg.network.station(station) else {
+            continue;
+        };
+        // A bad cell is listed and skipped; the row's other values stand (SPEC §4).
         let mut values = Vec::new();
-        let mut bad = None;
+        let mut bad_cells = 0;
         for (cell, &param) in record.iter().skip(2).zip(&params) {
             if cell.trim().is_empty() {
                 continue;
             }
-            match cell.trim().parse::<f64>() {
-                Ok(v)
-                    if v.is_finite()
-                        && (v >= 0.0 || !param.is_non_negative())
-                        && (param != Param::Ph || v <= 14.0) =>
-                {
-                    values.push(Measured {
-                        param,
-                        value: v,
-                        flag: None,
+            let measured = Reported::parse(cell, true)
+                .ok_or_else(|| {
+                    format!(
+                        "{param} = {cell:?} is not a number or a result below the detection \
+                         limit (0.025L, <0.025, ND)"
+                    )
+                })
+                .and_then(|r| measure(configured, param, r, None).map_err(|BadValue(why)| why));
+            match measured {
+                Ok(m) => values.push(m),
+                Err(why) => {
+                    bad_cells += 1;
+                    errors.push(RowError {
+                        line,
+                        reason: format!("{why}: the cell is skipped, the row's other values kept"),
                     });
                 }
-                _ => bad = Some(format!("{param} = {cell:?} is not a valid value")),
             }
         }
-        if let Some(reason) = bad {
-            errors.push(RowError { line, reason });
-            continue;
-        }
         if values.is_empty() {
-            errors.push(RowError {
-                line,
-                reason: "no values".into(),
-            });
+            if bad_cells == 0 {
+                errors.push(RowError {
+                    line,
+                    reason: "no values".into(),
+                });
+            }
             continue;
         }
         values.sort_by_key(|m| m.param);
@@ -311,11 +320,13 @@ pub fn assess(
                 .collect();
             let values: Vec<f64> = points.iter().map(|x| x.2).collect();
             let times: Vec<i64> = points.iter().map(|x| x.1).collect();
-            for ((i, _, _), flag) in
-                points
-                    .iter()
-                    .zip(qc::run(&values, &times, &station.qc_tests(p)))
-            {
+            let series_flags = qc::run(
+                &values,
+                &times,
+                &station.qc_plan(p),
+                station.detection_limit(p),
+            );
+            for ((i, _, _), flag) in points.iter().zip(series_flags) {
                 flags.insert((*i, p), flag);
             }
         }
@@ -338,7 +349,7 @@ pub fn assess(
             for m in judged_input.values.iter().filter(|m| m.is_judgeable()) {
                 let slot = valid.entry(m.param).or_default();
                 slot.0.push(r.ts.timestamp());
-                slot.1.push(m.value);
+                slot.1.push(m.judged_value());
             }
             let j = judge(&station, &judged_input);
             let exceed = j

@@ -22,7 +22,11 @@ fn decoded(frame: &Frame, data: &hj212::Data) -> Object {
         .unknown
         .iter()
         .fold(Object::new(), |o, (c, v)| o.put(c, *v));
-    Object::new()
+    let bad = data
+        .bad
+        .iter()
+        .fold(Object::new(), |o, (field, why)| o.put(field, why.clone()));
+    let out = Object::new()
         .put("ok", true)
         .put("qn", frame.qn.clone())
         .put("st", frame.st.clone())
@@ -34,7 +38,14 @@ fn decoded(frame: &Frame, data: &hj212::Data) -> Object {
         .put("data_time", data.data_time.map(|t| t.to_rfc3339()))
         .nest("values", values)
         .nest("flags", flags)
-        .nest("codes", codes)
+        .nest("codes", codes);
+    // Values refused alone (an empty `-Rtd=`): listed only when there are some, so the
+    // SPEC §11 line of a clean frame is unchanged.
+    if data.bad.is_empty() {
+        out
+    } else {
+        out.nest("refused", bad)
+    }
 }
 
 /// The JSON line for one input line.

@@ -293,7 +293,7 @@ impl Screen {
             }
             Ok((station, format)) => {
                 let decoded = match format {
-                    Format::Json => decode_json(&station.id, &msg.payload, now, self.limits),
+                    Format::Json => decode_json(station, &msg.payload, now, self.limits),
                     Format::Hj212 => {
                         // Every configured station has its map (built in `new`); borrowing it
                         // beside the reassembly needs no copy.

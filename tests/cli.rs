@@ -265,8 +265,12 @@ fn assess(
 #[test]
 fn assess_trends_equal_pymannkendall() {
     let dir = tempfile::tempdir().unwrap();
-    // No QC tests on NH3-N, so every value counts, as in pymannkendall.
+    // No QC tests on NH3-N, so every value counts, as in pymannkendall; and a detection limit
+    // far below the series (0.0 is still censored, to 5e-13), so values are taken as given.
     let config = assess_config(dir.path(), "[qc.nh3n]");
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str("detection_limit = { nh3n = 1e-12 }\n");
+    std::fs::write(&config, text).unwrap();
     let cases: Vec<serde_json::Value> =
         serde_json::from_str(include_str!("fixtures/mk_pymannkendall.json")).unwrap();
     for case in cases
@@ -379,13 +383,104 @@ fn assess_csv_with_missing_cells_and_bad_rows() {
         stderr.contains("readings.csv:4: ts \"yesterday\" is not RFC 3339"),
         "{stderr}"
     );
+    // A bad cell is listed and skipped; the rest of its row is kept (SPEC §4).
     assert!(
-        stderr.contains("readings.csv:5: nh3n = \"-1\" is not a valid value"),
+        stderr.contains("readings.csv:5: nh3n = -1 is negative"),
         "{stderr}"
     );
-    assert_eq!(lines.len(), 2);
+    assert_eq!(lines.len(), 3);
     // Empty cells are missing values, not zeros.
     assert_eq!(lines[0]["class"], serde_json::json!({"ph": 1, "nh3n": 2}));
     assert_eq!(lines[1]["class"], serde_json::json!({"do": 2, "tp": 3}));
     assert_eq!(lines[1]["exceed"]["tp"], 0.2);
+    assert_eq!(
+        lines[2]["class"],
+        serde_json::json!({"ph": 1, "do": 2, "tp": 2})
+    );
+}
+
+/// The national real-time publication's own classes (../shared/data, README there), with the
+/// shipped default QC: every published class is reproduced (WATER.md §2.6, §5.5).
+#[test]
+fn assess_reproduces_the_national_publication() {
+    let data = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data");
+    let expected = std::fs::read_to_string(data.join("cnemc2026_expected.csv"))
+        .expect("../shared/data/cnemc2026_expected.csv (the shared real data)");
+    let mut rows = csv::Reader::from_reader(expected.as_bytes());
+    let header = rows.headers().unwrap().clone();
+    let col = |name: &str| header.iter().position(|h| h == name).unwrap();
+    let (station, class, body) = (col("station"), col("published_class"), col("water_body"));
+    let expected: Vec<(String, String, String)> = rows
+        .records()
+        .map(|r| {
+            let r = r.unwrap();
+            (
+                r[station].to_string(),
+                r[class].to_string(),
+                r[body].to_string(),
+            )
+        })
+        .collect();
+    let mut config = String::from(
+        "[[bureau]]\nid = \"b\"\nname = \"b\"\nemail = [\"ops@example.org\"]\n[[river]]\nid = \"r\"\nname = \"r\"\n",
+    );
+    let mut seen = std::collections::BTreeSet::new();
+    for (s, _, body) in &expected {
+        if seen.insert(s.clone()) {
+            config.push_str(&format!(
+                "[[station]]\nid = \"{s}\"\nname = \"{s}\"\nriver = \"r\"\ncity = \"b\"\nwater_body = \"{body}\"\ntarget_class = 3\ncadence = \"4h\"\nprofile = \"national_realtime\"\n"
+            ));
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("national.toml");
+    std::fs::write(&path, config).unwrap();
+    let (lines, stderr, code) = assess(&path, &data.join("cnemc2026_input.csv"), &[]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let readings: Vec<_> = lines.iter().filter(|l| l["kind"] == "reading").collect();
+    assert_eq!(readings.len(), expected.len());
+    // assess prints stations in id order and each station's readings in time order, as the
+    // input file lists them.
+    let wrong: Vec<String> = readings
+        .iter()
+        .zip(&expected)
+        .filter(|(got, (s, class, _))| {
+            got["station"] != s.as_str() || got["overall_class"].to_string() != *class
+        })
+        .map(|(got, (s, class, _))| format!("{s}: published {class}, got {got}"))
+        .collect();
+    assert!(
+        wrong.is_empty(),
+        "{} of {} classes differ: {wrong:#?}",
+        wrong.len(),
+        expected.len()
+    );
+}
+
+#[test]
+fn assess_judges_censored_results_as_half_the_detection_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = assess_config(dir.path(), "");
+    let input = dir.path().join("censored.csv");
+    // Class Ⅰ NH3-N is ≤ 0.15: a detection limit of 0.2 judged as 0.1 is class Ⅰ, as the
+    // limit itself (0.2) would be class Ⅱ.
+    std::fs::write(
+        &input,
+        "station,ts,nh3n,tp\n\
+         shijiao,2026-11-26T10:00:00+08:00,<0.2,ND\n\
+         shijiao,2026-11-26T14:00:00+08:00,0.2L,0.03L\n\
+         shijiao,2026-11-26T18:00:00+08:00,0.2,未检出\n",
+    )
+    .unwrap();
+    let (lines, stderr, code) = assess(&config, &input, &[]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let classes: Vec<_> = lines.iter().map(|l| l["class"].clone()).collect();
+    assert_eq!(
+        classes,
+        [
+            serde_json::json!({"nh3n": 1, "tp": 1}),
+            serde_json::json!({"nh3n": 1, "tp": 1}),
+            serde_json::json!({"nh3n": 2, "tp": 1}),
+        ]
+    );
 }

@@ -51,10 +51,15 @@ fn qc_flags_equal_ioos_qc() {
             .iter()
             .map(|v| v.as_u64().unwrap() as u8)
             .collect();
-        let got: Vec<u8> = qc::run(&values, &times, &tests_from(&case["tests"]))
-            .iter()
-            .map(|f| f.code())
-            .collect();
+        let got: Vec<u8> = qc::run(
+            &values,
+            &times,
+            &qc::Plan::uniform(tests_from(&case["tests"])),
+            None,
+        )
+        .iter()
+        .map(|f| f.code())
+        .collect();
         assert_eq!(got, expected, "{}", case["name"]);
     }
 }

@@ -407,6 +407,8 @@ struct RawStation {
     profile: Option<String>,
     evaluate: Option<Vec<String>>,
     qc: Option<BTreeMap<String, RawTests>>,
+    /// `detection_limit = { nh3n = 0.025, ... }`: per parameter, in its SPEC §4 unit.
+    detection_limit: Option<BTreeMap<String, f64>>,
 }
 
 /// QC tests of one parameter, with ioos_qc's names and units (spans in the parameter's
@@ -1290,6 +1292,29 @@ fn qc_tables(
     out
 }
 
+/// Validates a station's `detection_limit` table: known parameter keys, positive finite limits.
+fn detection_limits(
+    raw: Option<&BTreeMap<String, f64>>,
+    path: &str,
+    p: &mut Problems,
+) -> BTreeMap<Param, f64> {
+    let mut out = BTreeMap::new();
+    for (key, &limit) in raw.into_iter().flatten() {
+        let at = format!("{path}.detection_limit.{key}");
+        match Param::from_key(key) {
+            None => p.add(&at, format!("{key:?} is not a parameter key")),
+            Some(_) if !(limit > 0.0 && limit.is_finite()) => p.add(
+                &at,
+                format!("{limit} must be a positive number (the parameter's unit)"),
+            ),
+            Some(param) => {
+                out.insert(param, limit);
+            }
+        }
+    }
+    out
+}
+
 fn network(
     table: &toml::Table,
     precision: Precision,
@@ -1485,6 +1510,7 @@ fn network(
         if let Some(own) = &s.qc {
             qc.extend(qc_tables(own, &format!("{path}.qc"), p));
         }
+        let detection_limits = detection_limits(s.detection_limit.as_ref(), path, p);
         stations.push(Station {
             id: s.id.clone(),
             name: s.name.clone(),
@@ -1500,6 +1526,7 @@ fn network(
             profile,
             evaluated,
             qc,
+            detection_limits,
         });
     }
     check_downstream_cycles(&stations, &raw_stations, p);

@@ -232,18 +232,23 @@ fn qc_tables_global_and_per_station() {
     );
     let cfg = parse_str(&text).unwrap();
     let s = &cfg.network.stations[0];
-    let nh3n = s.qc_tests(Param::Nh3n);
+    // A configured table applies at every spacing.
+    assert_eq!(
+        s.qc_plan(Param::Nh3n).probe,
+        s.qc_plan(Param::Nh3n).analyser
+    );
+    let nh3n = s.qc_plan(Param::Nh3n).analyser;
     assert_eq!(nh3n.gross_range.unwrap().fail_span, (0.0, 30.0));
     assert!(
         nh3n.flat_line.is_none(),
         "a [qc.<param>] table replaces the defaults"
     );
-    let do_ = s.qc_tests(Param::Do);
+    let do_ = s.qc_plan(Param::Do).probe;
     assert_eq!(do_.rate_of_change.unwrap().threshold, 0.0005);
     assert!(do_.gross_range.is_none());
     assert_eq!(
-        s.qc_tests(Param::Ph),
-        crate::domain::qc::default_tests(Param::Ph)
+        s.qc_plan(Param::Ph),
+        crate::domain::qc::default_plan(Param::Ph)
     );
 
     let bad = format!(

@@ -229,6 +229,11 @@ pub enum Context {
     Offline {
         last: DateTime<Utc>,
     },
+    /// `exceedance` on a value QC found suspect: judged all the same (QC never hides
+    /// pollution, WATER.md §5.5), with the test that doubted it, for the officer to verify.
+    Suspect {
+        test: super::qc::Test,
+    },
     /// `upstream`: where the pollution comes from and when it should arrive.
     Upstream {
         from: String,

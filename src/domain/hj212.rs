@@ -507,6 +507,10 @@ pub struct Data {
     pub values: BTreeMap<Param, (f64, Option<DataFlag>)>,
     /// Pollutant codes the map does not know, with their value.
     pub unknown: BTreeMap<String, f64>,
+    /// Values that could not be read, as (`code-field`, why): an empty `-Rtd=` (a logger's
+    /// way of saying "no result"), or text that is not a number. The frame's other values
+    /// stand (SPEC §5a).
+    pub bad: Vec<(String, String)>,
 }
 
 /// The field that carries a command's value: `-Rtd` for real-time data (2011), `-Avg` for
@@ -539,11 +543,15 @@ pub fn data(frame: &Frame, map: &CodeMap) -> Result<Data, FrameError> {
         if f != field {
             continue;
         }
-        let v: f64 = value
-            .parse()
-            .ok()
-            .filter(|v: &f64| v.is_finite())
-            .ok_or_else(|| FrameError(format!("{code}-{f}={value:?} is not a number")))?;
+        let Some(v) = value.parse::<f64>().ok().filter(|v| v.is_finite()) else {
+            let why = if value.is_empty() {
+                format!("{code}-{f} is empty (no result)")
+            } else {
+                format!("{code}-{f}={value:?} is not a number")
+            };
+            out.bad.push((format!("{code}-{f}"), why));
+            continue;
+        };
         match map.get(code) {
             Some(t) => {
                 out.values

@@ -308,6 +308,17 @@ impl Facts<'_> {
                     zh.push_str(&format!("超标倍数：{m:.1}\n"));
                     en.push_str(&format!("Exceedance multiple: {m:.1}\n"));
                 }
+                if let Context::Suspect { test } = &t.context {
+                    // Judged all the same: QC must never hide pollution; the officer verifies.
+                    zh.push_str(&format!(
+                        "质控提示：该值被质控判为可疑（{}），仍按实测值评价，请核实\n",
+                        test.key()
+                    ));
+                    en.push_str(&format!(
+                        "QC note: suspect by {}; judged as measured, please verify\n",
+                        test.key()
+                    ));
+                }
             }
             (
                 _,

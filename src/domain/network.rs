@@ -8,7 +8,7 @@ use super::gb3838::{Class, WaterBody};
 use super::hj212::CodeTarget;
 use super::param::Param;
 use super::profile::Precision;
-use super::qc::Tests;
+use super::qc::{Plan, Tests};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -66,22 +66,45 @@ pub struct Station {
     pub profile: Profile,
     /// Parameters that count for the station's class; others are stored but not judged.
     pub evaluated: Vec<Param>,
-    /// QC tests per parameter where they differ from `qc::default_tests` (the global
+    /// QC tests per parameter where they differ from `qc::default_plan` (the global
     /// `[qc.<param>]` tables, then this station's own).
     pub qc: BTreeMap<Param, Tests>,
+    /// Detection limits (in the parameter's unit) where they differ from
+    /// [`NATIONAL_DETECTION_LIMITS`]: the station's `detection_limit` table.
+    pub detection_limits: BTreeMap<Param, f64>,
 }
+
+/// Typical detection limits of the automatic analysers (WATER.md §5.6): NH3-N 0.025 mg/L
+/// (HJ 535), TP 0.01 mg/L (GB 11893), CODMn 0.5 mg/L (GB 11892), TN 0.05 mg/L (HJ 636).
+pub const NATIONAL_DETECTION_LIMITS: [(Param, f64); 4] = [
+    (Param::Codmn, 0.5),
+    (Param::Nh3n, 0.025),
+    (Param::Tp, 0.01),
+    (Param::Tn, 0.05),
+];
 
 impl Station {
     pub fn evaluates(&self, param: Param) -> bool {
         self.evaluated.contains(&param)
     }
 
-    /// The QC tests this station runs on `param`.
-    pub fn qc_tests(&self, param: Param) -> Tests {
+    /// The QC tests this station runs on `param`: its configured tests at every spacing, or
+    /// the defaults per spacing class.
+    pub fn qc_plan(&self, param: Param) -> Plan {
         self.qc
             .get(&param)
-            .copied()
-            .unwrap_or_else(|| super::qc::default_tests(param))
+            .map_or_else(|| super::qc::default_plan(param), |t| Plan::uniform(*t))
+    }
+
+    /// The detection limit of `param` at this station (the station's own, else the national
+    /// default); `None` where neither exists.
+    pub fn detection_limit(&self, param: Param) -> Option<f64> {
+        self.detection_limits.get(&param).copied().or_else(|| {
+            NATIONAL_DETECTION_LIMITS
+                .iter()
+                .find(|(p, _)| *p == param)
+                .map(|(_, dl)| *dl)
+        })
     }
 }
 
@@ -200,6 +223,7 @@ pub(crate) mod fixtures {
             profile: Profile::Full,
             evaluated: crate::domain::gb3838::default_evaluated(WaterBody::River),
             qc: BTreeMap::new(),
+            detection_limits: BTreeMap::new(),
         }
     }
 

@@ -1,16 +1,36 @@
 //! Real-time quality control after IOOS QARTOD, with ioos_qc 3.0's names, units and
 //! semantics (WATER.md §5): gross range, spike (average method), rate of change (units per
-//! second), flat line (seconds, with a tolerance), and the aggregate flag.
+//! second), flat line (seconds, with a tolerance), and the aggregate flag — made safe for real
+//! station data (WATER.md §5.5): gaps restart the time-dependent tests, thresholds follow each
+//! parameter's observed spacing, values at or below the detection limit are never a flat line,
+//! and only a *fail* keeps a value out of judgement.
 //!
-//! Fed by the screen stage (one value at a time, through [`Stream`]) and by `assess` (whole
-//! series, through [`run`]); feeds the stored `<key>_qc` flags and the judgement, which never
-//! judges a value flagged 3 or 4. Pure: times are seconds since the epoch, given by the caller.
+//! Fed by the rules (one value at a time, through [`Stream`]) and by `assess` (whole series,
+//! through [`run`], which is the stream folded over the series, so the daemon and `assess` give
+//! the same flags by construction); feeds the stored `<key>_qc` flags and the judgement. Pure:
+//! times are seconds since the epoch, given by the caller.
 //!
-//! The batch functions reproduce ioos_qc exactly, so a config can be cross-checked offline.
-//! The streaming form decides each test as soon as it can: the spike test of reading n needs
-//! reading n+1, so reading n is first flagged without it (ioos_qc flags the last point of a
-//! series UNKNOWN for the spike test too) and revised when n+1 arrives. Once the next reading
-//! is in, every streamed flag equals the batch flag of the same series.
+//! Semantics, test by test:
+//! - **Spacing.** A parameter's spacing is the median of its last [`SPACING_STEPS`] time steps
+//!   (a gap is one step among them, so it does not move the median). Below [`PROBE_MAX_SPACING`]
+//!   the parameter is a *probe* (minutes), otherwise an *analyser* (hours); each class has its
+//!   own default thresholds ([`default_plan`]) and its own neighbour window
+//!   ([`Spacing::window`]).
+//! - **Spike and rate of change** compare a value with its neighbours only when they lie within
+//!   the class's window; across a longer gap the test is not evaluated (flag 2, which the
+//!   aggregate ranks below pass). A window that holds at most one expected reading disables the
+//!   test. The analyser defaults have no fail threshold: at hours' spacing a one-sample slug is
+//!   as likely to be pollution as a fault, so it is judged, with the note.
+//! - **Flat line** counts readings as ioos_qc does (threshold ÷ spacing, truncated); a count of at
+//!   most one disables it rather than flagging every value of a sparse series (ioos_qc flags
+//!   such a series whole: a deliberate departure). A step longer than the test's longest
+//!   threshold restarts the run, and a value at or below the detection limit is not part of any
+//!   run (an analyser's below-detection placeholder is a value, not a stuck sensor).
+//!
+//! On regular series with configured ioos_qc tests the flags equal ioos_qc's
+//! (`tests/crosscheck.rs`). The spike test of reading n needs reading n+1, so reading n is first
+//! flagged without it (ioos_qc flags the last point of a series UNKNOWN for the spike test too)
+//! and revised when n+1 arrives.
 
 use super::param::Param;
 use std::collections::VecDeque;
@@ -48,18 +68,52 @@ impl Flag {
         }
     }
 
-    /// Suspect and fail values are stored but never judged.
+    /// Whether the value may be judged against GB 3838. Only a failed value (outside what the
+    /// instrument can report, or a fault the tests are sure of) is kept out: a suspect value
+    /// is judged and may alert, with the QC note beside it, because QC must never hide
+    /// pollution (SPEC §7, WATER.md §5.5).
     pub fn is_judgeable(self) -> bool {
-        !matches!(self, Flag::Suspect | Flag::Fail)
+        !matches!(self, Flag::Fail | Flag::Missing)
+    }
+}
+
+/// The test that set a flag: the note a stored point and a message carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Test {
+    GrossRange,
+    Spike,
+    RateOfChange,
+    FlatLine,
+}
+
+impl Test {
+    /// ioos_qc's name of the test.
+    pub fn key(self) -> &'static str {
+        match self {
+            Test::GrossRange => "gross_range_test",
+            Test::Spike => "spike_test",
+            Test::RateOfChange => "rate_of_change_test",
+            Test::FlatLine => "flat_line_test",
+        }
     }
 }
 
 /// The aggregate of several tests' flags; MISSING when there are none.
 pub fn aggregate(flags: impl IntoIterator<Item = Flag>) -> Flag {
+    noted(flags.into_iter().map(|f| (f, None))).0
+}
+
+/// The aggregate flag and the test that set it (the first of the worst).
+fn noted(flags: impl IntoIterator<Item = (Flag, Option<Test>)>) -> (Flag, Option<Test>) {
     flags
         .into_iter()
-        .max_by_key(|f| f.rank())
-        .unwrap_or(Flag::Missing)
+        .fold((Flag::Missing, None), |best, (f, t)| {
+            if f.rank() > best.0.rank() {
+                (f, t)
+            } else {
+                best
+            }
+        })
 }
 
 /// `gross_range_test`: outside `suspect_span` is SUSPECT, outside `fail_span` FAIL.
@@ -108,24 +162,89 @@ impl Tests {
     }
 }
 
+/// How densely a parameter is measured at a station, from its observed spacing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Spacing {
+    /// In-situ probes, minutes apart (temperature, pH, DO, conductivity, turbidity).
+    Probe,
+    /// Wet-chemistry analysers, hours apart (CODMn, NH3-N, TP, TN; often every 4 h).
+    Analyser,
+}
+
+/// Spacings below this (seconds) are probes.
+pub const PROBE_MAX_SPACING: i64 = 30 * 60;
+
+/// How many recent time steps the spacing is the median of.
+pub const SPACING_STEPS: usize = 9;
+
+impl Spacing {
+    /// The class of a spacing in seconds.
+    pub fn of(spacing_s: f64) -> Spacing {
+        if spacing_s < PROBE_MAX_SPACING as f64 {
+            Spacing::Probe
+        } else {
+            Spacing::Analyser
+        }
+    }
+
+    /// The longest step (seconds) across which the spike and rate-of-change tests still
+    /// compare neighbours: an hour of probe data, half a day of analyser data (a 4-hourly
+    /// analyser that missed two results). Across a longer gap they restart.
+    pub fn window(self) -> i64 {
+        match self {
+            Spacing::Probe => 3600,
+            Spacing::Analyser => 12 * 3600,
+        }
+    }
+}
+
+/// The tests of one parameter for each spacing class: the defaults differ by class; a
+/// configured `[qc.<param>]` table applies to both.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Plan {
+    pub probe: Tests,
+    pub analyser: Tests,
+}
+
+impl Plan {
+    /// The same tests whatever the spacing.
+    pub fn uniform(tests: Tests) -> Plan {
+        Plan {
+            probe: tests,
+            analyser: tests,
+        }
+    }
+
+    pub fn at(&self, spacing: Spacing) -> &Tests {
+        match spacing {
+            Spacing::Probe => &self.probe,
+            Spacing::Analyser => &self.analyser,
+        }
+    }
+}
+
 const HOUR: f64 = 3600.0;
 
 /// Starting values for the Bei, Pa and Lepai stations (WATER.md §5.4, ENGINEERING SUGGESTION),
-/// with one deliberate change: the suspect spans of pH, NH3-N and TP there coincide with (or lie
-/// inside) the GB 3838 class limits, and a suspect value is never judged — so a real spill
-/// would be hidden as "suspect". Here every suspect span lies beyond class Ⅴ: QC flags implausible
-/// data, not polluted water.
-pub fn default_tests(param: Param) -> Tests {
+/// reviewed against GB 3838 and real station data (WATER.md §5.5):
+/// - every `fail_span` is an instrument's whole reporting range, wide enough that any value
+///   GB 3838 can class (anoxic DO 0.01, pH 9.6, NH3-N 5, CODMn 40) is judged; the suspect spans
+///   only add a note;
+/// - probes keep the sonde thresholds of §5.4 (a lone 5-minute spike may fail);
+/// - analysers get thresholds for hours between results and no spike or rate fail: a 4-hourly
+///   DO swings 6 ↔ 9.5 mg/L with the day, and a one-sample NH3-N slug is judged, not dropped;
+/// - flat line at analyser spacing: 4 identical results suspect, 6 fail (12 h / 20 h at 4 h).
+pub fn default_plan(param: Param) -> Plan {
     let range = |fail: (f64, f64), suspect: Option<(f64, f64)>| {
         Some(GrossRange {
             fail_span: fail,
             suspect_span: suspect,
         })
     };
-    let spike = |s: f64, f: f64| {
+    let spike = |s: f64, f: Option<f64>| {
         Some(Spike {
             suspect_threshold: Some(s),
-            fail_threshold: Some(f),
+            fail_threshold: f,
         })
     };
     let roc = |per_hour: f64| {
@@ -141,56 +260,75 @@ pub fn default_tests(param: Param) -> Tests {
             fail_threshold: fail_h * HOUR,
         })
     };
-    match param {
-        Param::Temp => Tests {
-            gross_range: range((0.0, 40.0), Some((8.0, 36.0))),
-            spike: spike(1.0, 2.0),
-            rate_of_change: roc(1.0),
-            flat_line: flat(0.05, 12.0, 24.0),
+    // (gross range, probe spike, analyser spike, probe rate, analyser rate, flat tolerance)
+    let (gross_range, probe_spike, analyser_spike, probe_rate, analyser_rate, tolerance) =
+        match param {
+            Param::Temp => (
+                range((-5.0, 45.0), Some((0.0, 38.0))),
+                spike(1.0, Some(2.0)),
+                spike(3.0, None),
+                roc(1.0),
+                roc(2.0),
+                0.05,
+            ),
+            Param::Ph => (
+                range((0.0, 14.0), Some((4.0, 11.0))),
+                spike(0.3, Some(0.5)),
+                spike(0.8, None),
+                roc(0.3),
+                roc(0.5),
+                0.01,
+            ),
+            Param::Do => (
+                range((0.0, 25.0), Some((0.2, 20.0))),
+                spike(0.5, Some(1.0)),
+                spike(2.5, None),
+                roc(1.0),
+                roc(1.5),
+                0.02,
+            ),
+            // Floods cause real steps in conductivity and turbidity: no spike or rate test.
+            Param::Cond => (range((0.0, 5000.0), None), None, None, None, None, 1.0),
+            Param::Turb => (range((0.0, 4000.0), None), None, None, None, None, 0.1),
+            Param::Codmn => (
+                range((0.0, 100.0), Some((0.2, 30.0))),
+                spike(2.0, Some(4.0)),
+                spike(4.0, None),
+                None,
+                None,
+                0.005,
+            ),
+            Param::Nh3n => (
+                range((0.0, 100.0), Some((0.01, 20.0))),
+                spike(0.5, Some(1.0)),
+                spike(0.5, None),
+                None,
+                None,
+                0.0005,
+            ),
+            Param::Tp => (
+                range((0.0, 20.0), Some((0.002, 4.0))),
+                spike(0.1, Some(0.2)),
+                spike(0.1, None),
+                None,
+                None,
+                0.0005,
+            ),
+            _ => return Plan::default(),
+        };
+    Plan {
+        probe: Tests {
+            gross_range,
+            spike: probe_spike,
+            rate_of_change: probe_rate,
+            flat_line: flat(tolerance, 12.0, 24.0),
         },
-        Param::Ph => Tests {
-            gross_range: range((0.0, 14.0), Some((4.0, 11.0))),
-            spike: spike(0.3, 0.5),
-            rate_of_change: roc(0.3),
-            flat_line: flat(0.01, 12.0, 24.0),
+        analyser: Tests {
+            gross_range,
+            spike: analyser_spike,
+            rate_of_change: analyser_rate,
+            flat_line: flat(tolerance, 12.0, 20.0),
         },
-        Param::Do => Tests {
-            gross_range: range((0.0, 20.0), Some((0.2, 18.0))),
-            spike: spike(0.5, 1.0),
-            rate_of_change: roc(1.0),
-            flat_line: flat(0.02, 12.0, 24.0),
-        },
-        Param::Cond => Tests {
-            gross_range: range((0.0, 2000.0), None),
-            flat_line: flat(1.0, 12.0, 24.0),
-            ..Tests::default()
-        },
-        // Floods cause real steps in turbidity: no spike or rate test.
-        Param::Turb => Tests {
-            gross_range: range((0.0, 4000.0), None),
-            flat_line: flat(0.1, 12.0, 24.0),
-            ..Tests::default()
-        },
-        // The analysers report every 4 h: "3 / 6 identical results" is 12 h / 24 h.
-        Param::Codmn => Tests {
-            gross_range: range((0.0, 50.0), Some((0.2, 30.0))),
-            spike: spike(2.0, 4.0),
-            flat_line: flat(0.005, 12.0, 24.0),
-            ..Tests::default()
-        },
-        Param::Nh3n => Tests {
-            gross_range: range((0.0, 50.0), Some((0.01, 20.0))),
-            spike: spike(0.5, 1.0),
-            flat_line: flat(0.0005, 12.0, 24.0),
-            ..Tests::default()
-        },
-        Param::Tp => Tests {
-            gross_range: range((0.0, 10.0), Some((0.002, 4.0))),
-            spike: spike(0.1, 0.2),
-            flat_line: flat(0.0005, 12.0, 24.0),
-            ..Tests::default()
-        },
-        _ => Tests::default(),
     }
 }
 
@@ -237,49 +375,36 @@ fn roc_flag(prev: (i64, f64), cur: (i64, f64), cfg: &RateOfChange) -> Flag {
     }
 }
 
-/// Number of earlier observations a flat-line threshold spans, as ioos_qc counts them.
-fn flat_count(threshold_s: f64, interval_s: f64) -> usize {
-    if interval_s <= 0.0 {
+/// Number of readings a threshold of `threshold_s` seconds spans at `spacing_s`, as ioos_qc
+/// counts them (truncated).
+fn expected_readings(threshold_s: f64, spacing_s: f64) -> usize {
+    if spacing_s <= 0.0 {
         return usize::MAX;
     }
-    ((threshold_s.trunc()) / interval_s) as usize
+    (threshold_s.trunc() / spacing_s) as usize
 }
 
-/// The flat-line flag of the last value of `window` (oldest first), given the median interval.
-fn flat_flag(window: &[f64], interval_s: f64, cfg: &FlatLine) -> Flag {
-    let cap = flat_cap(window.len(), interval_s, cfg);
-    // How many of the newest values stay within the tolerance together, counted in one pass
-    // that stops at the first value outside it.
-    let (mut lo, mut hi, mut run) = (f64::INFINITY, f64::NEG_INFINITY, 0usize);
-    for &v in window.iter().rev().take(cap) {
-        let (l, h) = (lo.min(v), hi.max(v));
-        // NaN never occurs (the decoders refuse it); written so a NaN would end the run.
-        if (h - l).abs().partial_cmp(&cfg.tolerance) != Some(std::cmp::Ordering::Less) {
-            break;
-        }
-        (lo, hi, run) = (l, h, run + 1);
-    }
-    flat_verdict(run, window.len(), interval_s, cfg)
-}
-
-/// How many of the newest values the flat-line test looks at, of a history of `len`.
-fn flat_cap(len: usize, interval_s: f64, cfg: &FlatLine) -> usize {
-    let need = flat_count(cfg.fail_threshold, interval_s)
-        .max(flat_count(cfg.suspect_threshold, interval_s));
-    need.min(len.saturating_sub(1)).saturating_add(1)
-}
-
-/// The flat-line flag when the newest `run` values (counted up to [`flat_cap`]) of a history
-/// of `len` lie within the tolerance together.
-fn flat_verdict(run: usize, len: usize, interval_s: f64, cfg: &FlatLine) -> Flag {
-    let flat_over = |count: usize| count != usize::MAX && len > count && run > count;
-    if flat_over(flat_count(cfg.fail_threshold, interval_s)) {
+/// The flat-line flag when the newest `run` values lie within the tolerance together. A
+/// threshold that spans at most one reading disables its half of the test (WATER.md §5.5 3).
+fn flat_verdict(run: usize, spacing_s: f64, cfg: &FlatLine) -> Flag {
+    let over = |threshold: f64| {
+        let count = expected_readings(threshold, spacing_s);
+        count != usize::MAX && count > 1 && run > count
+    };
+    if over(cfg.fail_threshold) {
         Flag::Fail
-    } else if flat_over(flat_count(cfg.suspect_threshold, interval_s)) {
+    } else if over(cfg.suspect_threshold) {
         Flag::Suspect
     } else {
         Flag::Good
     }
+}
+
+/// Whether a neighbour `step` seconds away may be compared at this spacing: within the class's
+/// window, and the window holds more than one expected reading.
+fn neighbour_in_window(step: i64, spacing_s: f64) -> bool {
+    let window = Spacing::of(spacing_s).window();
+    step <= window && expected_readings(window as f64, spacing_s) > 1
 }
 
 /// The newest run of values within a tolerance of each other, kept as a value arrives: the
@@ -321,7 +446,7 @@ impl Run {
             let (Some(&(_, l)), Some(&(_, h))) = (self.lo.front(), self.hi.front()) else {
                 break;
             };
-            // As in `flat_flag`: a NaN range ends the run.
+            // A NaN range ends the run (NaN never occurs: the decoders refuse it).
             if (h - l).abs().partial_cmp(&tolerance) == Some(std::cmp::Ordering::Less) {
                 break;
             }
@@ -329,127 +454,69 @@ impl Run {
         }
         i + 1 - self.start.min(i + 1)
     }
-}
 
-/// Median of the time steps, in whole seconds (as ioos_qc rounds them).
-fn median_interval(times: &[i64]) -> f64 {
-    let mut steps = Steps::default();
-    for w in times.windows(2) {
-        steps.add(w[1] - w[0]);
+    /// Starts a new run at the next value: after a gap, or a value below detection.
+    fn restart(&mut self) {
+        self.start = self.next;
+        self.lo.clear();
+        self.hi.clear();
     }
-    steps.median()
 }
 
-/// A multiset of time steps with its median. Regular stations have few distinct steps, so the
-/// stream keeps it as it goes (one step in, one out per value) instead of sorting its whole
-/// history for every value.
+/// The last [`SPACING_STEPS`] time steps of a parameter and their median: the spacing the
+/// thresholds follow. A gap is one step among nine, so it does not move the median.
 #[derive(Debug, Clone, Default)]
-struct Steps {
-    /// (step, how many), sorted by step: a short list (a regular station has one or two
-    /// distinct steps), searched in one cache line rather than a tree's nodes.
-    counts: Vec<(i64, u32)>,
-    len: usize,
+struct RecentSteps {
+    steps: VecDeque<u32>,
 }
 
-impl Steps {
-    fn add(&mut self, d: i64) {
-        match self.counts.binary_search_by_key(&d, |e| e.0) {
-            Ok(i) => self.counts[i].1 += 1,
-            Err(i) => self.counts.insert(i, (d, 1)),
+impl RecentSteps {
+    fn push(&mut self, step: u32) {
+        if self.steps.len() >= SPACING_STEPS {
+            self.steps.pop_front();
         }
-        self.len += 1;
+        self.steps.push_back(step);
     }
 
-    fn remove(&mut self, d: i64) {
-        if let Ok(i) = self.counts.binary_search_by_key(&d, |e| e.0) {
-            self.counts[i].1 -= 1;
-            self.len -= 1;
-            if self.counts[i].1 == 0 {
-                self.counts.remove(i);
-            }
-        }
-    }
-
-    /// The element at sorted position `k`.
-    fn nth(&self, k: usize) -> i64 {
-        let mut seen = 0;
-        for &(d, c) in &self.counts {
-            seen += c as usize;
-            if k < seen {
-                return d;
-            }
-        }
-        0
-    }
-
-    fn median(&self) -> f64 {
-        let n = self.len;
+    /// The median step in whole seconds (an even count averages the middle two and truncates,
+    /// as ioos_qc rounds its median interval); `None` before the first step.
+    fn median(&self) -> Option<f64> {
+        let n = self.steps.len();
         if n == 0 {
-            return 0.0;
+            return None;
         }
-        if n % 2 == 1 {
-            self.nth(n / 2) as f64
+        let mut sorted = [0u32; SPACING_STEPS];
+        for (slot, &s) in sorted.iter_mut().zip(&self.steps) {
+            *slot = s;
+        }
+        let sorted = &mut sorted[..n];
+        sorted.sort_unstable();
+        Some(if n % 2 == 1 {
+            f64::from(sorted[n / 2])
         } else {
-            ((self.nth(n / 2 - 1) + self.nth(n / 2)) as f64 / 2.0).trunc()
-        }
+            ((f64::from(sorted[n / 2 - 1]) + f64::from(sorted[n / 2])) / 2.0).trunc()
+        })
     }
 }
 
-/// Runs every configured test over a whole series (times in seconds, increasing) and returns
-/// each value's aggregate flag: ioos_qc's `qartod_compare` of the individual tests.
-pub fn run(values: &[f64], times: &[i64], tests: &Tests) -> Vec<Flag> {
-    let n = values.len();
-    let mut per_test: Vec<Vec<Flag>> = Vec::new();
-    if let Some(cfg) = &tests.gross_range {
-        per_test.push(values.iter().map(|&v| gross_flag(v, cfg)).collect());
+/// Runs every test over a whole series (times in seconds, increasing) and returns each value's
+/// final aggregate flag. This is [`Stream`] folded over the series with each revision applied,
+/// so `assess` and the daemon agree by construction; `floor` is the parameter's detection
+/// limit (values at or below it are never a flat line).
+pub fn run(values: &[f64], times: &[i64], plan: &Plan, floor: Option<f64>) -> Vec<Flag> {
+    let mut stream = Stream::default();
+    let mut out: Vec<Flag> = Vec::with_capacity(values.len());
+    for (&t, &v) in times.iter().zip(values) {
+        let verdict = stream.push(t, v, plan, floor);
+        if let Some((at, flag)) = verdict.revised {
+            // The revised value is the newest earlier one at that time.
+            if let Some(i) = times[..out.len()].iter().rposition(|&x| x == at) {
+                out[i] = flag;
+            }
+        }
+        out.push(verdict.flag);
     }
-    if let Some(cfg) = &tests.spike {
-        per_test.push(
-            (0..n)
-                .map(|i| {
-                    if i == 0 || i + 1 == n {
-                        Flag::Unknown
-                    } else {
-                        spike_flag(values[i - 1], values[i], values[i + 1], cfg)
-                    }
-                })
-                .collect(),
-        );
-    }
-    if let Some(cfg) = &tests.rate_of_change {
-        per_test.push(
-            (0..n)
-                .map(|i| {
-                    if i == 0 {
-                        Flag::Good
-                    } else {
-                        roc_flag((times[i - 1], values[i - 1]), (times[i], values[i]), cfg)
-                    }
-                })
-                .collect(),
-        );
-    }
-    if let Some(cfg) = &tests.flat_line {
-        // ioos_qc passes every value of a series shorter than 3.
-        let interval = median_interval(times);
-        per_test.push(
-            (0..n)
-                .map(|i| {
-                    if n < 3 {
-                        Flag::Good
-                    } else {
-                        flat_flag(&values[..=i], interval, cfg)
-                    }
-                })
-                .collect(),
-        );
-    }
-    if per_test.is_empty() {
-        return vec![Flag::Unknown; n];
-    }
-    (0..n)
-        .map(|i| aggregate(per_test.iter().map(|t| t[i])))
-        .collect()
+    out
 }
 
 /// What the stream says after one more value.
@@ -457,6 +524,8 @@ pub fn run(values: &[f64], times: &[i64], tests: &Tests) -> Vec<Flag> {
 pub struct Verdict {
     /// The new value's flag, without the spike test (which needs the next value).
     pub flag: Flag,
+    /// The test that set `flag` when it is suspect or fail: the QC note.
+    pub note: Option<Test>,
     /// The previous value's final flag, now that its spike test is decided, when it differs
     /// from what was said of it before: (its time, its flag).
     pub revised: Option<(i64, Flag)>,
@@ -464,23 +533,17 @@ pub struct Verdict {
 
 /// QC of one station's parameter as readings arrive, in time order.
 ///
-/// Compact by design (a 1,000-station network holds thousands of these): the history the
-/// flat-line test looks back over is kept as its time steps only (4 bytes a value), the values
-/// themselves only as the newest two and the flat-line [`Run`].
+/// Compact by design (a 1,000-station network holds thousands of these): the newest two
+/// values, nine time steps and the flat-line [`Run`], whatever the cadence.
 #[derive(Debug, Clone, Default)]
 pub struct Stream {
     /// The newest (time, value), and the one before it: the spike and rate-of-change tests
     /// need them.
     last: Option<(i64, f64)>,
     before_last: Option<(i64, f64)>,
-    /// The time steps between consecutive values of the history, oldest first: the history
-    /// holds `gaps.len() + 1` values, as far back as the flat-line test can look.
-    gaps: Gaps,
-    /// Sum of `gaps`: the newest time minus the oldest.
-    span: i64,
-    /// The same steps as a multiset, for their median.
-    steps: Steps,
-    /// The newest values within the flat-line tolerance.
+    /// The recent time steps: the spacing, hence the thresholds and the windows.
+    steps: RecentSteps,
+    /// The newest values within the flat-line tolerance since the last restart.
     run: Run,
     /// The flag of the newest value without its spike test.
     pending: Option<Flag>,
@@ -490,57 +553,11 @@ pub struct Stream {
     given: VecDeque<i64>,
 }
 
-/// The time steps of a stream's history, run-length encoded: a station reporting on a fixed
-/// cadence has one run however long its history, instead of four bytes a value.
-#[derive(Debug, Clone, Default)]
-struct Gaps {
-    /// (step, how many times in a row), oldest first.
-    runs: VecDeque<(u32, u32)>,
-    len: usize,
-}
-
-impl Gaps {
-    fn len(&self) -> usize {
-        self.len
-    }
-
-    fn front(&self) -> Option<u32> {
-        self.runs.front().map(|r| r.0)
-    }
-
-    fn push(&mut self, step: u32) {
-        self.len += 1;
-        if let Some(last) = self.runs.back_mut() {
-            if last.0 == step && last.1 < u32::MAX {
-                last.1 += 1;
-                return;
-            }
-        }
-        super::ring::push(&mut self.runs, (step, 1));
-    }
-
-    fn pop_front(&mut self) -> Option<u32> {
-        let first = self.runs.front_mut()?;
-        let step = first.0;
-        first.1 -= 1;
-        if first.1 == 0 {
-            self.runs.pop_front();
-        }
-        self.len -= 1;
-        Some(step)
-    }
-
-    fn clear(&mut self) {
-        self.runs.clear();
-        self.len = 0;
-    }
-}
-
 /// How many recent flags a stream remembers for replays.
 const REMEMBERED: usize = 32;
 
-/// Longest history kept per stream: a 24 h flat line at one value a minute.
-const MAX_HISTORY: usize = 1500;
+/// Longest flat-line run counted: a 24 h flat line at one value a minute.
+const MAX_RUN: u64 = 1500;
 
 /// A time and a flag in one word (times are seconds, far inside 56 bits).
 fn pack(t: i64, flag: Flag) -> i64 {
@@ -561,7 +578,8 @@ fn unpack(x: i64) -> (i64, Flag) {
 impl Stream {
     /// Takes the next value. A value not later than the newest one is a replay: it changes
     /// nothing and gets the flag that value was given (UNKNOWN if it is too old to remember).
-    pub fn push(&mut self, t: i64, v: f64, tests: &Tests) -> Verdict {
+    /// `floor` is the parameter's detection limit at the station.
+    pub fn push(&mut self, t: i64, v: f64, plan: &Plan, floor: Option<f64>) -> Verdict {
         if self.last.is_some_and(|(last, _)| t <= last) {
             let flag = self
                 .given
@@ -572,10 +590,11 @@ impl Stream {
                 .map_or(Flag::Unknown, |(_, f)| f);
             return Verdict {
                 flag,
+                note: None,
                 revised: None,
             };
         }
-        let verdict = self.decide(t, v, tests);
+        let verdict = self.decide(t, v, plan, floor);
         if let Some((at, flag)) = verdict.revised {
             if let Some(slot) = self.given.iter_mut().rev().find(|x| unpack(**x).0 == at) {
                 *slot = pack(at, flag);
@@ -588,108 +607,95 @@ impl Stream {
         verdict
     }
 
-    /// Values in the history.
-    fn len(&self) -> usize {
-        if self.last.is_some() {
-            self.gaps.len() + 1
-        } else {
-            0
-        }
-    }
-
-    fn drop_oldest(&mut self) {
-        if let Some(g) = self.gaps.pop_front() {
-            self.span -= i64::from(g);
-            self.steps.remove(i64::from(g));
-        }
-    }
-
-    fn decide(&mut self, t: i64, v: f64, tests: &Tests) -> Verdict {
-        let mut revised = None;
-        // The previous value's spike test is decidable now.
-        if let (Some(cfg), Some(pending), Some((_, a)), Some((tb, b))) =
-            (&tests.spike, self.pending, self.before_last, self.last)
-        {
-            let spike = spike_flag(a, b, v, cfg);
-            let before = aggregate([pending, Flag::Unknown]);
-            let after = aggregate([pending, spike]);
-            if after != before {
-                revised = Some((tb, after));
-            }
-        }
+    fn decide(&mut self, t: i64, v: f64, plan: &Plan, floor: Option<f64>) -> Verdict {
         let previous = self.last;
-        if let Some((last, _)) = previous {
-            match u32::try_from(t - last) {
-                Ok(step) => {
-                    self.steps.add(i64::from(step));
-                    self.gaps.push(step);
-                    self.span += i64::from(step);
-                }
-                // A gap of over a century: the history starts again.
-                Err(_) => {
-                    self.gaps.clear();
-                    self.span = 0;
-                    self.steps = Steps::default();
-                }
+        // A step of over a century counts as the longest step there is: a restart.
+        let step = previous.map(|(last, _)| u32::try_from(t - last).unwrap_or(u32::MAX));
+        if let Some(s) = step {
+            self.steps.push(s);
+        }
+        let spacing = self.steps.median();
+        let tests = plan.at(spacing.map_or(Spacing::Analyser, Spacing::of));
+        let near = |s: Option<u32>| {
+            s.zip(spacing)
+                .is_some_and(|(s, sp)| neighbour_in_window(i64::from(s), sp))
+        };
+        // The previous value's spike test is decidable now, if both its neighbours are near.
+        let mut revised = None;
+        if let (Some(cfg), Some(pending), Some((ta, a)), Some((tb, b))) =
+            (&tests.spike, self.pending, self.before_last, previous)
+        {
+            let before_step = u32::try_from(tb - ta).unwrap_or(u32::MAX);
+            let spike = if near(Some(before_step)) && near(step) {
+                spike_flag(a, b, v, cfg)
+            } else {
+                Flag::Unknown
+            };
+            let said = aggregate([pending, Flag::Unknown]);
+            let now = aggregate([pending, spike]);
+            if now != said {
+                revised = Some((tb, now));
             }
         }
         self.before_last = previous;
         self.last = Some((t, v));
-        // Only as far back as the flat-line test can look (its longest threshold, plus one
-        // step), and at least the three values the spike and rate tests need: a 5-minute
-        // station then holds a day of steps per parameter, not five.
-        let horizon = tests
-            .flat_line
-            .map_or(0.0, |f| f.fail_threshold.max(f.suspect_threshold));
-        // The second-oldest value is `span - gaps[0]` before the newest.
-        while self.len() > 3
-            && self
-                .gaps
-                .front()
-                .is_some_and(|g| (self.span - i64::from(g)) as f64 > horizon)
-        {
-            self.drop_oldest();
-        }
-        while self.len() > MAX_HISTORY {
-            self.drop_oldest();
-        }
-        let mut flags = Vec::with_capacity(4);
+
+        let mut flags: [(Flag, Option<Test>); 3] = [(Flag::Missing, None); 3];
         if let Some(cfg) = &tests.gross_range {
-            flags.push(gross_flag(v, cfg));
+            flags[0] = (gross_flag(v, cfg), Some(Test::GrossRange));
         }
-        let n = self.len();
         if let Some(cfg) = &tests.rate_of_change {
-            flags.push(match previous {
-                Some(p) if n >= 2 => roc_flag(p, (t, v), cfg),
-                _ => Flag::Good,
-            });
-        }
-        if let Some(cfg) = &tests.flat_line {
-            let run = self.run.push(v, cfg.tolerance, MAX_HISTORY as u64 + 1);
-            flags.push(if n < 3 {
-                Flag::Good
-            } else {
-                let interval = self.steps.median();
-                let run = usize::try_from(run)
-                    .unwrap_or(usize::MAX)
-                    .min(flat_cap(n, interval, cfg));
-                flat_verdict(run, n, interval, cfg)
-            });
-        }
-        if tests.is_empty() {
-            return Verdict {
-                flag: Flag::Unknown,
-                revised: None,
+            flags[1] = match previous {
+                // ioos_qc passes a series' first value.
+                None => (Flag::Good, None),
+                Some(p) if near(step) => (roc_flag(p, (t, v), cfg), Some(Test::RateOfChange)),
+                // Across a gap: not evaluated; the next value compares again.
+                Some(_) => (Flag::Unknown, None),
             };
         }
-        let without_spike = aggregate(flags.iter().copied());
+        if let Some(cfg) = &tests.flat_line {
+            let longest = cfg.fail_threshold.max(cfg.suspect_threshold);
+            if step.is_some_and(|s| f64::from(s) > longest) {
+                self.run.restart();
+            }
+            flags[2] = if floor.is_some_and(|f| v <= f) {
+                // Below detection: a value, never part of a flat line.
+                self.run.restart();
+                (Flag::Unknown, None)
+            } else {
+                let run = self.run.push(v, cfg.tolerance, MAX_RUN);
+                let run = usize::try_from(run).unwrap_or(usize::MAX);
+                match spacing {
+                    Some(sp) => (flat_verdict(run, sp, cfg), Some(Test::FlatLine)),
+                    None => (Flag::Good, None),
+                }
+            };
+        }
+        if tests.flat_line.is_none() {
+            // The run is counted only while the test runs (the spacing class can change).
+            self.run.restart();
+        }
+        if tests.is_empty() {
+            self.pending = None;
+            return Verdict {
+                flag: Flag::Unknown,
+                note: None,
+                revised,
+            };
+        }
+        let (without_spike, note) = noted(flags);
         self.pending = Some(without_spike);
         let flag = if tests.spike.is_some() {
             aggregate([without_spike, Flag::Unknown])
         } else {
             without_spike
         };
-        Verdict { flag, revised }
+        let note = note.filter(|_| matches!(flag, Flag::Suspect | Flag::Fail));
+        Verdict {
+            flag,
+            note,
+            revised,
+        }
     }
 }
 

@@ -14,16 +14,133 @@ use chrono::{DateTime, Utc};
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Measured {
     pub param: Param,
+    /// The value as stored, in the parameter's unit (SPEC §4). For a result below the
+    /// detection limit, the limit (the reported one, else the station's).
     pub value: f64,
     pub flag: Option<DataFlag>,
+    /// The result was below the detection limit (未检出): stored as `<key>_bdl = true` and
+    /// judged as half the limit.
+    pub below_detection: bool,
 }
 
 impl Measured {
+    /// A plain measured value without a flag.
+    pub fn plain(param: Param, value: f64) -> Measured {
+        Measured {
+            param,
+            value,
+            flag: None,
+            below_detection: false,
+        }
+    }
+
     /// A value may be judged when the instrument did not mark it invalid (SPEC §4: flags other
     /// than N or T mean maintenance, faults or setpoints). No flag means normal.
     pub fn is_judgeable(&self) -> bool {
         self.flag.is_none_or(DataFlag::is_valid)
     }
+
+    /// The value GB 3838 judges: half the detection limit for a censored result
+    /// (《地表水环境质量监测数据统计技术规定（试行）》, 环办监测函〔2020〕82号, point 7), else the
+    /// value itself.
+    pub fn judged_value(&self) -> f64 {
+        if self.below_detection {
+            self.value / 2.0
+        } else {
+            self.value
+        }
+    }
+}
+
+/// A value as a station reported it, before the station's detection limits apply.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Reported {
+    Number(f64),
+    /// Below the detection limit: `0.025L` (HJ/T 91) and `<0.025` (SL 219) carry the limit;
+    /// `ND` and `未检出` do not.
+    BelowLimit(Option<f64>),
+}
+
+impl Reported {
+    /// Reads the text of a censored result — `"0.025L"`, `"<0.025"`, `"ND"`, `"未检出"` —
+    /// or, where `numbers` is true (CSV cells), a plain number. `None` for anything else.
+    pub fn parse(text: &str, numbers: bool) -> Option<Reported> {
+        let t = text.trim();
+        if t.eq_ignore_ascii_case("nd") || t == "未检出" {
+            return Some(Reported::BelowLimit(None));
+        }
+        let limit = |x: &str| {
+            x.trim()
+                .parse::<f64>()
+                .ok()
+                .map(|l| Reported::BelowLimit(Some(l)))
+        };
+        if let Some(rest) = t.strip_prefix('<') {
+            return limit(rest);
+        }
+        if let Some(rest) = t.strip_suffix('L').or_else(|| t.strip_suffix('l')) {
+            return limit(rest);
+        }
+        if numbers {
+            return t.parse::<f64>().ok().map(Reported::Number);
+        }
+        None
+    }
+}
+
+/// Why one reported value was refused; the reading's other values stand.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BadValue(pub String);
+
+/// Turns one reported value into a [`Measured`] at `station`: refuses what no instrument can
+/// report (non-finite, a negative concentration, pH outside 0–14), and applies the detection
+/// limit (WATER.md §5.6): a censored result, or a plain number strictly below the station's
+/// limit, is stored as the limit with `below_detection` set; a number equal to the limit is
+/// taken as it is. Every decoder (JSON, HJ 212, `assess` CSV) goes through here, so they agree.
+pub fn measure(
+    station: &Station,
+    param: Param,
+    reported: Reported,
+    flag: Option<DataFlag>,
+) -> Result<Measured, BadValue> {
+    let bad = |why: String| Err(BadValue(why));
+    let (value, below_detection) = match reported {
+        Reported::Number(v) => match station.detection_limit(param) {
+            Some(dl) if v.is_finite() && v >= 0.0 && v < dl => (dl, true),
+            _ => (v, false),
+        },
+        Reported::BelowLimit(Some(l)) => (l, true),
+        Reported::BelowLimit(None) => match station.detection_limit(param) {
+            Some(dl) => (dl, true),
+            None => {
+                return bad(format!(
+                    "{param} is reported below the detection limit, and station {:?} has no \
+                     detection_limit for it",
+                    station.id
+                ))
+            }
+        },
+    };
+    if !value.is_finite() {
+        return bad(format!("{param} is not a finite number"));
+    }
+    if param == Param::Ph && !(0.0..=14.0).contains(&value) {
+        return bad(format!("ph = {value} is outside 0–14"));
+    }
+    if param.is_non_negative() && value < 0.0 {
+        return bad(format!("{param} = {value} is negative"));
+    }
+    if below_detection && value <= 0.0 {
+        return bad(format!(
+            "{param}: a detection limit of {value} is not positive"
+        ));
+    }
+    Ok(Measured {
+        param,
+        value,
+        flag,
+        below_detection,
+    })
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -43,11 +160,7 @@ impl Reading {
             ts,
             values: values
                 .iter()
-                .map(|&(param, value)| Measured {
-                    param,
-                    value,
-                    flag: None,
-                })
+                .map(|&(param, value)| Measured::plain(param, value))
                 .collect(),
             seq: None,
         }
@@ -87,14 +200,14 @@ pub fn judge(station: &Station, reading: &Reading) -> Judgement {
         .filter(|m| m.is_judgeable())
         .filter_map(|m| {
             let value = match station.profile {
-                Profile::Full => station.evaluates(m.param).then_some(m.value)?,
+                Profile::Full => station.evaluates(m.param).then_some(m.judged_value())?,
                 Profile::NationalRealtime(precision) => {
-                    round_half_even(m.value, precision.of(m.param)?)
+                    round_half_even(m.judged_value(), precision.of(m.param)?)
                 }
             };
             gb3838::classify(m.param, station.water_body, value).map(|class| Judged {
                 param: m.param,
-                value: m.value,
+                value: m.judged_value(),
                 class,
             })
         })
@@ -115,7 +228,10 @@ mod tests {
             ts: Utc.with_ymd_and_hms(2026, 11, 26, 2, 0, 0).unwrap(),
             values: values
                 .iter()
-                .map(|&(param, value, flag)| Measured { param, value, flag })
+                .map(|&(param, value, flag)| Measured {
+                    flag,
+                    ..Measured::plain(param, value)
+                })
                 .collect(),
             seq: None,
         }

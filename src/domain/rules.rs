@@ -402,9 +402,12 @@ impl Rules {
             values: Vec::with_capacity(r.values.len()),
             seq: r.seq,
         };
+        // The QC notes of suspect values that are judged all the same.
+        let mut suspect: Vec<(Param, qc::Test)> = Vec::new();
         for m in &r.values {
-            let tests = station.qc_tests(m.param);
-            let verdict = st.param(m.param).qc.push(t, m.value, &tests);
+            let plan = station.qc_plan(m.param);
+            let floor = station.detection_limit(m.param);
+            let verdict = st.param(m.param).qc.push(t, m.value, &plan, floor);
             qc_flags.push((m.param, verdict.flag));
             let mut fault = None;
             if let Some((prev, flag)) = verdict.revised {
@@ -421,7 +424,10 @@ impl Rules {
                 }
             }
             if verdict.flag == Flag::Fail {
-                fault = Some("QC fail (out of range, rate of change or flat line)".into());
+                fault = Some(format!(
+                    "QC fail ({})",
+                    verdict.note.map_or("quality control", qc::Test::key)
+                ));
             }
             if let Some(f @ (DataFlag::D | DataFlag::B)) = m.flag {
                 fault = Some(format!("instrument flag {}", f.letter()));
@@ -443,6 +449,9 @@ impl Rules {
             );
             if verdict.flag.is_judgeable() && m.is_judgeable() {
                 validated.values.push(*m);
+                if let (Flag::Suspect, Some(test)) = (verdict.flag, verdict.note) {
+                    suspect.push((m.param, test));
+                }
             }
         }
 
@@ -462,6 +471,10 @@ impl Rules {
             } else {
                 Obs::Hold
             };
+            let context = suspect
+                .iter()
+                .find(|(p, _)| *p == x.param)
+                .map_or(Context::None, |&(_, test)| Context::Suspect { test });
             let before = out.len();
             let st = &mut self.stations[me];
             st.observe(
@@ -471,7 +484,7 @@ impl Rules {
                 evidence(ts, x.value, Some(x.class)),
                 obs,
                 cfg.persistence,
-                Context::None,
+                context,
             );
             // At most one transition per observation; transitions are rare, so a copy here
             // costs nothing.
@@ -524,14 +537,14 @@ impl Rules {
             }
             ps.last_t = Some(t);
             // Evaluated when a value opens a bucket: the window changes little within one.
-            let (earlier, opened) = ps.add(&cfg, up, t, m.value);
+            let (earlier, opened) = ps.add(&cfg, up, t, m.judged_value());
             let trend = if opened {
                 trend_decision(&cfg, up, limit, ps.trend.make_contiguous(), ts)
             } else {
                 None
             };
-            let shift = shift_decision(&cfg, &mut ps.chart, station, m.param, up, m.value);
-            let change = limit.and_then(|l| rate_of(&cfg, up, l, earlier, m.value, t));
+            let shift = shift_decision(&cfg, &mut ps.chart, station, m.param, up, m.judged_value());
+            let change = limit.and_then(|l| rate_of(&cfg, up, l, earlier, m.judged_value(), t));
             if let Some((obs, context, value)) = trend {
                 st.observe(
                     &mut out,
@@ -548,14 +561,14 @@ impl Rules {
                     &mut out,
                     Rule::Shift,
                     Some(m.param),
-                    evidence(ts, m.value, None),
+                    evidence(ts, m.judged_value(), None),
                     obs,
                     QUICK,
                     context,
                 );
             }
             if limit.is_some() {
-                rates.push((m.param, m.value, change));
+                rates.push((m.param, m.judged_value(), change));
             }
         }
         let sudden = rates.iter().filter(|r| r.2.is_some()).count();

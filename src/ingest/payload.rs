@@ -4,13 +4,15 @@
 //!
 //! Fed by the MQTT ingest with a topic and raw bytes; feeds the screen stage with
 //! [`Reading`]s and [`Refusal`]s. The JSON is parsed into a tree first and each reading of an
-//! array checked on its own, so one bad reading never drops the good ones beside it. Time
-//! (`now`, for the future-skew check) is an argument.
+//! array checked on its own, so one bad reading never drops the good ones beside it; likewise
+//! one bad value refuses that parameter alone (SPEC §4), and `null` means not measured. Every
+//! value goes through the domain's `measure` (plausibility and detection limits), as `assess`'s
+//! do. Time (`now`, for the future-skew check) is an argument.
 
 use crate::domain::hj212::{self, CodeMap, Reassembly};
 use crate::domain::network::{Network, Station};
 use crate::domain::param::{DataFlag, Param};
-use crate::domain::reading::{Measured, Reading};
+use crate::domain::reading::{measure, BadValue, Reading, Reported};
 use crate::telemetry::RefusalKind;
 use chrono::{DateTime, Duration, Utc};
 use serde_json::{Map, Value};
@@ -21,6 +23,8 @@ use std::fmt;
 pub struct Refusal {
     pub kind: RefusalKind,
     pub reason: String,
+    /// The one parameter refused, when the rest of its reading stands.
+    pub param: Option<Param>,
 }
 
 impl Refusal {
@@ -28,6 +32,15 @@ impl Refusal {
         Refusal {
             kind,
             reason: reason.into(),
+            param: None,
+        }
+    }
+
+    /// The refusal of one parameter's value; the reading's others stand.
+    fn value(kind: RefusalKind, param: Param, reason: impl Into<String>) -> Refusal {
+        Refusal {
+            param: Some(param),
+            ..Refusal::new(kind, reason)
         }
     }
 }
@@ -103,7 +116,8 @@ pub struct Element {
 }
 
 /// What one payload yields: the good readings, and each refusal with the array element it
-/// concerns (`None` when the whole payload was refused).
+/// concerns (`None` for a payload that is one reading, or for the whole payload); a refusal
+/// with a `param` refused that value alone.
 #[derive(Debug, Default, PartialEq)]
 pub struct Decoded {
     pub readings: Vec<Reading>,
@@ -112,7 +126,7 @@ pub struct Decoded {
 
 /// Decodes a JSON payload (one reading object, or an array of them) for `station`.
 pub fn decode_json(
-    station: &str,
+    station: &Station,
     payload: &[u8],
     now: DateTime<Utc>,
     limits: PayloadLimits,
@@ -141,7 +155,7 @@ pub fn decode_json(
 
 /// Decodes any payload through a JSON tree: batches, and every refusal with its reason.
 fn decode_tree(
-    station: &str,
+    station: &Station,
     payload: &[u8],
     now: DateTime<Utc>,
     limits: PayloadLimits,
@@ -166,19 +180,25 @@ fn decode_tree(
         }
         Value::Array(items) => {
             for (i, item) in items.iter().enumerate() {
-                match reading(station, item, now, limits) {
-                    Ok(r) => out.readings.push(r),
-                    Err(e) => {
-                        let json = serde_json::to_vec(item).unwrap_or_default();
-                        out.refused.push((Some(Element { index: i, json }), e));
+                let (reading, refused) = reading(station, item, now, limits);
+                out.readings.extend(reading);
+                if !refused.is_empty() {
+                    let json = serde_json::to_vec(item).unwrap_or_default();
+                    for e in refused {
+                        let element = Element {
+                            index: i,
+                            json: json.clone(),
+                        };
+                        out.refused.push((Some(element), e));
                     }
                 }
             }
         }
-        single => match reading(station, &single, now, limits) {
-            Ok(r) => out.readings.push(r),
-            Err(e) => out.refused.push((None, e)),
-        },
+        single => {
+            let (reading, refused) = reading(station, &single, now, limits);
+            out.readings.extend(reading);
+            out.refused.extend(refused.into_iter().map(|e| (None, e)));
+        }
     }
     out
 }
@@ -201,11 +221,37 @@ fn wrong_type(what: &str, expected: &str, got: &Value) -> Refusal {
     )
 }
 
+/// One reading object: the reading (with at least one value) and the refusals — of the
+/// whole reading, or of single values beside which the others stand.
 fn reading(
-    station: &str,
+    station: &Station,
     item: &Value,
     now: DateTime<Utc>,
     limits: PayloadLimits,
+) -> (Option<Reading>, Vec<Refusal>) {
+    let mut refused = Vec::new();
+    match reading_parts(station, item, now, limits, &mut refused) {
+        Ok(r) if r.values.is_empty() => {
+            // Every value was refused or null: the refusals say why; with none, say so.
+            if refused.is_empty() {
+                refused.push(Refusal::new(
+                    RefusalKind::NoValues,
+                    "\"values\" holds no measured parameter (every value is null)",
+                ));
+            }
+            (None, refused)
+        }
+        Ok(r) => (Some(r), refused),
+        Err(e) => (None, vec![e]),
+    }
+}
+
+fn reading_parts(
+    station: &Station,
+    item: &Value,
+    now: DateTime<Utc>,
+    limits: PayloadLimits,
+    refused: &mut Vec<Refusal>,
 ) -> Result<Reading, Refusal> {
     let Value::Object(obj) = item else {
         return Err(wrong_type("a reading", "a JSON object", item));
@@ -231,52 +277,6 @@ fn reading(
         Some(Value::Object(v)) => v,
         Some(other) => return Err(wrong_type("\"values\"", "an object", other)),
     };
-    let mut measured = Vec::with_capacity(values.len());
-    for (key, v) in values {
-        let param = Param::from_key(key).ok_or_else(|| {
-            Refusal::new(
-                RefusalKind::UnknownParam,
-                format!("unknown parameter key {key:?}"),
-            )
-        })?;
-        let value = v
-            .as_f64()
-            .ok_or_else(|| wrong_type(&format!("values.{key}"), "a number", v))?;
-        check_value(param, value)?;
-        measured.push(Measured {
-            param,
-            value,
-            flag: None,
-        });
-    }
-    match obj.get("flags") {
-        None => {}
-        Some(Value::Object(flags)) => {
-            for (key, f) in flags {
-                let slot = measured
-                    .iter_mut()
-                    .find(|m| m.param.key() == key)
-                    .ok_or_else(|| {
-                        Refusal::new(
-                            RefusalKind::BadFlag,
-                            format!("flag for {key:?}, which has no value"),
-                        )
-                    })?;
-                let letter = f
-                    .as_str()
-                    .ok_or_else(|| wrong_type(&format!("flags.{key}"), "a string", f))?;
-                slot.flag = Some(DataFlag::parse(letter).ok_or_else(|| {
-                    Refusal::new(
-                        RefusalKind::BadFlag,
-                        format!(
-                            "flags.{key}: {letter:?} is not an HJ 212 data flag (N F M S D C T B)"
-                        ),
-                    )
-                })?);
-            }
-        }
-        Some(other) => return Err(wrong_type("\"flags\"", "an object", other)),
-    }
     let seq = match obj.get("seq") {
         None => None,
         Some(v) => Some(
@@ -284,13 +284,95 @@ fn reading(
                 .ok_or_else(|| wrong_type("\"seq\"", "a non-negative integer", v))?,
         ),
     };
+    let flags = match obj.get("flags") {
+        None => None,
+        Some(Value::Object(flags)) => Some(flags),
+        Some(other) => return Err(wrong_type("\"flags\"", "an object", other)),
+    };
+    let mut measured = Vec::with_capacity(values.len());
+    for (key, v) in values {
+        let Some(param) = Param::from_key(key) else {
+            refused.push(Refusal::new(
+                RefusalKind::UnknownParam,
+                format!("unknown parameter key {key:?} (its value is not stored)"),
+            ));
+            continue;
+        };
+        let reported = match v {
+            // Not measured (SPEC §4): nothing to store, nothing to refuse.
+            Value::Null => continue,
+            Value::Number(n) => n.as_f64().map(Reported::Number),
+            Value::String(text) => Reported::parse(text, false),
+            _ => None,
+        };
+        let Some(reported) = reported else {
+            refused.push(Refusal::value(
+                RefusalKind::WrongType,
+                param,
+                format!(
+                    "values.{key} must be a number, null, or a result below the detection limit \
+                     (\"0.025L\", \"<0.025\", \"ND\"), got {}",
+                    shown(v)
+                ),
+            ));
+            continue;
+        };
+        match measure(station, param, reported, None) {
+            Ok(m) => measured.push(m),
+            Err(BadValue(why)) => {
+                refused.push(Refusal::value(
+                    RefusalKind::BadValue,
+                    param,
+                    format!("values.{why}"),
+                ));
+            }
+        }
+    }
+    for (key, f) in flags.into_iter().flatten() {
+        let Some(i) = measured.iter().position(|m| m.param.key() == key) else {
+            // A flag beside a null or refused value says nothing more; beside no value at
+            // all, the integrator should know.
+            if !values.contains_key(key) {
+                refused.push(Refusal::new(
+                    RefusalKind::BadFlag,
+                    format!("flag for {key:?}, which has no value"),
+                ));
+            }
+            continue;
+        };
+        let flag = match f.as_str() {
+            Some(letter) => DataFlag::parse(letter).ok_or_else(|| {
+                format!("flags.{key}: {letter:?} is not an HJ 212 data flag (N F M S D C T B)")
+            }),
+            None => Err(format!(
+                "flags.{key} must be a string, got {}",
+                type_name(f)
+            )),
+        };
+        match flag {
+            Ok(flag) => measured[i].flag = Some(flag),
+            // Without its flag a value cannot be trusted: that value is refused.
+            Err(why) => {
+                let m = measured.remove(i);
+                refused.push(Refusal::value(RefusalKind::BadFlag, m.param, why));
+            }
+        }
+    }
     measured.sort_by_key(|m| m.param);
     Ok(Reading {
-        station: station.to_string(),
+        station: station.id.clone(),
         ts,
         values: measured,
         seq,
     })
+}
+
+/// A JSON value as a refusal quotes it: short strings in full, other kinds by name.
+fn shown(v: &Value) -> String {
+    match v {
+        Value::String(s) if s.chars().count() <= 40 => format!("{s:?}"),
+        other => type_name(other).to_string(),
+    }
 }
 
 fn timestamp(
@@ -337,7 +419,7 @@ fn parse_ts(
 /// exactly why. So this path only ever accepts what the tree decoder accepts, with the same
 /// result.
 fn plain_reading(
-    station: &str,
+    station: &Station,
     payload: &[u8],
     now: DateTime<Utc>,
     limits: PayloadLimits,
@@ -372,12 +454,7 @@ fn plain_reading(
     let mut values = Vec::with_capacity(plain.values.0.len());
     for &(key, value) in &plain.values.0 {
         let param = Param::from_key(key)?;
-        check_value(param, value).ok()?;
-        values.push(Measured {
-            param,
-            value,
-            flag: None,
-        });
+        values.push(measure(station, param, Reported::Number(value), None).ok()?);
     }
     values.sort_by_key(|m| m.param);
     // A repeated key (the tree keeps the last) or no value at all: the tree decides.
@@ -393,7 +470,7 @@ fn plain_reading(
         slot.flag = Some(DataFlag::parse(letter)?);
     }
     Some(Reading {
-        station: station.to_string(),
+        station: station.id.clone(),
         ts,
         values,
         seq: plain.seq.0,
@@ -525,20 +602,42 @@ pub fn decode_hj212(
             ),
         );
     }
-    if data.values.is_empty() {
-        return refuse(
-            RefusalKind::NoValues,
-            "the frame holds no known parameter".into(),
-        );
-    }
+    // A value that cannot be read (an empty `-Rtd=`) or is implausible refuses that value
+    // alone; the frame's others are stored, judged and acknowledged (SPEC §4, §5a).
     let mut values = Vec::with_capacity(data.values.len());
+    for (field, why) in &data.bad {
+        let param = field
+            .split('-')
+            .next()
+            .and_then(|code| map.get(code))
+            .map(|t| t.param);
+        let kind = RefusalKind::BadValue;
+        out.decoded.refused.push((
+            None,
+            match param {
+                Some(p) => Refusal::value(kind, p, why.clone()),
+                None => Refusal::new(kind, why.clone()),
+            },
+        ));
+    }
     for (&param, &(value, flag)) in &data.values {
-        if let Err(r) = check_value(param, value) {
-            let mut o = refuse(r.kind, r.reason);
-            o.unknown_codes = out.unknown_codes;
-            return o;
+        match measure(station, param, Reported::Number(value), flag) {
+            Ok(m) => values.push(m),
+            Err(BadValue(why)) => out.decoded.refused.push((
+                None,
+                Refusal::value(RefusalKind::BadValue, param, format!("values.{why}")),
+            )),
         }
-        values.push(Measured { param, value, flag });
+    }
+    if values.is_empty() {
+        if data.values.is_empty() && data.bad.is_empty() {
+            return refuse(
+                RefusalKind::NoValues,
+                "the frame holds no known parameter".into(),
+            );
+        }
+        // Every value was refused: nothing to store, so nothing to acknowledge.
+        return out;
     }
     out.decoded.readings.push(Reading {
         station: station.id.clone(),
@@ -552,22 +651,6 @@ pub fn decode_hj212(
     out
 }
 
-/// Physical plausibility that holds for any station (QC thresholds come later and are
-/// configurable; these never are).
-fn check_value(param: Param, value: f64) -> Result<(), Refusal> {
-    let bad = |why: String| Err(Refusal::new(RefusalKind::BadValue, why));
-    if !value.is_finite() {
-        return bad(format!("values.{param} is not a finite number"));
-    }
-    if param == Param::Ph && !(0.0..=14.0).contains(&value) {
-        return bad(format!("values.ph = {value} is outside 0–14"));
-    }
-    if param.is_non_negative() && value < 0.0 {
-        return bad(format!("values.{param} = {value} is negative"));
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -578,6 +661,11 @@ mod tests {
         Utc.with_ymd_and_hms(2026, 11, 26, 2, 0, 0).unwrap()
     }
 
+    /// A configured station with the national detection limits.
+    fn st(id: &str) -> Station {
+        crate::domain::network::fixtures::station(id, "qingyuan", 2, true)
+    }
+
     fn limits() -> PayloadLimits {
         PayloadLimits {
             max_payload: 1024,
@@ -586,7 +674,7 @@ mod tests {
     }
 
     fn decode(payload: &str) -> Decoded {
-        decode_json("shijiao", payload.as_bytes(), now(), limits())
+        decode_json(&st("shijiao"), payload.as_bytes(), now(), limits())
     }
 
     #[test]
@@ -659,10 +747,11 @@ mod tests {
                 RefusalKind::WrongType,
                 "values.ph must be a number",
             ),
+            // `null` is "not measured": a reading of nothing but nulls holds nothing to store.
             (
                 format!("{{{ok_ts},\"values\":{{\"ph\":null}}}}"),
-                RefusalKind::WrongType,
-                "got null",
+                RefusalKind::NoValues,
+                "no measured parameter",
             ),
             (
                 format!("{{{ok_ts},\"values\":{{\"ph\":15}}}}"),
@@ -685,11 +774,6 @@ mod tests {
                 "not an HJ 212 data flag",
             ),
             (
-                format!("{{{ok_ts},\"values\":{{\"nh3n\":1}},\"flags\":{{\"tp\":\"N\"}}}}"),
-                RefusalKind::BadFlag,
-                "has no value",
-            ),
-            (
                 format!("{{{ok_ts},\"values\":{{\"nh3n\":1}},\"seq\":-1}}"),
                 RefusalKind::WrongType,
                 "\"seq\"",
@@ -708,6 +792,111 @@ mod tests {
             };
             assert_eq!(refusal.kind, kind, "{payload}: {refusal}");
             assert!(refusal.reason.contains(needle), "{payload}: {refusal}");
+        }
+    }
+
+    #[test]
+    fn a_bad_value_refuses_that_parameter_alone() {
+        type Row<'a> = (&'a str, &'a [Param], &'a [(RefusalKind, &'a str)]);
+        let table: &[Row] = &[
+            // `null` is not measured: skipped, nothing refused.
+            (
+                r#""ph":7.2,"do":6.5,"nh3n":null"#,
+                &[Param::Ph, Param::Do],
+                &[],
+            ),
+            (
+                r#""ph":15,"do":6.5"#,
+                &[Param::Do],
+                &[(RefusalKind::BadValue, "outside 0–14")],
+            ),
+            (
+                r#""nh3n":-0.1,"do":6.5"#,
+                &[Param::Do],
+                &[(RefusalKind::BadValue, "negative")],
+            ),
+            (
+                r#""nh3n":"abc","do":6.5"#,
+                &[Param::Do],
+                &[(RefusalKind::WrongType, "values.nh3n must be a number")],
+            ),
+            (
+                r#""nh3n":"","do":6.5"#,
+                &[Param::Do],
+                &[(RefusalKind::WrongType, "values.nh3n must be a number")],
+            ),
+            (
+                r#""nh3n":true,"do":6.5"#,
+                &[Param::Do],
+                &[(RefusalKind::WrongType, "got a boolean")],
+            ),
+            (
+                r#""nitrate":1,"do":6.5"#,
+                &[Param::Do],
+                &[(RefusalKind::UnknownParam, "\"nitrate\"")],
+            ),
+            (
+                r#""nh3n":1},"flags":{"tp":"N""#,
+                &[Param::Nh3n],
+                &[(RefusalKind::BadFlag, "has no value")],
+            ),
+            (
+                r#""nh3n":1,"do":6.5},"flags":{"nh3n":"X""#,
+                &[Param::Do],
+                &[(RefusalKind::BadFlag, "not an HJ 212 data flag")],
+            ),
+            // DO has no detection limit, so "ND" cannot be given a value.
+            (
+                r#""do":"ND","ph":7.0"#,
+                &[Param::Ph],
+                &[(RefusalKind::BadValue, "no detection_limit")],
+            ),
+        ];
+        for (values, stored, refusals) in table {
+            let payload = format!(r#"{{"ts":"2026-11-26T10:00:00+08:00","values":{{{values}}}}}"#);
+            let d = decode(&payload);
+            let [r] = d.readings.as_slice() else {
+                panic!("{payload}: {:?}", d.refused);
+            };
+            let got: Vec<Param> = r.values.iter().map(|m| m.param).collect();
+            assert_eq!(&got, stored, "{payload}");
+            assert_eq!(
+                d.refused.len(),
+                refusals.len(),
+                "{payload}: {:?}",
+                d.refused
+            );
+            for ((_, refusal), (kind, needle)) in d.refused.iter().zip(refusals.iter()) {
+                assert_eq!(refusal.kind, *kind, "{payload}: {refusal}");
+                assert!(refusal.reason.contains(needle), "{payload}: {refusal}");
+            }
+        }
+    }
+
+    #[test]
+    fn results_below_the_detection_limit() {
+        // (values, param, stored value, below detection)
+        let table: &[(&str, Param, f64, bool)] = &[
+            (r#""nh3n":"<0.025""#, Param::Nh3n, 0.025, true),
+            (r#""nh3n":"0.02L""#, Param::Nh3n, 0.02, true),
+            (r#""tp":"ND""#, Param::Tp, 0.01, true),
+            (r#""codmn":"未检出""#, Param::Codmn, 0.5, true),
+            // A plain number strictly below the limit is censored too; at the limit it is not.
+            (r#""nh3n":0.01"#, Param::Nh3n, 0.025, true),
+            (r#""nh3n":0.025"#, Param::Nh3n, 0.025, false),
+            (r#""tp":0.005"#, Param::Tp, 0.01, true),
+            (r#""ph":0.005"#, Param::Ph, 0.005, false),
+        ];
+        for &(values, param, value, bdl) in table {
+            let payload = format!(r#"{{"ts":"2026-11-26T10:00:00+08:00","values":{{{values}}}}}"#);
+            let d = decode(&payload);
+            assert!(d.refused.is_empty(), "{payload}: {:?}", d.refused);
+            let m = d.readings[0].values[0];
+            assert_eq!(
+                (m.param, m.value, m.below_detection),
+                (param, value, bdl),
+                "{payload}"
+            );
         }
     }
 
@@ -879,6 +1068,10 @@ mod properties {
     use chrono::TimeZone;
     use proptest::prelude::*;
 
+    fn st(id: &str) -> Station {
+        crate::domain::network::fixtures::station(id, "qingyuan", 2, true)
+    }
+
     fn limits() -> PayloadLimits {
         PayloadLimits {
             max_payload: 4096,
@@ -895,7 +1088,7 @@ mod properties {
         #[test]
         fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
             let now = Utc.with_ymd_and_hms(2026, 11, 26, 0, 0, 0).unwrap();
-            let d = decode_json("s", &bytes, now, limits());
+            let d = decode_json(&st("s"), &bytes, now, limits());
             prop_assert!(d.readings.iter().flat_map(|r| &r.values).all(|m| m.value.is_finite()));
             prop_assert!(!d.readings.is_empty() || !d.refused.is_empty());
         }
@@ -927,8 +1120,8 @@ mod properties {
             }
             let payload = format!("{}{{{body}{extra}}}{}", wrap.0, wrap.1);
             let now = Utc.with_ymd_and_hms(2026, 11, 26, 0, 0, 0).unwrap();
-            if let Some(direct) = plain_reading("s", payload.as_bytes(), now, limits()) {
-                let tree = decode_tree("s", payload.as_bytes(), now, limits(), Decoded::default());
+            if let Some(direct) = plain_reading(&st("s"), payload.as_bytes(), now, limits()) {
+                let tree = decode_tree(&st("s"), payload.as_bytes(), now, limits(), Decoded::default());
                 prop_assert!(tree.refused.is_empty(), "{} {:?}", payload, tree.refused);
                 prop_assert_eq!(tree.readings, vec![direct]);
             }
@@ -947,7 +1140,7 @@ mod properties {
                 .collect();
             let payload = format!("[{}]", items.join(","));
             let now = Utc.with_ymd_and_hms(2026, 11, 26, 0, 0, 0).unwrap();
-            let d = decode_json("s", payload.as_bytes(), now, limits());
+            let d = decode_json(&st("s"), payload.as_bytes(), now, limits());
             prop_assert_eq!(d.readings.len() + d.refused.len(), values.len());
         }
     }

@@ -20,6 +20,8 @@ pub enum Field<'a> {
     Int(i64),
     /// Quoted, with `"` and `\` escaped.
     Str(&'a str),
+    /// `true` or `false`.
+    Bool(bool),
 }
 
 /// One point. Tags are sorted by key when encoded (InfluxDB's recommendation); empty tag
@@ -95,6 +97,7 @@ pub fn encode(point: &Point<'_>, out: &mut String) {
                 escape(out, s, &['"', '\\']);
                 out.push('"');
             }
+            Field::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
         }
     }
     out.push(' ');

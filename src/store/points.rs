@@ -28,19 +28,25 @@ fn tags(station: &Station) -> Vec<(&str, &str)> {
 
 /// `<key>_qc` and `<key>_limit` of a parameter: field names of every reading, made once
 /// rather than formatted for each value.
-fn suffixed(p: Param) -> (&'static str, &'static str) {
-    static NAMES: std::sync::OnceLock<Vec<(String, String)>> = std::sync::OnceLock::new();
+fn suffixed(p: Param) -> (&'static str, &'static str, &'static str) {
+    type Names = Vec<(String, String, String)>;
+    static NAMES: std::sync::OnceLock<Names> = std::sync::OnceLock::new();
     let names = NAMES.get_or_init(|| {
         Param::ALL
             .iter()
-            .map(|p| (format!("{}_qc", p.key()), format!("{}_limit", p.key())))
+            .map(|p| {
+                let k = p.key();
+                (format!("{k}_qc"), format!("{k}_limit"), format!("{k}_bdl"))
+            })
             .collect()
     });
     Param::ALL
         .iter()
         .position(|q| *q == p)
         .and_then(|i| names.get(i))
-        .map_or(("", ""), |(q, l)| (q.as_str(), l.as_str()))
+        .map_or(("", "", ""), |(q, l, b)| {
+            (q.as_str(), l.as_str(), b.as_str())
+        })
 }
 
 /// The QC field of a parameter: `<key>_qc`.
@@ -50,7 +56,8 @@ fn qc_field(p: Param) -> &'static str {
 
 /// Appends the `water_quality` point of one reading: every value as a float field under its
 /// parameter key, its QARTOD flag as `<key>_qc`, `wq_class` when the reading holds an
-/// evaluated, validated parameter, and for each judged parameter with a one-sided limit the
+/// evaluated, validated parameter, `<key>_bdl = true` where the value was below the detection
+/// limit (the field `<key>` then holds the limit), and for each judged parameter with a one-sided limit the
 /// station's target-class limit as `<key>_limit` — the line Grafana draws beside the values,
 /// which a static dashboard could not know per station otherwise.
 pub fn reading(
@@ -70,6 +77,12 @@ pub fn reading(
     fields.extend(
         qc.iter()
             .map(|(p, f)| (qc_field(*p), Field::Int(i64::from(f.code())))),
+    );
+    fields.extend(
+        r.values
+            .iter()
+            .filter(|m| m.below_detection)
+            .map(|m| (suffixed(m.param).2, Field::Bool(true))),
     );
     if let Some(class) = j.overall {
         fields.push(("wq_class", Field::Int(i64::from(class.number()))));
@@ -203,26 +216,31 @@ mod tests {
                     param: Param::Temp,
                     value: 22.5,
                     flag: None,
+                    below_detection: false,
                 },
                 Measured {
                     param: Param::Ph,
                     value: 7.42,
                     flag: None,
+                    below_detection: false,
                 },
                 Measured {
                     param: Param::Do,
                     value: 6.8,
                     flag: None,
+                    below_detection: false,
                 },
                 Measured {
                     param: Param::Nh3n,
                     value: 3.0,
                     flag: Some(DataFlag::M),
+                    below_detection: false,
                 },
                 Measured {
                     param: Param::Tp,
                     value: 0.08,
                     flag: None,
+                    below_detection: false,
                 },
             ],
             seq: Some(1234),

@@ -37,6 +37,7 @@ fn reading(i: i64, nh3n: f64) -> Reading {
         param,
         value,
         flag: None,
+        below_detection: false,
     };
     Reading {
         station: "shijiao".into(),
@@ -63,7 +64,7 @@ fn benches(c: &mut Criterion) {
 
     let json = br#"{"ts":"2026-11-26T10:00:00+08:00","values":{"temp":22.1,"ph":7.41,"do":7.6,"codmn":2.4,"nh3n":0.31,"tp":0.052},"flags":{"nh3n":"N"}}"#;
     c.bench_function("json_decode", |b| {
-        b.iter(|| decode_json(black_box("shijiao"), black_box(json), now, limits()))
+        b.iter(|| decode_json(black_box(&station), black_box(json), now, limits()))
     });
 
     let frame = Frame {

@@ -247,8 +247,11 @@ fn refusals_say_why() {
     );
     let not_a_number =
         reframe("ST=21;CN=2011;MN=M;Flag=4;CP=&&DataTime=20250601100000;w21003-Rtd=abc&&");
-    let e = data(&frame(&not_a_number), &CodeMap::default()).unwrap_err();
-    assert!(e.0.contains("w21003-Rtd=\"abc\" is not a number"), "{e}");
+    // A value that is not a number refuses that value alone; the frame's others stand.
+    let d = data(&frame(&not_a_number), &CodeMap::default()).unwrap();
+    assert!(d.values.is_empty());
+    let e = &d.bad[0].1;
+    assert!(e.contains("w21003-Rtd=\"abc\" is not a number"), "{e}");
 }
 
 #[test]

@@ -132,7 +132,93 @@ fn a_slow_rise_in_five_minute_data_also_warns_before_the_exceedance() {
 }
 
 #[test]
-fn a_spike_is_a_station_fault_not_pollution() {
+fn a_one_sample_analyser_slug_is_pollution_not_a_fault() {
+    // At analyser spacing (4 h) a one-sample slug is as likely a real plume as a fault: it is
+    // judged (劣Ⅴ), exceeds, and carries the QC note; no station fault (WATER.md §5.5).
+    let net = net();
+    let mut rules = Rules::new(RuleConfig::default());
+    let s = net.station("shijiao").unwrap();
+    let mut all = Vec::new();
+    let mut classes = Vec::new();
+    for (i, v) in [0.30, 0.31, 0.30, 0.32, 2.6, 0.31, 0.30, 0.31]
+        .iter()
+        .enumerate()
+    {
+        let ts = t0() + Duration::hours(4 * i as i64);
+        let out = rules.reading(&net, s, &reading("shijiao", ts, &[(Param::Nh3n, *v)]), ts);
+        classes.push(out.judgement.overall.map(Class::number));
+        all.extend(out.transitions);
+    }
+    assert_eq!(classes[4], Some(6), "the slug is 劣Ⅴ");
+    assert!(fired(&all, Rule::StationFault).is_empty(), "{all:#?}");
+}
+
+#[test]
+fn an_outage_does_not_hide_a_spill() {
+    // The case: NH3-N 0.40, 0.45, 0.42 four hours apart, four days of maintenance,
+    // then 2.50 and 2.60 — an exceedance, no fault, and a class for both new readings.
+    let net = net();
+    let mut rules = Rules::new(RuleConfig::default());
+    let s = net.station("shijiao").unwrap();
+    let mut all = Vec::new();
+    let mut classes = Vec::new();
+    let hours = [0, 4, 8, 8 + 96, 8 + 100];
+    for (h, v) in hours.iter().zip([0.40, 0.45, 0.42, 2.50, 2.60]) {
+        let ts = t0() + Duration::hours(*h);
+        let out = rules.reading(&net, s, &reading("shijiao", ts, &[(Param::Nh3n, v)]), ts);
+        assert!(out.qc.iter().all(|(_, f)| *f == Flag::Good), "{:?}", out.qc);
+        classes.push(out.judgement.overall.map(Class::number));
+        all.extend(out.transitions);
+    }
+    assert_eq!(&classes[3..], [Some(6), Some(6)]);
+    assert!(fired(&all, Rule::StationFault).is_empty(), "{all:#?}");
+    assert_eq!(fired(&all, Rule::Exceedance).len(), 1, "{all:#?}");
+}
+
+#[test]
+fn anoxic_water_is_judged_and_alerts_with_the_qc_note() {
+    let net = net();
+    let mut rules = Rules::new(RuleConfig::default());
+    let s = net.station("shijiao").unwrap();
+    let mut all = Vec::new();
+    for i in 0..3 {
+        let ts = t0() + Duration::hours(4 * i);
+        let out = rules.reading(&net, s, &reading("shijiao", ts, &[(Param::Do, 0.04)]), ts);
+        assert_eq!(out.judgement.overall, Some(Class::WORSE_THAN_V));
+        all.extend(out.transitions);
+    }
+    let exceed = fired(&all, Rule::Exceedance);
+    assert_eq!(exceed.len(), 1, "{all:#?}");
+    assert!(
+        matches!(exceed[0].context, Context::Suspect { .. }),
+        "{:?}",
+        exceed[0].context
+    );
+}
+
+#[test]
+fn a_run_at_the_detection_limit_is_class_one_and_no_fault() {
+    let net = net();
+    let mut rules = Rules::new(RuleConfig::default());
+    let s = net.station("shijiao").unwrap();
+    let mut all = Vec::new();
+    for i in 0..30 {
+        let ts = t0() + Duration::hours(4 * i);
+        let out = rules.reading(
+            &net,
+            s,
+            &reading("shijiao", ts, &[(Param::Nh3n, 0.025)]),
+            ts,
+        );
+        assert_eq!(out.judgement.overall.map(Class::number), Some(1));
+        assert!(out.qc.iter().all(|(_, f)| *f == Flag::Good), "{:?}", out.qc);
+        all.extend(out.transitions);
+    }
+    assert!(fired(&all, Rule::StationFault).is_empty(), "{all:#?}");
+}
+
+#[test]
+fn a_probe_spike_is_a_station_fault_not_pollution() {
     let net = net();
     let mut rules = Rules::new(RuleConfig::default());
     let s = net.station("shijiao").unwrap();
@@ -142,7 +228,8 @@ fn a_spike_is_a_station_fault_not_pollution() {
         .iter()
         .enumerate()
     {
-        let ts = t0() + Duration::hours(4 * i as i64);
+        // A 5-minute probe: an isolated spike is a fault.
+        let ts = t0() + Duration::minutes(5 * i as i64);
         let out = rules.reading(&net, s, &reading("shijiao", ts, &[(Param::Nh3n, *v)]), ts);
         all.extend(out.transitions);
         revised.extend(out.revised);
@@ -154,7 +241,7 @@ fn a_spike_is_a_station_fault_not_pollution() {
     assert!(matches!(&faults[0].context, Context::Fault { reason } if reason.contains("spike")));
     // The spike's stored flag is corrected to FAIL when the next reading settles it.
     assert!(
-        revised.contains(&(Param::Nh3n, t0() + Duration::hours(16), Flag::Fail)),
+        revised.contains(&(Param::Nh3n, t0() + Duration::minutes(20), Flag::Fail)),
         "{revised:?}"
     );
     // Operators only, even at a boundary section.
