@@ -263,6 +263,30 @@ fn assess(
 }
 
 #[test]
+fn check_config_takes_the_trend_test_and_names_a_bad_one() {
+    let dir = tempfile::tempdir().unwrap();
+    for (test, ok) in [("hamed_rao", true), ("original", true), ("sen", false)] {
+        let config = assess_config(dir.path(), &format!("[trend]\ntest = \"{test}\""));
+        let out = riverwatch()
+            .args(["check-config", "--config"])
+            .arg(&config)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        if ok {
+            assert!(out.status.success(), "{test}: {stderr}");
+            continue;
+        }
+        assert_eq!(out.status.code(), Some(64), "{stderr}");
+        let line = format!(
+            "{}: trend.test: \"sen\" is not a trend test (\"hamed_rao\" or \"original\")",
+            config.display()
+        );
+        assert!(stderr.contains(&line), "missing {line:?} in:\n{stderr}");
+    }
+}
+
+#[test]
 fn assess_trends_equal_pymannkendall() {
     let dir = tempfile::tempdir().unwrap();
     // No QC tests on NH3-N, so every value counts, as in pymannkendall.
