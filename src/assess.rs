@@ -262,6 +262,8 @@ pub struct TrendResult {
     pub station: String,
     pub param: Param,
     pub mk: trend::MannKendall,
+    /// The autocorrelation-corrected test the `trend` rule uses by default, at `ALPHA`.
+    pub hamed_rao: trend::HamedRao,
     pub sen_per_day: f64,
 }
 
@@ -378,13 +380,16 @@ pub fn assess(
             if values.len() < MIN_TREND_POINTS {
                 continue;
             }
-            if let (Some(mk), Some(line)) =
-                (trend::mann_kendall(&values), trend::sen(&times, &values))
-            {
+            if let (Some(mk), Some(hamed_rao), Some(line)) = (
+                trend::mann_kendall(&values),
+                trend::hamed_rao(&values, ALPHA),
+                trend::sen(&times, &values),
+            ) {
                 trends.push(TrendResult {
                     station: id.clone(),
                     param,
                     mk,
+                    hamed_rao,
                     sen_per_day: line.per_day(),
                 });
             }
@@ -433,6 +438,13 @@ pub fn json_lines(
         writeln!(out, "{line}")?;
     }
     for t in trends {
+        let hr = &t.hamed_rao;
+        // z and p are null where the corrected variance is not positive (no test possible).
+        let hamed_rao = Object::new()
+            .put("var_s", hr.var_s)
+            .put("z", hr.z)
+            .put("p", hr.p)
+            .put("trend", hr.direction(ALPHA).word());
         let line = Object::new()
             .put("kind", "trend")
             .put("station", t.station.clone())
@@ -444,14 +456,16 @@ pub fn json_lines(
             .put("p", t.mk.p)
             .put("sen_slope_per_day", t.sen_per_day)
             .put("trend", t.mk.direction(ALPHA).word())
+            .nest("hamed_rao", hamed_rao)
             .line();
         writeln!(out, "{line}")?;
     }
     Ok(())
 }
 
-/// CSV with stable columns: one row per (reading, parameter), then one per trend.
-pub const CSV_COLUMNS: [&str; 16] = [
+/// CSV with stable columns: one row per (reading, parameter), then one per trend. Columns are
+/// only ever appended, so scripts that read them by position keep working.
+pub const CSV_COLUMNS: [&str; 20] = [
     "kind",
     "station",
     "ts",
@@ -468,6 +482,10 @@ pub const CSV_COLUMNS: [&str; 16] = [
     "p",
     "sen_slope_per_day",
     "trend",
+    "hr_var_s",
+    "hr_z",
+    "hr_p",
+    "hr_trend",
 ];
 
 pub fn csv_rows(
@@ -507,6 +525,10 @@ pub fn csv_rows(
                 String::new(),
                 String::new(),
                 String::new(),
+                String::new(),
+                String::new(),
+                String::new(),
+                String::new(),
             ])?;
         }
     }
@@ -528,6 +550,10 @@ pub fn csv_rows(
             t.mk.p.to_string(),
             t.sen_per_day.to_string(),
             t.mk.direction(ALPHA).word().to_string(),
+            t.hamed_rao.var_s.to_string(),
+            opt(t.hamed_rao.z.map(|z| z.to_string())),
+            opt(t.hamed_rao.p.map(|p| p.to_string())),
+            t.hamed_rao.direction(ALPHA).word().to_string(),
         ])?;
     }
     w.flush()?;

@@ -263,6 +263,30 @@ fn assess(
 }
 
 #[test]
+fn check_config_takes_the_trend_test_and_names_a_bad_one() {
+    let dir = tempfile::tempdir().unwrap();
+    for (test, ok) in [("hamed_rao", true), ("original", true), ("sen", false)] {
+        let config = assess_config(dir.path(), &format!("[trend]\ntest = \"{test}\""));
+        let out = riverwatch()
+            .args(["check-config", "--config"])
+            .arg(&config)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        if ok {
+            assert!(out.status.success(), "{test}: {stderr}");
+            continue;
+        }
+        assert_eq!(out.status.code(), Some(64), "{stderr}");
+        let line = format!(
+            "{}: trend.test: \"sen\" is not a trend test (\"hamed_rao\" or \"original\")",
+            config.display()
+        );
+        assert!(stderr.contains(&line), "missing {line:?} in:\n{stderr}");
+    }
+}
+
+#[test]
 fn assess_trends_equal_pymannkendall() {
     let dir = tempfile::tempdir().unwrap();
     // No QC tests on NH3-N, so every value counts, as in pymannkendall; and a detection limit
@@ -297,6 +321,16 @@ fn assess_trends_equal_pymannkendall() {
         assert!((num(&trend["z"]) - num(&case["z"])).abs() < 1e-6);
         assert!((num(&trend["p"]) - num(&case["p"])).abs() < 1e-6);
         assert_eq!(trend["trend"], case["trend"]);
+        // The autocorrelation-corrected test beside it; z and p null where it has none.
+        let (hr, expected) = (&trend["hamed_rao"], &case["hamed_rao"]);
+        assert!((num(&hr["var_s"]) - num(&expected["var_s"])).abs() < 1e-6);
+        for k in ["z", "p"] {
+            match (hr[k].as_f64(), expected[k].as_f64()) {
+                (Some(a), Some(b)) => assert!((a - b).abs() < 1e-6, "{k}: {a} vs {b}"),
+                (a, b) => assert_eq!((a, b), (None, None), "{k}: {hr}"),
+            }
+        }
+        assert_eq!(hr["trend"], expected["trend"]);
         assert!(
             (num(&trend["sen_slope_per_day"]) - 6.0 * num(&case["slope_per_step"])).abs() < 1e-9
         );
@@ -305,6 +339,59 @@ fn assess_trends_equal_pymannkendall() {
             case["values"].as_array().unwrap().len()
         );
     }
+}
+
+#[test]
+fn assess_prints_hamed_rao_after_the_original_fields() {
+    // The fixture's week whose corrected variance is negative: the original test finds a
+    // rise, Hamed–Rao has no z or p and says no trend.
+    let dir = tempfile::tempdir().unwrap();
+    let config = assess_config(dir.path(), "[qc.nh3n]");
+    let cases: Vec<serde_json::Value> =
+        serde_json::from_str(include_str!("fixtures/mk_pymannkendall.json")).unwrap();
+    let case = cases
+        .iter()
+        .find(|c| c["hamed_rao"]["z"].is_null())
+        .unwrap();
+    let mut csv = String::from("station,ts,nh3n\n");
+    for (i, v) in case["values"].as_array().unwrap().iter().enumerate() {
+        let ts = chrono::DateTime::from_timestamp(1_767_225_600 + i as i64 * 4 * 3600, 0).unwrap();
+        csv.push_str(&format!("shijiao,{},{}\n", ts.to_rfc3339(), v));
+    }
+    let input = dir.path().join("series.csv");
+    std::fs::write(&input, csv).unwrap();
+    let run = |format: &str| {
+        let out = riverwatch()
+            .args(["assess", "--format", format, "--config"])
+            .arg(&config)
+            .arg("--input")
+            .arg(&input)
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let json = run("json");
+    let trend = json.lines().last().unwrap();
+    // SPEC §11: the original fields in their order, then the nested Hamed–Rao object.
+    assert!(
+        trend.starts_with(r#"{"kind":"trend","station":"shijiao","param":"nh3n","n":42,"s":367,"var_s":8501.0,"z":"#),
+        "{trend}"
+    );
+    assert!(
+        trend.ends_with(r#","trend":"increasing","hamed_rao":{"var_s":-1341.338791483268,"z":null,"p":null,"trend":"no trend"}}"#),
+        "{trend}"
+    );
+    let csv_out = run("csv");
+    let row = csv_out.lines().last().unwrap();
+    assert!(
+        row.starts_with("trend,shijiao,,nh3n,,,,,,42,367,8501,"),
+        "{row}"
+    );
+    assert!(
+        row.ends_with(",increasing,-1341.338791483268,,,no trend"),
+        "{row}"
+    );
 }
 
 #[test]
@@ -356,7 +443,7 @@ fn assess_reading_objects_and_profiles() {
             .unwrap();
         (String::from_utf8(out.stdout).unwrap(), out.status.code())
     };
-    assert!(csv_out.starts_with("kind,station,ts,param,class,overall_class,target_class,exceed,qc,n,s,var_s,z,p,sen_slope_per_day,trend\n"), "{csv_out}");
+    assert!(csv_out.starts_with("kind,station,ts,param,class,overall_class,target_class,exceed,qc,n,s,var_s,z,p,sen_slope_per_day,trend,hr_var_s,hr_z,hr_p,hr_trend\n"), "{csv_out}");
     assert!(
         csv_out.contains("reading,shijiao,2026-11-26T02:00:00Z,nh3n,3,3,2,0.64,"),
         "{csv_out}"

@@ -349,6 +349,7 @@ struct RawTrend {
     window: Option<String>,
     min_span: Option<String>,
     alpha: Option<f64>,
+    test: Option<String>,
     horizon: Option<String>,
     min_points: Option<i64>,
 }
@@ -1041,6 +1042,7 @@ fn ingest(raw: RawIngest, p: &mut Problems) -> IngestConfig {
 }
 
 fn rules(a: RawAlerts, t: RawTrend, s: RawShift, r: RawRate, p: &mut Problems) -> RuleConfig {
+    use crate::domain::trend::TrendTest;
     let d = RuleConfig::default();
     let count = |v: Option<i64>, default: u32, key: &str, p: &mut Problems| match v {
         None => default,
@@ -1114,6 +1116,20 @@ fn rules(a: RawAlerts, t: RawTrend, s: RawShift, r: RawRate, p: &mut Problems) -
         ),
         trend_window: span(t.window, d.trend_window, "trend.window", p),
         trend_alpha: number(t.alpha, d.trend_alpha, 0.0001..=0.5, "trend.alpha", p),
+        trend_test: match t.test.as_deref() {
+            None => d.trend_test,
+            Some(key) => TrendTest::from_key(key).unwrap_or_else(|| {
+                let known: Vec<String> = TrendTest::ALL
+                    .iter()
+                    .map(|t| format!("{:?}", t.key()))
+                    .collect();
+                p.add(
+                    "trend.test",
+                    format!("{key:?} is not a trend test ({})", known.join(" or ")),
+                );
+                d.trend_test
+            }),
+        },
         trend_horizon: span(t.horizon, d.trend_horizon, "trend.horizon", p),
         trend_min_span: span(t.min_span, d.trend_min_span, "trend.min_span", p),
         shift_min_change: number(

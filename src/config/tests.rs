@@ -195,6 +195,23 @@ fn secrets_and_paths() {
 }
 
 #[test]
+fn the_trend_test_is_chosen_by_key() {
+    use crate::domain::trend::TrendTest;
+    assert_eq!(
+        parse_str(MINIMAL).unwrap().rules.trend_test,
+        TrendTest::HamedRao
+    );
+    let original = format!("{MINIMAL}\n[trend]\ntest = \"original\"\n");
+    assert_eq!(
+        parse_str(&original).unwrap().rules.trend_test,
+        TrendTest::Original
+    );
+    let bad = format!("{MINIMAL}\n[trend]\ntest = \"pre_whitening\"\n");
+    let err = parse_str(&bad).unwrap_err();
+    assert_eq!(keys(&err), ["trend.test"]);
+}
+
+#[test]
 fn smtp_security_from_url() {
     let table = [
         ("smtp://relay", SmtpSecurity::Plain, 25),

@@ -53,6 +53,9 @@ pub struct RuleConfig {
     pub hysteresis: f64,
     pub trend_window: Duration,
     pub trend_alpha: f64,
+    /// Which Mann–Kendall variance decides significance: Hamed–Rao's, corrected for the
+    /// autocorrelation of 4-hourly values, by default; the original test's as an option.
+    pub trend_test: trend::TrendTest,
     pub trend_horizon: Duration,
     pub trend_min_points: usize,
     /// The trend window must span at least this long: hourly data with a diurnal cycle look
@@ -81,6 +84,7 @@ impl Default for RuleConfig {
             hysteresis: 0.1,
             trend_window: Duration::days(7),
             trend_alpha: 0.05,
+            trend_test: trend::TrendTest::HamedRao,
             trend_horizon: Duration::days(3),
             trend_min_points: 10,
             trend_min_span: Duration::days(2),
@@ -94,6 +98,14 @@ impl Default for RuleConfig {
             rate_fraction: 0.5,
             offline_factor: 2.0,
         }
+    }
+}
+
+impl RuleConfig {
+    /// The `trend` rule's test on a window's `values` (oldest first): `trend_test` at
+    /// `trend_alpha`. `None` below 3 values. Cost O(w²) for w values (see `trend_decision`).
+    pub fn trend_verdict(&self, values: &[f64]) -> Option<trend::Verdict> {
+        self.trend_test.verdict(values, self.trend_alpha)
     }
 }
 
@@ -761,9 +773,12 @@ impl Rules {
 
 /// The trend rule on the window `hist` (oldest first): the observation, its context and the
 /// newest value; `None` while the window is too short or the parameter has no limit. Cost
-/// O(w²) for a window of w ≤ `MAX_TREND_POINTS` values: Mann–Kendall's pairs, and, only when
-/// the trend is significant, Sen's slopes with a linear-time median. The rule runs once per
-/// trend bucket, so a 5-minute parameter pays it once in ten readings.
+/// O(w²) for a window of w ≤ `MAX_TREND_POINTS` values: Mann–Kendall's w(w−1)/2 pairs; with
+/// the default Hamed–Rao test also Sen's slopes over index steps (w(w−1)/2 of them, 19,900 at
+/// w = 200, with a linear-time median) to detrend, and the w lags of the ranks'
+/// autocorrelation (w² products); and, only when the trend is significant, Sen's slopes on
+/// real time for the projection. The rule runs once per trend bucket, so a 5-minute parameter
+/// pays it once in ten readings.
 fn trend_decision(
     cfg: &RuleConfig,
     up: bool,
@@ -783,7 +798,7 @@ fn trend_decision(
         return None;
     };
     let values: Vec<f64> = window.iter().map(|p| p.1).collect();
-    let mk = trend::mann_kendall(&values)?;
+    let verdict = cfg.trend_verdict(&values)?;
     let harmful = if up {
         Direction::Increasing
     } else {
@@ -796,10 +811,15 @@ fn trend_decision(
     let mid = scratch.len() / 2;
     let (_, &mut median, _) = scratch.select_nth_unstable_by(mid, f64::total_cmp);
     let rising_now = if up { newest > median } else { newest < median };
-    let significant =
-        mk.direction(cfg.trend_alpha) == harmful && mk.p < cfg.trend_alpha && rising_now;
-    if !significant {
-        // No trend: Sen's line, the costlier half, is not needed.
+    let Some(p) = verdict.p else {
+        // Hamed–Rao's correction left no variance to test with: strongly negative
+        // autocorrelations at the significant lags, as alternating noise on a steady rise
+        // gives for a few window lengths. The test says nothing either way, so the trend
+        // neither fires nor clears (a clear would resolve a rise that is still going on).
+        return Some((Obs::Hold, Context::None, newest));
+    };
+    if !(verdict.direction == harmful && p < cfg.trend_alpha && rising_now) {
+        // No trend: Sen's line on real time is not needed.
         return Some((Obs::Clear, Context::None, newest));
     }
     let times: Vec<i64> = window.iter().map(|p| p.0).collect();
@@ -816,7 +836,7 @@ fn trend_decision(
             Context::Trend {
                 crossing: DateTime::from_timestamp(c, 0).unwrap_or(ts),
                 slope_per_day: line.per_day(),
-                p: mk.p,
+                p,
             },
         ),
         (false, None) => (Obs::Clear, Context::None),

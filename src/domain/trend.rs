@@ -1,11 +1,13 @@
 //! Trend statistics for the early warning (WATER.md §6): Mann–Kendall with tie correction,
-//! Sen's slope on real time, tabular CUSUM and EWMA control charts.
+//! its Hamed–Rao (1998) variance correction for autocorrelated series, Sen's slope on real
+//! time, tabular CUSUM and EWMA control charts.
 //!
 //! Fed by windows of validated values (the daemon's per-station history, or a whole series in
 //! `assess`); feeds the `trend` and `shift` rules and `assess`'s trend objects. Pure: times are
 //! seconds since the epoch, given by the caller. The Mann–Kendall results equal pymannkendall's
-//! `original_test` (checked in `tests/crosscheck.rs`); Sen's slope is per day of real time,
-//! where pymannkendall counts steps.
+//! `original_test`, and the Hamed–Rao results its `hamed_rao_modification_test` (both checked
+//! in `tests/crosscheck.rs`); Sen's slope is per day of real time, where pymannkendall counts
+//! steps.
 
 use statrs::distribution::{ContinuousCDF, Normal};
 
@@ -103,13 +105,198 @@ fn standard_normal() -> Normal {
 impl MannKendall {
     /// The direction at significance `alpha` (two-sided), as pymannkendall decides it.
     pub fn direction(&self, alpha: f64) -> Direction {
-        let critical = standard_normal().inverse_cdf(1.0 - alpha / 2.0);
-        if self.z.abs() <= critical {
-            Direction::NoTrend
-        } else if self.z > 0.0 {
-            Direction::Increasing
-        } else {
-            Direction::Decreasing
+        direction_of(self.z, alpha)
+    }
+}
+
+/// pymannkendall's decision: a trend when |z| exceeds z_{1−α/2}, its sign the direction.
+fn direction_of(z: f64, alpha: f64) -> Direction {
+    let critical = standard_normal().inverse_cdf(1.0 - alpha / 2.0);
+    if z.abs() <= critical {
+        Direction::NoTrend
+    } else if z > 0.0 {
+        Direction::Increasing
+    } else {
+        Direction::Decreasing
+    }
+}
+
+/// The Hamed–Rao (1998) modified Mann–Kendall test of one series: the same S as the original
+/// test, with Var(S) scaled by n_ns, the factor by which the autocorrelation of the series
+/// inflates (or shrinks) it. Four-hourly water-quality values are strongly autocorrelated, and
+/// the original test, which assumes independent values, calls trends in such series far more
+/// often than its α.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct HamedRao {
+    /// Number of values.
+    pub n: usize,
+    /// Mann–Kendall S, as in the original test.
+    pub s: i64,
+    /// The correction factor n/n* = 1 + 2/(n(n−1)(n−2)) · Σᵢ (n−i)(n−i−1)(n−i−2) ρᵢ over the
+    /// significant lag-i autocorrelations ρᵢ of the ranks of the Sen-detrended series. It can
+    /// be negative when the significant ρᵢ are strongly negative.
+    pub n_ns: f64,
+    /// The corrected variance, Var(S) · n_ns (the tie-corrected Var(S) of the original test).
+    pub var_s: f64,
+    /// (S ∓ 1)/√var_s, 0 when S = 0; `None` when var_s ≤ 0 and S ≠ 0: the correction left no
+    /// variance to test with, and pymannkendall has NaN there (an infinite z at exactly 0).
+    pub z: Option<f64>,
+    /// Two-sided p-value of `z`; `None` with it.
+    pub p: Option<f64>,
+}
+
+/// The Hamed–Rao modified Mann–Kendall test of `values` (time order, equally spaced), exactly
+/// as pymannkendall 1.4.3's `hamed_rao_modification_test(x, alpha, lag=None)` computes it
+/// (Hamed & Rao 1998, J. Hydrol. 204:182–196; WATER.md §6.1):
+///
+/// 1. detrend with Sen's slope β over index steps: x′ᵢ = xᵢ − β·i for i = 1…n;
+/// 2. rank x′ (ties get their average rank);
+/// 3. the autocorrelation ρₖ of the ranks for every lag k = 1…n−1 (covariances divided by n);
+/// 4. keep the ρₖ outside ±z_{1−α/2}/√n — pymannkendall's rule, so the variance depends on
+///    `alpha`, the level the caller tests at;
+/// 5. n_ns and Var* = Var(S)·n_ns, then z and p as in the original test.
+///
+/// One case differs from pymannkendall on purpose: when the detrended series is constant (an
+/// exactly linear series) its ranks carry no autocorrelation, so n_ns is 1, where pymannkendall
+/// divides 0 by 0. `None` below 3 values. Cost O(n²) time (S, the n(n−1)/2 Sen slopes with a
+/// linear-time median, the n lags) and O(n²) memory for the slopes.
+pub fn hamed_rao(values: &[f64], alpha: f64) -> Option<HamedRao> {
+    let n = values.len();
+    if n < 3 {
+        return None;
+    }
+    let mk = mann_kendall(values)?;
+    let nf = n as f64;
+    // pymannkendall's `sens_slope`: index steps, whatever the times.
+    let mut slopes = Vec::with_capacity(n * (n - 1) / 2);
+    for i in 0..n - 1 {
+        for j in i + 1..n {
+            slopes.push((values[j] - values[i]) / (j - i) as f64);
+        }
+    }
+    let beta = median(&mut slopes)?;
+    let detrended: Vec<f64> = values
+        .iter()
+        .enumerate()
+        .map(|(i, x)| x - (i + 1) as f64 * beta)
+        .collect();
+    let ranks = average_ranks(&detrended);
+    // Ranks are multiples of ½ and their mean is (n+1)/2, so the centred ranks and every sum
+    // of their products below are exact: the ρₖ equal numpy's bit for bit, and a ρₖ on the
+    // edge of the interval falls on the same side as in pymannkendall.
+    let mean = (nf + 1.0) / 2.0;
+    let y: Vec<f64> = ranks.iter().map(|r| r - mean).collect();
+    let acov = |k: usize| y.iter().zip(&y[k..]).map(|(a, b)| a * b).sum::<f64>() / nf;
+    let acov0 = acov(0);
+    let bound = standard_normal().inverse_cdf(1.0 - alpha / 2.0) / nf.sqrt();
+    let mut sum = 0.0;
+    if acov0 > 0.0 {
+        // Lags n−2 and n−1 have a zero weight; pymannkendall still visits them.
+        for k in 1..n {
+            let rho = acov(k) / acov0;
+            if !(-bound..=bound).contains(&rho) {
+                let (n, k) = (n as i64, k as i64);
+                let w = (n - k) * (n - k - 1) * (n - k - 2);
+                sum += w as f64 * rho;
+            }
+        }
+    }
+    let n_ns = 1.0 + (2.0 / (nf * (nf - 1.0) * (nf - 2.0))) * sum;
+    let var_s = mk.var_s * n_ns;
+    let z = match mk.s {
+        0 => Some(0.0),
+        _ if var_s <= 0.0 => None,
+        s if s > 0 => Some((s as f64 - 1.0) / var_s.sqrt()),
+        s => Some((s as f64 + 1.0) / var_s.sqrt()),
+    };
+    Some(HamedRao {
+        n,
+        s: mk.s,
+        n_ns,
+        var_s,
+        z,
+        p: z.map(|z| 2.0 * (1.0 - standard_normal().cdf(z.abs()))),
+    })
+}
+
+impl HamedRao {
+    /// The direction at significance `alpha` (two-sided), as pymannkendall decides it; no trend
+    /// when the test has no z.
+    pub fn direction(&self, alpha: f64) -> Direction {
+        direction_of(self.z.unwrap_or(0.0), alpha)
+    }
+}
+
+/// Ranks from 1, ties sharing their average rank (scipy's `rankdata`, method "average").
+fn average_ranks(values: &[f64]) -> Vec<f64> {
+    let mut order: Vec<usize> = (0..values.len()).collect();
+    order.sort_by(|&a, &b| values[a].total_cmp(&values[b]));
+    let mut ranks = vec![0.0; values.len()];
+    let mut i = 0;
+    while i < order.len() {
+        let mut j = i + 1;
+        while j < order.len() && values[order[j]] == values[order[i]] {
+            j += 1;
+        }
+        // Positions i..j (from 0) share the mean of ranks i+1..=j.
+        let rank = (i + 1 + j) as f64 / 2.0;
+        for &k in &order[i..j] {
+            ranks[k] = rank;
+        }
+        i = j;
+    }
+    ranks
+}
+
+/// Which Mann–Kendall test decides that a window has a trend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TrendTest {
+    /// Hamed–Rao's autocorrelation-corrected variance: the default, because 4-hourly values
+    /// are autocorrelated and the original test calls trends in a trend-free autocorrelated
+    /// series far more often than its α.
+    #[default]
+    HamedRao,
+    /// The original test, which assumes independent values.
+    Original,
+}
+
+/// What a trend test concluded at a level α.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Verdict {
+    pub direction: Direction,
+    /// Two-sided p-value; `None` when the test is undefined (see [`HamedRao::z`]), and then
+    /// the direction is `NoTrend`.
+    pub p: Option<f64>,
+}
+
+impl TrendTest {
+    /// Every test, in the order the config names them.
+    pub const ALL: [TrendTest; 2] = [TrendTest::HamedRao, TrendTest::Original];
+
+    /// The config's spelling: `"hamed_rao"` or `"original"`.
+    pub fn key(self) -> &'static str {
+        match self {
+            TrendTest::HamedRao => "hamed_rao",
+            TrendTest::Original => "original",
+        }
+    }
+
+    pub fn from_key(key: &str) -> Option<TrendTest> {
+        TrendTest::ALL.into_iter().find(|t| t.key() == key)
+    }
+
+    /// This test's verdict on `values` (time order, equally spaced) at significance `alpha`;
+    /// `None` below the 3 values Hamed–Rao needs (2 for the original test). Cost O(n²).
+    pub fn verdict(self, values: &[f64], alpha: f64) -> Option<Verdict> {
+        match self {
+            TrendTest::HamedRao => hamed_rao(values, alpha).map(|hr| Verdict {
+                direction: hr.direction(alpha),
+                p: hr.p,
+            }),
+            TrendTest::Original => mann_kendall(values).map(|mk| Verdict {
+                direction: mk.direction(alpha),
+                p: Some(mk.p),
+            }),
         }
     }
 }
@@ -331,6 +518,172 @@ mod tests {
         }
         let mk = mann_kendall(table[0].0).unwrap();
         assert!(close(mk.tau, 0.90909, 1e-5));
+    }
+
+    #[test]
+    fn hamed_rao_vectors_of_pymannkendall() {
+        // pymannkendall 1.4.3 `hamed_rao_modification_test(x, alpha)`: (name, series, α, S,
+        // corrected Var(S), n_ns, z, p, direction). The interval that picks the significant
+        // lags widens with a smaller α, so one series has two rows.
+        type Row<'a> = (
+            &'a str,
+            &'a [f64],
+            f64,
+            i64,
+            f64,
+            f64,
+            Option<f64>,
+            Option<f64>,
+            Direction,
+        );
+        let alternating: Vec<f64> = (0..20)
+            .map(|i| {
+                let noise = if i % 2 == 0 { 0.004 } else { -0.004 };
+                ((0.20 + 0.01 * i as f64 + noise) * 1000.0).round() / 1000.0
+            })
+            .collect();
+        let cyclic = [
+            0.30, 0.31, 0.33, 0.34, 0.33, 0.31, 0.30, 0.29, 0.30, 0.32, 0.35, 0.36, 0.35, 0.33,
+            0.31, 0.30, 0.31, 0.33, 0.36, 0.38, 0.37, 0.35, 0.33, 0.32,
+        ];
+        // An AR(1) week (φ = 0.8) whose significant autocorrelations make n_ns negative.
+        let negative = [
+            0.266, 0.292, 0.327, 0.302, 0.258, 0.29, 0.277, 0.274, 0.279, 0.293, 0.334, 0.325,
+            0.315, 0.305, 0.283, 0.283, 0.265, 0.29, 0.296, 0.337, 0.357, 0.347, 0.32, 0.327,
+            0.346, 0.334, 0.315, 0.312, 0.303, 0.303, 0.329, 0.316, 0.325, 0.348, 0.349, 0.376,
+            0.359, 0.338, 0.348, 0.327, 0.29, 0.33,
+        ];
+        let table: &[Row] = &[
+            (
+                "no significant lag: the original test",
+                &[
+                    0.42, 0.45, 0.44, 0.47, 0.47, 0.50, 0.49, 0.53, 0.55, 0.55, 0.58, 0.61,
+                ],
+                0.05,
+                60,
+                210.66666666666666,
+                1.0,
+                Some(4.064939627745434),
+                Some(4.804489684473445e-05),
+                Direction::Increasing,
+            ),
+            (
+                "alternating noise on a rise shrinks the variance",
+                &alternating,
+                0.05,
+                190,
+                154.20277777777775,
+                0.16231871345029236,
+                Some(15.220036909778761),
+                Some(0.0),
+                Direction::Increasing,
+            ),
+            (
+                "the same at α = 0.01",
+                &alternating,
+                0.01,
+                190,
+                350.1861111111111,
+                0.36861695906432745,
+                Some(10.099790039526576),
+                Some(0.0),
+                Direction::Increasing,
+            ),
+            (
+                "a cycle: negative correlation at half its period",
+                &cyclic,
+                0.05,
+                77,
+                984.6962068940828,
+                0.620998238528957,
+                Some(2.4219348685809563),
+                Some(0.015438117236005189),
+                Direction::Increasing,
+            ),
+            (
+                "negative n_ns: no z, no trend",
+                &negative,
+                0.05,
+                367,
+                -1341.338791483268,
+                -0.15778600064501447,
+                None,
+                None,
+                Direction::NoTrend,
+            ),
+            (
+                "the same at α = 0.01 keeps fewer lags",
+                &negative,
+                0.01,
+                367,
+                6313.01051763256,
+                0.7426197526917492,
+                Some(4.606412530938926),
+                Some(4.096752687532401e-06),
+                Direction::Increasing,
+            ),
+            (
+                // pymannkendall divides 0 by 0 here and says "no trend".
+                "an exactly linear series: constant residuals, n_ns = 1",
+                &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0],
+                0.05,
+                45,
+                125.0,
+                1.0,
+                Some(44.0 / 125f64.sqrt()),
+                Some(8.303070332638107e-05),
+                Direction::Increasing,
+            ),
+            (
+                "a constant series",
+                &[3.0; 10],
+                0.05,
+                0,
+                0.0,
+                1.0,
+                Some(0.0),
+                Some(1.0),
+                Direction::NoTrend,
+            ),
+        ];
+        let same = |a: Option<f64>, b: Option<f64>, tol: f64| match (a, b) {
+            (Some(a), Some(b)) => close(a, b, tol),
+            (None, None) => true,
+            _ => false,
+        };
+        for &(name, x, alpha, s, var_s, n_ns, z, p, dir) in table {
+            let hr = hamed_rao(x, alpha).unwrap();
+            assert_eq!((hr.n, hr.s), (x.len(), s), "{name}");
+            assert!(close(hr.var_s, var_s, 1e-9), "{name}: {hr:?}");
+            assert!(close(hr.n_ns, n_ns, 1e-12), "{name}: {hr:?}");
+            assert!(same(hr.z, z, 1e-9), "{name}: {hr:?}");
+            assert!(same(hr.p, p, 1e-6), "{name}: {hr:?}");
+            assert_eq!(hr.direction(alpha), dir, "{name}");
+            let verdict = TrendTest::HamedRao.verdict(x, alpha).unwrap();
+            assert_eq!((verdict.direction, verdict.p), (dir, hr.p), "{name}");
+        }
+        assert_eq!(hamed_rao(&[1.0, 2.0], 0.05), None, "below 3 values");
+    }
+
+    #[test]
+    fn average_ranks_as_scipy() {
+        assert_eq!(
+            average_ranks(&[0.3, 0.1, 0.3, 0.2, 0.3, -0.0, 0.0]),
+            [6.0, 3.0, 6.0, 4.0, 6.0, 1.5, 1.5]
+        );
+    }
+
+    #[test]
+    fn trend_tests_by_key_and_verdict() {
+        for t in TrendTest::ALL {
+            assert_eq!(TrendTest::from_key(t.key()), Some(t));
+        }
+        assert_eq!(TrendTest::from_key("hamed-rao"), None);
+        assert_eq!(TrendTest::default(), TrendTest::HamedRao);
+        let x = [7.1, 7.0, 7.2, 6.9, 7.1, 7.0, 7.2, 7.1, 6.9, 7.0];
+        let v = TrendTest::Original.verdict(&x, 0.05).unwrap();
+        assert_eq!(v.direction, Direction::NoTrend);
+        assert!(close(v.p.unwrap(), 0.576921, 1e-6));
     }
 
     #[test]

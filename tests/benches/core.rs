@@ -146,6 +146,9 @@ fn benches(c: &mut Criterion) {
     c.bench_function("sen_slope_180", |b| {
         b.iter(|| trend::sen(black_box(&times), black_box(&values)))
     });
+    c.bench_function("hamed_rao_180", |b| {
+        b.iter(|| trend::hamed_rao(black_box(&values), 0.05))
+    });
 
     let j = judge(&station, &r);
     let qc: Vec<_> = r
