@@ -367,3 +367,108 @@ proptest::proptest! {
         }
     }
 }
+
+/// The fixture network with 石角 reporting every 10 s (offline after 20 s), as in the issue.
+fn fast_net() -> Network {
+    let mut n = net();
+    if let Some(s) = n.stations.iter_mut().find(|s| s.id == "shijiao") {
+        s.cadence = std::time::Duration::from_secs(10);
+    }
+    n
+}
+
+fn offline_of(ts: &[Transition], station: &str) -> Vec<Kind> {
+    ts.iter()
+        .filter(|t| t.rule == Rule::Offline && t.station == station)
+        .map(|t| t.kind)
+        .collect()
+}
+
+#[test]
+fn only_a_current_reading_resolves_offline() {
+    // Cadence 4 h, factor 2: a reading stamped up to 8 h before now is current. Future
+    // stamps (within the ingest's skew) are current too.
+    let table: &[(Duration, &[Kind])] = &[
+        (Duration::zero(), &[Kind::Resolved]),
+        (Duration::hours(2), &[Kind::Resolved]),
+        (Duration::hours(8), &[Kind::Resolved]),
+        (Duration::minutes(-5), &[Kind::Resolved]),
+        (Duration::hours(8) + Duration::seconds(1), &[]),
+        (Duration::days(30), &[]),
+    ];
+    let net = net();
+    let s = net.station("shijiao").unwrap();
+    for &(ago, expected) in table {
+        let mut rules = Rules::new(RuleConfig::default());
+        rules.start(&net, t0());
+        let fired = rules.tick(&net, t0() + Duration::hours(9));
+        assert_eq!(offline_of(&fired, "shijiao"), [Kind::Fired]);
+        let now = t0() + Duration::hours(10);
+        let out = rules.reading(
+            &net,
+            s,
+            &reading("shijiao", now - ago, &[(Param::Ph, 7.2)]),
+            now,
+        );
+        assert_eq!(offline_of(&out.transitions, "shijiao"), expected, "{ago}");
+    }
+}
+
+#[test]
+fn a_backfilled_reading_does_not_restart_the_offline_clock() {
+    let net = net();
+    let s = net.station("shijiao").unwrap();
+    // (how long before `now` the reading is stamped, whether offline fires at 8 h + 1 s)
+    for (ago, fires) in [(Duration::hours(10), true), (Duration::hours(1), false)] {
+        let mut rules = Rules::new(RuleConfig::default());
+        rules.start(&net, t0());
+        let now = t0() + Duration::hours(7);
+        rules.reading(
+            &net,
+            s,
+            &reading("shijiao", now - ago, &[(Param::Ph, 7.2)]),
+            now,
+        );
+        let later = rules.tick(&net, t0() + Duration::hours(8) + Duration::seconds(1));
+        let expected: &[Kind] = if fires { &[Kind::Fired] } else { &[] };
+        assert_eq!(offline_of(&later, "shijiao"), expected, "{ago}");
+    }
+}
+
+/// Issue 12, item 5: a 10 s station goes silent, `offline` fires; a reading stamped 2 h ago
+/// arrives. Before, it resolved `offline`, which fired again 20 s later: three messages for
+/// one outage. Now the outage is one firing and, at the first current reading, one resolution.
+#[test]
+fn a_backfill_during_an_outage_neither_resolves_it_nor_fires_it_again() {
+    let net = fast_net();
+    let s = net.station("shijiao").unwrap();
+    let mut rules = Rules::new(RuleConfig::default());
+    rules.start(&net, t0());
+    let mut all = Vec::new();
+    let at = |secs: i64| t0() + Duration::seconds(secs);
+    // Ticks every second; readings arrive between two ticks.
+    for sec in 0..25 {
+        all.extend(rules.tick(&net, at(sec)));
+    }
+    assert_eq!(offline_of(&all, "shijiao"), [Kind::Fired]);
+    let backfill = reading("shijiao", at(25) - Duration::hours(2), &[(Param::Ph, 7.2)]);
+    let out = rules.reading(&net, s, &backfill, at(25));
+    assert_eq!(out.judgement.overall, Some(Class::I), "stored and judged");
+    all.extend(out.transitions);
+    for sec in 26..=120 {
+        all.extend(rules.tick(&net, at(sec)));
+    }
+    assert_eq!(offline_of(&all, "shijiao"), [Kind::Fired], "{all:#?}");
+    let out = rules.reading(
+        &net,
+        s,
+        &reading("shijiao", at(121), &[(Param::Ph, 7.2)]),
+        at(121),
+    );
+    all.extend(out.transitions);
+    assert_eq!(
+        offline_of(&all, "shijiao"),
+        [Kind::Fired, Kind::Resolved],
+        "one outage, two messages"
+    );
+}
