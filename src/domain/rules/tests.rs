@@ -472,3 +472,251 @@ fn a_backfill_during_an_outage_neither_resolves_it_nor_fires_it_again() {
         "one outage, two messages"
     );
 }
+
+/// A reading of `station` at `h` hours after t0, its values flagged `flag`.
+fn flagged(station: &str, h: i64, values: &[(Param, f64)], flag: Option<DataFlag>) -> Reading {
+    let mut r = reading(station, t0() + Duration::hours(h), values);
+    for m in &mut r.values {
+        m.flag = flag;
+    }
+    r
+}
+
+/// Feeds readings received at wall time `now`; returns every transition.
+fn feed_at(
+    rules: &mut Rules,
+    net: &Network,
+    feed: &[Reading],
+    now: DateTime<Utc>,
+) -> Vec<Transition> {
+    let mut all = Vec::new();
+    for r in feed {
+        let s = net.station(&r.station).unwrap();
+        all.extend(rules.reading(net, s, r, now.max(r.ts)).transitions);
+    }
+    all
+}
+
+fn is_firing(rules: &Rules, station: &str, rule: Rule, param: Option<Param>) -> bool {
+    rules.index.get(station).is_some_and(|&k| {
+        rules.stations[k]
+            .episodes
+            .get(rule, param)
+            .is_some_and(|e| e.is_firing())
+    })
+}
+
+/// For every rule that readings raise: once newer readings fired it, readings stamped before
+/// them — each of which would clear the alert if it were current — neither resolve it nor
+/// count toward resolving it. The same readings stamped after the firing ones do resolve it
+/// (where a few readings can: CUSUM forgets a shift slowly), so the late ones were refused for
+/// their time, not for their values.
+#[test]
+fn a_late_reading_never_clears_what_newer_readings_raised() {
+    let calm = vec![(Param::Nh3n, 0.2), (Param::Tp, 0.05), (Param::Codmn, 2.0)];
+    let jump = vec![(Param::Nh3n, 0.6), (Param::Tp, 0.2), (Param::Codmn, 4.5)];
+    let nh3n = |h: i64, v: f64| flagged("shijiao", h, &[(Param::Nh3n, v)], None);
+    // A slow NH3-N rise (as in `slow_rise_warns_before_the_exceedance`), stopped before it
+    // exceeds.
+    let rise: Vec<Reading> = (0..28)
+        .map(|i| {
+            nh3n(
+                i * 4,
+                0.20 + 0.01 * i as f64 + if i % 2 == 0 { 0.004 } else { -0.004 },
+            )
+        })
+        .collect();
+    // 30 baseline values, then a sustained step (below the limit, slower than the rate rule).
+    let shifted: Vec<Reading> = (0..36)
+        .map(|i| {
+            nh3n(
+                i,
+                if i < 30 {
+                    [0.20, 0.22][i as usize % 2]
+                } else {
+                    0.40
+                },
+            )
+        })
+        .collect();
+    struct Case {
+        name: &'static str,
+        station: &'static str,
+        rule: Rule,
+        param: Option<Param>,
+        fire: Vec<Reading>,
+        /// Values of readings that would clear the alert if they were current.
+        clearing: Vec<Vec<(Param, f64)>>,
+        /// The station that reports them (the upstream one, for `upstream`).
+        late_station: &'static str,
+        /// Whether the clearing readings, stamped after the firing ones, resolve it.
+        resolves_when_current: bool,
+    }
+    let cases = vec![
+        Case {
+            name: "exceedance",
+            station: "shijiao",
+            rule: Rule::Exceedance,
+            param: Some(Param::Nh3n),
+            fire: vec![nh3n(10, 0.8), nh3n(11, 0.8)],
+            clearing: vec![vec![(Param::Nh3n, 0.1)]; 3],
+            late_station: "shijiao",
+            resolves_when_current: true,
+        },
+        Case {
+            name: "class",
+            station: "shijiao",
+            rule: Rule::Class,
+            param: None,
+            fire: vec![nh3n(10, 0.8), nh3n(11, 0.8)],
+            clearing: vec![vec![(Param::Nh3n, 0.1)]; 3],
+            late_station: "shijiao",
+            resolves_when_current: true,
+        },
+        Case {
+            name: "rate",
+            station: "shijiao",
+            rule: Rule::Rate,
+            param: Some(Param::Tp),
+            fire: vec![
+                flagged("shijiao", 0, &calm, None),
+                flagged("shijiao", 4, &jump, None),
+            ],
+            clearing: vec![calm.clone(); 3],
+            late_station: "shijiao",
+            resolves_when_current: true,
+        },
+        Case {
+            name: "station_fault",
+            station: "shijiao",
+            rule: Rule::StationFault,
+            param: Some(Param::Nh3n),
+            fire: vec![flagged(
+                "shijiao",
+                10,
+                &[(Param::Nh3n, 0.3)],
+                Some(DataFlag::D),
+            )],
+            clearing: vec![vec![(Param::Nh3n, 0.3)]; 3],
+            late_station: "shijiao",
+            resolves_when_current: true,
+        },
+        Case {
+            name: "trend",
+            station: "shijiao",
+            rule: Rule::Trend,
+            param: Some(Param::Nh3n),
+            fire: rise,
+            clearing: vec![vec![(Param::Nh3n, 0.1)]; 3],
+            late_station: "shijiao",
+            resolves_when_current: true,
+        },
+        Case {
+            name: "shift",
+            station: "shijiao",
+            rule: Rule::Shift,
+            param: Some(Param::Nh3n),
+            fire: shifted,
+            clearing: vec![vec![(Param::Nh3n, 0.21)]; 3],
+            late_station: "shijiao",
+            resolves_when_current: false,
+        },
+        Case {
+            name: "upstream",
+            station: "shijiao",
+            rule: Rule::Upstream,
+            param: Some(Param::Nh3n),
+            fire: vec![
+                flagged("qixinggang", 10, &[(Param::Nh3n, 1.2)], None),
+                flagged("qixinggang", 11, &[(Param::Nh3n, 1.3)], None),
+            ],
+            clearing: vec![vec![(Param::Nh3n, 0.2)]; 3],
+            late_station: "qixinggang",
+            resolves_when_current: true,
+        },
+    ];
+    let net = net();
+    for case in cases {
+        let name = case.name;
+        let newest = case.fire.iter().map(|r| r.ts).max().unwrap();
+        let mut rules = Rules::new(RuleConfig::default());
+        let fired = feed_at(&mut rules, &net, &case.fire, t0());
+        assert!(
+            is_firing(&rules, case.station, case.rule, case.param),
+            "{name}: not firing after {fired:#?}"
+        );
+        // Stamped an hour apart, ending an hour before the newest firing reading, and
+        // received after it.
+        let n = case.clearing.len() as i64;
+        let stamp = |k: i64, base: DateTime<Utc>| {
+            let ts = base + Duration::hours(k);
+            reading(case.late_station, ts, &case.clearing[k as usize])
+        };
+        let late: Vec<Reading> = (0..n)
+            .map(|k| stamp(k, newest - Duration::hours(n)))
+            .collect();
+        let out = feed_at(&mut rules, &net, &late, newest + Duration::hours(1));
+        assert!(
+            !out.iter().any(|t| t.kind == Kind::Resolved),
+            "{name}: a late reading resolved {out:#?}"
+        );
+        assert!(
+            is_firing(&rules, case.station, case.rule, case.param),
+            "{name}: no longer firing"
+        );
+        if case.resolves_when_current {
+            let current: Vec<Reading> = (0..n)
+                .map(|k| stamp(k, newest + Duration::hours(1)))
+                .collect();
+            let out = feed_at(&mut rules, &net, &current, newest + Duration::hours(1));
+            assert!(
+                out.iter().any(|t| t.kind == Kind::Resolved
+                    && t.station == case.station
+                    && t.rule == case.rule
+                    && t.param == case.param),
+                "{name}: current clearing readings did not resolve: {out:#?}"
+            );
+        }
+    }
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig { failure_persistence: None, ..Default::default() })]
+
+    /// Any stream of readings, with old readings (any values, any flag) slipped in after each
+    /// firing: none of the old ones resolves an alert that a newer reading fired.
+    #[test]
+    fn old_readings_after_a_firing_never_resolve_it(
+        values in proptest::collection::vec((0.05f64..1.5, 0.01f64..0.4, proptest::bool::weighted(0.1)), 2..60),
+        old in proptest::collection::vec((1i64..72, 0.05f64..1.5, 0.01f64..0.4, proptest::bool::weighted(0.2)), 1..6),
+    ) {
+        let net = net();
+        let s = net.station("shijiao").unwrap();
+        let mut rules = Rules::new(RuleConfig::default());
+        for (i, &(nh3n, tp, fault)) in values.iter().enumerate() {
+            let flag = fault.then_some(DataFlag::D);
+            let r = flagged("shijiao", 4 * i as i64, &[(Param::Nh3n, nh3n), (Param::Tp, tp)], flag);
+            let now = r.ts;
+            let fired: Vec<Transition> = rules
+                .reading(&net, s, &r, now)
+                .transitions
+                .into_iter()
+                .filter(|t| t.kind == Kind::Fired)
+                .collect();
+            if fired.is_empty() {
+                continue;
+            }
+            for &(hours_before, nh3n, tp, fault) in &old {
+                let mut o = flagged("shijiao", 0, &[(Param::Nh3n, nh3n), (Param::Tp, tp)], fault.then_some(DataFlag::D));
+                o.ts = r.ts - Duration::hours(hours_before);
+                let out = rules.reading(&net, s, &o, now);
+                for t in out.transitions.iter().filter(|t| t.kind == Kind::Resolved) {
+                    proptest::prop_assert!(
+                        !fired.iter().any(|f| f.alert_id == t.alert_id),
+                        "an old reading resolved {} fired at {}", t.alert_id, r.ts
+                    );
+                }
+            }
+        }
+    }
+}
