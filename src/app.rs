@@ -214,6 +214,10 @@ pub fn start(
         max_payload: cfg.ingest.max_payload,
         max_future_skew: chrono::Duration::from_std(cfg.ingest.max_future_skew)
             .unwrap_or(chrono::Duration::minutes(10)),
+        // Validated to at most 100 years, so the conversion holds.
+        max_age: Some(
+            chrono::Duration::from_std(cfg.ingest.max_age).unwrap_or(chrono::Duration::days(365)),
+        ),
     };
     let outbox_dir = cfg.spool.dir.join("outbox");
     let outbox = Arc::new(

@@ -65,6 +65,7 @@ fn limits() -> PayloadLimits {
     PayloadLimits {
         max_payload: usize::MAX,
         max_future_skew: chrono::Duration::days(365 * 1000),
+        max_age: None,
     }
 }
 

@@ -30,6 +30,9 @@ pub enum RefusalKind {
     MissingTs,
     BadTs,
     FutureTs,
+    /// Stamped longer ago than `ingest.max_age`, or before 2000: a backlog too old to
+    /// store as live data, or a clock never set.
+    TooOld,
     NoValues,
     UnknownParam,
     BadValue,
@@ -48,13 +51,14 @@ pub enum RefusalKind {
 }
 
 impl RefusalKind {
-    pub const ALL: [RefusalKind; 17] = [
+    pub const ALL: [RefusalKind; 18] = [
         RefusalKind::TooLarge,
         RefusalKind::NotJson,
         RefusalKind::WrongType,
         RefusalKind::MissingTs,
         RefusalKind::BadTs,
         RefusalKind::FutureTs,
+        RefusalKind::TooOld,
         RefusalKind::NoValues,
         RefusalKind::UnknownParam,
         RefusalKind::BadValue,
@@ -76,6 +80,7 @@ impl RefusalKind {
             RefusalKind::MissingTs => "missing_ts",
             RefusalKind::BadTs => "bad_ts",
             RefusalKind::FutureTs => "future_ts",
+            RefusalKind::TooOld => "too_old",
             RefusalKind::NoValues => "no_values",
             RefusalKind::UnknownParam => "unknown_param",
             RefusalKind::BadValue => "bad_value",

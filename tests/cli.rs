@@ -126,6 +126,41 @@ fn missing_config_file_is_a_usage_error() {
 }
 
 #[test]
+fn check_config_names_a_bad_max_age() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("age.toml");
+    let network = "[[bureau]]\nid = \"qingyuan\"\nname = \"清远市生态环境局\"\nemail = [\"duty@qy.example.org\"]\n\n[[river]]\nid = \"bei\"\nname = \"北江\"\n\n[[station]]\nid = \"shijiao\"\nname = \"石角\"\nriver = \"bei\"\ncity = \"qingyuan\"\ntarget_class = 2\n";
+    for (age, why) in [
+        ("a year", "ingest.max_age: \"a year\" is not a duration"),
+        ("36501d", "ingest.max_age: must be at most 36500d"),
+    ] {
+        std::fs::write(&path, format!("[ingest]\nmax_age = \"{age}\"\n\n{network}")).unwrap();
+        let out = riverwatch()
+            .args(["check-config", "--config"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(64), "{age}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains(&format!("{}: {why}", path.display())),
+            "{age}: {stderr}"
+        );
+    }
+    std::fs::write(&path, format!("[ingest]\nmax_age = \"400d\"\n\n{network}")).unwrap();
+    let out = riverwatch()
+        .args(["check-config", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
 fn demo_stores_readings_and_writes_alert_emails() {
     let dir = tempfile::tempdir().unwrap();
     let out_dir = dir.path().join("demo");

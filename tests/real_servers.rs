@@ -60,6 +60,15 @@ fn f64_of(row: &serde_json::Map<String, serde_json::Value>, key: &str) -> Option
     row.get(key).and_then(serde_json::Value::as_f64)
 }
 
+/// RFC 3339 (UTC+8) of `ago` before this instant, to the second: what a station stamping its
+/// readings on time sends (`ts_minutes_ago` rounds to the minute, too coarse for a 10 s
+/// cadence).
+fn stamp_ago(ago: chrono::Duration) -> String {
+    (chrono::Utc::now() - ago)
+        .with_timezone(&chrono::FixedOffset::east_opt(8 * 3600).unwrap())
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, false)
+}
+
 /// The foundation's promise on the v1 path: every valid reading stored with its class,
 /// garbage refused between good readings, an exceedance at a boundary section emailed (and
 /// texted) to both bureaus once, nothing for a compliant station, a write to a missing
@@ -871,12 +880,13 @@ fn alert_rules_in_the_daemon() {
         (rows.first().and_then(|r| f64_of(r, "count")) == Some(48.0)).then_some(())
     });
 
-    // The silent station reports: its offline alert resolves.
+    // The silent station reports, stamped now: its offline alert resolves. (A reading stamped
+    // earlier than its offline threshold, 4 s, would be a backfill, which does not.)
     servers.publish(
         "wq/bei/silent/reading",
         &format!(
             r#"{{"ts":"{}","values":{{"ph":7.1}}}}"#,
-            at(7, 8).to_rfc3339()
+            stamp_ago(chrono::Duration::zero())
         ),
     );
     wait_for(Duration::from_secs(20), "the offline resolution", || {

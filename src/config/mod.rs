@@ -168,6 +168,9 @@ pub struct IngestConfig {
     pub max_payload: usize,
     /// Readings stamped further than this in the future are refused (station clock wrong).
     pub max_future_skew: Duration,
+    /// Readings stamped longer ago than this are refused (default 365 days); so are any before
+    /// 2000, whatever this says.
+    pub max_age: Duration,
 }
 
 /// The validated configuration.
@@ -330,6 +333,7 @@ enum RawHeader {
 struct RawIngest {
     max_payload: Option<String>,
     max_future_skew: Option<String>,
+    max_age: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -1030,6 +1034,15 @@ fn ingest(raw: RawIngest, p: &mut Problems) -> IngestConfig {
     if max_payload == 0 || max_payload > 256 << 20 {
         p.add("ingest.max_payload", "must be between 1 B and 256 MiB");
     }
+    let max_age = duration(raw.max_age.as_deref(), "365d", "ingest.max_age", p);
+    // Readings before 2000 are refused anyway; a longer age only risks overflowing time
+    // arithmetic.
+    if max_age > MAX_AGE_CEILING {
+        p.add(
+            "ingest.max_age",
+            "must be at most 36500d (readings before 2000 are refused whatever it says)",
+        );
+    }
     IngestConfig {
         max_payload: usize::try_from(max_payload).unwrap_or(usize::MAX),
         max_future_skew: duration(
@@ -1038,8 +1051,12 @@ fn ingest(raw: RawIngest, p: &mut Problems) -> IngestConfig {
             "ingest.max_future_skew",
             p,
         ),
+        max_age,
     }
 }
+
+/// The longest `ingest.max_age`: 100 years.
+const MAX_AGE_CEILING: Duration = Duration::from_secs(36_500 * 86_400);
 
 fn rules(a: RawAlerts, t: RawTrend, s: RawShift, r: RawRate, p: &mut Problems) -> RuleConfig {
     use crate::domain::trend::TrendTest;

@@ -282,3 +282,31 @@ fn qc_tables_global_and_per_station() {
         "{err}"
     );
 }
+
+#[test]
+fn ingest_max_age() {
+    let cfg = parse_str(MINIMAL).unwrap();
+    assert_eq!(cfg.ingest.max_age, Duration::from_secs(365 * 86_400));
+    let with = |age: &str| parse_str(&format!("[ingest]\nmax_age = \"{age}\"\n{MINIMAL}"));
+    assert_eq!(
+        with("30d").unwrap().ingest.max_age,
+        Duration::from_secs(30 * 86_400)
+    );
+    assert_eq!(
+        with("36500d").unwrap().ingest.max_age,
+        Duration::from_secs(36_500 * 86_400)
+    );
+    for (age, why) in [
+        ("a year", "is not a duration"),
+        ("0d", "must be longer than zero"),
+        ("36501d", "must be at most 36500d"),
+    ] {
+        let err = with(age).unwrap_err();
+        assert_eq!(keys(&err), ["ingest.max_age"], "{age}: {err}");
+        let text = err.to_string();
+        assert!(
+            text.contains("test.toml: ingest.max_age: ") && text.contains(why),
+            "{age}: {text}"
+        );
+    }
+}

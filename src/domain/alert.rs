@@ -7,7 +7,8 @@
 //! which the shell stores as `wq_alert` points and hands to the notifier. Pure: time is the
 //! reading's own timestamp, so replays decide exactly as live data. An observation whose time
 //! is not newer than the last one of its episode is ignored, so a redelivered or replayed
-//! message never counts twice.
+//! message never counts twice, and a late (backfilled) reading never clears, nor counts toward
+//! clearing, an alert that newer readings raised.
 
 use super::gb3838::Class;
 use super::param::Param;

@@ -25,11 +25,19 @@
 //! - `rate` per parameter (blue): a change over the rate window larger than a fraction of the
 //!   target limit; red when two or more parameters change so at once and the upstream
 //!   neighbour did too within the travel time.
-//! - `offline` (data level): no reading for cadence × factor of wall time.
+//! - `offline` (data level): no current reading for cadence × factor of wall time. Current
+//!   means stamped within that threshold of `now`: an older (backfilled) reading is stored and
+//!   judged, but neither resolves `offline` nor restarts its clock.
 //! - While a parameter's exceedance fires, its blue early warnings (trend, shift, rate) hold
 //!   rather than fire: they would only repeat what the officer already knows.
 //! - `upstream` (blue) at the downstream station, when `exceedance` fires here: with the
 //!   expected arrival (reading time + travel time); resolved when the exceedance resolves.
+//!
+//! Event time against arrival time: a reading is judged at its own time, whenever it arrives,
+//! but live state follows current data only. Every episode ignores an observation not newer
+//! than the newest it has seen (`alert`), so a late reading never clears, nor counts toward
+//! clearing, an alert that newer readings raised; the trend, shift and rate windows skip a
+//! value older than their newest; and `offline` listens to current readings only.
 
 use super::alert::{Context, Episodes, Evidence, Kind, Level, Obs, Persistence, Rule, Transition};
 use super::gb3838::{self, Class, Limits};
@@ -238,7 +246,8 @@ impl ParamState {
 #[derive(Debug, Default)]
 struct StationState {
     id: String,
-    /// Wall time of the last reading (or of the start); `None` until either.
+    /// Wall time of the last current reading (or of the start); `None` until either. A
+    /// backfilled reading leaves it alone: it says nothing about whether the station reports.
     arrival: Option<DateTime<Utc>>,
     episodes: Episodes,
     /// The parameters seen, found by a short scan of this list, which is kept apart from their
@@ -391,18 +400,25 @@ impl Rules {
         let ts = r.ts;
         let t = ts.timestamp();
         let me = self.slot(&station.id);
+        let current = now - ts <= self.offline_after(station);
         let st = &mut self.stations[me];
-        // A reading ends an offline episode.
-        st.arrival = Some(now);
-        st.observe(
-            &mut out,
-            Rule::Offline,
-            None,
-            evidence(now, 0.0, None),
-            Obs::Clear,
-            ONCE,
-            Context::None,
-        );
+        // Only a current reading — stamped within the offline threshold of `now` — shows that
+        // the station reports again: it ends an offline episode and restarts the clock. A
+        // backfilled one (a logger emptying its memory) is stored and judged below but says
+        // nothing about now: resolving on it would fire `offline` again one threshold later,
+        // three messages for one outage. The observation is on wall time, as `tick`'s are.
+        if current {
+            st.arrival = Some(now);
+            st.observe(
+                &mut out,
+                Rule::Offline,
+                None,
+                evidence(now, 0.0, None),
+                Obs::Clear,
+                ONCE,
+                Context::None,
+            );
+        }
 
         // QC, and the faults it reveals.
         let mut qc_flags = Vec::with_capacity(r.values.len());
@@ -740,6 +756,13 @@ impl Rules {
         }
     }
 
+    /// How long `station` may stay silent before `offline` fires: cadence × `offline_factor`.
+    /// A reading stamped more than this before `now` is a backfill, not a sign of life.
+    fn offline_after(&self, station: &Station) -> Duration {
+        let cadence = Duration::from_std(station.cadence).unwrap_or_else(|_| Duration::hours(4));
+        Duration::milliseconds((cadence.num_milliseconds() as f64 * self.cfg.offline_factor) as i64)
+    }
+
     /// The offline rule, on wall time: call it periodically.
     pub fn tick(&mut self, net: &Network, now: DateTime<Utc>) -> Vec<Transition> {
         let mut out = Vec::new();
@@ -747,14 +770,11 @@ impl Rules {
             let Some(&k) = self.index.get(&s.id) else {
                 continue;
             };
+            let allowed = self.offline_after(s);
             let st = &mut self.stations[k];
             let Some(last) = st.arrival else {
                 continue;
             };
-            let allowed = Duration::from_std(s.cadence).unwrap_or_else(|_| Duration::hours(4));
-            let allowed = Duration::milliseconds(
-                (allowed.num_milliseconds() as f64 * self.cfg.offline_factor) as i64,
-            );
             if now - last > allowed {
                 st.observe(
                     &mut out,

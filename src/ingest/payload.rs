@@ -7,7 +7,7 @@
 //! array checked on its own, so one bad reading never drops the good ones beside it; likewise
 //! one bad value refuses that parameter alone (SPEC §4), and `null` means not measured. Every
 //! value goes through the domain's `measure` (plausibility and detection limits), as `assess`'s
-//! do. Time (`now`, for the future-skew check) is an argument.
+//! do. Time (`now`, for the future-skew and maximum-age checks) is an argument.
 
 use crate::domain::hj212::{self, CodeMap, Reassembly};
 use crate::domain::network::{Network, Station};
@@ -105,6 +105,67 @@ pub fn station_for_topic<'n>(
 pub struct PayloadLimits {
     pub max_payload: usize,
     pub max_future_skew: Duration,
+    /// Readings stamped longer than this before `now`, or before [`EARLIEST`], are refused
+    /// (`ingest.max_age`); `None` accepts any age, for offline files (`assess`).
+    pub max_age: Option<Duration>,
+}
+
+/// 2000-01-01T00:00:00Z. No live reading is older, whatever `max_age` allows: no station of
+/// the network reported before 2000, and a logger whose clock was never set stamps its epoch.
+pub const EARLIEST: DateTime<Utc> = DateTime::from_timestamp_nanos(946_684_800_000_000_000);
+
+/// Refuses a reading stamped `ts` (written `shown` in the payload's field `field`) that is too
+/// far in the future or, under a `max_age`, too old: both formats check time alike.
+fn check_time(
+    field: &str,
+    shown: &str,
+    ts: DateTime<Utc>,
+    now: DateTime<Utc>,
+    limits: PayloadLimits,
+) -> Result<(), Refusal> {
+    if ts > now + limits.max_future_skew {
+        return Err(Refusal::new(
+            RefusalKind::FutureTs,
+            format!(
+                "{field} {shown} is more than {} s in the future (station clock?)",
+                limits.max_future_skew.num_seconds()
+            ),
+        ));
+    }
+    let Some(max_age) = limits.max_age else {
+        return Ok(());
+    };
+    if ts < EARLIEST {
+        return Err(Refusal::new(
+            RefusalKind::TooOld,
+            format!(
+                "{field} {shown} is before {} (station clock not set?)",
+                EARLIEST.format("%Y-%m-%dT%H:%M:%SZ")
+            ),
+        ));
+    }
+    if now - ts > max_age {
+        return Err(Refusal::new(
+            RefusalKind::TooOld,
+            format!(
+                "{field} {shown} is older than the maximum age of {} (ingest.max_age): the oldest accepted now is {}",
+                span(max_age),
+                (now - max_age).format("%Y-%m-%dT%H:%M:%SZ")
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// A duration as the config writes it, in its largest whole unit: "365d", "36h", "90m", "45s".
+fn span(d: Duration) -> String {
+    let s = d.num_seconds();
+    match s {
+        _ if s != 0 && s % 86_400 == 0 => format!("{}d", s / 86_400),
+        _ if s != 0 && s % 3600 == 0 => format!("{}h", s / 3600),
+        _ if s != 0 && s % 60 == 0 => format!("{}m", s / 60),
+        _ => format!("{s}s"),
+    }
 }
 
 /// A refused reading of an array payload: its index and its own JSON text, so the dead-letter
@@ -401,15 +462,7 @@ fn parse_ts(
             )
         })?
         .with_timezone(&Utc);
-    if ts > now + limits.max_future_skew {
-        return Err(Refusal::new(
-            RefusalKind::FutureTs,
-            format!(
-                "ts {raw} is more than {} s in the future (station clock?)",
-                limits.max_future_skew.num_seconds()
-            ),
-        ));
-    }
+    check_time("ts", raw, ts, now, limits)?;
     Ok(ts)
 }
 
@@ -592,15 +645,8 @@ pub fn decode_hj212(
         );
     };
     let ts = local.with_timezone(&Utc);
-    if ts > now + limits.max_future_skew {
-        return refuse(
-            RefusalKind::FutureTs,
-            format!(
-                "DataTime {} is more than {} s in the future (station clock?)",
-                local.to_rfc3339(),
-                limits.max_future_skew.num_seconds()
-            ),
-        );
+    if let Err(r) = check_time("DataTime", &local.to_rfc3339(), ts, now, limits) {
+        return refuse(r.kind, r.reason);
     }
     // A value that cannot be read (an empty `-Rtd=`) or is implausible refuses that value
     // alone; the frame's others are stored, judged and acknowledged (SPEC §4, §5a).
@@ -670,6 +716,7 @@ mod tests {
         PayloadLimits {
             max_payload: 1024,
             max_future_skew: Duration::minutes(10),
+            max_age: Some(Duration::days(365)),
         }
     }
 
@@ -952,6 +999,7 @@ mod tests {
         PayloadLimits {
             max_payload: 4096,
             max_future_skew: Duration::minutes(10),
+            max_age: Some(Duration::days(365)),
         }
     }
 
@@ -1043,6 +1091,108 @@ mod tests {
     }
 
     #[test]
+    fn readings_older_than_the_maximum_age_are_refused() {
+        // now() is 2026-11-26T02:00:00Z; (ts, max_age, refused with these words)
+        type Case<'a> = (&'a str, Option<Duration>, Option<&'a [&'a str]>);
+        let year = Some(Duration::days(365));
+        let table: &[Case] = &[
+            ("2026-11-26T10:00:00+08:00", year, None),
+            ("2025-11-26T02:00:00Z", year, None),
+            (
+                "2025-11-26T01:59:59Z",
+                year,
+                Some(&[
+                    "ts 2025-11-26T01:59:59Z is older",
+                    "365d",
+                    "2025-11-26T02:00:00Z",
+                ]),
+            ),
+            (
+                "2026-11-26T09:00:00+08:00",
+                Some(Duration::minutes(30)),
+                Some(&[
+                    "ts 2026-11-26T09:00:00+08:00",
+                    "30m",
+                    "2026-11-26T01:30:00Z",
+                ]),
+            ),
+            (
+                "1999-12-31T23:59:59Z",
+                Some(Duration::days(36_500)),
+                Some(&["ts 1999-12-31T23:59:59Z is before 2000-01-01T00:00:00Z"]),
+            ),
+            ("2000-01-01T00:00:00Z", Some(Duration::days(36_500)), None),
+            (
+                "1970-01-01T00:00:00Z",
+                year,
+                Some(&["before 2000-01-01T00:00:00Z"]),
+            ),
+            // Offline files (assess): any age.
+            ("1970-01-01T00:00:00Z", None, None),
+        ];
+        for &(ts, max_age, refused) in table {
+            let payload = format!(r#"{{"ts":"{ts}","values":{{"ph":7.1}}}}"#);
+            let limits = PayloadLimits {
+                max_age,
+                ..limits()
+            };
+            let d = decode_json(&st("shijiao"), payload.as_bytes(), now(), limits);
+            match refused {
+                None => assert!(d.refused.is_empty() && d.readings.len() == 1, "{ts}: {d:?}"),
+                Some(words) => {
+                    assert!(d.readings.is_empty(), "{ts}");
+                    let [(None, r)] = d.refused.as_slice() else {
+                        panic!("{ts}: {:?}", d.refused)
+                    };
+                    assert_eq!(r.kind, RefusalKind::TooOld, "{ts}: {r}");
+                    for w in words {
+                        assert!(r.reason.contains(w), "{ts}: {w:?} not in {r}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn an_old_reading_in_an_array_is_refused_alone() {
+        let d = decode(
+            r#"[{"ts":"2024-11-26T10:00:00+08:00","values":{"nh3n":0.3}},
+                {"ts":"2026-11-26T10:00:00+08:00","values":{"nh3n":0.4}}]"#,
+        );
+        assert_eq!(d.readings.len(), 1, "{d:?}");
+        assert_eq!(d.readings[0].ts, now());
+        let [(Some(element), r)] = d.refused.as_slice() else {
+            panic!("{:?}", d.refused)
+        };
+        assert_eq!((element.index, r.kind), (0, RefusalKind::TooOld));
+        assert!(
+            r.reason.contains("ts 2024-11-26T10:00:00+08:00 is older"),
+            "{r}"
+        );
+    }
+
+    #[test]
+    fn an_hj212_frame_older_than_the_maximum_age_is_refused() {
+        use crate::domain::hj212::tests::SYNTHETIC_RTD;
+        // A year and an hour before the test's now (2025-06-01T03:00:00Z).
+        let mut f = crate::domain::hj212::parse(SYNTHETIC_RTD.as_bytes()).unwrap();
+        f.cp =
+            f.cp.replace("DataTime=20250601100000", "DataTime=20240601100000");
+        let out = hj212(&hj212_station(Some("QY-BJ-SJ-0001")), &f.encode());
+        assert!(out.decoded.readings.is_empty() && out.ack.is_none());
+        let [(None, r)] = out.decoded.refused.as_slice() else {
+            panic!("{:?}", out.decoded.refused)
+        };
+        assert_eq!(r.kind, RefusalKind::TooOld, "{r}");
+        assert!(
+            r.reason
+                .contains("DataTime 2024-06-01T10:00:00+08:00 is older")
+                && r.reason.contains("365d"),
+            "{r}"
+        );
+    }
+
+    #[test]
     fn topics() {
         let net = network();
         let table = [
@@ -1076,6 +1226,7 @@ mod properties {
         PayloadLimits {
             max_payload: 4096,
             max_future_skew: Duration::minutes(10),
+            max_age: Some(Duration::days(365)),
         }
     }
 

@@ -25,6 +25,7 @@ fn limits() -> PayloadLimits {
     PayloadLimits {
         max_payload: 256 << 10,
         max_future_skew: Duration::minutes(10),
+        max_age: Some(Duration::days(365)),
     }
 }
 

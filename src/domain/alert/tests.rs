@@ -113,6 +113,62 @@ fn ids_are_stable_and_replays_ignored() {
     );
 }
 
+/// Like `check`, with each observation's hour written after it: "y5 .3" breaches at 5 h,
+/// then clears at 3 h (a late reading). One symbol per observation, as `check` gives.
+fn check_at(obs: &str, policy: Persistence) -> String {
+    let mut e = Episode::default();
+    let mut out = String::new();
+    for token in obs.split_whitespace() {
+        let (c, hour) = token.split_at(1);
+        let o = match c {
+            "y" => Obs::Breach(Level::Yellow),
+            "o" => Obs::Breach(Level::Orange),
+            "~" => Obs::Hold,
+            _ => Obs::Clear,
+        };
+        let h: i64 = hour.parse().unwrap();
+        let ev = Evidence {
+            ts: t0() + Duration::hours(h),
+            value: h as f64,
+            class: None,
+        };
+        out.push(match e.feed(ev, o, policy).map(|t| t.kind) {
+            Some(Kind::Fired) => 'F',
+            Some(Kind::Escalated) => 'E',
+            Some(Kind::Reminder) => 'M',
+            Some(Kind::Resolved) => 'R',
+            None => '.',
+        });
+    }
+    out
+}
+
+#[test]
+fn late_observations_count_for_nothing() {
+    let two = Persistence::default();
+    let one = Persistence {
+        fire_after: 1,
+        window: 1,
+        clear_after: 1,
+        renotify: None,
+    };
+    let table: &[(&str, Persistence, &str)] = &[
+        // Firing at 6 h: clears stamped before (or at) it neither resolve nor count.
+        ("y5 y6 .1 .2 .3 .6", two, ".F...."),
+        ("y5 y6 .1 .7 .8", two, ".F..R"),
+        ("y5 y6 .7 .2 .8", two, ".F..R"),
+        ("y5 y6 .4 .5", one, "F..."),
+        // A late breach neither escalates nor restarts a clearing streak.
+        ("y5 y6 .7 o2 .8", two, ".F..R"),
+        // Quiet: a late breach does not count toward firing either.
+        ("y5 y1 y6", two, "..F"),
+        ("y5 .6 y2 y7", two, "...."),
+    ];
+    for &(obs, policy, expected) in table {
+        assert_eq!(check_at(obs, policy), expected, "{obs} with {policy:?}");
+    }
+}
+
 fn arb_policy() -> impl Strategy<Value = Persistence> {
     (1u32..4, 0u32..3, 1u32..4).prop_map(|(m, extra, c)| Persistence {
         fire_after: m,
@@ -222,6 +278,42 @@ proptest! {
         }
         for (i, &o) in obs.iter().enumerate().skip(cut) {
             got.extend(after.feed(ev(i), ob(o), policy));
+        }
+        prop_assert_eq!(got, expected);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { failure_persistence: None, ..ProptestConfig::default() })]
+
+    /// Late observations — of any kind, stamped at or before the newest the episode has seen —
+    /// slipped in after any firing produce no transition (never a resolution), and the
+    /// stream's own transitions stay exactly as without them.
+    #[test]
+    fn late_observations_after_a_firing_change_nothing(
+        obs in proptest::collection::vec(0u8..3, 1..60),
+        late in proptest::collection::vec((0u8..3, 0i64..48), 1..5),
+        policy in arb_policy(),
+    ) {
+        let ob = |o: u8| match o { 0 => Obs::Breach(Level::Orange), 1 => Obs::Hold, _ => Obs::Clear };
+        let ev = |h: i64| Evidence { ts: t0() + Duration::hours(h), value: h as f64, class: None };
+        let mut straight = Episode::default();
+        let expected: Vec<_> = obs
+            .iter()
+            .enumerate()
+            .filter_map(|(i, &o)| straight.feed(ev(i as i64), ob(o), policy))
+            .collect();
+        let mut e = Episode::default();
+        let mut got = Vec::new();
+        for (i, &o) in obs.iter().enumerate() {
+            let t = e.feed(ev(i as i64), ob(o), policy);
+            let fired = t.as_ref().is_some_and(|t| t.kind == Kind::Fired);
+            got.extend(t);
+            if fired {
+                for &(o, back) in &late {
+                    prop_assert_eq!(e.feed(ev(i as i64 - back), ob(o), policy), None);
+                }
+            }
         }
         prop_assert_eq!(got, expected);
     }

@@ -522,3 +522,356 @@ proptest::proptest! {
         }
     }
 }
+
+/// The fixture network with 石角 reporting every 10 s (offline after 20 s), as in the issue.
+fn fast_net() -> Network {
+    let mut n = net();
+    if let Some(s) = n.stations.iter_mut().find(|s| s.id == "shijiao") {
+        s.cadence = std::time::Duration::from_secs(10);
+    }
+    n
+}
+
+fn offline_of(ts: &[Transition], station: &str) -> Vec<Kind> {
+    ts.iter()
+        .filter(|t| t.rule == Rule::Offline && t.station == station)
+        .map(|t| t.kind)
+        .collect()
+}
+
+#[test]
+fn only_a_current_reading_resolves_offline() {
+    // Cadence 4 h, factor 2: a reading stamped up to 8 h before now is current. Future
+    // stamps (within the ingest's skew) are current too.
+    let table: &[(Duration, &[Kind])] = &[
+        (Duration::zero(), &[Kind::Resolved]),
+        (Duration::hours(2), &[Kind::Resolved]),
+        (Duration::hours(8), &[Kind::Resolved]),
+        (Duration::minutes(-5), &[Kind::Resolved]),
+        (Duration::hours(8) + Duration::seconds(1), &[]),
+        (Duration::days(30), &[]),
+    ];
+    let net = net();
+    let s = net.station("shijiao").unwrap();
+    for &(ago, expected) in table {
+        let mut rules = Rules::new(RuleConfig::default());
+        rules.start(&net, t0());
+        let fired = rules.tick(&net, t0() + Duration::hours(9));
+        assert_eq!(offline_of(&fired, "shijiao"), [Kind::Fired]);
+        let now = t0() + Duration::hours(10);
+        let out = rules.reading(
+            &net,
+            s,
+            &reading("shijiao", now - ago, &[(Param::Ph, 7.2)]),
+            now,
+        );
+        assert_eq!(offline_of(&out.transitions, "shijiao"), expected, "{ago}");
+    }
+}
+
+#[test]
+fn a_backfilled_reading_does_not_restart_the_offline_clock() {
+    let net = net();
+    let s = net.station("shijiao").unwrap();
+    // (how long before `now` the reading is stamped, whether offline fires at 8 h + 1 s)
+    for (ago, fires) in [(Duration::hours(10), true), (Duration::hours(1), false)] {
+        let mut rules = Rules::new(RuleConfig::default());
+        rules.start(&net, t0());
+        let now = t0() + Duration::hours(7);
+        rules.reading(
+            &net,
+            s,
+            &reading("shijiao", now - ago, &[(Param::Ph, 7.2)]),
+            now,
+        );
+        let later = rules.tick(&net, t0() + Duration::hours(8) + Duration::seconds(1));
+        let expected: &[Kind] = if fires { &[Kind::Fired] } else { &[] };
+        assert_eq!(offline_of(&later, "shijiao"), expected, "{ago}");
+    }
+}
+
+/// Issue 12, item 5: a 10 s station goes silent, `offline` fires; a reading stamped 2 h ago
+/// arrives. Before, it resolved `offline`, which fired again 20 s later: three messages for
+/// one outage. Now the outage is one firing and, at the first current reading, one resolution.
+#[test]
+fn a_backfill_during_an_outage_neither_resolves_it_nor_fires_it_again() {
+    let net = fast_net();
+    let s = net.station("shijiao").unwrap();
+    let mut rules = Rules::new(RuleConfig::default());
+    rules.start(&net, t0());
+    let mut all = Vec::new();
+    let at = |secs: i64| t0() + Duration::seconds(secs);
+    // Ticks every second; readings arrive between two ticks.
+    for sec in 0..25 {
+        all.extend(rules.tick(&net, at(sec)));
+    }
+    assert_eq!(offline_of(&all, "shijiao"), [Kind::Fired]);
+    let backfill = reading("shijiao", at(25) - Duration::hours(2), &[(Param::Ph, 7.2)]);
+    let out = rules.reading(&net, s, &backfill, at(25));
+    assert_eq!(out.judgement.overall, Some(Class::I), "stored and judged");
+    all.extend(out.transitions);
+    for sec in 26..=120 {
+        all.extend(rules.tick(&net, at(sec)));
+    }
+    assert_eq!(offline_of(&all, "shijiao"), [Kind::Fired], "{all:#?}");
+    let out = rules.reading(
+        &net,
+        s,
+        &reading("shijiao", at(121), &[(Param::Ph, 7.2)]),
+        at(121),
+    );
+    all.extend(out.transitions);
+    assert_eq!(
+        offline_of(&all, "shijiao"),
+        [Kind::Fired, Kind::Resolved],
+        "one outage, two messages"
+    );
+}
+
+/// A reading of `station` at `h` hours after t0, its values flagged `flag`.
+fn flagged(station: &str, h: i64, values: &[(Param, f64)], flag: Option<DataFlag>) -> Reading {
+    let mut r = reading(station, t0() + Duration::hours(h), values);
+    for m in &mut r.values {
+        m.flag = flag;
+    }
+    r
+}
+
+/// Feeds readings received at wall time `now`; returns every transition.
+fn feed_at(
+    rules: &mut Rules,
+    net: &Network,
+    feed: &[Reading],
+    now: DateTime<Utc>,
+) -> Vec<Transition> {
+    let mut all = Vec::new();
+    for r in feed {
+        let s = net.station(&r.station).unwrap();
+        all.extend(rules.reading(net, s, r, now.max(r.ts)).transitions);
+    }
+    all
+}
+
+fn is_firing(rules: &Rules, station: &str, rule: Rule, param: Option<Param>) -> bool {
+    rules.index.get(station).is_some_and(|&k| {
+        rules.stations[k]
+            .episodes
+            .get(rule, param)
+            .is_some_and(|e| e.is_firing())
+    })
+}
+
+/// For every rule that readings raise: once newer readings fired it, readings stamped before
+/// them — each of which would clear the alert if it were current — neither resolve it nor
+/// count toward resolving it. The same readings stamped after the firing ones do resolve it
+/// (where a few readings can: CUSUM forgets a shift slowly), so the late ones were refused for
+/// their time, not for their values.
+#[test]
+fn a_late_reading_never_clears_what_newer_readings_raised() {
+    let calm = vec![(Param::Nh3n, 0.2), (Param::Tp, 0.05), (Param::Codmn, 2.0)];
+    let jump = vec![(Param::Nh3n, 0.6), (Param::Tp, 0.2), (Param::Codmn, 4.5)];
+    let nh3n = |h: i64, v: f64| flagged("shijiao", h, &[(Param::Nh3n, v)], None);
+    // A slow NH3-N rise (as in `slow_rise_warns_before_the_exceedance`), stopped before it
+    // exceeds.
+    let rise: Vec<Reading> = (0..28)
+        .map(|i| {
+            nh3n(
+                i * 4,
+                0.20 + 0.01 * i as f64 + if i % 2 == 0 { 0.004 } else { -0.004 },
+            )
+        })
+        .collect();
+    // 30 baseline values, then a sustained step (below the limit, slower than the rate rule).
+    let shifted: Vec<Reading> = (0..36)
+        .map(|i| {
+            nh3n(
+                i,
+                if i < 30 {
+                    [0.20, 0.22][i as usize % 2]
+                } else {
+                    0.40
+                },
+            )
+        })
+        .collect();
+    struct Case {
+        name: &'static str,
+        station: &'static str,
+        rule: Rule,
+        param: Option<Param>,
+        fire: Vec<Reading>,
+        /// Values of readings that would clear the alert if they were current.
+        clearing: Vec<Vec<(Param, f64)>>,
+        /// The station that reports them (the upstream one, for `upstream`).
+        late_station: &'static str,
+        /// Whether the clearing readings, stamped after the firing ones, resolve it.
+        resolves_when_current: bool,
+    }
+    let cases = vec![
+        Case {
+            name: "exceedance",
+            station: "shijiao",
+            rule: Rule::Exceedance,
+            param: Some(Param::Nh3n),
+            fire: vec![nh3n(10, 0.8), nh3n(11, 0.8)],
+            clearing: vec![vec![(Param::Nh3n, 0.1)]; 3],
+            late_station: "shijiao",
+            resolves_when_current: true,
+        },
+        Case {
+            name: "class",
+            station: "shijiao",
+            rule: Rule::Class,
+            param: None,
+            fire: vec![nh3n(10, 0.8), nh3n(11, 0.8)],
+            clearing: vec![vec![(Param::Nh3n, 0.1)]; 3],
+            late_station: "shijiao",
+            resolves_when_current: true,
+        },
+        Case {
+            name: "rate",
+            station: "shijiao",
+            rule: Rule::Rate,
+            param: Some(Param::Tp),
+            fire: vec![
+                flagged("shijiao", 0, &calm, None),
+                flagged("shijiao", 4, &jump, None),
+            ],
+            clearing: vec![calm.clone(); 3],
+            late_station: "shijiao",
+            resolves_when_current: true,
+        },
+        Case {
+            name: "station_fault",
+            station: "shijiao",
+            rule: Rule::StationFault,
+            param: Some(Param::Nh3n),
+            fire: vec![flagged(
+                "shijiao",
+                10,
+                &[(Param::Nh3n, 0.3)],
+                Some(DataFlag::D),
+            )],
+            clearing: vec![vec![(Param::Nh3n, 0.3)]; 3],
+            late_station: "shijiao",
+            resolves_when_current: true,
+        },
+        Case {
+            name: "trend",
+            station: "shijiao",
+            rule: Rule::Trend,
+            param: Some(Param::Nh3n),
+            fire: rise,
+            clearing: vec![vec![(Param::Nh3n, 0.1)]; 3],
+            late_station: "shijiao",
+            resolves_when_current: true,
+        },
+        Case {
+            name: "shift",
+            station: "shijiao",
+            rule: Rule::Shift,
+            param: Some(Param::Nh3n),
+            fire: shifted,
+            clearing: vec![vec![(Param::Nh3n, 0.21)]; 3],
+            late_station: "shijiao",
+            resolves_when_current: false,
+        },
+        Case {
+            name: "upstream",
+            station: "shijiao",
+            rule: Rule::Upstream,
+            param: Some(Param::Nh3n),
+            fire: vec![
+                flagged("qixinggang", 10, &[(Param::Nh3n, 1.2)], None),
+                flagged("qixinggang", 11, &[(Param::Nh3n, 1.3)], None),
+            ],
+            clearing: vec![vec![(Param::Nh3n, 0.2)]; 3],
+            late_station: "qixinggang",
+            resolves_when_current: true,
+        },
+    ];
+    let net = net();
+    for case in cases {
+        let name = case.name;
+        let newest = case.fire.iter().map(|r| r.ts).max().unwrap();
+        let mut rules = Rules::new(RuleConfig::default());
+        let fired = feed_at(&mut rules, &net, &case.fire, t0());
+        assert!(
+            is_firing(&rules, case.station, case.rule, case.param),
+            "{name}: not firing after {fired:#?}"
+        );
+        // Stamped an hour apart, ending an hour before the newest firing reading, and
+        // received after it.
+        let n = case.clearing.len() as i64;
+        let stamp = |k: i64, base: DateTime<Utc>| {
+            let ts = base + Duration::hours(k);
+            reading(case.late_station, ts, &case.clearing[k as usize])
+        };
+        let late: Vec<Reading> = (0..n)
+            .map(|k| stamp(k, newest - Duration::hours(n)))
+            .collect();
+        let out = feed_at(&mut rules, &net, &late, newest + Duration::hours(1));
+        assert!(
+            !out.iter().any(|t| t.kind == Kind::Resolved),
+            "{name}: a late reading resolved {out:#?}"
+        );
+        assert!(
+            is_firing(&rules, case.station, case.rule, case.param),
+            "{name}: no longer firing"
+        );
+        if case.resolves_when_current {
+            let current: Vec<Reading> = (0..n)
+                .map(|k| stamp(k, newest + Duration::hours(1)))
+                .collect();
+            let out = feed_at(&mut rules, &net, &current, newest + Duration::hours(1));
+            assert!(
+                out.iter().any(|t| t.kind == Kind::Resolved
+                    && t.station == case.station
+                    && t.rule == case.rule
+                    && t.param == case.param),
+                "{name}: current clearing readings did not resolve: {out:#?}"
+            );
+        }
+    }
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig { failure_persistence: None, ..Default::default() })]
+
+    /// Any stream of readings, with old readings (any values, any flag) slipped in after each
+    /// firing: none of the old ones resolves an alert that a newer reading fired.
+    #[test]
+    fn old_readings_after_a_firing_never_resolve_it(
+        values in proptest::collection::vec((0.05f64..1.5, 0.01f64..0.4, proptest::bool::weighted(0.1)), 2..60),
+        old in proptest::collection::vec((1i64..72, 0.05f64..1.5, 0.01f64..0.4, proptest::bool::weighted(0.2)), 1..6),
+    ) {
+        let net = net();
+        let s = net.station("shijiao").unwrap();
+        let mut rules = Rules::new(RuleConfig::default());
+        for (i, &(nh3n, tp, fault)) in values.iter().enumerate() {
+            let flag = fault.then_some(DataFlag::D);
+            let r = flagged("shijiao", 4 * i as i64, &[(Param::Nh3n, nh3n), (Param::Tp, tp)], flag);
+            let now = r.ts;
+            let fired: Vec<Transition> = rules
+                .reading(&net, s, &r, now)
+                .transitions
+                .into_iter()
+                .filter(|t| t.kind == Kind::Fired)
+                .collect();
+            if fired.is_empty() {
+                continue;
+            }
+            for &(hours_before, nh3n, tp, fault) in &old {
+                let mut o = flagged("shijiao", 0, &[(Param::Nh3n, nh3n), (Param::Tp, tp)], fault.then_some(DataFlag::D));
+                o.ts = r.ts - Duration::hours(hours_before);
+                let out = rules.reading(&net, s, &o, now);
+                for t in out.transitions.iter().filter(|t| t.kind == Kind::Resolved) {
+                    proptest::prop_assert!(
+                        !fired.iter().any(|f| f.alert_id == t.alert_id),
+                        "an old reading resolved {} fired at {}", t.alert_id, r.ts
+                    );
+                }
+            }
+        }
+    }
+}
