@@ -1257,3 +1257,205 @@ fn http_endpoints_answer_and_count_what_was_published() {
     let (status, _) = daemon.terminate();
     assert!(status.success());
 }
+
+/// Issue 12, item 5, end to end: a station with a 10 s cadence falls silent and `offline`
+/// fires; a reading stamped 2 h ago (a logger's backfill) is stored but neither resolves
+/// `offline` nor, by restarting its clock, makes it fire again a threshold (20 s) later. The
+/// first current reading resolves it: one outage, one alert id, two messages.
+#[test]
+fn a_backfill_during_an_outage_neither_resolves_offline_nor_fires_it_again() {
+    let Some(servers) = servers_or_skip("backfill_offline") else {
+        return;
+    };
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("rw_backfill_{}", std::process::id());
+    influx_exec(&servers.influx_v1, &format!("CREATE DATABASE {db}"));
+    let store = format!(
+        "[influxdb]\nurl = \"{}\"\napi = \"v1\"\ndatabase = \"{db}\"\nflush_interval = \"200ms\"",
+        servers.influx_v1
+    );
+    let config = two_station_config(&servers, "backfill", dir.path(), &store);
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str("\n[[station]]\nid = \"fast\"\nname = \"快站\"\nriver = \"bei\"\ncity = \"qingyuan\"\ntarget_class = 3\ncadence = \"10s\"\n");
+    std::fs::write(&config, text).unwrap();
+    let mut daemon = Daemon::start(&config, &dir.path().join("daemon.log"));
+    daemon.wait_log("subscribed", Duration::from_secs(15));
+    let offline = || {
+        influx_rows(
+            &servers.influx_v1,
+            &db,
+            "SELECT state, alert_id FROM wq_alert WHERE station = 'fast' AND rule = 'offline'",
+        )
+    };
+    let states = |rows: &[serde_json::Map<String, serde_json::Value>]| -> Vec<String> {
+        rows.iter()
+            .map(|r| r["state"].as_str().unwrap_or_default().to_string())
+            .collect()
+    };
+    let stored = || {
+        influx_rows(
+            &servers.influx_v1,
+            &db,
+            "SELECT ph FROM water_quality WHERE station = 'fast'",
+        )
+        .len()
+    };
+
+    // Silent since the start: offline after 20 s, at the screen's next 10 s check.
+    wait_for(Duration::from_secs(60), "the offline alert", || {
+        (!offline().is_empty()).then_some(())
+    });
+    servers.publish(
+        "wq/bei/fast/reading",
+        &format!(
+            r#"{{"ts":"{}","values":{{"ph":7.1}}}}"#,
+            stamp_ago(chrono::Duration::hours(2))
+        ),
+    );
+    // Stored, so judged: any alert point it caused went in the same write.
+    wait_for(
+        Duration::from_secs(20),
+        "the backfilled reading stored",
+        || (stored() == 1).then_some(()),
+    );
+    assert_eq!(
+        states(&offline()),
+        ["firing"],
+        "the backfill resolved offline"
+    );
+    // Had the backfill restarted the offline clock, `offline` would fire again at the first
+    // 10 s check after 20 s more: watch that long for any new offline point.
+    let watch = std::time::Instant::now() + Duration::from_secs(32);
+    while std::time::Instant::now() < watch {
+        assert_eq!(states(&offline()), ["firing"], "a second offline point");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+
+    // A current reading: the station reports again.
+    servers.publish(
+        "wq/bei/fast/reading",
+        &format!(
+            r#"{{"ts":"{}","values":{{"ph":7.2}}}}"#,
+            stamp_ago(chrono::Duration::zero())
+        ),
+    );
+    let rows = wait_for(Duration::from_secs(20), "the offline resolution", || {
+        let rows = offline();
+        (rows.len() >= 2).then_some(rows)
+    });
+    assert_eq!(states(&rows), ["firing", "resolved"]);
+    assert_eq!(rows[0]["alert_id"], rows[1]["alert_id"], "one episode");
+    let alert_id = rows[0]["alert_id"].as_str().unwrap().to_string();
+    let mails = || {
+        servers
+            .emails_to("qy-backfill@example.org")
+            .into_iter()
+            .filter(|(_, body)| body.contains(&alert_id))
+            .count()
+    };
+    wait_for(Duration::from_secs(20), "the two offline emails", || {
+        (mails() >= 2).then_some(())
+    });
+    let (status, _) = daemon.terminate();
+    assert!(status.success());
+    assert_eq!(mails(), 2, "fired and resolved, nothing more");
+    assert_eq!(states(&offline()), ["firing", "resolved"]);
+}
+
+/// `ingest.max_age` end to end: in one array, a reading older than the configured age and one
+/// from before 2000 are refused — counted, logged and dead-lettered with their time and the
+/// limit — while the current reading beside them is stored.
+#[test]
+fn too_old_readings_are_refused_and_the_current_one_beside_them_stored() {
+    let Some(servers) = servers_or_skip("too_old") else {
+        return;
+    };
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("rw_too_old_{}", std::process::id());
+    influx_exec(&servers.influx_v1, &format!("CREATE DATABASE {db}"));
+    let store = format!(
+        "[influxdb]\nurl = \"{}\"\napi = \"v1\"\ndatabase = \"{db}\"\nflush_interval = \"200ms\"\n\n[ingest]\nmax_age = \"30d\"",
+        servers.influx_v1
+    );
+    let config = two_station_config(&servers, "too_old", dir.path(), &store);
+    let mut daemon = Daemon::start(&config, &dir.path().join("daemon.log"));
+    daemon.wait_log("subscribed", Duration::from_secs(15));
+    let old = stamp_ago(chrono::Duration::days(40));
+    let (current, current_ms) = ts_minutes_ago(10);
+    let ancient = "1999-12-31T23:00:00+08:00";
+    servers.publish(
+        "wq/bei/qixinggang/reading",
+        &format!(
+            r#"[{{"ts":"{old}","values":{{"nh3n":0.2}}}},{{"ts":"{current}","values":{{"nh3n":0.3}}}},{{"ts":"{ancient}","values":{{"nh3n":0.4}}}}]"#
+        ),
+    );
+    let rows = wait_for(
+        Duration::from_secs(20),
+        "the current reading stored",
+        || {
+            let rows = influx_rows(
+                &servers.influx_v1,
+                &db,
+                "SELECT nh3n FROM water_quality WHERE station = 'qixinggang'",
+            );
+            (!rows.is_empty()).then_some(rows)
+        },
+    );
+    let dead_path = dir.path().join("spool/deadletter.jsonl");
+    let dead = wait_for(Duration::from_secs(10), "two dead-letter records", || {
+        std::fs::read_to_string(&dead_path)
+            .ok()
+            .filter(|t| t.lines().count() >= 2)
+    });
+    wait_for(Duration::from_secs(10), "the message acknowledged", || {
+        (daemon.metric("riverwatch_messages_acked_total") >= 1).then_some(())
+    });
+    let (_, metrics) = daemon.http_get("/metrics");
+    let (status, _) = daemon.terminate();
+    assert!(status.success());
+
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(
+        (rows[0]["time"].as_i64(), f64_of(&rows[0], "nh3n")),
+        (Some(current_ms), Some(0.3))
+    );
+    let records: Vec<serde_json::Value> = dead
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(records.len(), 2, "{dead}");
+    let by_index = |i: u64| {
+        records
+            .iter()
+            .find(|r| r["index"] == i)
+            .unwrap_or_else(|| panic!("element {i} in {dead}"))
+    };
+    let reason = by_index(0)["reason"].as_str().unwrap();
+    assert!(
+        reason.contains(&format!("ts {old} is older than the maximum age of 30d")),
+        "{reason}"
+    );
+    let reason = by_index(2)["reason"].as_str().unwrap();
+    assert!(
+        reason.contains(&format!("ts {ancient} is before 2000-01-01T00:00:00Z")),
+        "{reason}"
+    );
+    use base64::Engine;
+    let element = base64::engine::general_purpose::STANDARD
+        .decode(by_index(0)["payload"].as_str().unwrap())
+        .unwrap();
+    assert!(String::from_utf8(element).unwrap().contains(&old));
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l == "riverwatch_readings_refused_total{reason=\"too_old\"} 2"),
+        "{metrics}"
+    );
+    let log = std::fs::read_to_string(dir.path().join("daemon.log")).unwrap();
+    assert!(
+        log.contains("reading refused") && log.contains("is older than the maximum age"),
+        "{log}"
+    );
+}
