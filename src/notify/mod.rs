@@ -183,12 +183,15 @@ impl Worker {
             tries += 1;
             match self.sink.send(&p.item).await {
                 Ok(()) => {
-                    tracing::info!(tries, key = %p.item.key, "sent {what}");
-                    Metrics::add(sent, 1);
-                    Metrics::set(failing, 0);
+                    // The delivery is recorded before anything else: every step between the
+                    // server's acceptance and this record is a window in which a crash sends
+                    // the notification again.
                     if let Err(e) = self.outbox.delivered(&p) {
                         tracing::error!(error = %e, "{what} was sent but cannot be marked so; it may be sent again after a restart");
                     }
+                    tracing::info!(tries, key = %p.item.key, "sent {what}");
+                    Metrics::add(sent, 1);
+                    Metrics::set(failing, 0);
                     break;
                 }
                 Err(SendError::Permanent(e)) => {
