@@ -1,7 +1,7 @@
 //! The HTTP API's view of the running pipeline (SPEC §8): each station's latest values, class,
 //! QC flags and firing alerts; the firing alerts; acknowledgements and silences.
 //!
-//! Fed by the screen stage, which reports every judged reading and every alert transition and
+//! Fed by the judging task (`alerts`), which hands over each judged message once and
 //! asks, before queueing notifications, whether a transition is muted; read and written by the
 //! endpoints in `http`. Acknowledgements and silences are kept in `<[spool] dir>/api.json`
 //! (written atomically on every change), so they survive a restart like the alert state does;
@@ -10,6 +10,7 @@
 
 use crate::config::secret::Secret;
 use crate::domain::alert::{Kind, Rule, Saved, Transition};
+use crate::domain::flow::Judged;
 use crate::domain::network::{Network, Station};
 use crate::domain::param::Param;
 use crate::domain::qc::Flag;
@@ -197,9 +198,28 @@ impl Live {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Records the latest reading of a station with its QC flags and judgement.
-    pub fn reading(&self, station: &Station, r: &Reading, qc: &[(Param, Flag)], j: &Judgement) {
+    /// Takes in what the screen made of one message: its readings, then its transitions,
+    /// under one lock.
+    pub fn observe(&self, net: &Network, judged: &Judged) {
         let mut inner = self.lock();
+        if let Some(station) = net.station(&judged.station) {
+            for r in &judged.readings {
+                Self::reading(&mut inner, station, &r.reading, &r.qc, &r.judgement);
+            }
+        }
+        for t in &judged.transitions {
+            self.transition(&mut inner, t);
+        }
+    }
+
+    /// Records the latest reading of a station with its QC flags and judgement.
+    fn reading(
+        inner: &mut Inner,
+        station: &Station,
+        r: &Reading,
+        qc: &[(Param, Flag)],
+        j: &Judgement,
+    ) {
         let Some(v) = inner.stations.get_mut(&station.id) else {
             return;
         };
@@ -227,9 +247,7 @@ impl Live {
     }
 
     /// Records an alert transition: firing alerts are listed, resolved ones leave the list.
-    pub fn transition(&self, t: &Transition) {
-        let mut inner = self.lock();
-        let inner = &mut *inner;
+    fn transition(&self, inner: &mut Inner, t: &Transition) {
         let firing = t.kind != Kind::Resolved;
         if let Some(st) = inner.stations.get_mut(&t.station) {
             st.alerts.retain(|id| *id != t.alert_id);
@@ -424,7 +442,18 @@ mod tests {
         let show = |values: &[(Param, f64)], at: i64| {
             let r = Reading::of_values(&s.id, t0 + chrono::Duration::hours(at), values);
             let qc: Vec<_> = values.iter().map(|&(p, _)| (p, Flag::Good)).collect();
-            live.reading(s, &r, &qc, &judge(s, &r));
+            let judgement = judge(s, &r);
+            let judged = Judged {
+                station: s.id.clone(),
+                readings: vec![crate::domain::flow::JudgedReading {
+                    reading: r,
+                    qc,
+                    revised: Vec::new(),
+                    judgement,
+                }],
+                ..Judged::default()
+            };
+            live.observe(&net, &judged);
             let view = live
                 .stations()
                 .into_iter()

@@ -2,33 +2,39 @@
 //! channels, and runs the shutdown sequence.
 //!
 //! ```text
-//!  broker ─▶ ingest::mqtt::drive ─Inbound─▶ screen ─Entry─▶ store (batch; write or spool) ─Ack─▶ acker ─▶ broker
-//!                                             │                         └─ spool ─▶ drainer ─▶ InfluxDB
-//!                                             └─(synced files)─▶ outbox ─▶ notify workers (email, SMS)
+//!  broker ─▶ ingest (source: decode) ─Decoded─▶ alerts (screen; outbox, alerts.json) ─Judged─▶ store (encode, batch; write or spool) ─Receipt─▶ source ─▶ broker
+//!                                                    │                                                └─ spool ─▶ drainer ─▶ InfluxDB
+//!                                                    └─(synced files)─▶ outbox ─▶ notify workers (email, SMS)
 //! ```
 //!
-//! Channel bounds and their when-full policy: `Inbound` and `Ack` hold up to the MQTT
-//! in-flight bound (see `ingest::mqtt`), so they never fill for QoS 1 traffic; `Entry` (1,024
-//! messages) makes the screen wait, which stops acknowledgements, so excess waits at the
-//! broker. The screen hands notifications over as outbox files, not through a channel, so they
-//! survive a crash. Shutdown (mini-redis style, in flow order): the ingest stops handing on
-//! messages and drops its sender; each stage drains its input and drops its output; the store
-//! puts the last batch in custody and releases its acks; the drainer stops (the spool keeps
-//! the rest); the client disconnects; the notify workers deliver what the outbox holds until
-//! the grace period ends. A stage still busy then is aborted: what it held was not
-//! acknowledged, so the broker redelivers it, and undelivered notifications stay in the outbox.
+//! Hand-offs on a reading's way to its acknowledgement: source → judging task → batcher →
+//! custody task → the source's acker (four channel or task hops; the decode, the screen and the
+//! encoding run inside them). Channel bounds and their when-full policy: `Decoded` and each
+//! source's `Receipt` channel hold up to the MQTT in-flight bound (see `ingest::mqtt`), so they
+//! never fill for QoS 1 traffic; `Judged` (1,024 messages) makes the judging task wait, which
+//! stops acknowledgements, so excess waits at the broker. The judging task hands
+//! notifications over as outbox files, not through a channel, so they survive a crash.
+//! Shutdown (mini-redis style, in flow order): the sources stop handing on messages and drop
+//! their senders; each stage drains its input and drops its output; the store puts the last
+//! batch in custody and releases its receipts; the drainer stops (the spool keeps the rest);
+//! the sources answer the last receipts and disconnect; the notify workers deliver what the
+//! outbox holds until the grace period ends. A stage still busy then is aborted: what it held
+//! was not acknowledged, so the broker redelivers it, and undelivered notifications stay in
+//! the outbox.
 
+use crate::alerts::Alerts;
 use crate::config::{Config, InfluxApi};
 use crate::deadletter::DeadLetter;
 use crate::domain::network::Network;
 use crate::domain::rules::Rules;
-use crate::ingest::mqtt::{self, Phase, Session};
+use crate::ingest::mqtt::{self, MqttSource, Session};
 use crate::ingest::payload::PayloadLimits;
+use crate::ingest::{Decoder, Phase, Source, SourceIo};
 use crate::notify::email::EmailSink;
 use crate::notify::outbox::{Channel, Outbox};
 use crate::notify::sms::SmsSink;
 use crate::notify::{Sink, Worker};
-use crate::screen::{Durable, Screen};
+use crate::screen::Screen;
 use crate::store::influx::{V1Writer, V2Writer, Writer};
 use crate::store::spool::Spool;
 use crate::store::{Batcher, Store};
@@ -153,6 +159,23 @@ pub fn runtime() -> Option<tokio::runtime::Runtime> {
         .ok()
 }
 
+/// Where readings come from: the MQTT broker (`run`, `demo`), and any other sources — the
+/// one place input sources are registered.
+pub struct Inputs {
+    pub mqtt: Option<rumqttc::MqttOptions>,
+    pub more: Vec<Box<dyn Source>>,
+}
+
+impl Inputs {
+    /// The broker alone, as `run` and `demo` use it.
+    pub fn mqtt(options: rumqttc::MqttOptions) -> Inputs {
+        Inputs {
+            mqtt: Some(options),
+            more: Vec::new(),
+        }
+    }
+}
+
 /// A started pipeline.
 pub struct Running {
     pub metrics: Arc<Metrics>,
@@ -163,22 +186,22 @@ pub struct Running {
     /// The API's view: stations, alerts, acknowledgements, silences.
     pub live: Arc<crate::api::Live>,
     pub net: Arc<Network>,
+    /// Stops the store's spool drainer; the spool keeps what it has not written.
     drainer: JoinHandle<()>,
+    /// Tells the sources to stop handing on messages (`Draining`), then to disconnect.
     phase: watch::Sender<Phase>,
-    ingest: JoinHandle<()>,
-    acker: JoinHandle<()>,
-    screen: JoinHandle<()>,
+    /// One per source; each ends after it answered its last receipts and disconnected.
+    sources: Vec<JoinHandle<()>>,
+    /// The judging task (screen and alerts); ends when every source dropped its sender.
+    judge: JoinHandle<()>,
+    /// The batcher; ends when the judging task ends, after the last batch is in custody.
     store: JoinHandle<()>,
     /// One delivery worker per channel.
     notify: Vec<JoinHandle<()>>,
 }
 
 /// Starts every stage. Must be called inside a tokio runtime.
-pub fn start(
-    cfg: &Config,
-    options: rumqttc::MqttOptions,
-    outputs: Outputs,
-) -> Result<Running, String> {
+pub fn start(cfg: &Config, inputs: Inputs, outputs: Outputs) -> Result<Running, String> {
     let metrics = Arc::new(Metrics::default());
     let deadletter = Arc::new(DeadLetter::open(&cfg.deadletter_path()).map_err(|e| {
         format!(
@@ -187,29 +210,10 @@ pub fn start(
         )
     })?);
     let net: Arc<Network> = Arc::new(cfg.network.clone());
-    let net_for_api = Arc::clone(&net);
-    let (client, eventloop) = mqtt::client(options);
     let session = Arc::new(Session::default());
     let (phase_tx, phase_rx) = watch::channel(Phase::Running);
-    let (inbound_tx, inbound_rx) = mpsc::channel(mqtt::INFLIGHT_BOUND);
-    let (entry_tx, entry_rx) = mpsc::channel(1024);
-    let (ack_tx, ack_rx) = mpsc::channel(mqtt::INFLIGHT_BOUND);
-
-    let ingest = tokio::spawn(mqtt::drive(
-        eventloop,
-        client.clone(),
-        mqtt::filters(&cfg.mqtt, &net),
-        inbound_tx,
-        Arc::clone(&session),
-        Arc::clone(&metrics),
-        phase_rx,
-    ));
-    let acker = tokio::spawn(mqtt::acker(
-        client,
-        ack_rx,
-        Arc::clone(&session),
-        Arc::clone(&metrics),
-    ));
+    let (decoded_tx, decoded_rx) = mpsc::channel(mqtt::INFLIGHT_BOUND);
+    let (judged_tx, judged_rx) = mpsc::channel(1024);
     let limits = PayloadLimits {
         max_payload: cfg.ingest.max_payload,
         max_future_skew: chrono::Duration::from_std(cfg.ingest.max_future_skew)
@@ -219,6 +223,37 @@ pub fn start(
             chrono::Duration::from_std(cfg.ingest.max_age).unwrap_or(chrono::Duration::days(365)),
         ),
     };
+    let mut sources: Vec<Box<dyn Source>> = Vec::new();
+    if let Some(options) = inputs.mqtt {
+        sources.push(Box::new(MqttSource::new(
+            options,
+            mqtt::filters(&cfg.mqtt, &net),
+            Arc::clone(&session),
+            Arc::clone(&metrics),
+        )));
+    }
+    sources.extend(inputs.more);
+    let mut receipts = Vec::new();
+    let mut source_tasks = Vec::new();
+    for (index, source) in sources.into_iter().enumerate() {
+        let (receipt_tx, receipt_rx) = mpsc::channel(mqtt::INFLIGHT_BOUND);
+        receipts.push(receipt_tx);
+        tracing::debug!(source = source.name(), index, "input source started");
+        source_tasks.push(tokio::spawn(source.run(SourceIo {
+            index,
+            decoder: Decoder::new(
+                Arc::clone(&net),
+                limits,
+                Arc::clone(&deadletter),
+                Arc::clone(&metrics),
+            ),
+            decoded: decoded_tx.clone(),
+            receipts: receipt_rx,
+            phase: phase_rx.clone(),
+        })));
+    }
+    // The judging task ends when the last source drops its sender.
+    drop(decoded_tx);
     let outbox_dir = cfg.spool.dir.join("outbox");
     let outbox = Arc::new(
         Outbox::open(&outbox_dir)
@@ -279,22 +314,16 @@ pub fn start(
             .deliver(),
         ));
     }
-    let durable = Durable {
+    let alerts = Alerts {
         outbox: Arc::clone(&outbox),
         wake,
         state,
         sms_enabled,
         live: Arc::clone(&live),
+        metrics: Arc::clone(&metrics),
     };
-    let screen = Screen::new(
-        Arc::clone(&net),
-        limits,
-        rules,
-        Arc::clone(&deadletter),
-        Arc::clone(&metrics),
-        durable,
-    );
-    let screen = tokio::spawn(screen.run(inbound_rx, entry_tx));
+    let screen = Screen::new(Arc::clone(&net), rules);
+    let judge = tokio::spawn(alerts.run(screen, decoded_rx, judged_tx));
     let (batch_size, flush_interval) = cfg
         .influxdb
         .as_ref()
@@ -313,23 +342,23 @@ pub fn start(
     let drainer = tokio::spawn(Arc::clone(&custody).drain());
     let batcher = Batcher {
         store: Arc::clone(&custody),
+        net: Arc::clone(&net),
         batch_size,
         flush_interval,
-        acks: ack_tx,
+        receipts,
     };
-    let store = tokio::spawn(batcher.run(entry_rx));
+    let store = tokio::spawn(batcher.run(judged_rx));
     Ok(Running {
         metrics,
         session,
         custody,
         outbox,
         live,
-        net: Arc::clone(&net_for_api),
+        net,
         drainer,
         phase: phase_tx,
-        ingest,
-        acker,
-        screen,
+        sources: source_tasks,
+        judge,
         store,
         notify,
     })
@@ -341,17 +370,15 @@ impl Running {
         let deadline = tokio::time::Instant::now() + grace;
         let _ = self.phase.send(Phase::Draining);
         let mut clean = true;
-        for (name, task) in [
-            ("screen", self.screen),
-            ("store", self.store),
-            ("acker", self.acker),
-        ] {
+        for (name, task) in [("judging", self.judge), ("store", self.store)] {
             clean &= finish(name, task, deadline).await;
         }
         // The spool keeps what the drainer has not written; the next start drains it.
         self.drainer.abort();
         let _ = self.phase.send(Phase::Disconnect);
-        clean &= finish("ingest", self.ingest, deadline).await;
+        for task in self.sources {
+            clean &= finish("ingest", task, deadline).await;
+        }
         // Deliver what the outbox holds while the grace period lasts; what is left stays
         // there for the next start.
         loop {

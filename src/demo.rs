@@ -198,7 +198,7 @@ async fn run(cfg: &mut Config, opts: &Options, span: Duration, speed: f64) -> Re
         sms: SmsSink::Log(out.join("sms.jsonl")),
     };
     let options = app::mqtt_options(cfg)?;
-    let running = app::start(cfg, options, outputs)?;
+    let running = app::start(cfg, app::Inputs::mqtt(options), outputs)?;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     while !running.session.is_subscribed() {
         if tokio::time::Instant::now() > deadline {

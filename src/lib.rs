@@ -33,6 +33,7 @@
 //!   transitions are in the outbox, in the order messages arrived.
 //! - Input never panics the daemon: every refusal is a value with a reason.
 
+pub mod alerts;
 pub mod api;
 pub mod app;
 pub mod assess;

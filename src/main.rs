@@ -180,7 +180,7 @@ fn run(path: &std::path::Path) -> ExitCode {
                 return ExitCode::from(EXIT_CONFIG);
             }
         };
-        let running = match app::start(&cfg, options, outputs) {
+        let running = match app::start(&cfg, app::Inputs::mqtt(options), outputs) {
             Ok(r) => r,
             Err(e) => {
                 tracing::error!("{e}");

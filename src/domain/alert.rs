@@ -61,6 +61,13 @@ impl Rule {
         }
     }
 
+    /// Whether the rule's transitions are notified. `class` is kept in the alert state and
+    /// recorded, not notified: it fires exactly when an exceedance does, and the exceedance
+    /// message already says which parameter and by how much.
+    pub fn notifies(self) -> bool {
+        self != Rule::Class
+    }
+
     /// Data alerts go to the operating city's station operators, not to both bureaus.
     pub fn is_data(self) -> bool {
         matches!(self, Rule::StationFault | Rule::Offline)

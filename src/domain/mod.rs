@@ -7,6 +7,7 @@
 
 pub mod alert;
 pub mod attainment;
+pub mod flow;
 pub mod gb3838;
 pub mod hj212;
 pub mod ledger;

@@ -1,7 +1,223 @@
-//! Ingest: from the MQTT broker to decoded readings.
+//! Ingest: from a transport (today the MQTT broker) to [`Decoded`] messages with their custody
+//! receipts.
 //!
-//! `mqtt` owns the broker connection and the acknowledgements; `payload` turns topics and
-//! bytes into domain readings or refusals.
+//! The seam is [`Source`]: a source owns its transport, hands each message to its [`Decoder`]
+//! and the result to the judging task, and answers the [`Receipt`]s the store releases to it,
+//! in receive order. [`mqtt`] is the one source the daemon registers today (in `app::start`);
+//! a test source lives in `tests/`. The [`Decoder`] is shared code, not a task: it resolves the
+//! station, decodes JSON or HJ 212 (with HJ 212 split-message reassembly and code maps), and
+//! records every refusal once — logged, counted and dead-lettered — so a source needs none of
+//! that. Nothing of a transport's own types leaves the source: the receipt is opaque.
 
 pub mod mqtt;
 pub mod payload;
+
+use crate::deadletter::DeadLetter;
+use crate::domain::flow::{Decoded, Receipt, Reply};
+use crate::domain::hj212::{CodeMap, Reassembly};
+use crate::domain::network::{Network, Station};
+use crate::telemetry::{Metrics, RefusalKind};
+use chrono::{DateTime, Utc};
+use payload::{decode_hj212, decode_json, station_for_topic, Format, PayloadLimits};
+use std::collections::{HashMap, HashSet};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use tokio::sync::{mpsc, watch};
+
+/// One message as a transport delivered it.
+#[derive(Debug)]
+pub struct Inbound {
+    /// The SPEC §3 topic that names the station and format (`wq/<river>/<station>/reading`
+    /// or `.../hj212`).
+    pub topic: String,
+    pub payload: bytes::Bytes,
+    /// The source's receipt; the decoder adds the HJ 212 reply to it.
+    pub receipt: Receipt,
+}
+
+/// Where the daemon is in the shutdown sequence, as the sources see it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    Running,
+    /// Stop handing messages on (the transport keeps what is unacknowledged), but keep
+    /// answering receipts so the last acknowledgements go out.
+    Draining,
+    /// Acknowledgements are done: disconnect and return.
+    Disconnect,
+}
+
+/// What a source is given to run: its decoder, where decoded messages go, the receipts the
+/// store releases to it, and the shutdown phase.
+pub struct SourceIo {
+    /// This source's position in the daemon's source list; stamp it on every receipt
+    /// (`Receipt::source`), so the store returns the receipt here.
+    pub index: usize,
+    pub decoder: Decoder,
+    /// To the judging task; bounded (see `app`), so a full pipeline makes the source wait.
+    pub decoded: mpsc::Sender<Decoded>,
+    /// This source's receipts, released in receive order once their messages are in custody.
+    pub receipts: mpsc::Receiver<Receipt>,
+    pub phase: watch::Receiver<Phase>,
+}
+
+/// A running source's future.
+pub type Running = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// An input source: a transport that delivers station messages and takes their
+/// acknowledgements back. Registered in one place, `app::start`'s source list.
+pub trait Source: Send {
+    /// How logs and readiness name it (`"mqtt"`).
+    fn name(&self) -> &'static str;
+    /// Runs the source until `io.phase` says [`Phase::Disconnect`]: every message through
+    /// `io.decoder` to `io.decoded`, every receipt from `io.receipts` answered on the
+    /// transport.
+    fn run(self: Box<Self>, io: SourceIo) -> Running;
+}
+
+/// How long the packets of a split HJ 212 message may take to arrive.
+const SPLIT_TIMEOUT: chrono::Duration = chrono::Duration::minutes(5);
+
+/// Turns transport messages into [`Decoded`] ones, recording each refusal (the "refused"
+/// event: logged once, counted, dead-lettered).
+pub struct Decoder {
+    /// Stations, for topic resolution.
+    net: Arc<Network>,
+    /// Size and clock limits a payload must respect.
+    limits: PayloadLimits,
+    /// Per-station HJ 212 code maps: the standard map with the station's overrides.
+    codes: HashMap<String, CodeMap>,
+    /// Split HJ 212 messages waiting for their other packets.
+    reassembly: Reassembly,
+    /// (station, code) pairs already logged as unknown, so each is logged once.
+    unknown_logged: HashSet<(String, String)>,
+    deadletter: Arc<DeadLetter>,
+    metrics: Arc<Metrics>,
+}
+
+impl Decoder {
+    pub fn new(
+        net: Arc<Network>,
+        limits: PayloadLimits,
+        deadletter: Arc<DeadLetter>,
+        metrics: Arc<Metrics>,
+    ) -> Decoder {
+        let codes = net
+            .stations
+            .iter()
+            .map(|s| (s.id.clone(), CodeMap::with_overrides(&s.hj212_codes)))
+            .collect();
+        Decoder {
+            net,
+            limits,
+            codes,
+            reassembly: Reassembly::default(),
+            unknown_logged: HashSet::new(),
+            deadletter,
+            metrics,
+        }
+    }
+
+    /// Decodes one message. `now` refuses readings from the future or too old and times out
+    /// incomplete split HJ 212 messages. Always returns the message, with no readings when it
+    /// was refused, so its receipt is answered in order.
+    pub fn decode(&mut self, msg: Inbound, now: DateTime<Utc>) -> Decoded {
+        Metrics::add(&self.metrics.messages_received, 1);
+        for (mn, qn) in self.reassembly.expire(now, SPLIT_TIMEOUT) {
+            tracing::warn!(%mn, %qn, "a split HJ 212 message did not complete within 5 min; its packets are dropped");
+        }
+        let Inbound {
+            topic,
+            payload,
+            mut receipt,
+        } = msg;
+        let net = Arc::clone(&self.net);
+        let (station, format) = match station_for_topic(&net, &topic) {
+            Ok(found) => found,
+            Err(refusal) => {
+                self.refused(&topic, &refusal.reason, refusal.kind, None, &payload);
+                return Decoded {
+                    origin: topic,
+                    receipt,
+                    ..Decoded::default()
+                };
+            }
+        };
+        let decoded = match format {
+            Format::Json => decode_json(station, &payload, now, self.limits),
+            Format::Hj212 => {
+                // Every configured station has its map (built in `new`); borrowing it beside
+                // the reassembly needs no copy.
+                let standard;
+                let map = match self.codes.get(&station.id) {
+                    Some(map) => map,
+                    None => {
+                        standard = CodeMap::default();
+                        &standard
+                    }
+                };
+                let out = decode_hj212(
+                    station,
+                    &payload,
+                    now,
+                    self.limits,
+                    map,
+                    &mut self.reassembly,
+                );
+                self.log_unknown_codes(station, &out.unknown_codes);
+                if let Some(ack) = out.ack {
+                    receipt.reply = Some(Reply {
+                        to: format!("{topic}/ack"),
+                        payload: ack.into_bytes(),
+                    });
+                }
+                out.decoded
+            }
+        };
+        for (element, refusal) in &decoded.refused {
+            let (index, bytes) = match element {
+                Some(e) => (Some(e.index), e.json.as_slice()),
+                None => (None, &payload[..]),
+            };
+            self.refused(&topic, &refusal.reason, refusal.kind, index, bytes);
+        }
+        Metrics::add(
+            &self.metrics.readings_received,
+            decoded.readings.len() as u64,
+        );
+        Decoded {
+            origin: topic,
+            station: station.id.clone(),
+            readings: decoded.readings,
+            receipt,
+        }
+    }
+
+    fn log_unknown_codes(&mut self, station: &Station, codes: &[String]) {
+        for code in codes {
+            if self
+                .unknown_logged
+                .insert((station.id.clone(), code.clone()))
+            {
+                tracing::warn!(station = %station.id, %code, "HJ 212 pollutant code maps to no parameter; its values are not stored (add it to the station's hj212_codes)");
+            }
+        }
+    }
+
+    /// The event "input refused": logged once, counted by kind, dead-lettered with the bytes.
+    fn refused(
+        &self,
+        topic: &str,
+        reason: &str,
+        kind: RefusalKind,
+        index: Option<usize>,
+        payload: &[u8],
+    ) {
+        self.metrics.refused(kind);
+        match index {
+            Some(i) => tracing::warn!(%topic, index = i, %reason, "reading refused"),
+            None => tracing::warn!(%topic, %reason, "payload refused"),
+        }
+        self.deadletter.record(topic, reason, index, payload);
+    }
+}

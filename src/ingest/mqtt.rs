@@ -1,10 +1,12 @@
-//! The broker connection: subscribes to station topics, hands each message to the pipeline,
-//! and acknowledges it once the pipeline says its readings are in custody.
+//! The MQTT source: subscribes to station topics, decodes each message and hands it to the
+//! judging task, and acknowledges it once the store says it is in custody.
 //!
-//! Feeds the screen stage with [`Inbound`] messages; fed back by the store with [`Ack`]s, in
-//! receive order. Two tasks, because rumqttc deadlocks when `ack` is awaited in the task that
-//! polls the event loop: [`drive`] polls (and never blocks on the pipeline, see below) and
-//! [`acker`] sends acknowledgements.
+//! Registered as a [`Source`] in `app::start`; feeds the judging task with [`Decoded`]
+//! messages; fed back by the store with this source's [`Receipt`]s, in receive order. Two
+//! tasks, because rumqttc deadlocks when `ack` is awaited in the task that polls the event
+//! loop: [`drive`] polls (and never blocks on the pipeline, see below) and [`acker`] sends
+//! acknowledgements. A receipt's token packs what an acknowledgement needs (connection
+//! generation, QoS, packet id); no rumqttc type leaves this file.
 //!
 //! Session: QoS 1, clean session off and a fixed client id, so the broker keeps messages we
 //! have not acknowledged across disconnects and restarts. Subscriptions are renewed on every
@@ -15,15 +17,17 @@
 //!
 //! Bounds: the broker never has more than 65,535 unacknowledged QoS 1 messages out to one
 //! client (the packet-identifier space), and usually far fewer (mosquitto's
-//! `max_inflight_messages`). The inbound channel and rumqttc's request channel are sized to
+//! `max_inflight_messages`). The decoded channel and rumqttc's request channel are sized to
 //! that bound, so the poll loop never waits on the pipeline for QoS 1 traffic and keep-alives
 //! keep flowing while InfluxDB is slow; backpressure reaches the broker by our not acking.
 //! Acknowledgements carry the connection generation: after a reconnect the broker redelivers
 //! everything unacknowledged, so acks of the older copies are dropped rather than sent on a
 //! connection where their packet ids may mean other messages.
 
+use super::{Decoder, Inbound, Phase, Source, SourceIo};
 use crate::config::secret::Secret;
 use crate::config::MqttConfig;
+use crate::domain::flow::{Decoded, Receipt};
 use crate::domain::network::Network;
 use crate::telemetry::Metrics;
 use rumqttc::{
@@ -64,54 +68,19 @@ pub fn filters(cfg: &MqttConfig, net: &Network) -> Vec<String> {
 /// Capacity of the inbound channel and of rumqttc's request channel; see the module docs.
 pub const INFLIGHT_BOUND: usize = 65_536;
 
-/// What it takes to acknowledge one message, and what to publish once it is in custody.
-#[derive(Debug)]
-pub struct Ack {
-    generation: u64,
-    /// `None` for QoS 0 messages, which need no acknowledgement.
-    /// The packet id and QoS of the message (all an acknowledgement needs); `None` for QoS 0
-    /// messages. Kept small: every message's ack passes through two channels.
-    publish: Option<(u16, QoS)>,
-    /// A reply published (QoS 1) when the message is acknowledged: the HJ 212 data
-    /// acknowledgement (CN=9014), which tells the station its data is safe.
-    reply: Option<(String, Vec<u8>)>,
+/// A receipt's token: connection generation (high bits), QoS (2 bits) and packet id (16 bits).
+fn token(generation: u64, qos: QoS, pkid: u16) -> u64 {
+    (generation << 18) | ((qos as u64) << 16) | u64::from(pkid)
 }
 
-impl Ack {
-    /// An ack that sends nothing, for messages that did not come from the broker (tests).
-    pub fn none() -> Ack {
-        Ack {
-            generation: 0,
-            publish: None,
-            reply: None,
-        }
-    }
-
-    pub fn with_reply(self, topic: String, payload: Vec<u8>) -> Ack {
-        Ack {
-            reply: Some((topic, payload)),
-            ..self
-        }
-    }
-}
-
-/// One message from the broker.
-#[derive(Debug)]
-pub struct Inbound {
-    pub topic: String,
-    pub payload: bytes::Bytes,
-    pub ack: Ack,
-}
-
-/// Where the ingest loop is in the shutdown sequence.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Phase {
-    Running,
-    /// Stop handing messages to the pipeline (the broker keeps the unacknowledged ones), but
-    /// keep polling so the last acknowledgements go out.
-    Draining,
-    /// Acknowledgements are done: disconnect and return.
-    Disconnect,
+/// The (generation, QoS, packet id) a token packs.
+fn untoken(token: u64) -> (u64, QoS, u16) {
+    let qos = match (token >> 16) & 3 {
+        2 => QoS::ExactlyOnce,
+        1 => QoS::AtLeastOnce,
+        _ => QoS::AtMostOnce,
+    };
+    (token >> 18, qos, (token & 0xffff) as u16)
 }
 
 /// Builds the client options from config; the password is resolved by the caller.
@@ -182,18 +151,110 @@ impl Session {
     }
 }
 
-/// Polls the event loop until told to disconnect. `filters` are (re)subscribed on every
-/// ConnAck.
-pub async fn drive(
-    mut eventloop: EventLoop,
+/// The MQTT source, ready to run: the client, its event loop and the filters to subscribe.
+pub struct MqttSource {
+    eventloop: EventLoop,
     client: AsyncClient,
     filters: Vec<String>,
-    inbound: mpsc::Sender<Inbound>,
     session: Arc<Session>,
     metrics: Arc<Metrics>,
+}
+
+impl MqttSource {
+    /// Builds the client from `options`; `session` is shared with readiness checks.
+    pub fn new(
+        options: MqttOptions,
+        filters: Vec<String>,
+        session: Arc<Session>,
+        metrics: Arc<Metrics>,
+    ) -> MqttSource {
+        let (client, eventloop) = client(options);
+        MqttSource {
+            eventloop,
+            client,
+            filters,
+            session,
+            metrics,
+        }
+    }
+}
+
+impl Source for MqttSource {
+    fn name(&self) -> &'static str {
+        "mqtt"
+    }
+
+    fn run(self: Box<Self>, io: SourceIo) -> super::Running {
+        let MqttSource {
+            eventloop,
+            client,
+            filters,
+            session,
+            metrics,
+        } = *self;
+        let SourceIo {
+            index,
+            decoder,
+            decoded,
+            receipts,
+            phase,
+        } = io;
+        Box::pin(async move {
+            let acker = tokio::spawn(acker(
+                client.clone(),
+                receipts,
+                Arc::clone(&session),
+                Arc::clone(&metrics),
+            ));
+            let to_pipeline = Pipeline {
+                index,
+                decoder,
+                decoded,
+            };
+            let mut eventloop = eventloop;
+            drive(
+                &mut eventloop,
+                &client,
+                &filters,
+                to_pipeline,
+                &session,
+                &metrics,
+                phase,
+            )
+            .await;
+            // By `Disconnect` the store has stopped and dropped the receipts' sender, so the
+            // acker ends once it has queued the last acknowledgements; they go out before the
+            // DISCONNECT, which is queued behind them.
+            if tokio::time::timeout(Duration::from_secs(2), acker)
+                .await
+                .is_err()
+            {
+                tracing::warn!("acknowledgements still queued at disconnect; the broker redelivers those messages");
+            }
+            disconnect(&mut eventloop, &client, &session).await;
+        })
+    }
+}
+
+/// Where the poll loop hands messages: decoded here, then sent to the judging task.
+struct Pipeline {
+    index: usize,
+    decoder: Decoder,
+    decoded: mpsc::Sender<Decoded>,
+}
+
+/// Polls the event loop until told to disconnect. `filters` are (re)subscribed on every
+/// ConnAck.
+async fn drive(
+    eventloop: &mut EventLoop,
+    client: &AsyncClient,
+    filters: &[String],
+    pipeline: Pipeline,
+    session: &Session,
+    metrics: &Metrics,
     mut phase: watch::Receiver<Phase>,
 ) {
-    let mut inbound = Some(inbound);
+    let mut inbound = Some(pipeline);
     let mut backoff = Duration::from_millis(100);
     let mut failing = false;
     loop {
@@ -245,26 +306,28 @@ pub async fn drive(
                 }
             }
             Ok(Event::Incoming(Packet::Publish(p))) => {
-                let Some(tx) = &inbound else {
+                let Some(to) = &mut inbound else {
                     // Draining: the broker redelivers this message to the next session.
                     continue;
                 };
                 if p.dup {
                     Metrics::add(&metrics.redeliveries, 1);
                 }
-                let ack = Ack {
+                let generation = session.generation.load(Ordering::Relaxed);
+                let receipt = Receipt {
+                    source: to.index,
+                    token: (p.qos != QoS::AtMostOnce).then(|| token(generation, p.qos, p.pkid)),
                     reply: None,
-                    generation: session.generation.load(Ordering::Relaxed),
-                    publish: (p.qos != QoS::AtMostOnce).then_some((p.pkid, p.qos)),
                 };
                 let msg = Inbound {
                     topic: p.topic,
                     payload: p.payload,
-                    ack,
+                    receipt,
                 };
+                let decoded = to.decoder.decode(msg, chrono::Utc::now());
                 // For QoS 1 the channel cannot be full (see module docs); QoS 0 floods wait here,
                 // which pushes back on the broker through TCP.
-                if tx.send(msg).await.is_err() {
+                if to.decoded.send(decoded).await.is_err() {
                     inbound = None;
                 }
             }
@@ -295,7 +358,6 @@ pub async fn drive(
             }
         }
     }
-    disconnect(&mut eventloop, &client, &session).await;
 }
 
 /// Sends DISCONNECT and polls until it is written (or a short deadline passes), so the broker
@@ -318,30 +380,31 @@ async fn disconnect(eventloop: &mut EventLoop, client: &AsyncClient, session: &S
 }
 
 /// Sends acknowledgements in the order the store releases them.
-pub async fn acker(
+async fn acker(
     client: AsyncClient,
-    mut acks: mpsc::Receiver<Ack>,
+    mut receipts: mpsc::Receiver<Receipt>,
     session: Arc<Session>,
     metrics: Arc<Metrics>,
 ) {
-    while let Some(ack) = acks.recv().await {
-        if let Some((pkid, _)) = ack.publish {
-            if ack.generation != session.generation.load(Ordering::Relaxed) {
+    while let Some(receipt) = receipts.recv().await {
+        let publish = receipt.token.map(untoken);
+        if let Some((generation, _, pkid)) = publish {
+            if generation != session.generation.load(Ordering::Relaxed) {
                 tracing::debug!(pkid, "skipping the ack of a message from an earlier connection; the broker redelivers it");
                 continue;
             }
         }
-        if let Some((topic, payload)) = ack.reply {
+        if let Some(reply) = receipt.reply {
             // Before the PUBACK: a crash in between redelivers the message and the reply is
             // sent again, which the station tolerates; the other order could lose it.
             if let Err(e) = client
-                .publish(topic.as_str(), QoS::AtLeastOnce, false, payload)
+                .publish(reply.to.as_str(), QoS::AtLeastOnce, false, reply.payload)
                 .await
             {
-                tracing::warn!(%topic, error = %e, "cannot publish the HJ 212 acknowledgement");
+                tracing::warn!(topic = %reply.to, error = %e, "cannot publish the HJ 212 acknowledgement");
             }
         }
-        let Some((pkid, qos)) = ack.publish else {
+        let Some((_, qos, pkid)) = publish else {
             continue;
         };
         // rumqttc acknowledges from a Publish's packet id and QoS alone; an empty one
@@ -353,6 +416,23 @@ pub async fn acker(
             Err(e) => {
                 tracing::warn!(error = %e, "cannot send an acknowledgement; the broker will redeliver")
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_token_gives_back_what_it_packs() {
+        for (generation, qos, pkid) in [
+            (0, QoS::AtLeastOnce, 1),
+            (1, QoS::ExactlyOnce, u16::MAX),
+            ((1 << 46) - 1, QoS::AtLeastOnce, 12_345),
+        ] {
+            let (g, q, p) = untoken(token(generation, qos, pkid));
+            assert_eq!((g, q, p), (generation, qos, pkid));
         }
     }
 }

@@ -1,12 +1,15 @@
-//! Store: batches line protocol, puts each batch in custody — written to InfluxDB, or synced
-//! to the on-disk spool when the database is unreachable or too slow — and releases the
-//! acknowledgements of the messages in custody, in receive order.
+//! Store: encodes judged messages as line protocol ([`points`]), batches them, puts each batch
+//! in custody — written to InfluxDB, or synced to the on-disk spool when the database is
+//! unreachable or too slow — and releases the receipts of the messages in custody, in
+//! receive order.
 //!
-//! Fed by the screen stage with one [`Entry`] per MQTT message (its encoded points, possibly
-//! none for a refused payload, and its ack); feeds the acker. The batcher registers each
-//! entry in the [`Ledger`] as it arrives and hands full batches to at most [`IN_FLIGHT`]
-//! concurrent custody tasks, so the next batch gathers while the last one is written; the
-//! ledger releases acknowledgements in receive order whatever order the writes finish in.
+//! Fed by the judging task with one [`Judged`] per transport message (its readings and
+//! transitions, possibly none for a refused payload, and its receipt); feeds each input
+//! source its receipts back. The batcher registers each message in the [`Ledger`] as it
+//! arrives and hands full batches to at most [`IN_FLIGHT`] concurrent custody tasks, so the
+//! next batch gathers while the last one is written; the ledger releases receipts in receive
+//! order whatever order the writes finish in. The receipts are opaque here: the store knows
+//! no transport.
 //!
 //! A batch is written when it holds `batch_size` lines, when `flush_interval` has passed since
 //! its first entry, or when input pauses for [`LINGER`]. The pause rule matters: a broker only
@@ -31,8 +34,9 @@ pub mod points;
 pub mod spool;
 
 use crate::deadletter::DeadLetter;
+use crate::domain::flow::{Judged, Receipt};
 use crate::domain::ledger::Ledger;
-use crate::ingest::mqtt::Ack;
+use crate::domain::network::Network;
 use crate::telemetry::{Metrics, RefusalKind};
 use bytes::Bytes;
 use influx::{WriteError, Writer};
@@ -50,14 +54,37 @@ pub const LINGER: Duration = Duration::from_millis(5);
 /// Batches being put in custody at once: one being written while the next gathers.
 pub const IN_FLIGHT: usize = 2;
 
-/// One MQTT message's contribution to a batch.
+/// One message's contribution to a batch.
 #[derive(Debug)]
-pub struct Entry {
-    pub ack: Ack,
+struct Entry {
+    receipt: Receipt,
     /// Encoded points, each line ending in a newline; empty for a refused payload.
-    pub lines: String,
-    /// Topic, for dead-letter records of rejected points.
-    pub topic: String,
+    lines: String,
+    /// The message's origin (topic), for dead-letter records of rejected points.
+    topic: String,
+}
+
+/// Encodes a judged message's points: each reading, the QC flags it revised, and each alert
+/// transition.
+fn encode(net: &Network, judged: Judged) -> Entry {
+    // Room for a reading's line at once (about 300 bytes), rather than growing to it.
+    let mut lines = String::with_capacity(512);
+    if let Some(station) = net.station(&judged.station) {
+        for r in &judged.readings {
+            points::reading(station, &r.reading, &r.judgement, &r.qc, &mut lines);
+            for (param, ts, flag) in &r.revised {
+                points::qc_revision(station, *param, *ts, *flag, &mut lines);
+            }
+        }
+    }
+    for t in &judged.transitions {
+        points::alert(net, t, &mut lines);
+    }
+    Entry {
+        receipt: judged.receipt,
+        lines,
+        topic: judged.origin,
+    }
 }
 
 /// Where a message's points sit in its batch's body, kept to name the topic of a rejected
@@ -332,21 +359,26 @@ impl Store {
 
 pub struct Batcher {
     pub store: Arc<Store>,
+    /// The network, for the tags of encoded points.
+    pub net: Arc<Network>,
     pub batch_size: usize,
     pub flush_interval: Duration,
-    pub acks: mpsc::Sender<Ack>,
+    /// Each input source's receipts, by `Receipt::source`.
+    pub receipts: Vec<mpsc::Sender<Receipt>>,
 }
 
 impl Batcher {
     /// Runs until the input closes, then puts what is left in custody and returns.
-    pub async fn run(self, mut input: mpsc::Receiver<Entry>) {
+    pub async fn run(self, mut input: mpsc::Receiver<Judged>) {
+        let net = Arc::clone(&self.net);
         tracing::info!(store = %self.store.describe(), "store ready");
         let mut ledger = Ledger::default();
         let mut inflight: JoinSet<(u64, u64)> = JoinSet::new();
         let mut closed = false;
         while !closed {
+            // Each message is encoded as it is taken, so a batch's size is known in lines.
             let first = tokio::select! {
-                e = input.recv() => e,
+                e = input.recv() => e.map(|j| encode(&net, j)),
                 Some(done) = inflight.join_next(), if !inflight.is_empty() => {
                     if !self.release(&mut ledger, done).await {
                         return;
@@ -363,7 +395,8 @@ impl Batcher {
             while lines < self.batch_size {
                 let deadline = (started + self.flush_interval).min(Instant::now() + LINGER);
                 match tokio::time::timeout_at(deadline, input.recv()).await {
-                    Ok(Some(e)) => {
+                    Ok(Some(j)) => {
+                        let e = encode(&net, j);
                         lines += count_lines(&e.lines);
                         batch.push(e);
                     }
@@ -386,7 +419,7 @@ impl Batcher {
             let mut parts = Vec::with_capacity(batch.len());
             body.reserve_exact(batch.iter().map(|e| e.lines.len()).sum());
             for e in batch {
-                ledger.receive(e.ack);
+                ledger.receive(e.receipt);
                 let start = body.len();
                 body.push_str(&e.lines);
                 parts.push(Part {
@@ -414,7 +447,7 @@ impl Batcher {
     /// the acker is gone.
     async fn release(
         &self,
-        ledger: &mut Ledger<Ack>,
+        ledger: &mut Ledger<Receipt>,
         done: Result<(u64, u64), tokio::task::JoinError>,
     ) -> bool {
         match done {
@@ -426,9 +459,13 @@ impl Batcher {
                 return true;
             }
         }
-        for ack in ledger.release() {
-            if self.acks.send(ack).await.is_err() {
-                tracing::warn!("acknowledgements are no longer taken; the broker will redeliver");
+        for receipt in ledger.release() {
+            let Some(source) = self.receipts.get(receipt.source) else {
+                // `Receipt::none()` (the offline timer's points): nothing to answer.
+                continue;
+            };
+            if source.send(receipt).await.is_err() {
+                tracing::warn!("receipts are no longer taken; the source's transport redelivers");
                 return false;
             }
         }

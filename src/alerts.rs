@@ -1,0 +1,200 @@
+//! Alerts: the judging task. Runs the [`Screen`] on each decoded message and on the offline
+//! timer, makes the resulting alert transitions durable — their notifications in the outbox,
+//! the episodes in `alerts.json`, both synced on tokio's blocking pool — wakes the delivery
+//! workers, and hands the judged message to the store.
+//!
+//! Fed by the input sources with [`Decoded`] messages (one bounded channel, receive order);
+//! feeds the store with [`Judged`] ones and the notify workers through the outbox files; keeps
+//! the API's view ([`Live`]) current, once per message.
+//!
+//! Durability of alerts: when a message causes transitions, their notifications are written
+//! to the outbox and the alert episodes to `alerts.json` before the message goes on to the
+//! store, so before it can be acknowledged. A crash before that point redelivers the message,
+//! and the same transition (same idempotency keys) is produced again; a crash after it finds
+//! the episode already firing. The episodes are also saved every 30 s while readings arrive
+//! and when the task stops, so persistence counts survive too.
+
+use crate::api::Live;
+use crate::domain::alert::{Kind, Transition};
+use crate::domain::flow::{Decoded, Judged};
+use crate::notify::outbox::Outbox;
+use crate::screen::Screen;
+use crate::telemetry::Metrics;
+use chrono::Utc;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, Notify};
+
+/// How often changed alert state is saved when no transition forced a save.
+const SAVE_EVERY: Duration = Duration::from_secs(30);
+
+/// Where transitions are made durable, and who hears of them.
+pub struct Alerts {
+    pub outbox: Arc<Outbox>,
+    /// One per delivery worker, woken after an enqueue.
+    pub wake: Vec<Arc<Notify>>,
+    /// `alerts.json`.
+    pub state: PathBuf,
+    pub sms_enabled: bool,
+    /// The API's view, kept current, and the silences and acknowledgements it holds.
+    pub live: Arc<Live>,
+    pub metrics: Arc<Metrics>,
+}
+
+impl Alerts {
+    /// Runs until the input closes: judges each message, makes its transitions durable, then
+    /// sends it to the store, so an alert is never behind the write of the batch that holds
+    /// its reading, and never lost once that message is acknowledged. Every 10 s of wall time
+    /// (or the shortest cadence, if shorter), the screen checks which stations went silent.
+    pub async fn run(
+        self,
+        mut screen: Screen,
+        mut input: mpsc::Receiver<Decoded>,
+        store: mpsc::Sender<Judged>,
+    ) {
+        // Often enough to notice the most frequent station's silence promptly.
+        let period = screen
+            .network()
+            .stations
+            .iter()
+            .map(|s| s.cadence)
+            .min()
+            .unwrap_or_default()
+            .clamp(Duration::from_secs(1), Duration::from_secs(10));
+        let mut timer = tokio::time::interval(period);
+        timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut last_save = tokio::time::Instant::now();
+        let mut dirty = false;
+        loop {
+            let judged = tokio::select! {
+                msg = input.recv() => match msg {
+                    Some(msg) => {
+                        dirty = true;
+                        screen.judge(msg, Utc::now())
+                    }
+                    None => break,
+                },
+                _ = timer.tick() => match screen.tick(Utc::now()) {
+                    Some(judged) => judged,
+                    None => {
+                        if dirty && last_save.elapsed() >= SAVE_EVERY {
+                            self.save_state(&screen).await;
+                            dirty = false;
+                            last_save = tokio::time::Instant::now();
+                        }
+                        continue;
+                    }
+                },
+            };
+            self.live.observe(screen.network(), &judged);
+            for t in &judged.transitions {
+                alert_changed(&self.metrics, t);
+            }
+            if !judged.transitions.is_empty() {
+                self.make_durable(&screen, &judged.transitions).await;
+                dirty = false;
+                last_save = tokio::time::Instant::now();
+            }
+            if store.send(judged).await.is_err() {
+                tracing::error!("the store has stopped; stopping the judging task");
+                break;
+            }
+        }
+        if dirty {
+            self.save_state(&screen).await;
+        }
+    }
+
+    /// Writes the transitions' notifications to the outbox and saves the alert state, both
+    /// synced, retrying until the disk takes them: until then nothing behind them is
+    /// acknowledged, so a full or failing disk delays alerts but does not lose them. The task
+    /// waits for the file work, but on tokio's blocking pool: the runtime's one worker thread
+    /// keeps serving the sources, the store and the API through the fsyncs.
+    async fn make_durable(&self, screen: &Screen, transitions: &[Transition]) {
+        let now = Utc::now();
+        let items: Vec<_> = transitions
+            .iter()
+            .filter(|t| t.rule.notifies())
+            .filter(|t| match self.live.muted(t, now) {
+                Some(why) => {
+                    tracing::info!(alert_id = %t.alert_id, kind = ?t.kind, %why, "notifications held back");
+                    false
+                }
+                None => true,
+            })
+            .flat_map(|t| crate::notify::render(t, screen.network(), self.sms_enabled))
+            .collect();
+        let items = Arc::new(items);
+        let outbox = Arc::clone(&self.outbox);
+        let added = retry_on_blocking_pool("cannot write to the outbox", move || {
+            let added = outbox.enqueue(&items)?;
+            Ok((added, items.len(), outbox.count_pending()))
+        })
+        .await;
+        let (added, rendered, pending) = added;
+        if added < rendered {
+            tracing::info!(
+                skipped = rendered - added,
+                "notifications already in the outbox or sent (a redelivered message); not queued again"
+            );
+        }
+        Metrics::set(&self.metrics.outbox_pending, pending as u64);
+        self.save_state(screen).await;
+        for w in &self.wake {
+            w.notify_one();
+        }
+    }
+
+    /// Saves the alert episodes, retrying until the disk takes them; the encoding and the
+    /// synced write run on the blocking pool (see `make_durable`).
+    async fn save_state(&self, screen: &Screen) {
+        let episodes = Arc::new(screen.save_alerts());
+        let path = self.state.clone();
+        retry_on_blocking_pool("cannot save the alert state", move || {
+            crate::state::save(&path, &episodes)
+        })
+        .await;
+    }
+}
+
+/// Runs `work` on the blocking pool until it succeeds, once a second after a failure, logging
+/// the first failure with `what`: ingest waits (nothing behind is acknowledged) until the disk
+/// takes the write.
+async fn retry_on_blocking_pool<T: Send + 'static>(
+    what: &'static str,
+    work: impl Fn() -> std::io::Result<T> + Send + Sync + 'static,
+) -> T {
+    let work = Arc::new(work);
+    let mut logged = false;
+    loop {
+        let w = Arc::clone(&work);
+        match tokio::task::spawn_blocking(move || w())
+            .await
+            .unwrap_or_else(|e| Err(std::io::Error::other(e)))
+        {
+            Ok(v) => return v,
+            Err(e) => {
+                if !logged {
+                    tracing::error!(error = %e, "{what}; ingest waits until it can");
+                    logged = true;
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    }
+}
+
+/// The event "an alert changed": logged once and counted here.
+fn alert_changed(metrics: &Metrics, t: &Transition) {
+    match t.kind {
+        Kind::Fired => metrics.alert_fired(t.level, t.rule),
+        Kind::Resolved => Metrics::add(&metrics.alerts_resolved, 1),
+        Kind::Escalated | Kind::Reminder => {}
+    }
+    tracing::info!(
+        alert_id = %t.alert_id, kind = ?t.kind, rule = t.rule.key(), level = t.level.key(),
+        station = %t.station, param = t.param.map_or("", |p| p.key()), value = t.evidence.value,
+        "alert transition"
+    );
+}
