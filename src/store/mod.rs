@@ -120,6 +120,9 @@ pub struct Store {
     metrics: Arc<Metrics>,
     /// Set while the database fails retryably: live batches then go straight to the spool.
     down: AtomicBool,
+    /// Set while a live batch waits because the spool is full (acknowledgements pause); the
+    /// `spool_full` gauge mirrors it for the operator, it is never read back.
+    full: AtomicBool,
     /// Wakes the drainer after an append.
     appended: Notify,
 }
@@ -137,6 +140,7 @@ impl Store {
             deadletter,
             metrics,
             down: AtomicBool::new(false),
+            full: AtomicBool::new(false),
             appended: Notify::new(),
         };
         store.publish_depth();
@@ -278,7 +282,7 @@ impl Store {
             Ok(Err(e)) => format!("cannot write to the spool: {e}"),
             Err(e) => format!("the spool task failed: {e}"),
         };
-        if Metrics::get(&self.metrics.spool_full) == 0 {
+        if !self.full.swap(true, Ordering::Relaxed) {
             let d = self.spool.depth();
             tracing::error!(reason = %why, batch_bytes = text.len(), spool_bytes = d.bytes, max_bytes = d.max_bytes, "batch waits unacknowledged (the broker keeps its messages) until the database returns or the spool drains");
             Metrics::set(&self.metrics.spool_full, 1);
@@ -289,7 +293,7 @@ impl Store {
 
     /// A live batch went into custody: if one was waiting on a full spool, it no longer is.
     fn clear_full(&self) {
-        if Metrics::get(&self.metrics.spool_full) == 1 {
+        if self.full.swap(false, Ordering::Relaxed) {
             Metrics::set(&self.metrics.spool_full, 0);
             tracing::info!("batches are taken into custody again; acknowledgements resume");
         }
