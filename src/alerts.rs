@@ -87,7 +87,13 @@ impl Alerts {
                     }
                 },
             };
-            self.live.observe(screen.network(), &judged);
+            if self.live.observe(screen.network(), &judged) {
+                // A resolved alert's acknowledgement leaves `api.json`: a synced write, so on
+                // the blocking pool. A failure is logged by `persist`; the stale entry only
+                // lingers in the file.
+                let live = Arc::clone(&self.live);
+                let _ = tokio::task::spawn_blocking(move || live.persist()).await;
+            }
             for t in &judged.transitions {
                 alert_changed(&self.metrics, t);
             }

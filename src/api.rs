@@ -199,17 +199,26 @@ impl Live {
     }
 
     /// Takes in what the screen made of one message: its readings, then its transitions,
-    /// under one lock.
-    pub fn observe(&self, net: &Network, judged: &Judged) {
+    /// under one lock. True when an acknowledged alert resolved, so its acknowledgement left
+    /// the kept state: the caller then [`persist`](Self::persist)s it, off the runtime thread.
+    pub fn observe(&self, net: &Network, judged: &Judged) -> bool {
         let mut inner = self.lock();
         if let Some(station) = net.station(&judged.station) {
             for r in &judged.readings {
                 Self::reading(&mut inner, station, &r.reading, &r.qc, &r.judgement);
             }
         }
+        let mut changed = false;
         for t in &judged.transitions {
-            self.transition(&mut inner, t);
+            changed |= Self::transition(&mut inner, t);
         }
+        changed
+    }
+
+    /// Writes the acknowledgements and silences to `api.json` (synced): a blocking call.
+    pub fn persist(&self) -> Result<(), String> {
+        let inner = self.lock();
+        self.keep(&inner)
     }
 
     /// Records the latest reading of a station with its QC flags and judgement.
@@ -247,7 +256,7 @@ impl Live {
     }
 
     /// Records an alert transition: firing alerts are listed, resolved ones leave the list.
-    fn transition(&self, inner: &mut Inner, t: &Transition) {
+    fn transition(inner: &mut Inner, t: &Transition) -> bool {
         let firing = t.kind != Kind::Resolved;
         if let Some(st) = inner.stations.get_mut(&t.station) {
             st.alerts.retain(|id| *id != t.alert_id);
@@ -257,11 +266,7 @@ impl Live {
         }
         if !firing {
             inner.alerts.remove(&t.alert_id);
-            if inner.acked.remove(&t.alert_id) {
-                // A failure is logged by `keep`; the stale entry only lingers in the file.
-                let _ = self.keep(inner);
-            }
-            return;
+            return inner.acked.remove(&t.alert_id);
         }
         let acknowledged = inner.acked.contains(&t.alert_id);
         inner.alerts.insert(
@@ -278,6 +283,7 @@ impl Live {
                 acknowledged,
             },
         );
+        false
     }
 
     /// Why the notifications of `t` are held back (a silence, or an acknowledged alert's

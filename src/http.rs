@@ -117,7 +117,13 @@ async fn acknowledge(
     if let Err(r) = authorized(&s, &headers) {
         return refused(r);
     }
-    match s.live.acknowledge(&id) {
+    // The acknowledgement is kept in `api.json` (a synced write): on the blocking pool.
+    let live = Arc::clone(&s.live);
+    let alert_id = id.clone();
+    let acknowledged = tokio::task::spawn_blocking(move || live.acknowledge(&alert_id))
+        .await
+        .unwrap_or_else(|e| Err((500, format!("the acknowledgement failed: {e}"))));
+    match acknowledged {
         Ok(alert) => {
             tracing::info!(alert_id = %id, "alert acknowledged through the API");
             if let Some(station) = s.net.station(&alert.station) {
@@ -131,7 +137,10 @@ async fn acknowledge(
                     chrono::Utc::now(),
                     &mut line,
                 );
-                s.store.record(line).await;
+                // Recorded by a task of its own: with the database down and the spool full
+                // the point waits, and the answer must not.
+                let store = Arc::clone(&s.store);
+                tokio::spawn(async move { store.record(line).await });
             }
             json(StatusCode::OK, serde_json::json!(alert))
         }
@@ -151,7 +160,12 @@ async fn add_silence(
         Ok(r) => r,
         Err(e) => return refused((400, format!("the body is not a silence: {e}"))),
     };
-    match s.live.silence(&s.net, request, chrono::Utc::now()) {
+    let (live, net) = (Arc::clone(&s.live), Arc::clone(&s.net));
+    let added =
+        tokio::task::spawn_blocking(move || live.silence(&net, request, chrono::Utc::now()))
+            .await
+            .unwrap_or_else(|e| Err((500, format!("the silence failed: {e}"))));
+    match added {
         Ok(silence) => {
             tracing::info!(id = %silence.id, until = %silence.until, reason = %silence.reason, "silence added through the API");
             json(StatusCode::CREATED, serde_json::json!(silence))
