@@ -137,7 +137,7 @@ pub fn mqtt_options(cfg: &Config) -> Result<rumqttc::MqttOptions, String> {
         .as_ref()
         .map(|p| p.resolve().map_err(|e| format!("mqtt.password: {e}")))
         .transpose()?;
-    mqtt::options(&cfg.mqtt, password.as_ref())
+    mqtt::options(&cfg.mqtt, password.as_ref()).map_err(|e| e.to_string())
 }
 
 /// The runtime every long-running command uses; `None` (after saying why on stderr) when the
@@ -269,7 +269,7 @@ pub fn start(cfg: &Config, inputs: Inputs, outputs: Outputs) -> Result<Running, 
     Metrics::set(&metrics.outbox_pending, waiting as u64);
     let state = crate::state::path(&cfg.spool.dir);
     let mut rules = Rules::new(cfg.rules);
-    let saved = crate::state::load(&state)?;
+    let saved = crate::state::load(&state).map_err(|e| e.to_string())?;
     if !saved.is_empty() {
         tracing::info!(
             episodes = saved.len(),

@@ -164,20 +164,29 @@ pub fn save(path: &Path, saved: &[Saved]) -> io::Result<()> {
 /// Loads saved episodes; none when the file does not exist yet. Episodes naming a rule or
 /// parameter this version does not know are skipped with a warning; an unreadable file is an
 /// error (the caller refuses to start rather than forget alerts silently).
-pub fn load(path: &Path) -> Result<Vec<Saved>, String> {
+///
+/// # Errors
+/// [`LoadError`], naming the file.
+pub fn load(path: &Path) -> Result<Vec<Saved>, LoadError> {
     let bytes = match fs::read(path) {
         Ok(b) => b,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
+        Err(source) => {
+            return Err(LoadError::Unreadable {
+                path: path.to_path_buf(),
+                source,
+            })
+        }
     };
-    let file: File = serde_json::from_slice(&bytes)
-        .map_err(|e| format!("{} is not valid alert state: {e}", path.display()))?;
+    let file: File = serde_json::from_slice(&bytes).map_err(|source| LoadError::Invalid {
+        path: path.to_path_buf(),
+        source,
+    })?;
     if file.version != VERSION {
-        return Err(format!(
-            "{} has version {}, this build reads {VERSION}",
-            path.display(),
-            file.version
-        ));
+        return Err(LoadError::Version {
+            path: path.to_path_buf(),
+            version: file.version,
+        });
     }
     let mut out = Vec::with_capacity(file.episodes.len());
     for e in file.episodes {
@@ -190,6 +199,21 @@ pub fn load(path: &Path) -> Result<Vec<Saved>, String> {
         }
     }
     Ok(out)
+}
+
+/// Why the saved alert state cannot be loaded; the daemon then refuses to start rather than
+/// forget alerts silently.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("cannot read {}: {source}", path.display())]
+    Unreadable { path: PathBuf, source: io::Error },
+    #[error("{} is not valid alert state: {source}", path.display())]
+    Invalid {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
+    #[error("{} has version {version}, this build reads {VERSION}", path.display())]
+    Version { path: PathBuf, version: u32 },
 }
 
 #[cfg(test)]
@@ -239,10 +263,14 @@ mod tests {
         ];
         let dir = tempfile::tempdir().expect("tempdir");
         let p = path(dir.path());
-        assert_eq!(load(&p), Ok(Vec::new()), "no file yet: nothing saved");
+        assert_eq!(
+            load(&p).expect("no file"),
+            Vec::new(),
+            "no file yet: nothing saved"
+        );
         save(&p, &saved).expect("save");
-        assert_eq!(load(&p), Ok(saved));
+        assert_eq!(load(&p).expect("saved file"), saved);
         fs::write(&p, b"{\"version\":1,\"episodes\":[").expect("write");
-        assert!(load(&p).is_err_and(|e| e.contains("not valid alert state")));
+        assert!(load(&p).is_err_and(|e| e.to_string().contains("not valid alert state")));
     }
 }

@@ -25,16 +25,34 @@ impl fmt::Debug for SecretSource {
 
 impl SecretSource {
     /// Reads the secret. A file's trailing newline is dropped, as editors add one.
-    pub fn resolve(&self) -> Result<Secret, String> {
+    ///
+    /// # Errors
+    /// [`SecretError`] naming the variable or file; never the value.
+    pub fn resolve(&self) -> Result<Secret, SecretError> {
         match self {
             SecretSource::Env(name) => std::env::var(name)
                 .map(Secret)
-                .map_err(|_| format!("environment variable {name} is not set")),
+                .map_err(|_| SecretError::Unset(name.clone())),
             SecretSource::File(path) => std::fs::read_to_string(path)
                 .map(|s| Secret(s.trim_end_matches(['\n', '\r']).to_string()))
-                .map_err(|e| format!("cannot read secret file {}: {e}", path.display())),
+                .map_err(|source| SecretError::Unreadable {
+                    path: path.clone(),
+                    source,
+                }),
         }
     }
+}
+
+/// Why a secret could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum SecretError {
+    #[error("environment variable {0} is not set")]
+    Unset(String),
+    #[error("cannot read secret file {}: {source}", path.display())]
+    Unreadable {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 /// A secret value. `Debug` and `Display` print `***`, so it can sit in any struct that is
@@ -85,6 +103,7 @@ mod tests {
         let missing = SecretSource::Env("RIVERWATCH_TEST_UNSET_VARIABLE".into()).resolve();
         assert!(missing
             .unwrap_err()
+            .to_string()
             .contains("RIVERWATCH_TEST_UNSET_VARIABLE"));
     }
 }

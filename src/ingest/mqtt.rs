@@ -83,8 +83,30 @@ fn untoken(token: u64) -> (u64, QoS, u16) {
     (token >> 18, qos, (token & 0xffff) as u16)
 }
 
+/// A TLS file named in `[mqtt]` that cannot be read.
+#[derive(Debug, thiserror::Error)]
+#[error("mqtt.{key} {}: {source}", path.display())]
+pub struct OptionsError {
+    /// The config key (`ca_file`, `client_cert_file`, `client_key_file`).
+    pub key: &'static str,
+    pub path: std::path::PathBuf,
+    pub source: std::io::Error,
+}
+
+/// Reads a TLS file named by `[mqtt] <key>`.
+fn read_tls_file(key: &'static str, path: &std::path::Path) -> Result<Vec<u8>, OptionsError> {
+    std::fs::read(path).map_err(|source| OptionsError {
+        key,
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
 /// Builds the client options from config; the password is resolved by the caller.
-pub fn options(cfg: &MqttConfig, password: Option<&Secret>) -> Result<MqttOptions, String> {
+///
+/// # Errors
+/// [`OptionsError`] when a TLS file cannot be read.
+pub fn options(cfg: &MqttConfig, password: Option<&Secret>) -> Result<MqttOptions, OptionsError> {
     let mut o = MqttOptions::new(&cfg.client_id, &cfg.host, cfg.port);
     o.set_clean_session(false)
         .set_manual_acks(true)
@@ -100,16 +122,12 @@ pub fn options(cfg: &MqttConfig, password: Option<&Secret>) -> Result<MqttOption
         let tls = match &cfg.ca_file {
             None => TlsConfiguration::default(),
             Some(ca) => {
-                let ca =
-                    std::fs::read(ca).map_err(|e| format!("mqtt.ca_file {}: {e}", ca.display()))?;
+                let ca = read_tls_file("ca_file", ca)?;
                 let client_auth = match &cfg.client_cert {
                     None => None,
                     Some((cert, key)) => Some((
-                        std::fs::read(cert).map_err(|e| {
-                            format!("mqtt.client_cert_file {}: {e}", cert.display())
-                        })?,
-                        std::fs::read(key)
-                            .map_err(|e| format!("mqtt.client_key_file {}: {e}", key.display()))?,
+                        read_tls_file("client_cert_file", cert)?,
+                        read_tls_file("client_key_file", key)?,
                     )),
                 };
                 TlsConfiguration::Simple {
