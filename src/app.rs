@@ -2,16 +2,18 @@
 //! channels, and runs the shutdown sequence.
 //!
 //! ```text
-//!  broker ─▶ ingest (source: decode) ─Decoded─▶ alerts (screen; outbox, alerts.json) ─Judged─▶ store (encode, batch; write or spool) ─Receipt─▶ source ─▶ broker
+//!  broker ─▶ ingest (source: decode) ─Decoded─▶ alerts (screen; outbox, alerts.json) ─Judged─▶ store (encode, batch; write or spool) ─Receipt─▶ source's Acknowledge ─▶ broker
 //!                                                    │                                                └─ spool ─▶ drainer ─▶ InfluxDB
 //!                                                    └─(synced files)─▶ outbox ─▶ notify workers (email, SMS)
 //! ```
 //!
-//! Hand-offs on a reading's way to its acknowledgement: source → judging task → batcher →
-//! custody task → the source's acker (four channel or task hops; the decode, the screen and the
-//! encoding run inside them). Channel bounds and their when-full policy: `Decoded` and each
-//! source's `Receipt` channel hold up to the MQTT in-flight bound (see `ingest::mqtt`), so they
-//! never fill for QoS 1 traffic; `Judged` (1,024 messages) makes the judging task wait, which
+//! Hand-offs on a reading's way to its acknowledgement: source → judging task → batcher ⇄
+//! custody task, whose release queues the PUBACK on the MQTT client's request channel → the
+//! event loop (the decode, the screen and the encoding run inside these tasks; the store
+//! answers receipts through the source's `Acknowledge` handle, with no task of its own).
+//! Channel bounds and their when-full policy: `Decoded` holds up to the MQTT in-flight bound
+//! (see `ingest::mqtt`), so it never fills for QoS 1 traffic, and the client's request channel
+//! twice that, an acknowledgement and a reply per message; `Judged` (1,024 messages) makes the judging task wait, which
 //! stops acknowledgements, so excess waits at the broker. The judging task hands
 //! notifications over as outbox files, not through a channel, so they survive a crash.
 //! Shutdown (mini-redis style, in flow order): the sources stop handing on messages and drop
@@ -236,8 +238,7 @@ pub fn start(cfg: &Config, inputs: Inputs, outputs: Outputs) -> Result<Running, 
     let mut receipts = Vec::new();
     let mut source_tasks = Vec::new();
     for (index, source) in sources.into_iter().enumerate() {
-        let (receipt_tx, receipt_rx) = mpsc::channel(mqtt::INFLIGHT_BOUND);
-        receipts.push(receipt_tx);
+        receipts.push(source.acknowledger());
         tracing::debug!(source = source.name(), index, "input source started");
         source_tasks.push(tokio::spawn(source.run(SourceIo {
             index,
@@ -248,7 +249,6 @@ pub fn start(cfg: &Config, inputs: Inputs, outputs: Outputs) -> Result<Running, 
                 Arc::clone(&metrics),
             ),
             decoded: decoded_tx.clone(),
-            receipts: receipt_rx,
             phase: phase_rx.clone(),
         })));
     }

@@ -55,6 +55,15 @@ pub struct Reply {
     pub payload: Vec<u8>,
 }
 
+/// Answers a source's receipts on its transport; the store calls it as its ledger releases
+/// them, in receive order. It must not wait: it queues the acknowledgement (and any reply) for
+/// the source's connection and returns, so releasing a receipt is no hand-off to another task.
+/// Implemented by each input source (the shell); declared here, beside [`Receipt`], so the
+/// store answers receipts without knowing any source.
+pub trait Acknowledge: Send + Sync {
+    fn answer(&self, receipt: Receipt);
+}
+
 /// One transport message decoded: the valid readings of one station, in reading-time order,
 /// and the receipt that acknowledges the message. A message whose payload was refused whole
 /// still travels, with no readings, so its receipt is answered in order.

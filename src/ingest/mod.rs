@@ -2,8 +2,8 @@
 //! receipts.
 //!
 //! The seam is [`Source`]: a source owns its transport, hands each message to its [`Decoder`]
-//! and the result to the judging task, and answers the [`Receipt`]s the store releases to it,
-//! in receive order. [`mqtt`] is the one source the daemon registers today (in `app::start`);
+//! and the result to the judging task, and gives the store an [`Acknowledge`](crate::domain::flow::Acknowledge) handle that
+//! answers the [`Receipt`]s the store releases, in receive order. [`mqtt`] is the one source the daemon registers today (in `app::start`);
 //! a test source lives in `tests/`. The [`Decoder`] is shared code, not a task: it resolves the
 //! station, decodes JSON or HJ 212 (with HJ 212 split-message reassembly and code maps), and
 //! records every refusal once — logged, counted and dead-lettered — so a source needs none of
@@ -13,7 +13,7 @@ pub mod mqtt;
 pub mod payload;
 
 use crate::deadletter::DeadLetter;
-use crate::domain::flow::{Decoded, Receipt, Reply};
+use crate::domain::flow::{Acknowledge, Decoded, Receipt, Reply};
 use crate::domain::hj212::{CodeMap, Reassembly};
 use crate::domain::network::{Network, Station};
 use crate::telemetry::{Metrics, RefusalKind};
@@ -47,17 +47,16 @@ pub enum Phase {
     Disconnect,
 }
 
-/// What a source is given to run: its decoder, where decoded messages go, the receipts the
-/// store releases to it, and the shutdown phase.
+/// What a source is given to run: its decoder, where decoded messages go, and the shutdown
+/// phase.
 pub struct SourceIo {
     /// This source's position in the daemon's source list; stamp it on every receipt
-    /// (`Receipt::source`), so the store returns the receipt here.
+    /// (`Receipt::source`), so the store answers the receipt through this source's
+    /// [`Acknowledge`](crate::domain::flow::Acknowledge).
     pub index: usize,
     pub decoder: Decoder,
     /// To the judging task; bounded (see `app`), so a full pipeline makes the source wait.
     pub decoded: mpsc::Sender<Decoded>,
-    /// This source's receipts, released in receive order once their messages are in custody.
-    pub receipts: mpsc::Receiver<Receipt>,
     pub phase: watch::Receiver<Phase>,
 }
 
@@ -69,9 +68,11 @@ pub type Running = Pin<Box<dyn Future<Output = ()> + Send>>;
 pub trait Source: Send {
     /// How logs and readiness name it (`"mqtt"`).
     fn name(&self) -> &'static str;
+    /// The handle the store answers this source's receipts with.
+    fn acknowledger(&self) -> Arc<dyn Acknowledge>;
     /// Runs the source until `io.phase` says [`Phase::Disconnect`]: every message through
-    /// `io.decoder` to `io.decoded`, every receipt from `io.receipts` answered on the
-    /// transport.
+    /// `io.decoder` to `io.decoded`; then it sends what its acknowledger queued and
+    /// disconnects.
     fn run(self: Box<Self>, io: SourceIo) -> Running;
 }
 

@@ -2,11 +2,13 @@
 //! judging task, and acknowledges it once the store says it is in custody.
 //!
 //! Registered as a [`Source`] in `app::start`; feeds the judging task with [`Decoded`]
-//! messages; fed back by the store with this source's [`Receipt`]s, in receive order. Two
-//! tasks, because rumqttc deadlocks when `ack` is awaited in the task that polls the event
-//! loop: [`drive`] polls (and never blocks on the pipeline, see below) and [`acker`] sends
-//! acknowledgements. A receipt's token packs what an acknowledgement needs (connection
-//! generation, QoS, packet id); no rumqttc type leaves this file.
+//! messages; the store answers this source's [`Receipt`]s, in receive order, through its
+//! [`Acknowledger`], which queues the PUBACK (and the HJ 212 reply) on rumqttc's request
+//! channel without waiting — awaiting there from the task that polls the event loop would
+//! deadlock, and a task of its own would be one more hand-off per message. [`drive`] polls the
+//! event loop and never blocks on the pipeline (see below). A receipt's token packs what an
+//! acknowledgement needs (connection generation, QoS, packet id); no rumqttc type leaves this
+//! file.
 //!
 //! Session: QoS 1, clean session off and a fixed client id, so the broker keeps messages we
 //! have not acknowledged across disconnects and restarts. Subscriptions are renewed on every
@@ -24,7 +26,7 @@
 //! everything unacknowledged, so acks of the older copies are dropped rather than sent on a
 //! connection where their packet ids may mean other messages.
 
-use super::{Decoder, Inbound, Phase, Source, SourceIo};
+use super::{Acknowledge, Decoder, Inbound, Phase, Source, SourceIo};
 use crate::config::secret::Secret;
 use crate::config::MqttConfig;
 use crate::domain::flow::{Decoded, Receipt};
@@ -111,7 +113,7 @@ pub fn options(cfg: &MqttConfig, password: Option<&Secret>) -> Result<MqttOption
     o.set_clean_session(false)
         .set_manual_acks(true)
         .set_keep_alive(cfg.keep_alive)
-        .set_request_channel_capacity(INFLIGHT_BOUND)
+        .set_request_channel_capacity(2 * INFLIGHT_BOUND)
         // Accept any packet MQTT allows (256 MiB), so an oversize payload can be refused with a
         // reason; with a smaller limit it would break the connection and be redelivered forever.
         .set_max_packet_size(256 << 20, 1 << 20);
@@ -142,12 +144,14 @@ pub fn options(cfg: &MqttConfig, password: Option<&Secret>) -> Result<MqttOption
     Ok(o)
 }
 
-/// Creates the client handle and its event loop.
+/// Creates the client handle and its event loop. The request channel holds an
+/// acknowledgement and a reply for every message the broker may have in flight, so queuing
+/// them never fails for want of room.
 pub fn client(options: MqttOptions) -> (AsyncClient, EventLoop) {
-    AsyncClient::new(options, INFLIGHT_BOUND)
+    AsyncClient::new(options, 2 * INFLIGHT_BOUND)
 }
 
-/// Shared connection state, read by the acker and by readiness checks.
+/// Shared connection state, read by the acknowledger and by readiness checks.
 #[derive(Debug, Default)]
 pub struct Session {
     /// Incremented on every ConnAck.
@@ -202,9 +206,17 @@ impl Source for MqttSource {
         "mqtt"
     }
 
+    fn acknowledger(&self) -> Arc<dyn Acknowledge> {
+        Arc::new(Acknowledger {
+            client: self.client.clone(),
+            session: Arc::clone(&self.session),
+            metrics: Arc::clone(&self.metrics),
+        })
+    }
+
     fn run(self: Box<Self>, io: SourceIo) -> super::Running {
         let MqttSource {
-            eventloop,
+            mut eventloop,
             client,
             filters,
             session,
@@ -214,22 +226,14 @@ impl Source for MqttSource {
             index,
             decoder,
             decoded,
-            receipts,
             phase,
         } = io;
         Box::pin(async move {
-            let acker = tokio::spawn(acker(
-                client.clone(),
-                receipts,
-                Arc::clone(&session),
-                Arc::clone(&metrics),
-            ));
             let to_pipeline = Pipeline {
                 index,
                 decoder,
                 decoded,
             };
-            let mut eventloop = eventloop;
             drive(
                 &mut eventloop,
                 &client,
@@ -240,15 +244,8 @@ impl Source for MqttSource {
                 phase,
             )
             .await;
-            // By `Disconnect` the store has stopped and dropped the receipts' sender, so the
-            // acker ends once it has queued the last acknowledgements; they go out before the
-            // DISCONNECT, which is queued behind them.
-            if tokio::time::timeout(Duration::from_secs(2), acker)
-                .await
-                .is_err()
-            {
-                tracing::warn!("acknowledgements still queued at disconnect; the broker redelivers those messages");
-            }
+            // By `Disconnect` the store has released its last receipts; their acknowledgements
+            // sit in the request channel ahead of the DISCONNECT, so they go out first.
             disconnect(&mut eventloop, &client, &session).await;
         })
     }
@@ -397,40 +394,41 @@ async fn disconnect(eventloop: &mut EventLoop, client: &AsyncClient, session: &S
     }
 }
 
-/// Sends acknowledgements in the order the store releases them.
-async fn acker(
+/// Answers receipts on the MQTT connection: the HJ 212 reply, then the PUBACK.
+struct Acknowledger {
     client: AsyncClient,
-    mut receipts: mpsc::Receiver<Receipt>,
     session: Arc<Session>,
     metrics: Arc<Metrics>,
-) {
-    while let Some(receipt) = receipts.recv().await {
+}
+
+impl Acknowledge for Acknowledger {
+    fn answer(&self, receipt: Receipt) {
         let publish = receipt.token.map(untoken);
         if let Some((generation, _, pkid)) = publish {
-            if generation != session.generation.load(Ordering::Relaxed) {
+            if generation != self.session.generation.load(Ordering::Relaxed) {
                 tracing::debug!(pkid, "skipping the ack of a message from an earlier connection; the broker redelivers it");
-                continue;
+                return;
             }
         }
         if let Some(reply) = receipt.reply {
             // Before the PUBACK: a crash in between redelivers the message and the reply is
             // sent again, which the station tolerates; the other order could lose it.
-            if let Err(e) = client
-                .publish(reply.to.as_str(), QoS::AtLeastOnce, false, reply.payload)
-                .await
+            if let Err(e) =
+                self.client
+                    .try_publish(reply.to.as_str(), QoS::AtLeastOnce, false, reply.payload)
             {
                 tracing::warn!(topic = %reply.to, error = %e, "cannot publish the HJ 212 acknowledgement");
             }
         }
         let Some((_, qos, pkid)) = publish else {
-            continue;
+            return;
         };
         // rumqttc acknowledges from a Publish's packet id and QoS alone; an empty one
         // allocates nothing.
         let mut publish = Publish::new(String::new(), qos, Vec::new());
         publish.pkid = pkid;
-        match client.ack(&publish).await {
-            Ok(()) => Metrics::add(&metrics.messages_acked, 1),
+        match self.client.try_ack(&publish) {
+            Ok(()) => Metrics::add(&self.metrics.messages_acked, 1),
             Err(e) => {
                 tracing::warn!(error = %e, "cannot send an acknowledgement; the broker will redeliver")
             }

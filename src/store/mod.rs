@@ -34,7 +34,7 @@ pub mod points;
 pub mod spool;
 
 use crate::deadletter::DeadLetter;
-use crate::domain::flow::{Judged, Receipt};
+use crate::domain::flow::{Acknowledge, Judged, Receipt};
 use crate::domain::ledger::Ledger;
 use crate::domain::network::Network;
 use crate::telemetry::{Metrics, RefusalKind};
@@ -367,8 +367,8 @@ pub struct Batcher {
     pub net: Arc<Network>,
     pub batch_size: usize,
     pub flush_interval: Duration,
-    /// Each input source's receipts, by `Receipt::source`.
-    pub receipts: Vec<mpsc::Sender<Receipt>>,
+    /// Each input source's acknowledger, by `Receipt::source`.
+    pub receipts: Vec<Arc<dyn Acknowledge>>,
 }
 
 impl Batcher {
@@ -384,9 +384,7 @@ impl Batcher {
             let first = tokio::select! {
                 e = input.recv() => e.map(|j| encode(&net, j)),
                 Some(done) = inflight.join_next(), if !inflight.is_empty() => {
-                    if !self.release(&mut ledger, done).await {
-                        return;
-                    }
+                    self.release(&mut ledger, done);
                     continue;
                 }
             };
@@ -413,9 +411,7 @@ impl Batcher {
             }
             while inflight.len() >= IN_FLIGHT {
                 if let Some(done) = inflight.join_next().await {
-                    if !self.release(&mut ledger, done).await {
-                        return;
-                    }
+                    self.release(&mut ledger, done);
                 }
             }
             let from = ledger.next_seq();
@@ -441,39 +437,32 @@ impl Batcher {
             });
         }
         while let Some(done) = inflight.join_next().await {
-            if !self.release(&mut ledger, done).await {
-                return;
-            }
+            self.release(&mut ledger, done);
         }
     }
 
-    /// Records a finished custody task and sends the acknowledgements it frees. False when
-    /// the acker is gone.
-    async fn release(
+    /// Records a finished custody task and answers the receipts it frees, through each
+    /// receipt's source.
+    fn release(
         &self,
         ledger: &mut Ledger<Receipt>,
         done: Result<(u64, u64), tokio::task::JoinError>,
-    ) -> bool {
+    ) {
         match done {
             Ok((from, to)) => ledger.custody(from, to),
             Err(e) => {
                 // Its messages stay unacknowledged and are redelivered after a restart; the
                 // ones behind it cannot be acknowledged before them.
                 tracing::error!(error = %e, "a store task failed; acknowledgements stop until restart");
-                return true;
+                return;
             }
         }
         for receipt in ledger.release() {
-            let Some(source) = self.receipts.get(receipt.source) else {
-                // `Receipt::none()` (the offline timer's points): nothing to answer.
-                continue;
-            };
-            if source.send(receipt).await.is_err() {
-                tracing::warn!("receipts are no longer taken; the source's transport redelivers");
-                return false;
+            // `Receipt::none()` (the offline timer's points) names no source: nothing to answer.
+            if let Some(source) = self.receipts.get(receipt.source) {
+                source.answer(receipt);
             }
         }
-        true
     }
 }
 
