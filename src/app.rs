@@ -7,14 +7,16 @@
 //!                                                    └─(synced files)─▶ outbox ─▶ notify workers (email, SMS)
 //! ```
 //!
-//! Hand-offs on a reading's way to its acknowledgement: source → judging task → batcher ⇄
-//! custody task, whose release queues the PUBACK on the MQTT client's request channel → the
-//! event loop (the decode, the screen and the encoding run inside these tasks; the store
-//! answers receipts through the source's `Acknowledge` handle, with no task of its own).
+//! Hand-offs on a reading's way to its acknowledgement: three — source → judging task
+//! (channel), judging task → batcher (channel), batcher → the MQTT event loop (the PUBACK
+//! queued on the client's request channel by the source's `Acknowledge` handle). The decode,
+//! the screen, the encoding and the write run inside those tasks; batches in custody are
+//! futures the batcher polls, not tasks.
+//!
 //! Channel bounds and their when-full policy: `Decoded` holds up to the MQTT in-flight bound
-//! (see `ingest::mqtt`), so it never fills for QoS 1 traffic, and the client's request channel
-//! twice that, an acknowledgement and a reply per message; `Judged` (1,024 messages) makes the judging task wait, which
-//! stops acknowledgements, so excess waits at the broker. The judging task hands
+//! (see `ingest::mqtt`), so it never fills for QoS 1 traffic, and the client's request
+//! channel twice that, an acknowledgement and a reply per message; `Judged` (1,024 messages)
+//! makes the judging task wait, which stops acknowledgements, so excess waits at the broker. The judging task hands
 //! notifications over as outbox files, not through a channel, so they survive a crash.
 //! Shutdown (mini-redis style, in flow order): the sources stop handing on messages and drop
 //! their senders; each stage drains its input and drops its output; the store puts the last

@@ -5,11 +5,11 @@
 //!
 //! Fed by the judging task with one [`Judged`] per transport message (its readings and
 //! transitions, possibly none for a refused payload, and its receipt); feeds each input
-//! source its receipts back. The batcher registers each message in the [`Ledger`] as it
-//! arrives and hands full batches to at most [`IN_FLIGHT`] concurrent custody tasks, so the
-//! next batch gathers while the last one is written; the ledger releases receipts in receive
-//! order whatever order the writes finish in. The receipts are opaque here: the store knows
-//! no transport.
+//! source its receipts back, through the source's `Acknowledge` handle. The batcher registers
+//! each message in the [`Ledger`] as it arrives and keeps at most [`IN_FLIGHT`] batches in
+//! custody at once (futures it polls itself, not tasks), so the next batch gathers while the
+//! last one is written; the ledger releases receipts in receive order whatever order the
+//! writes finish in. The receipts are opaque here: the store knows no transport.
 //!
 //! A batch is written when it holds `batch_size` lines, when `flush_interval` has passed since
 //! its first entry, or when input pauses for [`LINGER`]. The pause rule matters: a broker only
@@ -39,13 +39,14 @@ use crate::domain::ledger::Ledger;
 use crate::domain::network::Network;
 use crate::telemetry::{Metrics, RefusalKind};
 use bytes::Bytes;
+use futures_util::future::BoxFuture;
+use futures_util::stream::{FuturesUnordered, StreamExt};
 use influx::{WriteError, Writer};
 use spool::Spool;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, Notify};
-use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 /// How long input may pause before a partial batch is written.
@@ -373,90 +374,97 @@ pub struct Batcher {
 
 impl Batcher {
     /// Runs until the input closes, then puts what is left in custody and returns.
+    ///
+    /// One task: the batches in custody are futures this task polls beside its input, not
+    /// tasks of their own, so a message meets no hand-off between its arrival here and the
+    /// answer to its receipt. A batch closes when it holds `batch_size` lines, when
+    /// `flush_interval` has passed since its first message, or when input pauses for
+    /// [`LINGER`]; it goes into custody as soon as fewer than [`IN_FLIGHT`] batches are there,
+    /// and keeps taking messages (up to `batch_size` lines) while it waits for that.
     pub async fn run(self, mut input: mpsc::Receiver<Judged>) {
         let net = Arc::clone(&self.net);
         tracing::info!(store = %self.store.describe(), "store ready");
         let mut ledger = Ledger::default();
-        let mut inflight: JoinSet<(u64, u64)> = JoinSet::new();
-        let mut closed = false;
-        while !closed {
-            // Each message is encoded as it is taken, so a batch's size is known in lines.
-            let first = tokio::select! {
-                e = input.recv() => e.map(|j| encode(&net, j)),
-                Some(done) = inflight.join_next(), if !inflight.is_empty() => {
-                    self.release(&mut ledger, done);
-                    continue;
-                }
-            };
-            let Some(first) = first else {
+        let mut inflight: FuturesUnordered<BoxFuture<'static, (u64, u64)>> =
+            FuturesUnordered::new();
+        let mut batch: Vec<Entry> = Vec::new();
+        let mut lines = 0;
+        // When the gathering batch closes: the earlier of its flush interval and the linger
+        // pause after its last message.
+        let mut started = Instant::now();
+        let mut closes = Instant::now();
+        let mut closed_input = false;
+        loop {
+            let ready = !batch.is_empty()
+                && (lines >= self.batch_size || closed_input || Instant::now() >= closes);
+            if ready && inflight.len() < IN_FLIGHT {
+                inflight.push(self.custody(&mut ledger, std::mem::take(&mut batch)));
+                lines = 0;
+                continue;
+            }
+            if closed_input && batch.is_empty() {
                 break;
-            };
-            let started = Instant::now();
-            let mut lines = count_lines(&first.lines);
-            let mut batch = vec![first];
-            while lines < self.batch_size {
-                let deadline = (started + self.flush_interval).min(Instant::now() + LINGER);
-                match tokio::time::timeout_at(deadline, input.recv()).await {
-                    Ok(Some(j)) => {
+            }
+            tokio::select! {
+                Some(done) = inflight.next(), if !inflight.is_empty() => {
+                    self.release(&mut ledger, done);
+                }
+                // Each message is encoded as it is taken, so a batch's size is known in lines.
+                msg = input.recv(), if !closed_input && lines < self.batch_size => match msg {
+                    Some(j) => {
                         let e = encode(&net, j);
+                        let now = Instant::now();
+                        if batch.is_empty() {
+                            started = now;
+                        }
+                        closes = (started + self.flush_interval).min(now + LINGER);
                         lines += count_lines(&e.lines);
                         batch.push(e);
                     }
-                    Ok(None) => {
-                        closed = true;
-                        break;
-                    }
-                    Err(_) => break,
-                }
+                    None => closed_input = true,
+                },
+                _ = tokio::time::sleep_until(closes), if !ready && !batch.is_empty() => {}
             }
-            while inflight.len() >= IN_FLIGHT {
-                if let Some(done) = inflight.join_next().await {
-                    self.release(&mut ledger, done);
-                }
-            }
-            let from = ledger.next_seq();
-            let mut body = String::new();
-            let mut parts = Vec::with_capacity(batch.len());
-            body.reserve_exact(batch.iter().map(|e| e.lines.len()).sum());
-            for e in batch {
-                ledger.receive(e.receipt);
-                let start = body.len();
-                body.push_str(&e.lines);
-                parts.push(Part {
-                    topic: e.topic,
-                    range: start..body.len(),
-                });
-            }
-            let to = ledger.next_seq();
-            let store = Arc::clone(&self.store);
-            inflight.spawn(async move {
-                if !body.is_empty() {
-                    store.custody(body, &parts, OnRetry::Spool).await;
-                }
-                (from, to)
-            });
         }
-        while let Some(done) = inflight.join_next().await {
+        while let Some(done) = inflight.next().await {
             self.release(&mut ledger, done);
         }
     }
 
-    /// Records a finished custody task and answers the receipts it frees, through each
-    /// receipt's source.
-    fn release(
+    /// Registers a batch's messages in the ledger and returns the future that puts its
+    /// points in custody, yielding the ledger range it covers.
+    fn custody(
         &self,
         ledger: &mut Ledger<Receipt>,
-        done: Result<(u64, u64), tokio::task::JoinError>,
-    ) {
-        match done {
-            Ok((from, to)) => ledger.custody(from, to),
-            Err(e) => {
-                // Its messages stay unacknowledged and are redelivered after a restart; the
-                // ones behind it cannot be acknowledged before them.
-                tracing::error!(error = %e, "a store task failed; acknowledgements stop until restart");
-                return;
-            }
+        batch: Vec<Entry>,
+    ) -> BoxFuture<'static, (u64, u64)> {
+        let from = ledger.next_seq();
+        let mut body = String::new();
+        let mut parts = Vec::with_capacity(batch.len());
+        body.reserve_exact(batch.iter().map(|e| e.lines.len()).sum());
+        for e in batch {
+            ledger.receive(e.receipt);
+            let start = body.len();
+            body.push_str(&e.lines);
+            parts.push(Part {
+                topic: e.topic,
+                range: start..body.len(),
+            });
         }
+        let to = ledger.next_seq();
+        let store = Arc::clone(&self.store);
+        Box::pin(async move {
+            if !body.is_empty() {
+                store.custody(body, &parts, OnRetry::Spool).await;
+            }
+            (from, to)
+        })
+    }
+
+    /// Records a batch now in custody and answers the receipts it frees, through each
+    /// receipt's source.
+    fn release(&self, ledger: &mut Ledger<Receipt>, (from, to): (u64, u64)) {
+        ledger.custody(from, to);
         for receipt in ledger.release() {
             // `Receipt::none()` (the offline timer's points) names no source: nothing to answer.
             if let Some(source) = self.receipts.get(receipt.source) {
