@@ -25,6 +25,8 @@
 //! dead-letter file with the server's message, the rest is written. Rewriting a point is
 //! harmless: same series and time overwrite.
 
+pub mod backend;
+pub mod file;
 pub mod influx;
 pub mod line_protocol;
 pub mod points;
@@ -34,8 +36,8 @@ use crate::deadletter::DeadLetter;
 use crate::domain::ledger::Ledger;
 use crate::ingest::mqtt::Ack;
 use crate::telemetry::{Metrics, RefusalKind};
+use backend::{Backend, WriteError};
 use bytes::Bytes;
-use influx::{WriteError, Writer};
 use spool::Spool;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -87,7 +89,7 @@ enum OnRetry {
 
 /// The custody side shared by the batcher and the drainer.
 pub struct Store {
-    writer: Writer,
+    writer: Box<dyn Backend>,
     spool: Arc<Spool>,
     deadletter: Arc<DeadLetter>,
     metrics: Arc<Metrics>,
@@ -99,7 +101,7 @@ pub struct Store {
 
 impl Store {
     pub fn new(
-        writer: Writer,
+        writer: Box<dyn Backend>,
         spool: Arc<Spool>,
         deadletter: Arc<DeadLetter>,
         metrics: Arc<Metrics>,
