@@ -4,13 +4,14 @@
 //!
 //! Fed by the store's custody code with encoded bodies (through [`Backend`]), and by `report`
 //! with InfluxQL statements ([`query`]); feeds InfluxDB. [`writer`] builds the write backend
-//! from `[influxdb]`; [`v1`] and [`v2`] hold one API each.
+//! from `[influxdb]`; `v1.rs` and `v2.rs` hold one write API each.
 //!
 //! Classification (SPEC §6, after Telegraf's): connection errors, timeouts, 5xx and 429 are
-//! retried, honouring `Retry-After` where the response is visible; 401, 403 and 404 (bad credentials, missing
-//! database or bucket) are retried too, because they concern every point and dead-lettering
-//! every reading over an expired token would turn an operator's fix into data loss; any other
-//! 4xx is a [`WriteError::Reject`], which the batcher narrows down to the offending points.
+//! retried, honouring `Retry-After` where the response is visible; 401, 403 and 404 (bad
+//! credentials, missing database or bucket) are retried too, because they concern every point
+//! and dead-lettering every reading over an expired token would turn an operator's fix into
+//! data loss; any other 4xx is a [`WriteError::Reject`], which the store narrows down to the
+//! offending points.
 //!
 //! The v2 path goes through the `influxdb2` crate, which reports the status and body of a
 //! failed write but not its headers, so `Retry-After` is honoured on the v1 path only; the v2
@@ -41,16 +42,15 @@ pub enum BuildError {
     Client(influxdb2::BuildError),
 }
 
-/// `[influxdb]`'s secrets, resolved: user and password for v1 (only when both are given),
-/// the token for v2.
-#[derive(Debug, Default)]
-pub struct Credentials {
-    pub basic: Option<(String, Secret)>,
-    pub token: Option<Secret>,
+/// `[influxdb]`'s secrets, resolved once for the writers and the query client alike: user and
+/// password for v1 (only when both are given), the token for v2.
+struct Credentials {
+    basic: Option<(String, Secret)>,
+    token: Option<Secret>,
 }
 
 impl Credentials {
-    pub fn resolve(api: &InfluxApi) -> Result<Credentials, BuildError> {
+    fn resolve(api: &InfluxApi) -> Result<Credentials, BuildError> {
         match api {
             InfluxApi::V1 {
                 username, password, ..
