@@ -27,7 +27,7 @@
 //! the outbox.
 
 use crate::alerts::Alerts;
-use crate::config::{Config, InfluxApi};
+use crate::config::Config;
 use crate::deadletter::DeadLetter;
 use crate::domain::network::Network;
 use crate::domain::rules::Rules;
@@ -39,7 +39,7 @@ use crate::notify::outbox::{Channel, Outbox};
 use crate::notify::sms::SmsSink;
 use crate::notify::{Sink, Worker};
 use crate::screen::Screen;
-use crate::store::influx::{V1Writer, V2Writer, Writer};
+use crate::store::backend::Backend;
 use crate::store::spool::Spool;
 use crate::store::{Batcher, Store};
 use crate::telemetry::Metrics;
@@ -50,7 +50,7 @@ use tokio::task::JoinHandle;
 
 /// Where the pipeline's results go.
 pub struct Outputs {
-    pub writer: Writer,
+    pub writer: Box<dyn Backend>,
     /// Bearer token of the API's write endpoints; without one they answer 401.
     pub api_token: Option<crate::config::secret::Secret>,
     pub email: EmailSink,
@@ -59,46 +59,7 @@ pub struct Outputs {
 
 /// Builds the daemon's outputs from config, resolving secrets. Errors name the key.
 pub fn outputs(cfg: &Config) -> Result<Outputs, String> {
-    let influx = cfg
-        .influxdb
-        .as_ref()
-        .ok_or("[influxdb] is required by `run` (where readings are stored)")?;
-    let writer = match &influx.api {
-        InfluxApi::V1 {
-            database,
-            retention_policy,
-            username,
-            password,
-        } => {
-            let auth = match (username, password) {
-                (Some(u), Some(p)) => Some((
-                    u.clone(),
-                    p.resolve().map_err(|e| format!("influxdb.password: {e}"))?,
-                )),
-                _ => None,
-            };
-            Writer::V1(V1Writer::new(
-                &influx.url,
-                database,
-                retention_policy.as_deref(),
-                auth,
-                influx.timeout,
-            )?)
-        }
-        InfluxApi::V2 { org, bucket, token } => {
-            let token = token
-                .as_ref()
-                .map(|t| t.resolve().map_err(|e| format!("influxdb.token: {e}")))
-                .transpose()?;
-            Writer::V2(V2Writer::new(
-                &influx.url,
-                org,
-                bucket,
-                token.as_ref(),
-                influx.timeout,
-            )?)
-        }
-    };
+    let writer = crate::store::backend::from_config(cfg).map_err(|e| e.to_string())?;
     let email = match &cfg.smtp {
         Some(smtp) => {
             let password = smtp

@@ -17,7 +17,9 @@ use crate::domain::network::Station;
 use crate::domain::param::Param;
 use crate::notify::email::EmailSink;
 use crate::notify::sms::SmsSink;
-use crate::store::influx::{FileWriter, V1Writer, Writer};
+use crate::store::backend::Backend;
+use crate::store::file::FileWriter;
+use crate::store::influx::V1Writer;
 use crate::telemetry::Metrics;
 use chrono::{DateTime, SecondsFormat, Utc};
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
@@ -169,21 +171,18 @@ async fn run(cfg: &mut Config, opts: &Options, span: Duration, speed: f64) -> Re
     cfg.mqtt.username = None;
     cfg.mqtt.password = None;
     cfg.mqtt.client_id = "riverwatch-demo".into();
-    let writer = match &opts.influx_url {
+    let writer: Box<dyn Backend> = match &opts.influx_url {
         Some(url) => {
             let database = match cfg.influxdb.as_ref().map(|i| &i.api) {
                 Some(InfluxApi::V1 { database, .. }) => database.clone(),
                 _ => "water".to_string(),
             };
-            Writer::V1(V1Writer::new(
-                url,
-                &database,
-                None,
-                None,
-                Duration::from_secs(10),
-            )?)
+            Box::new(
+                V1Writer::new(url, &database, None, None, Duration::from_secs(10))
+                    .map_err(|e| e.to_string())?,
+            )
         }
-        None => Writer::File(FileWriter::new(out.join("spool").join("readings.lp"))),
+        None => Box::new(FileWriter::new(out.join("spool").join("readings.lp"))),
     };
     let from = "riverwatch demo <alerts@riverwatch.invalid>"
         .parse()

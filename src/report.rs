@@ -7,18 +7,16 @@
 //! statement asks for the mean of the validated values (`<key>_qc` neither 3 suspect nor 4
 //! fail) per section; the same for the month a year earlier (上年同期).
 //!
-//! Query path: InfluxQL through `/query` for both APIs. With `api = "v1"` that is InfluxDB
-//! 1.x's own API (database, optional user and password). With `api = "v2"` it is InfluxDB 2's
-//! v1-compatibility endpoint, with the token and the bucket's DBRP mapping (the compose file
-//! creates it), rather than Flux: one query language and one answer format for both, the same
-//! queries the Grafana dashboards use, and no Flux CSV parsing. The handover column assumes
+//! Query path: InfluxQL through the store's [`QueryClient`] (`/query` for both APIs; v2 through
+//! its v1-compatibility endpoint and the bucket's DBRP mapping). The handover column assumes
 //! the operating city is the upstream one (true of the configured sections).
 
-use crate::config::{Config, InfluxApi};
+use crate::config::Config;
 use crate::domain::attainment::{self, SectionMonth};
 use crate::domain::gb3838::{self, Class, WaterBody};
 use crate::domain::network::{Network, Station};
 use crate::domain::param::Param;
+use crate::store::influx::query::QueryClient;
 use chrono::{DateTime, Datelike, NaiveDate, TimeZone, Utc};
 use std::collections::HashMap;
 use std::fmt::Write;
@@ -110,98 +108,6 @@ pub fn months(from: Month, to: Month) -> Vec<Month> {
     out
 }
 
-/// Where the stored data are read, and how.
-pub struct Source {
-    client: reqwest::Client,
-    url: String,
-    db: String,
-    basic: Option<(String, String)>,
-    token: Option<String>,
-}
-
-impl Source {
-    /// From `[influxdb]`, resolving its secrets.
-    pub fn from_config(cfg: &Config) -> Result<Source, String> {
-        let influx = cfg
-            .influxdb
-            .as_ref()
-            .ok_or("[influxdb] is required by `report` (where the data are read)")?;
-        let client = reqwest::Client::builder()
-            .timeout(influx.timeout.max(std::time::Duration::from_secs(30)))
-            .build()
-            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
-        let (db, basic, token) = match &influx.api {
-            InfluxApi::V1 {
-                database,
-                username,
-                password,
-                ..
-            } => {
-                let basic = match (username, password) {
-                    (Some(u), Some(p)) => Some((
-                        u.clone(),
-                        p.resolve()
-                            .map_err(|e| format!("influxdb.password: {e}"))?
-                            .expose()
-                            .to_string(),
-                    )),
-                    _ => None,
-                };
-                (database.clone(), basic, None)
-            }
-            InfluxApi::V2 { bucket, token, .. } => {
-                let token = token
-                    .as_ref()
-                    .map(|t| t.resolve().map_err(|e| format!("influxdb.token: {e}")))
-                    .transpose()?
-                    .map(|t| t.expose().to_string());
-                (bucket.clone(), None, token)
-            }
-        };
-        Ok(Source {
-            client,
-            url: format!("{}/query", influx.url.trim_end_matches('/')),
-            db,
-            basic,
-            token,
-        })
-    }
-
-    /// Runs `statements` (joined by `;`) and returns one answer per statement.
-    async fn query(&self, statements: &[String]) -> Result<Vec<serde_json::Value>, String> {
-        let q = statements.join(";");
-        let mut req = self
-            .client
-            .post(&self.url)
-            .form(&[("db", self.db.as_str()), ("q", q.as_str())]);
-        if let Some((u, p)) = &self.basic {
-            req = req.basic_auth(u, Some(p));
-        }
-        if let Some(t) = &self.token {
-            req = req.header(reqwest::header::AUTHORIZATION, format!("Token {t}"));
-        }
-        let resp = req
-            .send()
-            .await
-            .map_err(|e| format!("cannot reach InfluxDB at {}: {e}", self.url))?;
-        let status = resp.status();
-        let body: serde_json::Value = resp
-            .json()
-            .await
-            .map_err(|e| format!("InfluxDB answered {status} with no JSON: {e}"))?;
-        if let Some(e) = body["error"].as_str() {
-            return Err(format!("InfluxDB: {e}"));
-        }
-        let results = body["results"].as_array().cloned().unwrap_or_default();
-        for r in &results {
-            if let Some(e) = r["error"].as_str() {
-                return Err(format!("InfluxDB: {e}"));
-            }
-        }
-        Ok(results)
-    }
-}
-
 /// Parameters with class limits in either water body: the ones worth a monthly mean.
 fn judged_params() -> Vec<Param> {
     Param::ALL
@@ -215,7 +121,7 @@ fn judged_params() -> Vec<Param> {
 
 /// Monthly means of validated values per (station, parameter).
 async fn means(
-    source: &Source,
+    source: &QueryClient,
     sections: &[&Station],
     month: Month,
 ) -> Result<HashMap<(String, Param), f64>, String> {
@@ -234,7 +140,10 @@ async fn means(
             )
         })
         .collect();
-    let results = source.query(&statements).await?;
+    let results = source
+        .influxql(&statements)
+        .await
+        .map_err(|e| e.to_string())?;
     let mut out = HashMap::new();
     for (p, r) in params.iter().zip(&results) {
         for series in r["series"].as_array().into_iter().flatten() {
@@ -258,7 +167,7 @@ pub struct Row<'a> {
 /// Reads and judges every boundary section for every month in the range.
 pub async fn build<'a>(
     net: &'a Network,
-    source: &Source,
+    source: &QueryClient,
     range: &[Month],
 ) -> Result<Vec<Row<'a>>, String> {
     let sections: Vec<&Station> = net.stations.iter().filter(|s| s.boundary).collect();
@@ -611,7 +520,11 @@ pub async fn run(cfg: &Config, o: &Options) -> Result<String, String> {
         return Err(format!("--from {} is after --to {}", o.from, o.to));
     }
     let range = months(from, to);
-    let source = Source::from_config(cfg)?;
+    let influx = cfg
+        .influxdb
+        .as_ref()
+        .ok_or("[influxdb] is required by `report` (where the data are read)")?;
+    let source = QueryClient::new(influx).map_err(|e| e.to_string())?;
     let rows = build(&cfg.network, &source, &range).await?;
     Ok(match o.format {
         Format::Md => markdown(&cfg.network, &rows, &range),

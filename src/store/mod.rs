@@ -28,6 +28,8 @@
 //! dead-letter file with the server's message, the rest is written. Rewriting a point is
 //! harmless: same series and time overwrite.
 
+pub mod backend;
+pub mod file;
 pub mod influx;
 pub mod line_protocol;
 pub mod points;
@@ -38,10 +40,10 @@ use crate::domain::flow::{Acknowledge, Judged, Receipt};
 use crate::domain::ledger::Ledger;
 use crate::domain::network::Network;
 use crate::telemetry::{Metrics, RefusalKind};
+use backend::{Backend, WriteError};
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
 use futures_util::stream::{FuturesUnordered, StreamExt};
-use influx::{WriteError, Writer};
 use spool::Spool;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -115,7 +117,7 @@ enum OnRetry {
 
 /// The custody side shared by the batcher and the drainer.
 pub struct Store {
-    writer: Writer,
+    writer: Box<dyn Backend>,
     spool: Arc<Spool>,
     deadletter: Arc<DeadLetter>,
     metrics: Arc<Metrics>,
@@ -130,7 +132,7 @@ pub struct Store {
 
 impl Store {
     pub fn new(
-        writer: Writer,
+        writer: Box<dyn Backend>,
         spool: Arc<Spool>,
         deadletter: Arc<DeadLetter>,
         metrics: Arc<Metrics>,
