@@ -24,10 +24,9 @@ use crate::domain::network::Network;
 use crate::domain::rules::Rules;
 use crate::ingest::mqtt::{self, Phase, Session};
 use crate::ingest::payload::PayloadLimits;
-use crate::notify::email::EmailSink;
-use crate::notify::outbox::{Channel, Outbox};
-use crate::notify::sms::SmsSink;
-use crate::notify::{Sink, Worker};
+use crate::notify::metrics::Channels;
+use crate::notify::outbox::Outbox;
+use crate::notify::{Channel, Worker};
 use crate::screen::{Durable, Screen};
 use crate::store::influx::{V1Writer, V2Writer, Writer};
 use crate::store::spool::Spool;
@@ -43,8 +42,9 @@ pub struct Outputs {
     pub writer: Writer,
     /// Bearer token of the API's write endpoints; without one they answer 401.
     pub api_token: Option<crate::config::secret::Secret>,
-    pub email: EmailSink,
-    pub sms: SmsSink,
+    /// The notification channels, one delivery worker each (`notify::channels` for `run`;
+    /// the demo and tests bring their own).
+    pub channels: Vec<Arc<dyn Channel>>,
 }
 
 /// Builds the daemon's outputs from config, resolving secrets. Errors name the key.
@@ -89,26 +89,7 @@ pub fn outputs(cfg: &Config) -> Result<Outputs, String> {
             )?)
         }
     };
-    let email = match &cfg.smtp {
-        Some(smtp) => {
-            let password = smtp
-                .password
-                .as_ref()
-                .map(|p| p.resolve().map_err(|e| format!("smtp.password: {e}")))
-                .transpose()?;
-            EmailSink::smtp(smtp, password)?
-        }
-        None => return Err("[smtp] is required by `run` (alerts are emailed)".into()),
-    };
-    let sms = match &cfg.sms {
-        Some(sms) => SmsSink::gateway(sms)?,
-        None => {
-            if cfg.network.bureaus.iter().any(|b| !b.sms.is_empty()) {
-                tracing::warn!("bureaus list SMS recipients but no [sms] gateway is configured; SMS are not sent");
-            }
-            SmsSink::Disabled
-        }
-    };
+    let channels = crate::notify::channels(cfg).map_err(|e| e.to_string())?;
     let api_token = cfg
         .http
         .token
@@ -118,8 +99,7 @@ pub fn outputs(cfg: &Config) -> Result<Outputs, String> {
     Ok(Outputs {
         writer,
         api_token,
-        email,
-        sms,
+        channels,
     })
 }
 
@@ -160,6 +140,8 @@ pub struct Running {
     /// The store's custody side: database state and spool depth, for readiness.
     pub custody: Arc<Store>,
     pub outbox: Arc<Outbox>,
+    /// The notification channels with their counters, for `/metrics` and `/readyz`.
+    pub channels: Arc<Channels>,
     /// The API's view: stations, alerts, acknowledgements, silences.
     pub live: Arc<crate::api::Live>,
     pub net: Arc<Network>,
@@ -257,21 +239,16 @@ pub fn start(
             .filter(|s| shard.is_none_or(|sh| sh.owns(&s.id))),
         chrono::Utc::now(),
     );
-    let sms_enabled = outputs.sms.is_enabled();
-    let sinks = [
-        (Channel::Email, Sink::Email(outputs.email)),
-        (Channel::Sms, Sink::Sms(outputs.sms)),
-    ];
+    let channels = Arc::new(Channels::new(outputs.channels).map_err(|e| e.to_string())?);
     let mut wake = Vec::new();
     let mut notify = Vec::new();
-    for (channel, sink) in sinks {
+    for channel in channels.iter() {
         let w = Arc::new(Notify::new());
         wake.push(Arc::clone(&w));
         notify.push(tokio::spawn(
             Worker {
                 outbox: Arc::clone(&outbox),
-                channel,
-                sink,
+                channel: Arc::clone(channel),
                 metrics: Arc::clone(&metrics),
                 deadletter: Arc::clone(&deadletter),
                 wake: w,
@@ -283,7 +260,7 @@ pub fn start(
         outbox: Arc::clone(&outbox),
         wake,
         state,
-        sms_enabled,
+        channels: channels.channels(),
         live: Arc::clone(&live),
     };
     let screen = Screen::new(
@@ -323,6 +300,7 @@ pub fn start(
         session,
         custody,
         outbox,
+        channels,
         live,
         net: Arc::clone(&net_for_api),
         drainer,

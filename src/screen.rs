@@ -46,7 +46,8 @@ pub struct Durable {
     pub wake: Vec<Arc<Notify>>,
     /// `alerts.json`.
     pub state: PathBuf,
-    pub sms_enabled: bool,
+    /// The notification channels, which render each transition.
+    pub channels: Vec<Arc<dyn crate::notify::Channel>>,
     /// The API's view, kept current, and the silences and acknowledgements it holds.
     pub live: Arc<crate::api::Live>,
 }
@@ -175,7 +176,7 @@ impl Screen {
                 }
                 None => true,
             })
-            .flat_map(|t| crate::notify::render(t, &self.net, self.durable.sms_enabled))
+            .flat_map(|t| crate::notify::render(t, &self.net, &self.durable.channels))
             .collect();
         let items = Arc::new(items);
         let mut logged = false;
