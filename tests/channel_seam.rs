@@ -9,23 +9,9 @@ mod common;
 mod room;
 
 use common::*;
+use riverwatch::notify::outbox::Item;
 use std::sync::Arc;
 use std::time::Duration;
-
-/// Polls `check` every 20 ms on the runtime until it returns `Some`, or panics after `limit`.
-async fn until<T>(limit: Duration, what: &str, mut check: impl FnMut() -> Option<T>) -> T {
-    let deadline = tokio::time::Instant::now() + limit;
-    loop {
-        if let Some(v) = check() {
-            return v;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out after {limit:?} waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
 
 #[test]
 fn a_channel_defined_outside_the_crate_hears_a_boundary_exceedance_for_both_bureaus() {
@@ -46,71 +32,61 @@ fn a_channel_defined_outside_the_crate_hears_a_boundary_exceedance_for_both_bure
     let room = room::Room::default();
     let heard = room.heard();
 
-    let (room_sent, metrics_text, left) = runtime.block_on(async {
+    // Built and started inside the runtime (lettre's pool spawns its task when built); the
+    // runtime's worker then runs the daemon while this thread publishes and waits.
+    let running = runtime.block_on(async {
         let options = riverwatch::app::mqtt_options(&cfg).expect("MQTT options");
         let mut outputs = riverwatch::app::outputs(&cfg).expect("outputs");
         // Registered beside what `run` registers (email, SMS), the way a new channel is.
         outputs.channels.push(Arc::new(room));
-        let running = riverwatch::app::start(&cfg, options, outputs).expect("started");
-        until(Duration::from_secs(15), "the subscription", || {
-            running.session.is_subscribed().then_some(())
-        })
-        .await;
-
-        // As in the v1 pipeline test: a compliant reading, then NH3-N at 1.2 mg/L (class Ⅳ
-        // against a class-Ⅱ target) twice, which fires the exceedance.
-        let readings: Vec<String> = [(30, 0.3), (20, 1.2), (10, 1.2)]
-            .iter()
-            .map(|(ago, nh3n)| {
-                let (ts, _) = ts_minutes_ago(*ago);
-                format!(r#"{{"ts":"{ts}","values":{{"ph":7.3,"do":7.0,"nh3n":{nh3n}}}}}"#)
-            })
-            .collect();
-        let port = servers.mqtt_port;
-        tokio::task::spawn_blocking(move || {
-            for r in readings {
-                publish_to(port, "wq/bei/shijiao/reading", &r);
-            }
-        })
-        .await
-        .expect("published");
-
-        let exceedance = |items: &[riverwatch::notify::outbox::Item]| {
-            items
-                .iter()
-                .filter(|i| i.alert_id.contains("exceedance"))
-                .count()
-        };
-        until(
-            Duration::from_secs(20),
-            "the room's exceedance notices",
-            || {
-                let items = heard.lock().unwrap_or_else(|p| p.into_inner());
-                (exceedance(&items) >= 2).then_some(())
-            },
-        )
-        .await;
-        until(Duration::from_secs(20), "an empty outbox", || {
-            (running.outbox.count_pending() == 0).then_some(())
-        })
-        .await;
-        let sent = running
-            .channels
-            .counts("room")
-            .expect("room registered")
-            .sent_total();
-        let mut text = String::new();
-        running.channels.prometheus(&mut text);
-        let left = running.outbox.count_pending();
-        assert!(running.stop(Duration::from_secs(10)).await, "clean stop");
-        (sent, text, left)
+        riverwatch::app::start(&cfg, options, outputs).expect("started")
+    });
+    wait_for(Duration::from_secs(15), "the subscription", || {
+        running.session.is_subscribed().then_some(())
     });
 
+    // As in the v1 pipeline test: a compliant reading, then NH3-N at 1.2 mg/L (class Ⅳ against
+    // a class-Ⅱ target) twice, which fires the exceedance.
+    for (ago, nh3n) in [(30, 0.3), (20, 1.2), (10, 1.2)] {
+        let (ts, _) = ts_minutes_ago(ago);
+        servers.publish(
+            "wq/bei/shijiao/reading",
+            &format!(r#"{{"ts":"{ts}","values":{{"ph":7.3,"do":7.0,"nh3n":{nh3n}}}}}"#),
+        );
+    }
+    let exceedance = |items: &[Item]| -> Vec<Item> {
+        items
+            .iter()
+            .filter(|i| i.alert_id.contains("exceedance"))
+            .cloned()
+            .collect()
+    };
+    wait_for(
+        Duration::from_secs(20),
+        "the room's exceedance notices",
+        || {
+            let items = heard.lock().unwrap_or_else(|p| p.into_inner());
+            (exceedance(&items).len() >= 2).then_some(())
+        },
+    );
+    wait_for(Duration::from_secs(20), "an empty outbox", || {
+        (running.outbox.count_pending() == 0).then_some(())
+    });
+    let room_sent = running
+        .channels
+        .counts("room")
+        .expect("room registered")
+        .sent_total();
+    let mut metrics_text = String::new();
+    running.channels.prometheus(&mut metrics_text);
+    let left = running.outbox.count_pending();
+    assert!(
+        runtime.block_on(running.stop(Duration::from_secs(10))),
+        "clean stop"
+    );
+
     let items = heard.lock().expect("room").clone();
-    let exceedance: Vec<_> = items
-        .iter()
-        .filter(|i| i.alert_id.contains("exceedance"))
-        .collect();
+    let exceedance = exceedance(&items);
     let mut bureaus: Vec<_> = exceedance
         .iter()
         .map(|i| (i.bureau.as_str(), i.to.join(",")))

@@ -271,32 +271,7 @@ impl Worker {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::alert::{Context, Evidence, Kind, Level, Rule};
-    use crate::domain::gb3838::Class;
-    use crate::domain::param::Param;
-
-    fn fired_at_the_boundary() -> Transition {
-        let ts = chrono::DateTime::from_timestamp(1_795_000_000, 0).expect("time");
-        let ev = Evidence {
-            ts,
-            value: 1.2,
-            class: Some(Class::IV),
-        };
-        Transition {
-            station: "shijiao".into(),
-            rule: Rule::Exceedance,
-            param: Some(Param::Nh3n),
-            kind: Kind::Fired,
-            state: Kind::Fired.state(),
-            level: Level::Yellow,
-            alert_id: "shijiao.exceedance.nh3n.X".into(),
-            since: ts,
-            evidence: ev,
-            peak: ev,
-            context: Context::None,
-            follows: None,
-        }
-    }
+    use crate::domain::message::tests::firing;
 
     fn email() -> Arc<dyn Channel> {
         Arc::new(email::EmailSink::Folder {
@@ -312,14 +287,14 @@ mod tests {
     fn render_asks_each_channel_for_each_bureau() {
         let mut net = crate::domain::network::fixtures::network();
         net.bureaus[1].sms = vec!["+8613800000001".into(), "+8613800000002".into()];
-        let t = fired_at_the_boundary();
+        let t = firing();
         let sms: Arc<dyn Channel> = Arc::new(sms::SmsSink::Log("/dev/null".into()));
         let items = render(&t, &net, &[email(), sms]);
         let got: Vec<_> = items
             .iter()
             .map(|i| (i.channel.as_str(), i.key.as_str(), i.to.join(",")))
             .collect();
-        let base = "shijiao.exceedance.nh3n.x.fired.20261118t110640z";
+        let base = "shijiao-exceedance-nh3n-20261125t220000z.fired.20261126t020000z";
         assert_eq!(
             got,
             [
