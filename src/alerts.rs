@@ -18,6 +18,7 @@ use crate::api::Live;
 use crate::domain::alert::{Kind, Transition};
 use crate::domain::flow::{Decoded, Judged};
 use crate::notify::outbox::Outbox;
+use crate::notify::Channel;
 use crate::screen::Screen;
 use crate::telemetry::Metrics;
 use chrono::Utc;
@@ -36,7 +37,8 @@ pub struct Alerts {
     pub wake: Vec<Arc<Notify>>,
     /// `alerts.json`.
     pub state: PathBuf,
-    pub sms_enabled: bool,
+    /// The notification channels, which render each transition for the bureaus.
+    pub channels: Vec<Arc<dyn Channel>>,
     /// The API's view, kept current, and the silences and acknowledgements it holds.
     pub live: Arc<Live>,
     pub metrics: Arc<Metrics>,
@@ -129,7 +131,7 @@ impl Alerts {
                 }
                 None => true,
             })
-            .flat_map(|t| crate::notify::render(t, screen.network(), self.sms_enabled))
+            .flat_map(|t| crate::notify::render(t, screen.network(), &self.channels))
             .collect();
         let items = Arc::new(items);
         let outbox = Arc::clone(&self.outbox);

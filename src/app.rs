@@ -34,10 +34,9 @@ use crate::domain::rules::Rules;
 use crate::ingest::mqtt::{self, MqttSource, Session};
 use crate::ingest::payload::PayloadLimits;
 use crate::ingest::{Decoder, Phase, Source, SourceIo};
-use crate::notify::email::EmailSink;
-use crate::notify::outbox::{Channel, Outbox};
-use crate::notify::sms::SmsSink;
-use crate::notify::{Sink, Worker};
+use crate::notify::metrics::Channels;
+use crate::notify::outbox::Outbox;
+use crate::notify::{Channel, Worker};
 use crate::screen::Screen;
 use crate::store::backend::Backend;
 use crate::store::spool::Spool;
@@ -53,33 +52,15 @@ pub struct Outputs {
     pub writer: Box<dyn Backend>,
     /// Bearer token of the API's write endpoints; without one they answer 401.
     pub api_token: Option<crate::config::secret::Secret>,
-    pub email: EmailSink,
-    pub sms: SmsSink,
+    /// The notification channels, one delivery worker each (`notify::channels` for `run`;
+    /// the demo and tests bring their own).
+    pub channels: Vec<Arc<dyn Channel>>,
 }
 
 /// Builds the daemon's outputs from config, resolving secrets. Errors name the key.
 pub fn outputs(cfg: &Config) -> Result<Outputs, String> {
     let writer = crate::store::backend::from_config(cfg).map_err(|e| e.to_string())?;
-    let email = match &cfg.smtp {
-        Some(smtp) => {
-            let password = smtp
-                .password
-                .as_ref()
-                .map(|p| p.resolve().map_err(|e| format!("smtp.password: {e}")))
-                .transpose()?;
-            EmailSink::smtp(smtp, password)?
-        }
-        None => return Err("[smtp] is required by `run` (alerts are emailed)".into()),
-    };
-    let sms = match &cfg.sms {
-        Some(sms) => SmsSink::gateway(sms)?,
-        None => {
-            if cfg.network.bureaus.iter().any(|b| !b.sms.is_empty()) {
-                tracing::warn!("bureaus list SMS recipients but no [sms] gateway is configured; SMS are not sent");
-            }
-            SmsSink::Disabled
-        }
-    };
+    let channels = crate::notify::channels(cfg).map_err(|e| e.to_string())?;
     let api_token = cfg
         .http
         .token
@@ -89,8 +70,7 @@ pub fn outputs(cfg: &Config) -> Result<Outputs, String> {
     Ok(Outputs {
         writer,
         api_token,
-        email,
-        sms,
+        channels,
     })
 }
 
@@ -148,6 +128,8 @@ pub struct Running {
     /// The store's custody side: database state and spool depth, for readiness.
     pub custody: Arc<Store>,
     pub outbox: Arc<Outbox>,
+    /// The notification channels with their counters, for `/metrics` and `/readyz`.
+    pub channels: Arc<Channels>,
     /// The API's view: stations, alerts, acknowledgements, silences.
     pub live: Arc<crate::api::Live>,
     pub net: Arc<Network>,
@@ -255,21 +237,16 @@ pub fn start(cfg: &Config, inputs: Inputs, outputs: Outputs) -> Result<Running, 
             .filter(|s| shard.is_none_or(|sh| sh.owns(&s.id))),
         chrono::Utc::now(),
     );
-    let sms_enabled = outputs.sms.is_enabled();
-    let sinks = [
-        (Channel::Email, Sink::Email(outputs.email)),
-        (Channel::Sms, Sink::Sms(outputs.sms)),
-    ];
+    let channels = Arc::new(Channels::new(outputs.channels).map_err(|e| e.to_string())?);
     let mut wake = Vec::new();
     let mut notify = Vec::new();
-    for (channel, sink) in sinks {
+    for channel in channels.iter() {
         let w = Arc::new(Notify::new());
         wake.push(Arc::clone(&w));
         notify.push(tokio::spawn(
             Worker {
                 outbox: Arc::clone(&outbox),
-                channel,
-                sink,
+                channel: Arc::clone(channel),
                 metrics: Arc::clone(&metrics),
                 deadletter: Arc::clone(&deadletter),
                 wake: w,
@@ -281,7 +258,7 @@ pub fn start(cfg: &Config, inputs: Inputs, outputs: Outputs) -> Result<Running, 
         outbox: Arc::clone(&outbox),
         wake,
         state,
-        sms_enabled,
+        channels: channels.channels(),
         live: Arc::clone(&live),
         metrics: Arc::clone(&metrics),
     };
@@ -316,6 +293,7 @@ pub fn start(cfg: &Config, inputs: Inputs, outputs: Outputs) -> Result<Running, 
         session,
         custody,
         outbox,
+        channels,
         live,
         net,
         drainer,

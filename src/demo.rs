@@ -190,11 +190,14 @@ async fn run(cfg: &mut Config, opts: &Options, span: Duration, speed: f64) -> Re
     let outputs = Outputs {
         writer,
         api_token: None,
-        email: EmailSink::Folder {
-            dir: out.join("outbox"),
-            from,
-        },
-        sms: SmsSink::Log(out.join("sms.jsonl")),
+        // The run's channels in their file modes: emails as .eml files, SMS as log lines.
+        channels: vec![
+            Arc::new(EmailSink::Folder {
+                dir: out.join("outbox"),
+                from,
+            }),
+            Arc::new(SmsSink::Log(out.join("sms.jsonl"))),
+        ],
     };
     let options = app::mqtt_options(cfg)?;
     let running = app::start(cfg, app::Inputs::mqtt(options), outputs)?;

@@ -12,6 +12,7 @@ use crate::api::{Live, SilenceRequest};
 use crate::app::Running;
 use crate::domain::network::Network;
 use crate::ingest::mqtt::Session;
+use crate::notify::metrics::Channels;
 use crate::notify::outbox::Outbox;
 use crate::store::Store;
 use crate::telemetry::{Metrics, WRITE_BUCKETS};
@@ -30,6 +31,7 @@ pub struct Shared {
     pub session: Arc<Session>,
     pub store: Arc<Store>,
     pub outbox: Arc<Outbox>,
+    pub channels: Arc<Channels>,
     pub metrics: Arc<Metrics>,
     pub live: Arc<Live>,
     pub net: Arc<Network>,
@@ -41,6 +43,7 @@ impl Shared {
             session: Arc::clone(&running.session),
             store: Arc::clone(&running.custody),
             outbox: Arc::clone(&running.outbox),
+            channels: Arc::clone(&running.channels),
             metrics: Arc::clone(&running.metrics),
             live: Arc::clone(&running.live),
             net: Arc::clone(&running.net),
@@ -227,16 +230,13 @@ pub fn readiness(s: &Shared) -> (bool, serde_json::Value) {
     spool["records"] = depth.records.into();
     spool["max_bytes"] = depth.max_bytes.into();
     let mut channels = serde_json::Map::new();
-    for (name, failing, what) in [
-        ("smtp", &s.metrics.email_failing, "email"),
-        ("sms", &s.metrics.sms_failing, "SMS"),
-    ] {
-        let failing = Metrics::get(failing) == 1;
+    for c in s.channels.readiness() {
+        let what = c.noun;
         channels.insert(
-            name.into(),
+            c.component.into(),
             component(
-                !failing,
-                if failing {
+                !c.failing,
+                if c.failing {
                     format!("the last {what} delivery failed and is being retried (see the log); notifications wait in the outbox")
                 } else {
                     format!("{what} deliveries succeed (or none was needed yet)")
@@ -251,15 +251,17 @@ pub fn readiness(s: &Shared) -> (bool, serde_json::Value) {
     );
     outbox["pending"] = pending.into();
     let ready = mqtt_ok && !full;
-    let doc = serde_json::json!({
+    let mut doc = serde_json::json!({
         "ready": ready,
         "mqtt": mqtt,
         "store": store,
         "spool": spool,
         "outbox": outbox,
-        "smtp": channels.remove("smtp"),
-        "sms": channels.remove("sms"),
     });
+    // One object per notification channel, named after the server it depends on.
+    if let Some(doc) = doc.as_object_mut() {
+        doc.extend(channels);
+    }
     (ready, doc)
 }
 
@@ -285,12 +287,13 @@ async fn metrics(State(s): State<Shared>) -> impl IntoResponse {
     let connected = u64::from(s.session.is_connected());
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        render(&s.metrics, connected),
+        render(&s.metrics, &s.channels, connected),
     )
 }
 
-/// The Prometheus text exposition of every counter and gauge.
-pub fn render(m: &Metrics, mqtt_connected: u64) -> String {
+/// The Prometheus text exposition of every counter and gauge, the notification channels'
+/// included.
+pub fn render(m: &Metrics, channels: &Channels, mqtt_connected: u64) -> String {
     let mut out = String::new();
     let mut one = |name: &str, kind: &str, help: &str, value: u64| {
         let _ = writeln!(
@@ -304,7 +307,7 @@ pub fn render(m: &Metrics, mqtt_connected: u64) -> String {
         "1 while connected to the broker.",
         mqtt_connected,
     );
-    let plain: [(&str, &str, &str, &std::sync::atomic::AtomicU64); 15] = [
+    let plain: [(&str, &str, &str, &std::sync::atomic::AtomicU64); 14] = [
         (
             "riverwatch_messages_received_total",
             "counter",
@@ -389,12 +392,6 @@ pub fn render(m: &Metrics, mqtt_connected: u64) -> String {
             "Notifications waiting for delivery.",
             &m.outbox_pending,
         ),
-        (
-            "riverwatch_notify_retries_total",
-            "counter",
-            "Notification deliveries that failed transiently and were retried.",
-            &m.notify_retries,
-        ),
     ];
     for (name, kind, help, value) in plain {
         one(name, kind, help, Metrics::get(value));
@@ -422,22 +419,7 @@ pub fn render(m: &Metrics, mqtt_connected: u64) -> String {
             rule.key()
         );
     }
-    let _ = writeln!(
-        out,
-        "# HELP riverwatch_notifications_total Notifications by channel and outcome.\n# TYPE riverwatch_notifications_total counter"
-    );
-    for (channel, outcome, counter) in [
-        ("email", "sent", &m.emails_sent),
-        ("email", "failed", &m.emails_failed),
-        ("sms", "sent", &m.sms_sent),
-        ("sms", "failed", &m.sms_failed),
-    ] {
-        let _ = writeln!(
-            out,
-            "riverwatch_notifications_total{{channel=\"{channel}\",outcome=\"{outcome}\"}} {}",
-            Metrics::get(counter)
-        );
-    }
+    channels.prometheus(&mut out);
     let (buckets, sum) = m.write_latency();
     let _ = writeln!(
         out,
@@ -470,7 +452,8 @@ mod tests {
         m.refused(crate::telemetry::RefusalKind::NotJson);
         m.write_took(std::time::Duration::from_millis(7));
         m.write_took(std::time::Duration::from_secs(9));
-        let text = render(&m, 1);
+        let channels = Channels::new(Vec::new()).expect("no channels");
+        let text = render(&m, &channels, 1);
         for line in [
             "riverwatch_readings_stored_total 3",
             "riverwatch_readings_refused_total{reason=\"not_json\"} 1",

@@ -113,10 +113,6 @@ pub struct Metrics {
     /// Alerts fired, by level and rule (indexes = positions in `Level::ALL`, `Rule::ALL`).
     alerts_fired: [[AtomicU64; 8]; 5],
     pub alerts_resolved: AtomicU64,
-    pub emails_sent: AtomicU64,
-    pub emails_failed: AtomicU64,
-    pub sms_sent: AtomicU64,
-    pub sms_failed: AtomicU64,
     /// Messages acknowledged to the broker.
     pub messages_acked: AtomicU64,
     /// Messages the broker sent again (DUP set): delivered before, not acknowledged then.
@@ -133,11 +129,6 @@ pub struct Metrics {
     pub spool_records: AtomicU64,
     /// Notifications waiting in the outbox, and those that failed permanently.
     pub outbox_pending: AtomicU64,
-    /// Transient delivery failures that were retried.
-    pub notify_retries: AtomicU64,
-    /// 1 while the email (SMTP) or SMS worker's last attempt failed transiently.
-    pub email_failing: AtomicU64,
-    pub sms_failing: AtomicU64,
     /// Database write latency histogram: counts per bucket of `WRITE_BUCKETS`, plus the sum.
     write_latency: [AtomicU64; WRITE_BUCKETS.len() + 1],
     write_latency_sum_us: AtomicU64,

@@ -471,7 +471,13 @@ fn email_case(
         context: Context::None,
         follows: None,
     };
-    let item = riverwatch::notify::render(&t, &cfg.network, false)
+    // Rendering needs only the channel's kind: the SMTP sink itself is built by each test.
+    let email: std::sync::Arc<dyn riverwatch::notify::Channel> =
+        std::sync::Arc::new(riverwatch::notify::email::EmailSink::Folder {
+            dir: std::env::temp_dir(),
+            from: "riverwatch <rw@example.org>".parse().unwrap(),
+        });
+    let item = riverwatch::notify::render(&t, &cfg.network, &[email])
         .into_iter()
         .next()
         .expect("one email for the bureau");

@@ -650,5 +650,6 @@ pub fn sms(t: &Transition, net: &Network) -> Option<String> {
     }))
 }
 
+// Crate-visible for its golden transition, which notify's tests render too.
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

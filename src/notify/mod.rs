@@ -1,26 +1,37 @@
 //! Notify: turns alert transitions into notifications for the bureaus that must hear of
-//! them, keeps them in the persistent [`outbox`], and delivers them with retries.
+//! them, keeps them in the persistent [`outbox`], and delivers them with retries through the
+//! registered [`Channel`]s.
 //!
 //! Fed by the screen stage, which calls [`render`] and `Outbox::enqueue` for each batch of
 //! transitions before the message that caused them is acknowledged; one [`Worker`]
-//! per channel (email, SMS) then sends the outbox's pending notifications through the sinks in
-//! [`email`] and [`sms`], one at a time in enqueue order, so a bureau never reads a resolution
-//! before its alert, and an SMTP outage does not hold back SMS. A failed delivery is retried
-//! with exponential backoff (1 s doubling to 30 s) while it is transient; a permanent refusal
-//! (SMTP 5xx, gateway 4xx) is logged, counted, moved to the outbox's `failed/` and written to
-//! the dead-letter file. A notification leaves the outbox only once delivered, so SMTP or the
-//! gateway being down, or riverwatch being killed, delays it but never loses it.
+//! per channel then sends the outbox's pending notifications of that channel, one at a time
+//! in enqueue order, so a bureau never reads a resolution before its alert, and an SMTP
+//! outage does not hold back SMS. A failed delivery is retried with exponential backoff (1 s
+//! doubling to 30 s) while it is transient; a permanent refusal (SMTP 5xx, gateway 4xx) is
+//! logged, counted, moved to the outbox's `failed/` and written to the dead-letter file. A
+//! notification leaves the outbox only once delivered, so SMTP or the gateway being down, or
+//! riverwatch being killed, delays it but never loses it.
+//!
+//! The seam: a channel is one folder here ([`email`], [`sms`]) implementing [`Channel`] —
+//! its key, its recipients for a bureau, the rendering of a transition, one send and the
+//! classification of the answer — and one line in [`channels`], the only place that lists
+//! them. The outbox, the workers, the metrics ([`metrics`]) and `/readyz` iterate that list,
+//! so a new channel touches none of them.
 
 pub mod email;
+pub mod metrics;
 pub mod outbox;
 pub mod sms;
 
+use crate::config::Config;
 use crate::deadletter::DeadLetter;
 use crate::domain::alert::Transition;
-use crate::domain::message;
-use crate::domain::network::Network;
+use crate::domain::network::{Bureau, Network};
 use crate::telemetry::Metrics;
-use outbox::{Channel, Item, Outbox, Pending};
+use metrics::Registered;
+use outbox::{Item, Outbox, Pending};
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Notify;
@@ -32,16 +43,112 @@ pub enum SendError {
     Permanent(String),
 }
 
+/// Why the channels cannot be built at start; each names the config key at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    /// A section `run` cannot do without.
+    #[error("[{section}] is required by `run` ({why})")]
+    Required {
+        section: &'static str,
+        why: &'static str,
+    },
+    /// A setting that cannot be used (a bad address, an unreadable secret, a bad header).
+    #[error("{0}")]
+    Setting(String),
+    /// A channel key that cannot be used (a programming error in a channel, caught at start).
+    #[error("notification channel {0:?}: {1}")]
+    Channel(&'static str, &'static str),
+}
+
+/// The adapters build their messages with the config key first (`smtp.from: …`), so a
+/// message is a [`SetupError::Setting`] as it stands.
+impl From<String> for SetupError {
+    fn from(why: String) -> SetupError {
+        SetupError::Setting(why)
+    }
+}
+
+/// One delivery attempt in flight. A boxed future rather than the `async-trait` crate: it
+/// keeps [`Channel`] object-safe with no proc-macro in the build, and its one allocation per
+/// notification is nothing beside an SMTP dialogue or an HTTP request.
+pub type Sending<'a> = Pin<Box<dyn Future<Output = Result<(), SendError>> + Send + 'a>>;
+
+/// One notification of one bureau as a channel renders it; [`render`] adds what every
+/// outbox [`Item`] carries (key, alert, state, bureau).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Draft {
+    /// Tells this bureau's items of the channel apart in the idempotency key
+    /// (`<alert>.<kind>.<time>.<bureau>.<suffix>`): `email`, `sms0`, `sms1`, …; stable for a
+    /// given config, so the same transition always gets the same keys.
+    pub suffix: String,
+    /// The addresses this one notification goes to.
+    pub to: Vec<String>,
+    /// A subject line; empty where the channel has none.
+    pub subject: String,
+    /// The message text.
+    pub text: String,
+}
+
+/// A way of reaching a bureau: built once at start from config ([`channels`]), shared by the
+/// screen (rendering) and this channel's delivery worker (sending).
+pub trait Channel: Send + Sync {
+    /// The channel's name in outbox file names (`<seq>-<key>-<id>.json`), the items'
+    /// `"channel"` field, the `channel` label of `riverwatch_notifications_total` and the
+    /// dead-letter reason (`notify/<key>`). Lowercase ASCII letters, digits and `_` only (the
+    /// outbox splits file names at `-`); never renamed, or files already queued are orphaned.
+    fn key(&self) -> &'static str;
+
+    /// The `/readyz` object that says whether this channel's deliveries succeed, named after
+    /// the server it depends on (`smtp` for email). The key, unless the channel says otherwise.
+    fn component(&self) -> &'static str {
+        self.key()
+    }
+
+    /// What it delivers, as `/readyz` sentences name it (`email`, `SMS`).
+    fn noun(&self) -> &'static str {
+        self.key()
+    }
+
+    /// The addresses this channel has for `bureau` (empty: the bureau is not reached this way).
+    fn recipients(&self, bureau: &Bureau) -> Vec<String>;
+
+    /// The notifications of transition `t` for `bureau`; none when the bureau has no
+    /// recipients here or the channel is disabled. Pure: no I/O, so the screen may call it
+    /// for every transition.
+    fn render(&self, t: &Transition, net: &Network, bureau: &Bureau) -> Vec<Draft>;
+
+    /// How logs name one notification: no secrets, phone numbers masked.
+    fn describe(&self, item: &Item) -> String {
+        format!(
+            "{} to {} for {} ({})",
+            self.noun(),
+            item.bureau,
+            item.alert_id,
+            item.state
+        )
+    }
+
+    /// Sends one rendered item once, classifying the answer: `Ok` delivered,
+    /// [`SendError::Transient`] retried with backoff, [`SendError::Permanent`] moved to
+    /// `failed/` and dead-lettered. Must finish in bounded time (the worker waits for it).
+    fn send<'a>(&'a self, item: &'a Item) -> Sending<'a>;
+}
+
+/// Every channel the daemon runs, in delivery-worker and metrics order: the ONE place a
+/// channel is registered. Built inside the runtime (lettre's pool spawns its task when
+/// built); secrets are resolved here. A channel whose section is missing either fails the
+/// start (email) or is kept disabled, rendering nothing, after one log line (SMS).
+pub fn channels(cfg: &Config) -> Result<Vec<Arc<dyn Channel>>, SetupError> {
+    Ok(vec![email::from_config(cfg)?, sms::from_config(cfg)?])
+}
+
 /// Longest wait between two attempts of one notification.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
-/// The notifications of one transition: an email per bureau with email addresses, an SMS
-/// per phone number (when a gateway is configured), each with its idempotency key.
-pub fn render(t: &Transition, net: &Network, sms_enabled: bool) -> Vec<Item> {
+/// The notifications of one transition: for each bureau that must hear of it, what each
+/// channel renders, in channel order, each with its idempotency key.
+pub fn render(t: &Transition, net: &Network, channels: &[Arc<dyn Channel>]) -> Vec<Item> {
     let Some(station) = net.station(&t.station) else {
-        return Vec::new();
-    };
-    let (Some(mail), Some(text)) = (message::email(t, net), message::sms(t, net)) else {
         return Vec::new();
     };
     let base = format!(
@@ -53,36 +160,19 @@ pub fn render(t: &Transition, net: &Network, sms_enabled: bool) -> Vec<Item> {
     .to_lowercase();
     let mut out = Vec::new();
     for bureau in net.recipients(station, t.rule) {
-        let item =
-            |channel: Channel, key: String, to: Vec<String>, subject: &str, text: &str| Item {
-                key,
-                channel,
-                alert_id: t.alert_id.clone(),
-                state: t.state.key().to_string(),
-                bureau: bureau.id.clone(),
-                bureau_name: bureau.name.clone(),
-                to,
-                subject: subject.to_string(),
-                text: text.to_string(),
-            };
-        if !bureau.email.is_empty() {
-            out.push(item(
-                Channel::Email,
-                format!("{base}.{}.email", bureau.id),
-                bureau.email.clone(),
-                &mail.subject,
-                &mail.body,
-            ));
-        }
-        if sms_enabled {
-            for (i, phone) in bureau.sms.iter().enumerate() {
-                out.push(item(
-                    Channel::Sms,
-                    format!("{base}.{}.sms{i}", bureau.id),
-                    vec![phone.clone()],
-                    "",
-                    &text,
-                ));
+        for channel in channels {
+            for draft in channel.render(t, net, bureau) {
+                out.push(Item {
+                    key: format!("{base}.{}.{}", bureau.id, draft.suffix),
+                    channel: channel.key().to_string(),
+                    alert_id: t.alert_id.clone(),
+                    state: t.state.key().to_string(),
+                    bureau: bureau.id.clone(),
+                    bureau_name: bureau.name.clone(),
+                    to: draft.to,
+                    subject: draft.subject,
+                    text: draft.text,
+                });
             }
         }
     }
@@ -92,44 +182,13 @@ pub fn render(t: &Transition, net: &Network, sms_enabled: bool) -> Vec<Item> {
 /// What a delivery worker needs.
 pub struct Worker {
     pub outbox: Arc<Outbox>,
-    pub channel: Channel,
-    pub sink: Sink,
+    /// The channel it delivers for, with its counters.
+    pub channel: Arc<Registered>,
+    /// For the outbox gauge.
     pub metrics: Arc<Metrics>,
     pub deadletter: Arc<DeadLetter>,
     /// Woken by the screen after an enqueue.
     pub wake: Arc<Notify>,
-}
-
-/// The sink of one channel.
-pub enum Sink {
-    Email(email::EmailSink),
-    Sms(sms::SmsSink),
-}
-
-impl Sink {
-    async fn send(&self, item: &Item) -> Result<(), SendError> {
-        match self {
-            Sink::Email(s) => s.send(item).await,
-            Sink::Sms(s) => s.send(item).await,
-        }
-    }
-}
-
-/// How a notification is named in logs: the phone number masked.
-fn describe(item: &Item) -> String {
-    match item.channel {
-        Channel::Email => format!(
-            "email to {} for {} ({})",
-            item.bureau, item.alert_id, item.state
-        ),
-        Channel::Sms => format!(
-            "SMS to {} of {} for {} ({})",
-            item.to.first().map_or_else(String::new, |p| masked(p)),
-            item.bureau,
-            item.alert_id,
-            item.state
-        ),
-    }
 }
 
 impl Worker {
@@ -138,8 +197,8 @@ impl Worker {
     pub async fn deliver(self) {
         loop {
             let outbox = Arc::clone(&self.outbox);
-            let channel = self.channel;
-            let pending = match tokio::task::spawn_blocking(move || outbox.pending(channel)).await {
+            let key = self.channel.channel.key();
+            let pending = match tokio::task::spawn_blocking(move || outbox.pending(key)).await {
                 Ok(Ok(p)) => p,
                 Ok(Err(e)) => {
                     tracing::error!(error = %e, "cannot read the outbox; retrying in 5 s");
@@ -164,24 +223,14 @@ impl Worker {
     }
 
     async fn one(&self, p: Pending) {
-        let what = describe(&p.item);
+        let channel = &self.channel.channel;
+        let counts = &self.channel.counts;
+        let what = channel.describe(&p.item);
         let mut backoff = Duration::from_secs(1);
         let mut tries = 0u32;
-        let (sent, failed, failing) = match self.channel {
-            Channel::Email => (
-                &self.metrics.emails_sent,
-                &self.metrics.emails_failed,
-                &self.metrics.email_failing,
-            ),
-            Channel::Sms => (
-                &self.metrics.sms_sent,
-                &self.metrics.sms_failed,
-                &self.metrics.sms_failing,
-            ),
-        };
         loop {
             tries += 1;
-            match self.sink.send(&p.item).await {
+            match channel.send(&p.item).await {
                 Ok(()) => {
                     // The delivery is recorded before anything else: every step between the
                     // server's acceptance and this record is a window in which a crash sends
@@ -189,16 +238,13 @@ impl Worker {
                     if let Err(e) = self.outbox.delivered(&p) {
                         tracing::error!(error = %e, "{what} was sent but cannot be marked so; it may be sent again after a restart");
                     }
-                    tracing::info!(tries, key = %p.item.key, "sent {what}");
-                    Metrics::add(sent, 1);
-                    Metrics::set(failing, 0);
+                    counts.sent(&what, tries, &p.item.key);
                     break;
                 }
                 Err(SendError::Permanent(e)) => {
-                    tracing::error!(error = %e, "{what} refused permanently; not retried (outbox failed/ and dead-letter file)");
-                    Metrics::add(failed, 1);
+                    counts.refused(&what, &e);
                     self.deadletter.record(
-                        &format!("notify/{}", self.channel.key()),
+                        &format!("notify/{}", channel.key()),
                         &format!("{what} refused permanently: {e}"),
                         None,
                         p.item.key.as_bytes(),
@@ -209,13 +255,7 @@ impl Worker {
                     break;
                 }
                 Err(SendError::Transient(e)) => {
-                    Metrics::add(&self.metrics.notify_retries, 1);
-                    Metrics::set(failing, 1);
-                    if tries == 1 {
-                        tracing::warn!(error = %e, retry_in = ?backoff, "{what} failed; retrying");
-                    } else {
-                        tracing::debug!(error = %e, retry_in = ?backoff, tries, "{what} failed again");
-                    }
+                    counts.retrying(&what, &e, tries, backoff);
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(MAX_BACKOFF);
                 }
@@ -228,22 +268,78 @@ impl Worker {
     }
 }
 
-/// A phone number as logs show it: enough to tell recipients apart, not to call them.
-pub fn masked(phone: &str) -> String {
-    let keep = phone.len().saturating_sub(4);
-    phone
-        .char_indices()
-        .map(|(i, c)| if (3..keep).contains(&i) { '*' } else { c })
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::message::tests::firing;
+
+    fn email() -> Arc<dyn Channel> {
+        Arc::new(email::EmailSink::Folder {
+            dir: std::env::temp_dir(),
+            from: "rw <rw@example.org>".parse().expect("mailbox"),
+        })
+    }
+
+    /// Both bureaus hear of a boundary exceedance; per bureau the email comes first, then an
+    /// SMS per phone number, keys as the outbox has always named them; a disabled SMS channel
+    /// renders nothing.
+    #[test]
+    fn render_asks_each_channel_for_each_bureau() {
+        let mut net = crate::domain::network::fixtures::network();
+        net.bureaus[1].sms = vec!["+8613800000001".into(), "+8613800000002".into()];
+        let t = firing();
+        let sms: Arc<dyn Channel> = Arc::new(sms::SmsSink::Log("/dev/null".into()));
+        let items = render(&t, &net, &[email(), sms]);
+        let got: Vec<_> = items
+            .iter()
+            .map(|i| (i.channel.as_str(), i.key.as_str(), i.to.join(",")))
+            .collect();
+        let base = "shijiao-exceedance-nh3n-20261125t220000z.fired.20261126t020000z";
+        assert_eq!(
+            got,
+            [
+                (
+                    "email",
+                    format!("{base}.guangzhou.email").as_str(),
+                    "duty@guangzhou.example.org".to_string()
+                ),
+                (
+                    "email",
+                    format!("{base}.qingyuan.email").as_str(),
+                    "duty@qingyuan.example.org".to_string()
+                ),
+                (
+                    "sms",
+                    format!("{base}.qingyuan.sms0").as_str(),
+                    "+8613800000001".to_string()
+                ),
+                (
+                    "sms",
+                    format!("{base}.qingyuan.sms1").as_str(),
+                    "+8613800000002".to_string()
+                ),
+            ]
+        );
+        assert!(items.iter().all(|i| i.state == "firing"));
+        assert!(items[0].subject.contains("shijiao"), "{}", items[0].subject);
+        assert!(items[2].subject.is_empty() && !items[2].text.is_empty());
+
+        let disabled: Arc<dyn Channel> = Arc::new(sms::SmsSink::Disabled);
+        let keys: Vec<_> = render(&t, &net, &[email(), disabled])
+            .into_iter()
+            .map(|i| i.channel)
+            .collect();
+        assert_eq!(keys, ["email", "email"], "no SMS without a gateway");
+    }
 
     #[test]
-    fn phone_numbers_are_masked() {
-        assert_eq!(masked("+8613800001234"), "+86*******1234");
-        assert_eq!(masked("12345"), "12345");
+    fn channel_keys_must_name_outbox_files_and_be_unique() {
+        assert!(metrics::Channels::new(vec![email(), Arc::new(sms::SmsSink::Disabled)]).is_ok());
+        let twice = metrics::Channels::new(vec![email(), email()]);
+        assert!(
+            matches!(twice, Err(SetupError::Channel("email", _))),
+            "{:?}",
+            twice.err()
+        );
     }
 }

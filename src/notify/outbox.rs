@@ -28,28 +28,13 @@ use std::time::{Duration, SystemTime};
 /// How long delivered keys are remembered.
 const KEEP_SENT: Duration = Duration::from_secs(30 * 24 * 3600);
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Channel {
-    Email,
-    Sms,
-}
-
-impl Channel {
-    pub fn key(self) -> &'static str {
-        match self {
-            Channel::Email => "email",
-            Channel::Sms => "sms",
-        }
-    }
-}
-
 /// One notification, rendered: everything its delivery needs, so a restart needs neither
 /// the transition nor the config that produced it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Item {
     pub key: String,
-    pub channel: Channel,
+    /// The key of the channel that delivers it (`email`, `sms`, …; see `notify::Channel::key`).
+    pub channel: String,
     pub alert_id: String,
     /// `firing` or `resolved`.
     pub state: String,
@@ -99,13 +84,14 @@ fn file_safe(key: &str) -> String {
         .collect()
 }
 
-/// `<seq>-<channel>-<key>.json` → (seq, channel, key).
-fn parse_name(name: &str) -> Option<(u64, Channel, &str)> {
+/// `<seq>-<channel>-<key>.json` → (seq, channel, key). Channel keys hold no `-`, so the
+/// second `-` ends the channel whatever the idempotency key holds.
+fn parse_name(name: &str) -> Option<(u64, &str, &str)> {
     let (seq, rest) = name.split_once('-')?;
     let (channel, key) = rest.split_once('-')?;
-    let channel = [Channel::Email, Channel::Sms]
-        .into_iter()
-        .find(|c| c.key() == channel)?;
+    if channel.is_empty() {
+        return None;
+    }
     Some((seq.parse().ok()?, channel, key.strip_suffix(".json")?))
 }
 
@@ -172,8 +158,7 @@ impl Outbox {
             let json = serde_json::to_vec(item).map_err(io::Error::other)?;
             let path = self.pending.join(format!(
                 "{:016}-{}-{key}.json",
-                inner.next_seq,
-                item.channel.key()
+                inner.next_seq, item.channel
             ));
             replace_synced(&path, &json)?;
             inner.next_seq += 1;
@@ -188,7 +173,7 @@ impl Outbox {
 
     /// Pending items of `channel`, oldest first. A file that cannot be parsed is moved to
     /// `failed/` with a log line.
-    pub fn pending(&self, channel: Channel) -> io::Result<Vec<Pending>> {
+    pub fn pending(&self, channel: &str) -> io::Result<Vec<Pending>> {
         let mut named: Vec<(u64, PathBuf)> = fs::read_dir(&self.pending)?
             .filter_map(Result::ok)
             .filter_map(|e| {
@@ -251,10 +236,10 @@ impl Outbox {
 mod tests {
     use super::*;
 
-    fn item(key: &str, channel: Channel) -> Item {
+    fn item(key: &str, channel: &str) -> Item {
         Item {
             key: key.into(),
-            channel,
+            channel: channel.into(),
             alert_id: "a".into(),
             state: "firing".into(),
             bureau: "guangzhou".into(),
@@ -271,33 +256,27 @@ mod tests {
         {
             let o = Outbox::open(dir.path()).expect("open");
             let items = [
-                item("k1", Channel::Email),
-                item("k2", Channel::Sms),
-                item("k3:x", Channel::Email),
+                item("k1", "email"),
+                item("k2", "sms"),
+                item("k3:x", "email"),
             ];
             assert_eq!(o.enqueue(&items).expect("enqueue"), 3);
             assert_eq!(o.enqueue(&items).expect("enqueue"), 0, "same keys again");
         }
         let o = Outbox::open(dir.path()).expect("reopen");
         assert_eq!(o.count_pending(), 3);
-        let email = o.pending(Channel::Email).expect("pending");
+        let email = o.pending("email").expect("pending");
         let keys: Vec<_> = email.iter().map(|p| p.item.key.as_str()).collect();
         assert_eq!(keys, ["k1", "k3:x"], "in enqueue order, email only");
         o.delivered(&email[0]).expect("delivered");
         o.failed(&email[1]).expect("failed");
         assert_eq!(o.count_pending(), 1);
         let o = Outbox::open(dir.path()).expect("reopen");
-        assert_eq!(
-            o.enqueue(&[item("k1", Channel::Email)]).expect("enqueue"),
-            0
-        );
-        assert!(o.pending(Channel::Email).expect("pending").is_empty());
-        assert_eq!(
-            o.enqueue(&[item("k4", Channel::Email)]).expect("enqueue"),
-            1
-        );
+        assert_eq!(o.enqueue(&[item("k1", "email")]).expect("enqueue"), 0);
+        assert!(o.pending("email").expect("pending").is_empty());
+        assert_eq!(o.enqueue(&[item("k4", "email")]).expect("enqueue"), 1);
         let names: Vec<_> = o
-            .pending(Channel::Email)
+            .pending("email")
             .expect("pending")
             .iter()
             .map(|p| p.path.file_name().map(|n| n.to_string_lossy().into_owned()))
@@ -307,5 +286,43 @@ mod tests {
             [Some("0000000000000004-email-k4.json".to_string())],
             "numbering continues after the failed file"
         );
+    }
+
+    /// Files queued before channels became a seam (`"channel":"sms"`, `<seq>-sms-<key>.json`)
+    /// are read as they were; a file of a channel no longer registered keeps its place in
+    /// the numbering and is left alone.
+    #[test]
+    fn files_already_in_an_outbox_are_read_as_before() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let pending = dir.path().join("pending");
+        std::fs::create_dir_all(&pending).expect("mkdir");
+        let old = r#"{"key":"a.fired.20261126t000000z.qingyuan.sms0","channel":"sms","alert_id":"a","state":"firing","bureau":"qingyuan","bureau_name":"清远市生态环境局","to":["+8613800000000"],"text":"t"}"#;
+        std::fs::write(
+            pending.join("0000000000000007-sms-a.fired.20261126t000000z.qingyuan.sms0.json"),
+            old,
+        )
+        .expect("write");
+        std::fs::write(pending.join("0000000000000009-pager-k9.json"), "{}").expect("write");
+        let o = Outbox::open(dir.path()).expect("open");
+        let sms = o.pending("sms").expect("pending");
+        assert_eq!(sms.len(), 1);
+        assert_eq!(sms[0].item.channel, "sms");
+        assert_eq!(sms[0].item.subject, "", "absent subject defaults to empty");
+        assert_eq!(sms[0].item.to, ["+8613800000000"]);
+        assert!(o.pending("email").expect("pending").is_empty());
+        assert_eq!(
+            o.count_pending(),
+            2,
+            "the unregistered channel's file stays"
+        );
+        assert_eq!(o.enqueue(&[item("k10", "email")]).expect("enqueue"), 1);
+        let written = o.pending("email").expect("pending");
+        let name = written[0]
+            .path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned());
+        assert_eq!(name.as_deref(), Some("0000000000000010-email-k10.json"));
+        let json = std::fs::read_to_string(&written[0].path).expect("read");
+        assert!(json.contains(r#""channel":"email""#), "{json}");
     }
 }

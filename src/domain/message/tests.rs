@@ -9,7 +9,7 @@ fn at(h: u32) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 26, h, 0, 0).unwrap()
 }
 
-fn firing() -> Transition {
+pub(crate) fn firing() -> Transition {
     let ev = Evidence {
         ts: at(2),
         value: 1.2,

@@ -1,20 +1,41 @@
-//! Email delivery: over SMTP with lettre (plain, STARTTLS or TLS, with authentication), or as
-//! `.eml` files in a folder (the demo's outbox).
+//! The email channel: one email per bureau to all of its addresses, over SMTP with lettre
+//! (plain, STARTTLS or TLS, with authentication), or as `.eml` files in a folder (the demo's
+//! outbox).
 //!
-//! Fed by the outbox's email worker with rendered notifications; the body goes out as UTF-8
-//! plain text in base64, so Chinese survives every relay. The Message-ID is the notification's
-//! idempotency key, so a copy delivered twice is recognisable as the same message.
+//! Fed by `notify::render` (the screen), which asks [`EmailSink`] as a [`Channel`] to render a
+//! transition for a bureau, and by the email delivery worker with rendered notifications. The
+//! body goes out as UTF-8 plain text in base64, so Chinese survives every relay. The
+//! Message-ID is the notification's idempotency key, so a copy delivered twice is
+//! recognisable as the same message. Answers: accepted is delivered; only an explicit 5xx
+//! from the relay is permanent; a refused connection, a TLS failure or a timeout is transient.
 
 use super::outbox::Item;
-use super::SendError;
+use super::{Channel, Draft, SendError, Sending, SetupError};
 use crate::config::secret::Secret;
-use crate::config::{SmtpConfig, SmtpSecurity};
+use crate::config::{Config, SmtpConfig, SmtpSecurity};
+use crate::domain::alert::Transition;
+use crate::domain::message;
+use crate::domain::network::{Bureau, Network};
 use lettre::message::header::{ContentTransferEncoding, ContentType};
 use lettre::message::{Mailbox, SinglePart};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use std::path::PathBuf;
+
+/// Builds the email channel from `[smtp]`, resolving the password; `run` needs it.
+pub fn from_config(cfg: &Config) -> Result<std::sync::Arc<dyn Channel>, SetupError> {
+    let smtp = cfg.smtp.as_ref().ok_or(SetupError::Required {
+        section: "smtp",
+        why: "alerts are emailed",
+    })?;
+    let password = smtp
+        .password
+        .as_ref()
+        .map(|p| p.resolve().map_err(|e| format!("smtp.password: {e}")))
+        .transpose()?;
+    Ok(std::sync::Arc::new(EmailSink::smtp(smtp, password)?))
+}
 
 pub enum EmailSink {
     Smtp {
@@ -30,7 +51,7 @@ pub enum EmailSink {
 
 impl EmailSink {
     /// Builds the SMTP transport; the password is resolved by the caller.
-    pub fn smtp(cfg: &SmtpConfig, password: Option<Secret>) -> Result<EmailSink, String> {
+    pub fn smtp(cfg: &SmtpConfig, password: Option<Secret>) -> Result<EmailSink, SetupError> {
         let from: Mailbox = cfg.from.parse().map_err(|e| format!("smtp.from: {e}"))?;
         let tls_parameters = || -> Result<TlsParameters, String> {
             let mut b = TlsParameters::builder(cfg.host.clone());
@@ -100,6 +121,45 @@ impl EmailSink {
     }
 }
 
+impl Channel for EmailSink {
+    fn key(&self) -> &'static str {
+        "email"
+    }
+
+    fn component(&self) -> &'static str {
+        "smtp"
+    }
+
+    fn noun(&self) -> &'static str {
+        "email"
+    }
+
+    fn recipients(&self, bureau: &Bureau) -> Vec<String> {
+        bureau.email.clone()
+    }
+
+    /// One email to all of the bureau's addresses, if it has any.
+    fn render(&self, t: &Transition, net: &Network, bureau: &Bureau) -> Vec<Draft> {
+        let to = self.recipients(bureau);
+        if to.is_empty() {
+            return Vec::new();
+        }
+        let Some(mail) = message::email(t, net) else {
+            return Vec::new();
+        };
+        vec![Draft {
+            suffix: "email".into(),
+            to,
+            subject: mail.subject,
+            text: mail.body,
+        }]
+    }
+
+    fn send<'a>(&'a self, item: &'a Item) -> Sending<'a> {
+        Box::pin(EmailSink::send(self, item))
+    }
+}
+
 /// Builds the message for one bureau: all of its addresses in To, named after the bureau.
 fn build(from: &Mailbox, item: &Item) -> Result<Message, String> {
     let id: String = item
@@ -159,7 +219,7 @@ mod tests {
         let sink = EmailSink::smtp(&cfg, None).unwrap();
         let item = Item {
             key: "a.fired.20261126T000000Z.qingyuan.email".into(),
-            channel: super::super::outbox::Channel::Email,
+            channel: "email".into(),
             alert_id: "a".into(),
             state: "firing".into(),
             bureau: "qingyuan".into(),

@@ -1,18 +1,39 @@
-//! SMS delivery: a POST to the configured HTTP gateway with the JSON body template filled in,
-//! or a line in a JSON-lines log (the demo).
+//! The SMS channel: one text per phone number of a bureau, sent as a POST to the configured
+//! HTTP gateway with the JSON body template filled in, or as a line in a JSON-lines log (the
+//! demo). Without `[sms]` the channel is disabled: it renders nothing (said once at start).
 //!
-//! Fed by the outbox's SMS worker with one rendered notification (text and phone number).
-//! Each request carries the configured headers (secret values resolved at start, never
+//! Fed by `notify::render` (the screen), which asks [`SmsSink`] as a [`Channel`] to render a
+//! transition for a bureau, and by the SMS delivery worker with one rendered notification
+//! (text and phone number). Each request carries the configured headers (secret values resolved at start, never
 //! logged) and `Idempotency-Key`, the notification's key, so a gateway that deduplicates can
 //! drop the rare second copy. Gateway answers: 2xx delivered; 4xx permanent (the request
 //! itself is wrong); 5xx, timeouts and refused connections transient.
 
 use super::outbox::Item;
-use super::SendError;
-use crate::config::{HeaderSource, SmsConfig};
+use super::{Channel, Draft, SendError, Sending, SetupError};
+use crate::config::{Config, HeaderSource, SmsConfig};
+use crate::domain::alert::Transition;
+use crate::domain::message;
+use crate::domain::network::{Bureau, Network};
 use chrono::{SecondsFormat, Utc};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use std::path::PathBuf;
+use std::sync::Arc;
+
+/// Builds the SMS channel from `[sms]`; without it the channel is disabled, which is said
+/// here, once, when bureaus list phone numbers.
+pub fn from_config(cfg: &Config) -> Result<Arc<dyn Channel>, SetupError> {
+    let sink = match &cfg.sms {
+        Some(sms) => SmsSink::gateway(sms)?,
+        None => {
+            if cfg.network.bureaus.iter().any(|b| !b.sms.is_empty()) {
+                tracing::warn!("bureaus list SMS recipients but no [sms] gateway is configured; SMS are not sent");
+            }
+            SmsSink::Disabled
+        }
+    };
+    Ok(Arc::new(sink))
+}
 
 pub enum SmsSink {
     Gateway {
@@ -44,7 +65,7 @@ pub fn fill(template: &str, phone: &str, text: &str) -> String {
 
 impl SmsSink {
     /// Builds the gateway client, resolving secret header values; errors name the key.
-    pub fn gateway(cfg: &SmsConfig) -> Result<SmsSink, String> {
+    pub fn gateway(cfg: &SmsConfig) -> Result<SmsSink, SetupError> {
         let client = reqwest::Client::builder()
             .timeout(cfg.timeout)
             .build()
@@ -71,11 +92,6 @@ impl SmsSink {
             body: cfg.body.clone(),
             headers,
         })
-    }
-
-    /// False when no gateway is configured, so recipients are skipped rather than counted.
-    pub fn is_enabled(&self) -> bool {
-        !matches!(self, SmsSink::Disabled)
     }
 
     pub async fn send(&self, item: &Item) -> Result<(), SendError> {
@@ -109,12 +125,7 @@ impl SmsSink {
                     .chars()
                     .take(300)
                     .collect();
-                let why = format!("SMS gateway answered {status}: {answer}");
-                if status.is_client_error() {
-                    Err(SendError::Permanent(why))
-                } else {
-                    Err(SendError::Transient(why))
-                }
+                classify(status, &answer)
             }
             SmsSink::Log(path) => {
                 use tokio::io::AsyncWriteExt;
@@ -145,6 +156,79 @@ impl SmsSink {
     }
 }
 
+/// The gateway's answer as a delivery outcome: 2xx delivered; 4xx permanent (the request
+/// itself is wrong, sending it again cannot help); anything else (5xx, a 3xx we do not
+/// follow) transient. `answer` is the start of the body, for the log.
+fn classify(status: reqwest::StatusCode, answer: &str) -> Result<(), SendError> {
+    if status.is_success() {
+        return Ok(());
+    }
+    let why = format!("SMS gateway answered {status}: {answer}");
+    if status.is_client_error() {
+        Err(SendError::Permanent(why))
+    } else {
+        Err(SendError::Transient(why))
+    }
+}
+
+impl Channel for SmsSink {
+    fn key(&self) -> &'static str {
+        "sms"
+    }
+
+    fn noun(&self) -> &'static str {
+        "SMS"
+    }
+
+    fn recipients(&self, bureau: &Bureau) -> Vec<String> {
+        bureau.sms.clone()
+    }
+
+    /// One text per phone number, nothing when no gateway is configured.
+    fn render(&self, t: &Transition, net: &Network, bureau: &Bureau) -> Vec<Draft> {
+        if matches!(self, SmsSink::Disabled) || bureau.sms.is_empty() {
+            return Vec::new();
+        }
+        let Some(text) = message::sms(t, net) else {
+            return Vec::new();
+        };
+        self.recipients(bureau)
+            .into_iter()
+            .enumerate()
+            .map(|(i, phone)| Draft {
+                suffix: format!("sms{i}"),
+                to: vec![phone],
+                subject: String::new(),
+                text: text.clone(),
+            })
+            .collect()
+    }
+
+    /// The phone number masked.
+    fn describe(&self, item: &Item) -> String {
+        format!(
+            "SMS to {} of {} for {} ({})",
+            item.to.first().map_or_else(String::new, |p| masked(p)),
+            item.bureau,
+            item.alert_id,
+            item.state
+        )
+    }
+
+    fn send<'a>(&'a self, item: &'a Item) -> Sending<'a> {
+        Box::pin(SmsSink::send(self, item))
+    }
+}
+
+/// A phone number as logs show it: enough to tell recipients apart, not to call them.
+pub fn masked(phone: &str) -> String {
+    let keep = phone.len().saturating_sub(4);
+    phone
+        .char_indices()
+        .map(|(i, c)| if (3..keep).contains(&i) { '*' } else { c })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -159,5 +243,42 @@ mod tests {
         let v: serde_json::Value = serde_json::from_str(&body).unwrap();
         assert_eq!(v["to"], "+8613800000000");
         assert_eq!(v["text"], "氨氮 \"1.2\"\n");
+    }
+
+    #[test]
+    fn phone_numbers_are_masked() {
+        assert_eq!(masked("+8613800001234"), "+86*******1234");
+        assert_eq!(masked("12345"), "12345");
+    }
+
+    #[test]
+    fn gateway_answers_are_classified() {
+        use reqwest::StatusCode;
+        let check = |code: u16| {
+            let status = StatusCode::from_u16(code).unwrap();
+            match classify(status, "why") {
+                Ok(()) => "delivered",
+                Err(SendError::Transient(_)) => "transient",
+                Err(SendError::Permanent(_)) => "permanent",
+            }
+        };
+        for (code, outcome) in [
+            (200, "delivered"),
+            (202, "delivered"),
+            (301, "transient"),
+            (400, "permanent"),
+            (401, "permanent"),
+            (429, "permanent"),
+            (500, "transient"),
+            (503, "transient"),
+        ] {
+            assert_eq!(check(code), outcome, "HTTP {code}");
+        }
+        assert_eq!(
+            classify(StatusCode::BAD_REQUEST, "no such number"),
+            Err(SendError::Permanent(
+                "SMS gateway answered 400 Bad Request: no such number".into()
+            ))
+        );
     }
 }
