@@ -143,8 +143,11 @@ pub struct Running {
     judge: JoinHandle<()>,
     /// The batcher; ends when the judging task ends, after the last batch is in custody.
     store: JoinHandle<()>,
-    /// One delivery worker per channel.
+    /// One delivery worker per channel; each ends, once told to stop, when its channel has
+    /// nothing pending.
     notify: Vec<JoinHandle<()>>,
+    /// Tells the delivery workers the daemon is stopping.
+    stopping: watch::Sender<bool>,
 }
 
 /// Starts every stage. Must be called inside a tokio runtime.
@@ -240,6 +243,7 @@ pub fn start(cfg: &Config, inputs: Inputs, outputs: Outputs) -> Result<Running, 
     let channels = Arc::new(Channels::new(outputs.channels).map_err(|e| e.to_string())?);
     let mut wake = Vec::new();
     let mut notify = Vec::new();
+    let (stopping, stopping_rx) = watch::channel(false);
     for channel in channels.iter() {
         let w = Arc::new(Notify::new());
         wake.push(Arc::clone(&w));
@@ -250,6 +254,7 @@ pub fn start(cfg: &Config, inputs: Inputs, outputs: Outputs) -> Result<Running, 
                 metrics: Arc::clone(&metrics),
                 deadletter: Arc::clone(&deadletter),
                 wake: w,
+                stopping: stopping_rx.clone(),
             }
             .deliver(),
         ));
@@ -302,6 +307,7 @@ pub fn start(cfg: &Config, inputs: Inputs, outputs: Outputs) -> Result<Running, 
         judge,
         store,
         notify,
+        stopping,
     })
 }
 
@@ -320,27 +326,27 @@ impl Running {
         for task in self.sources {
             clean &= finish("ingest", task, deadline).await;
         }
-        // Deliver what the outbox holds while the grace period lasts; what is left stays
-        // there for the next start.
-        loop {
-            let left = self.outbox.count_pending();
-            if left == 0 {
-                break;
+        // The workers deliver what the outbox holds and return when their channel has nothing
+        // left; at the end of the grace period what is left stays there for the next start.
+        let _ = self.stopping.send(true);
+        let mut delivered = true;
+        for mut task in self.notify {
+            if tokio::time::timeout_at(deadline, &mut task).await.is_err() {
+                task.abort();
+                delivered = false;
             }
-            if tokio::time::Instant::now() >= deadline {
-                tracing::warn!(
-                    left,
-                    "grace period over; undelivered notifications stay in the outbox for the next start"
-                );
-                clean = false;
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        for task in self.notify {
-            task.abort();
+        if !delivered {
+            let outbox = Arc::clone(&self.outbox);
+            let left = tokio::task::spawn_blocking(move || outbox.count_pending())
+                .await
+                .unwrap_or_default();
+            tracing::warn!(
+                left,
+                "grace period over; undelivered notifications stay in the outbox for the next start"
+            );
         }
-        clean
+        clean && delivered
     }
 }
 

@@ -34,7 +34,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::Notify;
+use tokio::sync::{watch, Notify};
 
 /// Whether a failed delivery may succeed later.
 #[derive(Debug, Clone, PartialEq)]
@@ -187,33 +187,49 @@ pub struct Worker {
     /// For the outbox gauge.
     pub metrics: Arc<Metrics>,
     pub deadletter: Arc<DeadLetter>,
-    /// Woken by the screen after an enqueue.
+    /// Woken by the judging task after an enqueue.
     pub wake: Arc<Notify>,
+    /// Set when the daemon stops: the worker then returns as soon as its channel has nothing
+    /// pending, so shutdown waits on the workers rather than polling the outbox.
+    pub stopping: watch::Receiver<bool>,
+}
+
+/// Runs outbox file work (directory scans, synced renames) on tokio's blocking pool, so the
+/// runtime's one worker thread keeps serving the pipeline through the fsyncs.
+async fn on_blocking_pool<T: Send + 'static>(
+    work: impl FnOnce() -> std::io::Result<T> + Send + 'static,
+) -> std::io::Result<T> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .unwrap_or_else(|e| Err(std::io::Error::other(e)))
 }
 
 impl Worker {
-    /// Delivers pending notifications forever; abort it to stop (what is pending stays in
-    /// the outbox for the next start).
-    pub async fn deliver(self) {
+    /// Delivers pending notifications until the daemon stops and nothing is pending for this
+    /// channel; the shutdown sequence aborts it when the grace period ends first (what is
+    /// pending stays in the outbox for the next start).
+    pub async fn deliver(mut self) {
         loop {
             let outbox = Arc::clone(&self.outbox);
             let key = self.channel.channel.key();
-            let pending = match tokio::task::spawn_blocking(move || outbox.pending(key)).await {
-                Ok(Ok(p)) => p,
-                Ok(Err(e)) => {
-                    tracing::error!(error = %e, "cannot read the outbox; retrying in 5 s");
-                    tokio::time::sleep(Duration::from_secs(5)).await;
-                    continue;
-                }
+            let pending = match on_blocking_pool(move || outbox.pending(key)).await {
+                Ok(p) => p,
                 Err(e) => {
-                    tracing::error!(error = %e, "the outbox reader failed; retrying in 5 s");
+                    tracing::error!(error = %e, "cannot read the outbox; retrying in 5 s");
                     tokio::time::sleep(Duration::from_secs(5)).await;
                     continue;
                 }
             };
             if pending.is_empty() {
+                if *self.stopping.borrow() {
+                    return;
+                }
                 // The timeout is a safety net only: every enqueue wakes the workers.
-                let _ = tokio::time::timeout(Duration::from_secs(5), self.wake.notified()).await;
+                tokio::select! {
+                    _ = self.wake.notified() => {}
+                    _ = self.stopping.changed() => {}
+                    _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+                }
                 continue;
             }
             for p in pending {
@@ -235,7 +251,8 @@ impl Worker {
                     // The delivery is recorded before anything else: every step between the
                     // server's acceptance and this record is a window in which a crash sends
                     // the notification again.
-                    if let Err(e) = self.outbox.delivered(&p) {
+                    let (outbox, done) = (Arc::clone(&self.outbox), p.clone());
+                    if let Err(e) = on_blocking_pool(move || outbox.delivered(&done)).await {
                         tracing::error!(error = %e, "{what} was sent but cannot be marked so; it may be sent again after a restart");
                     }
                     counts.sent(&what, tries, &p.item.key);
@@ -249,7 +266,8 @@ impl Worker {
                         None,
                         p.item.key.as_bytes(),
                     );
-                    if let Err(e) = self.outbox.failed(&p) {
+                    let (outbox, done) = (Arc::clone(&self.outbox), p.clone());
+                    if let Err(e) = on_blocking_pool(move || outbox.failed(&done)).await {
                         tracing::error!(error = %e, "cannot move a refused notification out of the outbox");
                     }
                     break;
@@ -261,10 +279,10 @@ impl Worker {
                 }
             }
         }
-        Metrics::set(
-            &self.metrics.outbox_pending,
-            self.outbox.count_pending() as u64,
-        );
+        let outbox = Arc::clone(&self.outbox);
+        if let Ok(left) = on_blocking_pool(move || Ok(outbox.count_pending())).await {
+            Metrics::set(&self.metrics.outbox_pending, left as u64);
+        }
     }
 }
 

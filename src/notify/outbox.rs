@@ -50,7 +50,7 @@ pub struct Item {
 }
 
 /// A pending notification and its file.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Pending {
     pub path: PathBuf,
     pub item: Item,
