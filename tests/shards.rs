@@ -103,10 +103,16 @@ fn two_shards_store_every_reading_once_and_send_every_alert_once() {
         (n >= 600).then_some(n)
     });
     assert_eq!(stored, 600);
-    let per_instance: Vec<u64> = daemons
-        .iter_mut()
-        .map(|d| d.metric("riverwatch_readings_stored_total"))
-        .collect();
+    // A daemon counts a batch once InfluxDB has answered the write, a moment after the rows
+    // are visible to the query above: wait until the counters add up (or the deadline).
+    let mut per_instance = Vec::new();
+    wait_for(Duration::from_secs(10), "the stored counters", || {
+        per_instance = daemons
+            .iter_mut()
+            .map(|d| d.metric("riverwatch_readings_stored_total"))
+            .collect();
+        (per_instance.iter().sum::<u64>() >= 600).then_some(())
+    });
     // Four stations of six on shard 0, two on shard 1: 400 and 200, and nothing twice.
     assert_eq!(per_instance, [400, 200]);
 
