@@ -2,6 +2,8 @@
 //! refusing a broken config before connecting, and the demo producing stored readings and
 //! emails without any outside server.
 
+mod common;
+
 use std::process::Command;
 
 fn riverwatch() -> Command {
@@ -30,7 +32,9 @@ fn shipped_configs_pass_check_config() {
     }
 }
 
-const BROKEN: &str = r#"
+/// The minimal network with broken sections before it and broken stations after it.
+const BROKEN: &str = concat!(
+    r#"
 [mqtt]
 url = "mqtt://127.0.0.1:1883"
 password = "written inline"
@@ -40,22 +44,9 @@ url = "http://127.0.0.1:8086"
 api = "v2"
 batch_size = 0
 
-[[bureau]]
-id = "qingyuan"
-name = "清远市生态环境局"
-email = ["duty@qy.example.org"]
-
-[[river]]
-id = "bei"
-name = "北江"
-
-[[station]]
-id = "shijiao"
-name = "石角"
-river = "bei"
-city = "qingyuan"
-target_class = 2
-
+"#,
+    include_str!("fixtures/config/minimal.toml"),
+    r#"
 [[station]]
 id = "x"
 name = "X"
@@ -77,7 +68,8 @@ river = "nowhere"
 city = "foshan"
 target_class = 6
 cadence = "often"
-"#;
+"#
+);
 
 #[test]
 fn broken_config_lists_every_problem_and_exits_64() {
@@ -129,7 +121,7 @@ fn missing_config_file_is_a_usage_error() {
 fn check_config_names_a_bad_max_age() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("age.toml");
-    let network = "[[bureau]]\nid = \"qingyuan\"\nname = \"清远市生态环境局\"\nemail = [\"duty@qy.example.org\"]\n\n[[river]]\nid = \"bei\"\nname = \"北江\"\n\n[[station]]\nid = \"shijiao\"\nname = \"石角\"\nriver = \"bei\"\ncity = \"qingyuan\"\ntarget_class = 2\n";
+    let network = include_str!("fixtures/config/minimal.toml");
     for (age, why) in [
         ("a year", "ingest.max_age: \"a year\" is not a duration"),
         ("36501d", "ingest.max_age: must be at most 36500d"),
@@ -153,11 +145,7 @@ fn check_config_names_a_bad_max_age() {
         .arg(&path)
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::assert_success(&out, "check-config");
 }
 
 #[test]

@@ -35,24 +35,9 @@ fn qc_flags_equal_ioos_qc() {
     let cases: Vec<Value> = serde_json::from_str(include_str!("fixtures/qc_ioos.json")).unwrap();
     assert!(cases.len() >= 4);
     for case in cases {
-        let values: Vec<f64> = case["values"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|v| v.as_f64().unwrap())
-            .collect();
-        let times: Vec<i64> = case["times"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|v| v.as_i64().unwrap())
-            .collect();
-        let expected: Vec<u8> = case["flags"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|v| v.as_u64().unwrap() as u8)
-            .collect();
+        let values = numbers(&case["values"]);
+        let times = array(&case["times"], Value::as_i64);
+        let expected: Vec<u8> = array(&case["flags"], |v| v.as_u64().map(|f| f as u8));
         let got: Vec<u8> = qc::run(
             &values,
             &times,
@@ -66,12 +51,18 @@ fn qc_flags_equal_ioos_qc() {
     }
 }
 
-fn numbers(v: &Value) -> Vec<f64> {
+/// The JSON array `v`, each element read by `element`; panics where `v` is no array or an
+/// element is not of the type read.
+fn array<T>(v: &Value, element: impl Fn(&Value) -> Option<T>) -> Vec<T> {
     v.as_array()
         .unwrap()
         .iter()
-        .map(|v| v.as_f64().unwrap())
+        .map(|v| element(v).unwrap())
         .collect()
+}
+
+fn numbers(v: &Value) -> Vec<f64> {
+    array(v, Value::as_f64)
 }
 
 /// Checks riverwatch's Hamed–Rao test of `x` at α = 0.05 against pymannkendall's `expected`

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{influxql, serial, Servers};
+use common::{influxql, real_test, Servers};
 use serde_json::Value;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -234,8 +234,7 @@ fn demo_into(servers: &Servers, db: &str, dir: &Path) -> PathBuf {
                 "url = \"http://127.0.0.1:8086\"",
                 &format!("url = \"{}\"", servers.influx_v1),
             );
-    let config = dir.join("demo.toml");
-    std::fs::write(&config, demo).expect("config");
+    let config = common::write_config(dir.join("demo.toml"), &demo);
     influxql(&servers.influx_v1, "", &format!("CREATE DATABASE {db}"));
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_riverwatch"))
         .args([
@@ -254,21 +253,15 @@ fn demo_into(servers: &Servers, db: &str, dir: &Path) -> PathBuf {
         .env("NO_COLOR", "1")
         .output()
         .expect("demo runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::assert_success(&out, "demo");
     config
 }
 
 #[test]
 fn every_dashboard_query_runs_on_the_pipelines_output() {
-    let Some(servers) = common::servers_or_skip("dashboard queries") else {
+    let Some((servers, _serial, dir)) = real_test("dashboard queries") else {
         return;
     };
-    let _serial = serial();
-    let dir = tempfile::tempdir().expect("tempdir");
     let db = format!("rw_dash_{}", std::process::id());
     demo_into(&servers, &db, dir.path());
     let mut with_data = Vec::new();
@@ -323,11 +316,9 @@ fn every_dashboard_query_runs_on_the_pipelines_output() {
 /// section with its monthly class, target and attainment, in all three formats.
 #[test]
 fn the_report_reads_the_pipelines_output() {
-    let Some(servers) = common::servers_or_skip("report") else {
+    let Some((servers, _serial, dir)) = real_test("report") else {
         return;
     };
-    let _serial = serial();
-    let dir = tempfile::tempdir().expect("tempdir");
     let db = format!("rw_report_{}", std::process::id());
     let config = demo_into(&servers, &db, dir.path());
     let cst = chrono::FixedOffset::east_opt(8 * 3600).expect("UTC+8");
@@ -344,11 +335,7 @@ fn the_report_reads_the_pipelines_output() {
             .arg(&config)
             .output()
             .expect("report runs");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        common::assert_success(&out, "report");
         String::from_utf8(out.stdout).expect("UTF-8")
     };
     let cfg = riverwatch::config::load(&config).expect("demo config");

@@ -6,8 +6,8 @@
 mod common;
 
 use common::{
-    free_port, influx_count, influx_exec, serial, servers_or_skip, simulate, wait_for, Daemon,
-    Private, Servers,
+    finish_simulate, free_port, fresh_database, influx_count, influx_exec, real_test, simulate,
+    wait_for, Daemon, Private, Servers,
 };
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -94,20 +94,8 @@ body = '{{"to": "{{phone}}", "text": "{{text}}"}}'
             extra = self.extra,
             network = common::network_toml(self.name),
         );
-        let path = self.dir.join("riverwatch.toml");
-        std::fs::write(&path, text).expect("config written");
-        path
+        common::write_config(self.dir.join("riverwatch.toml"), &text)
     }
-}
-
-fn finish_simulate(child: std::process::Child) -> String {
-    let out = child.wait_with_output().expect("simulate ends");
-    assert!(
-        out.status.success(),
-        "simulate: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
 /// 20,000 QoS-1 readings with garbage mixed in; the daemon killed with SIGKILL twice and
@@ -116,11 +104,9 @@ fn finish_simulate(child: std::process::Child) -> String {
 /// duplicates), every garbage message is dead-lettered, and the daemon is alive.
 #[test]
 fn a_stream_survives_two_kills_and_a_database_outage() {
-    let Some(servers) = servers_or_skip("stream_faults") else {
+    let Some((servers, _serial, dir)) = real_test("stream_faults") else {
         return;
     };
-    let _serial = serial();
-    let dir = tempfile::tempdir().expect("tempdir");
     let mut mqtt = Private::mosquitto(&dir.path().join("mqtt"));
     mqtt.start();
     let mut influx = Private::influxdb(&dir.path().join("influx"));
@@ -138,8 +124,7 @@ fn a_stream_survives_two_kills_and_a_database_outage() {
         );
     };
 
-    let mut daemon = Daemon::start(&config, &dir.path().join("run1.log"));
-    daemon.wait_log("subscribed", Duration::from_secs(15));
+    let daemon = Daemon::subscribed(&config, &dir.path().join("run1.log"));
     let began = Instant::now();
     let sim = simulate(&config, mqtt.port, &["--count", "20000", "--rate", "2000"]);
     garbage(1);
@@ -150,8 +135,7 @@ fn a_stream_survives_two_kills_and_a_database_outage() {
     });
     daemon.kill();
     garbage(2);
-    let mut daemon = Daemon::start(&config, &dir.path().join("run2.log"));
-    daemon.wait_log("subscribed", Duration::from_secs(15));
+    let mut daemon = Daemon::subscribed(&config, &dir.path().join("run2.log"));
     garbage(3);
 
     // The database goes away while readings keep coming: they are spooled and acknowledged.
@@ -180,8 +164,7 @@ fn a_stream_survives_two_kills_and_a_database_outage() {
     });
     daemon.kill();
     garbage(6);
-    let mut daemon = Daemon::start(&config, &dir.path().join("run3.log"));
-    daemon.wait_log("subscribed", Duration::from_secs(15));
+    let mut daemon = Daemon::subscribed(&config, &dir.path().join("run3.log"));
 
     let sim = finish_simulate(sim);
     let count = wait_for(Duration::from_secs(90), "20,000 stored", || {
@@ -234,13 +217,10 @@ fn a_stream_survives_two_kills_and_a_database_outage() {
 /// exactly once, and each phone its SMS exactly once.
 #[test]
 fn an_alert_arrives_once_per_recipient_across_an_smtp_outage_and_a_kill() {
-    let Some(servers) = servers_or_skip("smtp_outage") else {
+    let Some((servers, _serial, dir)) = real_test("smtp_outage") else {
         return;
     };
-    let _serial = serial();
-    let dir = tempfile::tempdir().expect("tempdir");
-    let db = format!("rw_smtp_outage_{}", std::process::id());
-    influx_exec(&servers.influx_v1, &format!("CREATE DATABASE {db}"));
+    let db = fresh_database(&servers, "rw_smtp_outage");
     let maildir = dir.path().join("maildir");
     let mut smtp = Private::smtp(&maildir);
     let name = "smtpdown";
@@ -373,13 +353,10 @@ fn an_alert_arrives_once_per_recipient_across_an_smtp_outage_and_a_kill() {
 /// and every reading published before and after the restart is stored.
 #[test]
 fn a_broker_restart_is_survived_within_five_seconds_and_nothing_is_lost() {
-    let Some(servers) = servers_or_skip("broker_restart") else {
+    let Some((servers, _serial, dir)) = real_test("broker_restart") else {
         return;
     };
-    let _serial = serial();
-    let dir = tempfile::tempdir().expect("tempdir");
-    let db = format!("rw_broker_restart_{}", std::process::id());
-    influx_exec(&servers.influx_v1, &format!("CREATE DATABASE {db}"));
+    let db = fresh_database(&servers, "rw_broker_restart");
     let mut mqtt = Private::mosquitto(&dir.path().join("mqtt"));
     mqtt.start();
     let config = Setup::new(
@@ -392,8 +369,7 @@ fn a_broker_restart_is_survived_within_five_seconds_and_nothing_is_lost() {
     )
     .write();
     let stored = || influx_count(&servers.influx_v1, &db, "ph", "water_quality");
-    let mut daemon = Daemon::start(&config, &dir.path().join("run.log"));
-    daemon.wait_log("subscribed", Duration::from_secs(15));
+    let daemon = Daemon::subscribed(&config, &dir.path().join("run.log"));
     finish_simulate(simulate(&config, mqtt.port, &["--count", "2000"]));
     // Stopped at once: some of those readings are still in flight or queued in the broker.
     mqtt.stop();
@@ -430,11 +406,9 @@ fn a_broker_restart_is_survived_within_five_seconds_and_nothing_is_lost() {
 /// broker keeps the rest) and `/readyz` says why; when InfluxDB returns, everything is stored.
 #[test]
 fn a_full_spool_stops_acknowledgements_and_loses_nothing() {
-    let Some(servers) = servers_or_skip("spool_full") else {
+    let Some((servers, _serial, dir)) = real_test("spool_full") else {
         return;
     };
-    let _serial = serial();
-    let dir = tempfile::tempdir().expect("tempdir");
     let mut mqtt = Private::mosquitto(&dir.path().join("mqtt"));
     mqtt.start();
     // Reserved, not started: the database refuses connections until the test starts it.
@@ -454,8 +428,7 @@ fn a_full_spool_stops_acknowledgements_and_loses_nothing() {
         )
     }
     .write();
-    let mut daemon = Daemon::start(&config, &dir.path().join("run.log"));
-    daemon.wait_log("subscribed", Duration::from_secs(15));
+    let mut daemon = Daemon::subscribed(&config, &dir.path().join("run.log"));
     finish_simulate(simulate(&config, mqtt.port, &["--count", "1000"]));
     let body = wait_for(
         Duration::from_secs(30),

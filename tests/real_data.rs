@@ -8,7 +8,7 @@
 
 mod common;
 
-use common::{influx_exec, influxql, serial, servers_or_skip, ts_minutes_ago, wait_for, Daemon};
+use common::{fresh_database, influxql, real_test, ts_minutes_ago, wait_for, Daemon};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
@@ -70,13 +70,10 @@ fn base_config(servers: &common::Servers, dir: &std::path::Path, db: &str) -> St
 /// the publication gave it (`wq_class`), with the shipped default QC.
 #[test]
 fn the_daemon_stores_the_national_publications_classes() {
-    let Some(servers) = servers_or_skip("national_publication") else {
+    let Some((servers, _serial, dir)) = real_test("national_publication") else {
         return;
     };
-    let _serial = serial();
-    let dir = tempfile::tempdir().unwrap();
-    let db = format!("rw_national_{}", std::process::id());
-    influx_exec(&servers.influx_v1, &format!("CREATE DATABASE {db}"));
+    let db = fresh_database(&servers, "rw_national");
 
     let expected = std::fs::read_to_string(data_dir().join("cnemc2026_expected.csv"))
         .expect("../shared/data/cnemc2026_expected.csv");
@@ -183,42 +180,17 @@ fn the_daemon_stores_the_national_publications_classes() {
 /// is dead-lettered, and the censored one is stored as the limit with `<key>_bdl`.
 #[test]
 fn partial_and_censored_readings_keep_their_other_values() {
-    use riverwatch::domain::hj212::{self, Frame};
-    let Some(servers) = servers_or_skip("partial_readings") else {
+    use riverwatch::domain::hj212;
+    let Some((servers, _serial, dir)) = real_test("partial_readings") else {
         return;
     };
-    let _serial = serial();
-    let dir = tempfile::tempdir().unwrap();
-    let db = format!("rw_partial_{}", std::process::id());
-    influx_exec(&servers.influx_v1, &format!("CREATE DATABASE {db}"));
-    let store = format!(
-        "[influxdb]\nurl = \"{}\"\napi = \"v1\"\ndatabase = \"{db}\"\nflush_interval = \"200ms\"",
-        servers.influx_v1
-    );
-    let config = common::two_station_config(&servers, "partial", dir.path(), &store);
-    let mut text = std::fs::read_to_string(&config).unwrap();
-    text.push_str("hj212_mn = \"QY-BJ-SJ-0001\"\n");
-    std::fs::write(&config, text).unwrap();
-    let mut daemon = Daemon::start(&config, &dir.path().join("daemon.log"));
-    daemon.wait_log("subscribed", Duration::from_secs(15));
-    let acks = common::subscribe(servers.mqtt_port, "wq/bei/shijiao/hj212/ack");
+    let (db, daemon, acks) = common::hj212_daemon(&servers, "partial", dir.path());
 
     let (ts, ts_ms) = ts_minutes_ago(30);
-    let local = chrono::DateTime::parse_from_rfc3339(&ts).unwrap();
-    let stamp = local.format("%Y%m%d%H%M%S");
-    let frame = Frame {
-        qn: Some(format!("{stamp}000")),
-        st: "21".into(),
-        cn: "2011".into(),
-        pw: Some("123456".into()),
-        mn: "QY-BJ-SJ-0001".into(),
-        flag: Some(5),
-        pnum: None,
-        pno: None,
-        cp: format!(
-            "DataTime={stamp};w01001-Rtd=7.32,w01001-Flag=N;w01009-Rtd=6.85,w01009-Flag=N;w21003-Rtd=,w21003-Flag=D"
-        ),
-    };
+    let frame = common::shijiao_frame(
+        &ts,
+        "w01001-Rtd=7.32,w01001-Flag=N;w01009-Rtd=6.85,w01009-Flag=N;w21003-Rtd=,w21003-Flag=D",
+    );
     servers.publish("wq/bei/shijiao/hj212", &frame.encode());
     servers.publish(
         "wq/bei/qixinggang/reading",

@@ -7,8 +7,8 @@
 mod common;
 
 use common::{
-    influx_exec, serial, servers_or_skip, ts_minutes_ago, two_station_config, wait_for, Daemon,
-    Servers,
+    fresh_database, influx_exec, real_test, servers_or_skip, ts_minutes_ago, two_station_config,
+    v1_store, wait_for, Daemon, Servers,
 };
 use std::time::Duration;
 
@@ -75,19 +75,13 @@ fn stamp_ago(ago: chrono::Duration) -> String {
 /// database spooled and written once the database exists, and a clean exit on SIGTERM.
 #[test]
 fn v1_pipeline_stores_classifies_and_alerts_both_bureaus() {
-    let Some(servers) = servers_or_skip("v1_pipeline") else {
+    let Some((servers, _serial, dir)) = real_test("v1_pipeline") else {
         return;
     };
-    let _serial = serial();
-    let dir = tempfile::tempdir().unwrap();
     let db = format!("rw_v1_{}", std::process::id());
-    let store = format!(
-        "[influxdb]\nurl = \"{}\"\napi = \"v1\"\ndatabase = \"{db}\"\nflush_interval = \"200ms\"",
-        servers.influx_v1
-    );
+    let store = v1_store(&servers, &db);
     let config = two_station_config(&servers, "v1", dir.path(), &store);
-    let mut daemon = Daemon::start(&config, &dir.path().join("daemon.log"));
-    daemon.wait_log("subscribed", Duration::from_secs(15));
+    let mut daemon = Daemon::subscribed(&config, &dir.path().join("daemon.log"));
 
     // The database does not exist yet: the first write fails with 404; the batch goes to the
     // spool and is written from there once the database exists, not dropped.
@@ -272,16 +266,13 @@ fn v1_pipeline_stores_classifies_and_alerts_both_bureaus() {
 /// their classes, garbage between them is refused.
 #[test]
 fn v2_pipeline_stores_readings_with_classes() {
-    let Some(servers) = servers_or_skip("v2_pipeline") else {
+    let Some((servers, _serial, dir)) = real_test("v2_pipeline") else {
         return;
     };
-    let _serial = serial();
-    let dir = tempfile::tempdir().unwrap();
     let store = format!("[influxdb]\nurl = \"{}\"\napi = \"v2\"\norg = \"guangqing\"\nbucket = \"water\"\ntoken_file = \"token\"\nflush_interval = \"200ms\"", servers.vm);
     std::fs::write(dir.path().join("token"), "test-token\n").unwrap();
     let config = two_station_config(&servers, "v2", dir.path(), &store);
-    let mut daemon = Daemon::start(&config, &dir.path().join("daemon.log"));
-    daemon.wait_log("subscribed", Duration::from_secs(15));
+    let daemon = Daemon::subscribed(&config, &dir.path().join("daemon.log"));
 
     let station = "qixinggang";
     let values = [(70, 0.25, 7.9), (60, 0.62, 7.4), (50, 2.4, 5.5)];
@@ -360,13 +351,10 @@ fn v2_pipeline_stores_readings_with_classes() {
 /// readings of the batch are stored; the messages are acknowledged, not retried forever.
 #[test]
 fn rejected_points_are_dead_lettered_and_the_rest_stored() {
-    let Some(servers) = servers_or_skip("rejected_points") else {
+    let Some((servers, _serial, dir)) = real_test("rejected_points") else {
         return;
     };
-    let _serial = serial();
-    let dir = tempfile::tempdir().unwrap();
-    let db = format!("rw_reject_{}", std::process::id());
-    influx_exec(&servers.influx_v1, &format!("CREATE DATABASE {db}"));
+    let db = fresh_database(&servers, "rw_reject");
     let (t0, _) = ts_minutes_ago(90);
     let (t1, ms1) = ts_minutes_ago(80);
     // chla already stored as an integer (at the same time, so in the same shard): a float chla
@@ -387,8 +375,7 @@ fn rejected_points_are_dead_lettered_and_the_rest_stored() {
         servers.influx_v1
     );
     let config = two_station_config(&servers, "reject", dir.path(), &store);
-    let mut daemon = Daemon::start(&config, &dir.path().join("daemon.log"));
-    daemon.wait_log("subscribed", Duration::from_secs(15));
+    let daemon = Daemon::subscribed(&config, &dir.path().join("daemon.log"));
     let (t2, _) = ts_minutes_ago(70);
     // One message, three readings: the middle one carries the conflicting field.
     servers.publish(
@@ -606,19 +593,13 @@ async fn email_with_smtp_auth_reads_the_password_from_a_file() {
 /// session redelivers it); the restarted daemon stores each reading exactly once.
 #[test]
 fn unwritten_readings_survive_a_crash_through_the_spool() {
-    let Some(servers) = servers_or_skip("crash_redelivery") else {
+    let Some((servers, _serial, dir)) = real_test("crash_redelivery") else {
         return;
     };
-    let _serial = serial();
-    let dir = tempfile::tempdir().unwrap();
     let db = format!("rw_crash_{}", std::process::id());
-    let store = format!(
-        "[influxdb]\nurl = \"{}\"\napi = \"v1\"\ndatabase = \"{db}\"\nflush_interval = \"200ms\"",
-        servers.influx_v1
-    );
+    let store = v1_store(&servers, &db);
     let config = two_station_config(&servers, "crash", dir.path(), &store);
-    let mut daemon = Daemon::start(&config, &dir.path().join("first.log"));
-    daemon.wait_log("subscribed", Duration::from_secs(15));
+    let mut daemon = Daemon::subscribed(&config, &dir.path().join("first.log"));
     for (ago, nh3n) in [(30, 0.11), (20, 0.12), (10, 0.13)] {
         let (ts, _) = ts_minutes_ago(ago);
         servers.publish(
@@ -654,11 +635,9 @@ fn unwritten_readings_survive_a_crash_through_the_spool() {
 /// `riverwatch demo --influx-url` stores the demo's readings in a real InfluxDB.
 #[test]
 fn demo_writes_to_influxdb_when_asked() {
-    let Some(servers) = servers_or_skip("demo_influx") else {
+    let Some((servers, _serial, dir)) = real_test("demo_influx") else {
         return;
     };
-    let _serial = serial();
-    let dir = tempfile::tempdir().unwrap();
     // The database config/demo.toml names.
     influx_exec(&servers.influx_v1, "CREATE DATABASE water");
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_riverwatch"))
@@ -676,11 +655,7 @@ fn demo_writes_to_influxdb_when_asked() {
         .env("NO_COLOR", "1")
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::assert_success(&out, "demo");
     let rows = influx_rows(
         &servers.influx_v1,
         "water",
@@ -705,47 +680,19 @@ fn demo_writes_to_influxdb_when_asked() {
 /// CRC once the reading is in custody.
 #[test]
 fn hj212_frame_is_stored_like_its_json_twin_and_acknowledged() {
-    use riverwatch::domain::hj212::{self, Frame};
-    let Some(servers) = servers_or_skip("hj212") else {
+    use riverwatch::domain::hj212;
+    let Some((servers, _serial, dir)) = real_test("hj212") else {
         return;
     };
-    let _serial = serial();
-    let dir = tempfile::tempdir().unwrap();
-    let db = format!("rw_hj212_{}", std::process::id());
-    influx_exec(&servers.influx_v1, &format!("CREATE DATABASE {db}"));
-    let store = format!(
-        "[influxdb]\nurl = \"{}\"\napi = \"v1\"\ndatabase = \"{db}\"\nflush_interval = \"200ms\"",
-        servers.influx_v1
-    );
-    let config = two_station_config(&servers, "hj212", dir.path(), &store);
-    // The last station of the file is the boundary section 石角(界牌); give it its MN.
-    let mut text = std::fs::read_to_string(&config).unwrap();
-    text.push_str("hj212_mn = \"QY-BJ-SJ-0001\"\n");
-    std::fs::write(&config, text).unwrap();
-    let mut daemon = Daemon::start(&config, &dir.path().join("daemon.log"));
-    daemon.wait_log("subscribed", Duration::from_secs(15));
-
-    // Listen on the ack topic first; `subscribe` returns once the broker granted it.
-    let acks = common::subscribe(servers.mqtt_port, "wq/bei/shijiao/hj212/ack");
+    let (db, daemon, acks) = common::hj212_daemon(&servers, "hj212", dir.path());
 
     let (ts, _) = ts_minutes_ago(30);
+    let frame = common::shijiao_frame(
+        &ts,
+        "w01001-Rtd=7.32,w01001-Flag=N;w01009-Rtd=6.85,w01009-Flag=N;w21003-Rtd=0.82,w21003-Flag=N;w21011-Rtd=0.071,w21011-Flag=N;w01019-Rtd=2.41,w01019-Flag=N;w01010-Rtd=26.4,w01010-Flag=N;w99999-Rtd=1.5",
+    );
     let local = chrono::DateTime::parse_from_rfc3339(&ts).unwrap();
     let qn = format!("{}000", local.format("%Y%m%d%H%M%S"));
-    let cp = format!(
-        "DataTime={};w01001-Rtd=7.32,w01001-Flag=N;w01009-Rtd=6.85,w01009-Flag=N;w21003-Rtd=0.82,w21003-Flag=N;w21011-Rtd=0.071,w21011-Flag=N;w01019-Rtd=2.41,w01019-Flag=N;w01010-Rtd=26.4,w01010-Flag=N;w99999-Rtd=1.5",
-        local.format("%Y%m%d%H%M%S")
-    );
-    let frame = Frame {
-        qn: Some(qn.clone()),
-        st: "21".into(),
-        cn: "2011".into(),
-        pw: Some("123456".into()),
-        mn: "QY-BJ-SJ-0001".into(),
-        flag: Some(5),
-        pnum: None,
-        pno: None,
-        cp,
-    };
     servers.publish("wq/bei/shijiao/hj212", &frame.encode());
     servers.publish("wq/bei/qixinggang/reading", &format!(r#"{{"ts":"{ts}","values":{{"ph":7.32,"do":6.85,"nh3n":0.82,"tp":0.071,"codmn":2.41,"temp":26.4}}}}"#));
     // The same frame for the wrong station is refused (MN mismatch), and no ack follows it.
@@ -798,23 +745,16 @@ fn hj212_frame_is_stored_like_its_json_twin_and_acknowledged() {
 /// around its limit fires once.
 #[test]
 fn alert_rules_in_the_daemon() {
-    let Some(servers) = servers_or_skip("alert_rules") else {
+    let Some((servers, _serial, dir)) = real_test("alert_rules") else {
         return;
     };
-    let _serial = serial();
-    let dir = tempfile::tempdir().unwrap();
-    let db = format!("rw_rules_{}", std::process::id());
-    influx_exec(&servers.influx_v1, &format!("CREATE DATABASE {db}"));
-    let store = format!(
-        "[influxdb]\nurl = \"{}\"\napi = \"v1\"\ndatabase = \"{db}\"\nflush_interval = \"200ms\"",
-        servers.influx_v1
-    );
+    let db = fresh_database(&servers, "rw_rules");
+    let store = v1_store(&servers, &db);
     let config = two_station_config(&servers, "rules", dir.path(), &store);
     let mut text = std::fs::read_to_string(&config).unwrap();
     text.push_str("\n[[station]]\nid = \"silent\"\nname = \"静默站\"\nriver = \"bei\"\ncity = \"qingyuan\"\ntarget_class = 3\ncadence = \"2s\"\n\n[alerts]\nfire_after = 2\nwindow = 3\n");
     std::fs::write(&config, text).unwrap();
-    let mut daemon = Daemon::start(&config, &dir.path().join("daemon.log"));
-    daemon.wait_log("subscribed", Duration::from_secs(15));
+    let daemon = Daemon::subscribed(&config, &dir.path().join("daemon.log"));
     let alerts = |filter: &str| {
         influx_rows(
             &servers.influx_v1,
@@ -1000,13 +940,10 @@ fn alert_rules_in_the_daemon() {
 /// broker, retried with backoff, and not logged either.
 #[test]
 fn tls_and_credentials_without_leaking_secrets() {
-    let Some(servers) = servers_or_skip("tls_credentials") else {
+    let Some((servers, _serial, dir)) = real_test("tls_credentials") else {
         return;
     };
-    let _serial = serial();
-    let dir = tempfile::tempdir().unwrap();
-    let db = format!("rw_tls_{}", std::process::id());
-    influx_exec(&servers.influx_v1, &format!("CREATE DATABASE {db}"));
+    let db = fresh_database(&servers, "rw_tls");
     let smtp_password =
         std::fs::read_to_string(std::env::var("RIVERWATCH_TEST_SMTP_PASSWORD_FILE").unwrap())
             .unwrap();
@@ -1026,9 +963,7 @@ fn tls_and_credentials_without_leaking_secrets() {
             smtp = servers.smtp_auth_port,
             pw = servers.smtp_password_file.display(),
         );
-        let path = dir.path().join(format!("{name}.toml"));
-        std::fs::write(&path, text).unwrap();
-        path
+        common::write_config(dir.path().join(format!("{name}.toml")), &text)
     };
     let debug = [
         ("RIVERWATCH_LOG", "debug"),
@@ -1109,17 +1044,11 @@ fn tls_and_credentials_without_leaking_secrets() {
 /// without the bearer token; an acknowledgement and a silence survive a restart.
 #[test]
 fn http_endpoints_answer_and_count_what_was_published() {
-    let Some(servers) = servers_or_skip("http_api") else {
+    let Some((servers, _serial, dir)) = real_test("http_api") else {
         return;
     };
-    let _serial = serial();
-    let dir = tempfile::tempdir().unwrap();
-    let db = format!("rw_http_{}", std::process::id());
-    influx_exec(&servers.influx_v1, &format!("CREATE DATABASE {db}"));
-    let store = format!(
-        "[influxdb]\nurl = \"{}\"\napi = \"v1\"\ndatabase = \"{db}\"\nflush_interval = \"200ms\"",
-        servers.influx_v1
-    );
+    let db = fresh_database(&servers, "rw_http");
+    let store = v1_store(&servers, &db);
     let config = two_station_config(&servers, "http", dir.path(), &store);
     let text = std::fs::read_to_string(&config).unwrap().replace(
         "listen = \"127.0.0.1:0\"",
@@ -1272,23 +1201,16 @@ fn http_endpoints_answer_and_count_what_was_published() {
 /// first current reading resolves it: one outage, one alert id, two messages.
 #[test]
 fn a_backfill_during_an_outage_neither_resolves_offline_nor_fires_it_again() {
-    let Some(servers) = servers_or_skip("backfill_offline") else {
+    let Some((servers, _serial, dir)) = real_test("backfill_offline") else {
         return;
     };
-    let _serial = serial();
-    let dir = tempfile::tempdir().unwrap();
-    let db = format!("rw_backfill_{}", std::process::id());
-    influx_exec(&servers.influx_v1, &format!("CREATE DATABASE {db}"));
-    let store = format!(
-        "[influxdb]\nurl = \"{}\"\napi = \"v1\"\ndatabase = \"{db}\"\nflush_interval = \"200ms\"",
-        servers.influx_v1
-    );
+    let db = fresh_database(&servers, "rw_backfill");
+    let store = v1_store(&servers, &db);
     let config = two_station_config(&servers, "backfill", dir.path(), &store);
     let mut text = std::fs::read_to_string(&config).unwrap();
     text.push_str("\n[[station]]\nid = \"fast\"\nname = \"快站\"\nriver = \"bei\"\ncity = \"qingyuan\"\ntarget_class = 3\ncadence = \"10s\"\n");
     std::fs::write(&config, text).unwrap();
-    let mut daemon = Daemon::start(&config, &dir.path().join("daemon.log"));
-    daemon.wait_log("subscribed", Duration::from_secs(15));
+    let daemon = Daemon::subscribed(&config, &dir.path().join("daemon.log"));
     let offline = || {
         influx_rows(
             &servers.influx_v1,
@@ -1376,20 +1298,13 @@ fn a_backfill_during_an_outage_neither_resolves_offline_nor_fires_it_again() {
 /// limit — while the current reading beside them is stored.
 #[test]
 fn too_old_readings_are_refused_and_the_current_one_beside_them_stored() {
-    let Some(servers) = servers_or_skip("too_old") else {
+    let Some((servers, _serial, dir)) = real_test("too_old") else {
         return;
     };
-    let _serial = serial();
-    let dir = tempfile::tempdir().unwrap();
-    let db = format!("rw_too_old_{}", std::process::id());
-    influx_exec(&servers.influx_v1, &format!("CREATE DATABASE {db}"));
-    let store = format!(
-        "[influxdb]\nurl = \"{}\"\napi = \"v1\"\ndatabase = \"{db}\"\nflush_interval = \"200ms\"\n\n[ingest]\nmax_age = \"30d\"",
-        servers.influx_v1
-    );
+    let db = fresh_database(&servers, "rw_too_old");
+    let store = format!("{}\n\n[ingest]\nmax_age = \"30d\"", v1_store(&servers, &db));
     let config = two_station_config(&servers, "too_old", dir.path(), &store);
-    let mut daemon = Daemon::start(&config, &dir.path().join("daemon.log"));
-    daemon.wait_log("subscribed", Duration::from_secs(15));
+    let mut daemon = Daemon::subscribed(&config, &dir.path().join("daemon.log"));
     let old = stamp_ago(chrono::Duration::days(40));
     let (current, current_ms) = ts_minutes_ago(10);
     let ancient = "1999-12-31T23:00:00+08:00";

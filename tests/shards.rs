@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{influx_count, serial, simulate, wait_for, Daemon, Servers};
+use common::{influx_count, real_test, simulate, wait_for, Daemon, Servers};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -73,20 +73,15 @@ name = "潖江"
         smtp = servers.smtp_port,
         dir = dir.display(),
     );
-    let path = dir.join(format!("shard-{index}.toml"));
-    std::fs::write(&path, text).expect("config");
-    path
+    common::write_config(dir.join(format!("shard-{index}.toml")), &text)
 }
 
 #[test]
 fn two_shards_store_every_reading_once_and_send_every_alert_once() {
-    let Some(servers) = common::servers_or_skip("shards") else {
+    let Some((servers, _serial, dir)) = real_test("shards") else {
         return;
     };
-    let _serial = serial();
-    let dir = tempfile::tempdir().expect("tempdir");
-    let db = format!("rw_shards_{}", std::process::id());
-    common::influxql(&servers.influx_v1, "", &format!("CREATE DATABASE {db}"));
+    let db = common::fresh_database(&servers, "rw_shards");
     let configs = [0, 1].map(|i| config(&servers, dir.path(), &db, i));
     let mut daemons: Vec<Daemon> = configs
         .iter()
@@ -98,26 +93,26 @@ fn two_shards_store_every_reading_once_and_send_every_alert_once() {
     }
 
     // Ending half an hour ago, so the exceedances below are the newest readings.
-    let sim = simulate(
+    common::finish_simulate(simulate(
         &configs[0],
         servers.mqtt_port,
         &["--count", "600", "--newest-minutes-ago", "30"],
-    );
-    let out = sim.wait_with_output().expect("simulate");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ));
     let stored = wait_for(Duration::from_secs(30), "600 readings", || {
         let n = influx_count(&servers.influx_v1, &db, "ph", "water_quality");
         (n >= 600).then_some(n)
     });
     assert_eq!(stored, 600);
-    let per_instance: Vec<u64> = daemons
-        .iter_mut()
-        .map(|d| d.metric("riverwatch_readings_stored_total"))
-        .collect();
+    // A daemon counts a batch once InfluxDB has answered the write, a moment after the rows
+    // are visible to the query above: wait until the counters add up (or the deadline).
+    let mut per_instance = Vec::new();
+    wait_for(Duration::from_secs(10), "the stored counters", || {
+        per_instance = daemons
+            .iter_mut()
+            .map(|d| d.metric("riverwatch_readings_stored_total"))
+            .collect();
+        (per_instance.iter().sum::<u64>() >= 600).then_some(())
+    });
     // Four stations of six on shard 0, two on shard 1: 400 and 200, and nothing twice.
     assert_eq!(per_instance, [400, 200]);
 

@@ -10,23 +10,8 @@ fn keys(err: &ConfigError) -> Vec<&str> {
     err.problems.iter().map(|p| p.key.as_str()).collect()
 }
 
-const MINIMAL: &str = r#"
-[[bureau]]
-id = "qingyuan"
-name = "清远市生态环境局"
-email = ["duty@qy.example.org"]
-
-[[river]]
-id = "bei"
-name = "北江"
-
-[[station]]
-id = "shijiao"
-name = "石角"
-river = "bei"
-city = "qingyuan"
-target_class = 2
-"#;
+/// The smallest valid network: one bureau, one river, one station (shared with `tests/cli.rs`).
+const MINIMAL: &str = include_str!("../../tests/fixtures/config/minimal.toml");
 
 #[test]
 fn shipped_configs_are_valid() {
@@ -66,73 +51,9 @@ fn minimal_config_gets_defaults() {
 
 #[test]
 fn every_problem_is_reported_at_once() {
-    let text = r#"
-[mqtt]
-url = "http://broker"
-password = "inline"
-
-[influxdb]
-url = "http://127.0.0.1:8086"
-api = "v3"
-
-[smtp]
-url = "smtp://127.0.0.1:25"
-from = "not a mailbox"
-
-[weird]
-x = 1
-
-[[bureau]]
-id = "qingyuan"
-name = "清远市生态环境局"
-email = ["nobody"]
-sms = ["12"]
-
-[[river]]
-id = "bei"
-name = "北江"
-
-[[station]]
-id = "a"
-name = "A"
-river = "bei"
-city = "qingyuan"
-target_class = 2
-downstream = "b"
-travel_time = "2h"
-
-[[station]]
-id = "b"
-name = "B"
-river = "bei"
-city = "qingyuan"
-target_class = 2
-downstream = "a"
-travel_time = "1h"
-
-[[station]]
-id = "c"
-name = "C"
-river = "bei"
-city = "nowhere"
-target_class = 2
-cadence = "soon"
-
-[[station]]
-id = "d"
-name = "D"
-river = "nowhere"
-city = "qingyuan"
-target_class = 7
-downstream = "zz"
-
-[[station]]
-id = "e"
-name = "E"
-river = "bei"
-city = "qingyuan"
-target_class = "two"
-"#;
+    // Every kind of problem once: bad URLs and secrets, an unknown table, bad addresses, a
+    // downstream cycle, unknown rivers and cities, bad classes and durations.
+    let text = include_str!("../../tests/fixtures/config/every_problem.toml");
     let err = parse_str(text).unwrap_err();
     let got = keys(&err);
     for expected in [

@@ -123,6 +123,14 @@ pub fn servers_or_skip(test: &str) -> Option<Servers> {
     s
 }
 
+/// What a real-server test begins with: the servers, the lock that runs such tests one at a
+/// time, and a scratch directory; `None` (said on stderr) outside `tests/run.sh`.
+pub fn real_test(test: &str) -> Option<(Servers, MutexGuard<'static, ()>, tempfile::TempDir)> {
+    let servers = servers_or_skip(test)?;
+    let lock = serial();
+    Some((servers, lock, tempfile::tempdir().expect("tempdir")))
+}
+
 /// Polls `check` every 50 ms until it returns `Some`, or panics with `what` after `limit`.
 pub fn wait_for<T>(limit: Duration, what: &str, mut check: impl FnMut() -> Option<T>) -> T {
     let deadline = Instant::now() + limit;
@@ -147,6 +155,13 @@ pub struct Daemon {
 impl Daemon {
     pub fn start(config: &Path, log: &Path) -> Daemon {
         Daemon::start_with_env(config, log, &[])
+    }
+
+    /// Starts the daemon and waits (15 s at most) until it has subscribed to its topics.
+    pub fn subscribed(config: &Path, log: &Path) -> Daemon {
+        let mut daemon = Daemon::start(config, log);
+        daemon.wait_log("subscribed", Duration::from_secs(15));
+        daemon
     }
 
     /// Starts the daemon with extra environment variables (secrets, log level).
@@ -293,9 +308,73 @@ body = '{{"to": "{{phone}}", "text": "{{text}}"}}'
         dir = dir.display(),
         network = network_toml(name),
     );
-    let path = dir.join("riverwatch.toml");
+    write_config(dir.join("riverwatch.toml"), &text)
+}
+
+/// Writes a config file and returns its path.
+pub fn write_config(path: PathBuf, text: &str) -> PathBuf {
     std::fs::write(&path, text).expect("config written");
     path
+}
+
+/// Gives the last station of a [`two_station_config`] file, the boundary section 石角(界牌), the
+/// HJ 212 MN `QY-BJ-SJ-0001`.
+pub fn give_shijiao_its_mn(config: &Path) {
+    let mut text = std::fs::read_to_string(config).expect("config read");
+    text.push_str("hj212_mn = \"QY-BJ-SJ-0001\"\n");
+    std::fs::write(config, text).expect("config written");
+}
+
+/// The daemon for HJ 212 tests: on a fresh database `rw_{name}_{pid}`, with a
+/// [`two_station_config`] in which 石角 has its MN, subscribed; and a receiver of what it
+/// publishes on 石角's acknowledgement topic, subscribed (granted) before anything is sent.
+/// Returns (database, daemon, acknowledgements).
+pub fn hj212_daemon(
+    servers: &Servers,
+    name: &str,
+    dir: &Path,
+) -> (String, Daemon, std::sync::mpsc::Receiver<Vec<u8>>) {
+    let db = fresh_database(servers, &format!("rw_{name}"));
+    let config = two_station_config(servers, name, dir, &v1_store(servers, &db));
+    give_shijiao_its_mn(&config);
+    let daemon = Daemon::subscribed(&config, &dir.join("daemon.log"));
+    let acks = subscribe(servers.mqtt_port, "wq/bei/shijiao/hj212/ack");
+    (db, daemon, acks)
+}
+
+/// An HJ 212 real-time data frame (ST=21, CN=2011, Flag=5) from 石角's MN, measured at `ts`
+/// (RFC 3339, UTC+8): its QN is that time with milliseconds `000`, its CP `DataTime` and then
+/// `values` (`w01001-Rtd=7.32,w01001-Flag=N;…`).
+pub fn shijiao_frame(ts: &str, values: &str) -> riverwatch::domain::hj212::Frame {
+    let local = chrono::DateTime::parse_from_rfc3339(ts).expect("an RFC 3339 time");
+    let stamp = local.format("%Y%m%d%H%M%S");
+    riverwatch::domain::hj212::Frame {
+        qn: Some(format!("{stamp}000")),
+        st: "21".into(),
+        cn: "2011".into(),
+        pw: Some("123456".into()),
+        mn: "QY-BJ-SJ-0001".into(),
+        flag: Some(5),
+        pnum: None,
+        pno: None,
+        cp: format!("DataTime={stamp};{values}"),
+    }
+}
+
+/// Creates the database `{prefix}_{pid}` on the shared InfluxDB 1.x and returns its name.
+pub fn fresh_database(servers: &Servers, prefix: &str) -> String {
+    let db = format!("{prefix}_{}", std::process::id());
+    influx_exec(&servers.influx_v1, &format!("CREATE DATABASE {db}"));
+    db
+}
+
+/// The `[influxdb]` section that writes to `db` on the shared InfluxDB 1.x through the v1 API,
+/// flushed every 200 ms (no newline at the end).
+pub fn v1_store(servers: &Servers, db: &str) -> String {
+    format!(
+        "[influxdb]\nurl = \"{}\"\napi = \"v1\"\ndatabase = \"{db}\"\nflush_interval = \"200ms\"",
+        servers.influx_v1
+    )
 }
 
 /// Six digits derived from a test name, so each test's phone numbers are its own.
@@ -429,72 +508,50 @@ impl Private {
         }
     }
 
+    /// A server started as `program flag conf`, with `text` written to the file `conf` first
+    /// (its folder created).
+    fn configured(
+        program: &str,
+        flag: &str,
+        conf: PathBuf,
+        text: String,
+        port: u16,
+        ready: fn(u16) -> bool,
+    ) -> Private {
+        if let Some(dir) = conf.parent() {
+            std::fs::create_dir_all(dir).expect("server dir");
+        }
+        std::fs::write(&conf, text).expect("server config written");
+        let args = vec![flag.into(), conf.display().to_string()];
+        Private::new(program, args, port, Box::new(ready))
+    }
+
     /// mosquitto with persistence (the session survives a restart) under `dir`.
     pub fn mosquitto(dir: &Path) -> Private {
         let port = free_port();
         std::fs::create_dir_all(dir.join("data")).expect("mosquitto dir");
+        let text = format!(
+            "listener {port} 127.0.0.1\nallow_anonymous true\npersistence true\npersistence_location {}/\nuser root\nmax_queued_messages 100000\n",
+            dir.join("data").display()
+        );
+        let ready = |port: u16| succeeds(&mut mosquitto_pub(port, "riverwatch/test/ready", "ok"));
         let conf = dir.join("mosquitto.conf");
-        std::fs::write(
-            &conf,
-            format!(
-                "listener {port} 127.0.0.1\nallow_anonymous true\npersistence true\npersistence_location {}/\nuser root\nmax_queued_messages 100000\n",
-                dir.join("data").display()
-            ),
-        )
-        .expect("mosquitto.conf");
-        let ready = |port: u16| {
-            Command::new("mosquitto_pub")
-                .args([
-                    "-h",
-                    "127.0.0.1",
-                    "-p",
-                    &port.to_string(),
-                    "-q",
-                    "1",
-                    "-t",
-                    "riverwatch/test/ready",
-                    "-m",
-                    "ok",
-                ])
-                .stderr(Stdio::null())
-                .status()
-                .is_ok_and(|s| s.success())
-        };
-        Private::new(
-            "mosquitto",
-            vec!["-c".into(), conf.display().to_string()],
-            port,
-            Box::new(ready),
-        )
+        Private::configured("mosquitto", "-c", conf, text, port, ready)
     }
 
     /// InfluxDB 1.6.7 with its data under `dir`.
     pub fn influxdb(dir: &Path) -> Private {
         let port = free_port();
-        let conf = dir.join("influxdb.conf");
-        std::fs::create_dir_all(dir).expect("influx dir");
-        std::fs::write(
-            &conf,
-            format!(
-                "reporting-disabled = true\nbind-address = \"127.0.0.1:{rpc}\"\n[meta]\n  dir = \"{d}/meta\"\n[data]\n  dir = \"{d}/data\"\n  wal-dir = \"{d}/wal\"\n[http]\n  bind-address = \"127.0.0.1:{port}\"\n  log-enabled = false\n[monitor]\n  store-enabled = false\n",
-                rpc = free_port(),
-                d = dir.display()
-            ),
-        )
-        .expect("influxdb.conf");
+        let text = format!(
+            "reporting-disabled = true\nbind-address = \"127.0.0.1:{rpc}\"\n[meta]\n  dir = \"{d}/meta\"\n[data]\n  dir = \"{d}/data\"\n  wal-dir = \"{d}/wal\"\n[http]\n  bind-address = \"127.0.0.1:{port}\"\n  log-enabled = false\n[monitor]\n  store-enabled = false\n",
+            rpc = free_port(),
+            d = dir.display()
+        );
         let ready = |port: u16| {
-            Command::new("curl")
-                .args(["-sf", &format!("http://127.0.0.1:{port}/ping")])
-                .stdout(Stdio::null())
-                .status()
-                .is_ok_and(|s| s.success())
+            succeeds(Command::new("curl").args(["-sf", &format!("http://127.0.0.1:{port}/ping")]))
         };
-        Private::new(
-            "influxd",
-            vec!["-config".into(), conf.display().to_string()],
-            port,
-            Box::new(ready),
-        )
+        let conf = dir.join("influxdb.conf");
+        Private::configured("influxd", "-config", conf, text, port, ready)
     }
 
     /// aiosmtpd writing to the Maildir `maildir`.
@@ -569,6 +626,25 @@ pub fn simulate(config: &Path, port: u16, args: &[&str]) -> std::process::Child 
         .expect("simulate starts")
 }
 
+/// Waits for a [`simulate`] run to end, asserts that it succeeded and returns what it printed,
+/// trimmed.
+pub fn finish_simulate(child: Child) -> String {
+    let out = child.wait_with_output().expect("simulate ends");
+    assert_success(&out, "simulate");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// Asserts that a finished command (`what`, for the message) exited with success; the message
+/// holds its stderr.
+#[track_caller]
+pub fn assert_success(out: &std::process::Output, what: &str) {
+    assert!(
+        out.status.success(),
+        "{what}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// Runs an InfluxQL statement (a query or a command such as CREATE DATABASE) against a v1
 /// endpoint with POST; returns the JSON answer.
 pub fn influxql(url: &str, db: &str, q: &str) -> serde_json::Value {
@@ -618,63 +694,44 @@ pub fn influx_count(url: &str, db: &str, field: &str, measurement: &str) -> u64 
 
 /// Publishes one message at QoS 1 to the broker on `port` with mosquitto_pub.
 pub fn publish_to(port: u16, topic: &str, payload: &str) {
-    let status = Command::new("mosquitto_pub")
-        .args([
-            "-h",
-            "127.0.0.1",
-            "-p",
-            &port.to_string(),
-            "-q",
-            "1",
-            "-t",
-            topic,
-            "-m",
-            payload,
-        ])
+    let status = mosquitto_pub(port, topic, payload)
         .status()
         .expect("mosquitto_pub runs");
     assert!(status.success(), "mosquitto_pub failed for {topic}");
+}
+
+/// Whether `command` runs and exits with success (its output discarded): a readiness probe.
+fn succeeds(command: &mut Command) -> bool {
+    command
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// The mosquitto_pub command that publishes `payload` to `topic` at QoS 1 on the broker on `port`.
+fn mosquitto_pub(port: u16, topic: &str, payload: &str) -> Command {
+    let mut command = Command::new("mosquitto_pub");
+    command.args([
+        "-h",
+        "127.0.0.1",
+        "-p",
+        &port.to_string(),
+        "-q",
+        "1",
+        "-t",
+        topic,
+        "-m",
+        payload,
+    ]);
+    command
 }
 
 /// The bureaus, the river and the two stations of the test configs: a class-Ⅱ boundary
 /// section (石角) and its class-Ⅱ upstream neighbour (七星岗), ten hours apart. Email
 /// addresses and phone numbers are particular to `name`.
 pub fn network_toml(name: &str) -> String {
-    format!(
-        r#"
-[[bureau]]
-id = "guangzhou"
-name = "广州市生态环境局"
-email = ["gz-{name}@example.org"]
-sms = ["+86130{code}01"]
-
-[[bureau]]
-id = "qingyuan"
-name = "清远市生态环境局"
-email = ["qy-{name}@example.org"]
-sms = ["+86130{code}02"]
-
-[[river]]
-id = "bei"
-name = "北江"
-
-[[station]]
-id = "qixinggang"
-name = "七星岗"
-river = "bei"
-city = "qingyuan"
-target_class = 2
-downstream = "shijiao"
-travel_time = "10h"
-
-[[station]]
-id = "shijiao"
-name = "石角(界牌)"
-river = "bei"
-city = "qingyuan"
-target_class = 2
-boundary = true
-"#,
-        code = phone_code(name),
-    )
+    include_str!("../fixtures/config/network.toml")
+        .replace("{name}", name)
+        .replace("{code}", &phone_code(name))
 }
