@@ -15,18 +15,11 @@ use std::time::Duration;
 
 #[test]
 fn a_channel_defined_outside_the_crate_hears_a_boundary_exceedance_for_both_bureaus() {
-    let Some(servers) = servers_or_skip("channel_seam") else {
+    let Some((servers, _serial, dir)) = real_test("channel_seam") else {
         return;
     };
-    let _serial = serial();
-    let dir = tempfile::tempdir().expect("tempdir");
-    let db = format!("rw_seam_{}", std::process::id());
-    influx_exec(&servers.influx_v1, &format!("CREATE DATABASE {db}"));
-    let store = format!(
-        "[influxdb]\nurl = \"{}\"\napi = \"v1\"\ndatabase = \"{db}\"\nflush_interval = \"200ms\"",
-        servers.influx_v1
-    );
-    let path = two_station_config(&servers, "seam", dir.path(), &store);
+    let db = fresh_database(&servers, "rw_seam");
+    let path = two_station_config(&servers, "seam", dir.path(), &v1_store(&servers, &db));
     let cfg = riverwatch::config::load(&path).expect("config");
     let runtime = riverwatch::app::runtime().expect("runtime");
     let room = room::Room::default();

@@ -18,18 +18,11 @@ use std::time::Duration;
 
 #[test]
 fn a_source_defined_outside_the_crate_feeds_the_store_and_a_test_channel() {
-    let Some(servers) = servers_or_skip("input_seam") else {
+    let Some((servers, _serial, dir)) = real_test("input_seam") else {
         return;
     };
-    let _serial = serial();
-    let dir = tempfile::tempdir().expect("tempdir");
-    let db = format!("rw_input_seam_{}", std::process::id());
-    influx_exec(&servers.influx_v1, &format!("CREATE DATABASE {db}"));
-    let store = format!(
-        "[influxdb]\nurl = \"{}\"\napi = \"v1\"\ndatabase = \"{db}\"\nflush_interval = \"200ms\"",
-        servers.influx_v1
-    );
-    let path = two_station_config(&servers, "inseam", dir.path(), &store);
+    let db = fresh_database(&servers, "rw_input_seam");
+    let path = two_station_config(&servers, "inseam", dir.path(), &v1_store(&servers, &db));
     let cfg = riverwatch::config::load(&path).expect("config");
 
     // A compliant reading, a payload that is not JSON, then NH3-N at 1.2 mg/L (class Ⅳ against
