@@ -4,25 +4,34 @@
 //! # Code map
 //!
 //! ```text
-//!  stations ──MQTT──▶ ingest ──▶ screen ──▶ store ──▶ InfluxDB, or    (then, in order, ack to
-//!   JSON or HJ 212    (mqtt,      (decode, QC, (batch,      the spool     the broker and the
-//!                      payload)    judge,      ledger,      ──▶ drainer   HJ 212 data ack)
-//!                                  rules)      dead letters)   ──▶ InfluxDB
-//!                                    │
-//!                                    └──▶ outbox + alerts.json ──▶ notify ──▶ SMTP / SMS gateway
+//!  stations ─MQTT─▶ ingest ──Decoded──▶ alerts ─────Judged─────▶ store ──▶ InfluxDB, or the spool
+//!  JSON or HJ 212   (a Source:         (runs the screen:         (encode,      ──▶ drainer ──▶ InfluxDB
+//!                    mqtt; decode,      QC, judgement, rules;     batch,
+//!                    refusals)          outbox + alerts.json)     ledger) ──Receipt──▶ the source's
+//!                                          │                                   Acknowledge (PUBACK,
+//!                                          └──▶ outbox ──▶ notify ──▶ channels  HJ 212 data ack)
+//!                                                                   (email, sms)
 //! ```
 //!
+//! Modules, in flow order:
 //! - [`domain`]: the pure core — parameters, GB 3838 classes and profiles, the network, HJ 212
-//!   frames, QARTOD QC, trend statistics, the alert rules and lifecycle, message rendering.
+//!   frames, QARTOD QC, trend statistics, the alert rules (one file each) and lifecycle,
+//!   message rendering, and what travels between the stages ([`domain::flow`]).
 //! - [`config`]: the TOML file → validated domain types.
-//! - [`ingest`], [`screen`], [`store`], [`notify`]: the stages, in flow order.
-//! - [`app`]: the only place that wires stages together; [`demo`]: the self-contained demo;
-//!   [`hj212_cmd`]: `riverwatch hj212 decode`; [`assess`]: offline judgement of a file;
-//!   [`simulate`]: the load generator; [`report`]: the monthly attainment report.
-//! - [`http`]: `/healthz`, `/readyz`, `/metrics` and the API, whose view of the pipeline
-//!   (stations, alerts, acknowledgements, silences) is [`api`].
+//! - [`ingest`]: input sources behind the `Source` seam (MQTT today) and the shared decoder.
+//! - [`screen`]: `Decoded` → `Judged`, the domain rules and nothing else.
+//! - [`alerts`]: the judging task — runs the screen, makes transitions durable, keeps the API
+//!   view.
+//! - [`store`]: encodes and puts judged messages in custody behind the `Backend` seam
+//!   (InfluxDB v1/v2, a file), answers receipts in order.
+//! - [`notify`]: the outbox and its delivery workers, one per channel behind the `Channel`
+//!   seam (email, SMS).
+//! - [`app`]: the only place that wires stages together (sources and channels are registered
+//!   there); [`http`]: `/healthz`, `/readyz`, `/metrics` and the API, whose view of the
+//!   pipeline (stations, alerts, acknowledgements, silences) is [`api`].
 //! - [`deadletter`], [`telemetry`]: refused input and counted events; [`state`]: the alert
-//!   episodes kept across restarts.
+//!   episodes kept across restarts; [`json`]: JSON helpers.
+//! - [`commands`]: `demo`, `simulate`, `assess`, `hj212 decode` and `report`.
 //!
 //! # Architecture invariants
 //!
@@ -33,22 +42,29 @@
 //!   transitions are in the outbox, in the order messages arrived.
 //! - Input never panics the daemon: every refusal is a value with a reason.
 
-pub mod alerts;
-pub mod api;
-pub mod app;
-pub mod assess;
-pub mod config;
-pub mod deadletter;
-pub mod demo;
 pub mod domain;
-pub mod hj212_cmd;
-pub mod http;
+
+pub mod config;
+
+// The stages, in flow order; one group each, so the declarations keep that order.
 pub mod ingest;
-pub mod json;
-pub mod notify;
-pub mod report;
+
 pub mod screen;
-pub mod simulate;
-pub mod state;
+
+pub mod alerts;
+
 pub mod store;
+
+pub mod notify;
+
+pub mod app;
+
+pub mod api;
+pub mod http;
+
+pub mod deadletter;
+pub mod json;
+pub mod state;
 pub mod telemetry;
+
+pub mod commands;

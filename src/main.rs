@@ -2,7 +2,8 @@
 //! maps its outcome to an exit code (0 success, 64 invalid usage or config, 1 anything else).
 
 use clap::{Parser, Subcommand};
-use riverwatch::{app, config, demo, telemetry};
+use riverwatch::commands::demo;
+use riverwatch::{app, config, telemetry};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -39,19 +40,19 @@ enum Command {
         config: Option<PathBuf>,
         /// Judge every station by this profile instead of its configured one.
         #[arg(long, value_enum)]
-        profile: Option<riverwatch::assess::ProfileChoice>,
+        profile: Option<riverwatch::commands::assess::ProfileChoice>,
         #[arg(long, value_enum, default_value = "json")]
-        format: riverwatch::assess::OutputFormat,
+        format: riverwatch::commands::assess::OutputFormat,
     },
     /// Publish station readings to a real broker at QoS 1 (load generator, scenario player).
     Simulate {
         #[arg(long)]
         config: Option<PathBuf>,
         #[command(flatten)]
-        options: riverwatch::simulate::Options,
+        options: riverwatch::commands::simulate::Options,
     },
     /// Monthly attainment report of the boundary sections from the stored data.
-    Report(riverwatch::report::Options),
+    Report(riverwatch::commands::report::Options),
     /// HJ 212 tools for station integrators.
     Hj212 {
         #[command(subcommand)]
@@ -98,7 +99,7 @@ fn main() -> ExitCode {
                     return ExitCode::from(EXIT_CONFIG);
                 }
             };
-            match riverwatch::assess::run(&input, &cfg, profile, format) {
+            match riverwatch::commands::assess::run(&input, &cfg, profile, format) {
                 Ok(0) => ExitCode::SUCCESS,
                 Ok(n) => {
                     eprintln!(
@@ -118,7 +119,7 @@ fn main() -> ExitCode {
         } => {
             let stdin = std::io::stdin().lock();
             let stdout = std::io::stdout().lock();
-            match riverwatch::hj212_cmd::decode_stream(stdin, stdout) {
+            match riverwatch::commands::hj212::decode_stream(stdin, stdout) {
                 Ok(_) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("hj212 decode: {e}");
@@ -210,12 +211,12 @@ fn run(path: &std::path::Path) -> ExitCode {
     })
 }
 
-fn simulate(path: &std::path::Path, options: &riverwatch::simulate::Options) -> ExitCode {
+fn simulate(path: &std::path::Path, options: &riverwatch::commands::simulate::Options) -> ExitCode {
     let (cfg, runtime) = match config_and_runtime(path) {
         Ok(both) => both,
         Err(code) => return code,
     };
-    match runtime.block_on(riverwatch::simulate::run(&cfg, options)) {
+    match runtime.block_on(riverwatch::commands::simulate::run(&cfg, options)) {
         Ok((count, seconds)) => {
             println!(
                 "{}",
@@ -234,12 +235,12 @@ fn simulate(path: &std::path::Path, options: &riverwatch::simulate::Options) -> 
     }
 }
 
-fn report(options: &riverwatch::report::Options) -> ExitCode {
+fn report(options: &riverwatch::commands::report::Options) -> ExitCode {
     let (cfg, runtime) = match config_and_runtime(&config_path(options.config.clone())) {
         Ok(both) => both,
         Err(code) => return code,
     };
-    match runtime.block_on(riverwatch::report::run(&cfg, options)) {
+    match runtime.block_on(riverwatch::commands::report::run(&cfg, options)) {
         Ok(text) => {
             print!("{text}");
             ExitCode::SUCCESS

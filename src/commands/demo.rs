@@ -29,7 +29,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-const EMBEDDED_CONFIG: &str = include_str!("../config/demo.toml");
+const EMBEDDED_CONFIG: &str = include_str!("../../config/demo.toml");
 
 #[derive(clap::Args, Debug)]
 pub struct Options {
