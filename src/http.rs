@@ -290,7 +290,7 @@ pub fn render(m: &Metrics, mqtt_connected: u64) -> String {
         "1 while connected to the broker.",
         mqtt_connected,
     );
-    let plain: [(&str, &str, &str, &std::sync::atomic::AtomicU64); 15] = [
+    let plain: &[(&str, &str, &str, &std::sync::atomic::AtomicU64)] = &[
         (
             "riverwatch_messages_received_total",
             "counter",

@@ -17,7 +17,7 @@
 //! while readings arrive and when the screen stops, so persistence counts survive too.
 
 use crate::deadletter::DeadLetter;
-use crate::domain::alert::{Kind, Rule, Transition};
+use crate::domain::alert::{Kind, Transition};
 use crate::domain::hj212::{CodeMap, Reassembly};
 use crate::domain::network::{Network, Station};
 use crate::domain::reading::Reading;
@@ -167,7 +167,7 @@ impl Screen {
         let now = Utc::now();
         let items: Vec<_> = transitions
             .iter()
-            .filter(|t| t.rule != Rule::Class)
+            .filter(|t| t.rule.notifies())
             .filter(|t| match self.durable.live.muted(t, now) {
                 Some(why) => {
                     tracing::info!(alert_id = %t.alert_id, kind = ?t.kind, %why, "notifications held back");
