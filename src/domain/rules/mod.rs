@@ -34,8 +34,8 @@
 //! value older than their newest; and `offline` listens to current readings only.
 //!
 //! Adding a rule: its variant in `alert::Rule` (key, whether it notifies), a file here with
-//! its state and its evaluation returning [`Observation`]s, and in this file the module, its
-//! state in [`ParamState`] or [`StationState`] and its call in its place in the order; its
+//! its state and its evaluation returning `Observation`s, and in this file the module, its
+//! state in `ParamState` or `StationState` and its call in its place in the order; its
 //! message in `message`. Counters follow `Rule::ALL`.
 
 mod class;
