@@ -317,7 +317,7 @@ pub fn render(m: &Metrics, channels: &Channels, mqtt_connected: u64) -> String {
         "1 while connected to the broker.",
         mqtt_connected,
     );
-    let plain: [(&str, &str, &str, &std::sync::atomic::AtomicU64); 14] = [
+    let plain: &[(&str, &str, &str, &std::sync::atomic::AtomicU64)] = &[
         (
             "riverwatch_messages_received_total",
             "counter",

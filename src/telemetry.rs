@@ -111,7 +111,7 @@ pub struct Metrics {
     /// Writes that failed and were retried.
     pub write_retries: AtomicU64,
     /// Alerts fired, by level and rule (indexes = positions in `Level::ALL`, `Rule::ALL`).
-    alerts_fired: [[AtomicU64; 8]; 5],
+    alerts_fired: [[AtomicU64; Rule::ALL.len()]; Level::ALL.len()],
     pub alerts_resolved: AtomicU64,
     /// Messages acknowledged to the broker.
     pub messages_acked: AtomicU64,
@@ -216,5 +216,34 @@ impl Metrics {
 
     pub fn add(counter: &AtomicU64, n: u64) {
         counter.fetch_add(n, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every level, rule and refusal has its counter: the arrays are sized from the `ALL`
+    /// lists the counting functions search, so a new variant is counted, never out of bounds.
+    #[test]
+    fn every_variant_has_a_counter() {
+        let m = Metrics::default();
+        for level in Level::ALL {
+            for rule in Rule::ALL {
+                m.alert_fired(level, rule);
+            }
+        }
+        let counts = m.alerts_by_level_and_rule();
+        assert_eq!(counts.len(), Level::ALL.len() * Rule::ALL.len());
+        assert!(counts.iter().all(|&(_, _, n)| n == 1), "{counts:?}");
+        assert!(m
+            .alerts_by_level()
+            .iter()
+            .all(|&(_, n)| n == Rule::ALL.len() as u64));
+        for kind in RefusalKind::ALL {
+            m.refused(kind);
+        }
+        assert!(m.refused_by_kind().iter().all(|&(_, n)| n == 1));
+        assert_eq!(m.refused_total(), RefusalKind::ALL.len() as u64);
     }
 }

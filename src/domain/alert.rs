@@ -61,16 +61,26 @@ impl Rule {
         }
     }
 
-    /// Whether the rule's transitions are notified. `class` is kept in the alert state and
-    /// recorded, not notified: it fires exactly when an exceedance does, and the exceedance
-    /// message already says which parameter and by how much.
-    pub fn notifies(self) -> bool {
-        self != Rule::Class
-    }
-
     /// Data alerts go to the operating city's station operators, not to both bureaus.
     pub fn is_data(self) -> bool {
         matches!(self, Rule::StationFault | Rule::Offline)
+    }
+
+    /// Whether the rule's transitions are notified; every transition is recorded and kept in
+    /// the alert state either way. `class` is not: it fires exactly when an exceedance does,
+    /// and the exceedance message already says which parameter and by how much. A match
+    /// without a catch-all, so a new rule has to decide.
+    pub fn notifies(self) -> bool {
+        match self {
+            Rule::Class => false,
+            Rule::Exceedance
+            | Rule::Trend
+            | Rule::Shift
+            | Rule::Rate
+            | Rule::StationFault
+            | Rule::Offline
+            | Rule::Upstream => true,
+        }
     }
 }
 

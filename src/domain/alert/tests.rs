@@ -318,3 +318,21 @@ proptest! {
         prop_assert_eq!(got, expected);
     }
 }
+
+#[test]
+fn only_class_is_recorded_without_a_notification() {
+    let silent: Vec<Rule> = Rule::ALL.into_iter().filter(|r| !r.notifies()).collect();
+    assert_eq!(silent, [Rule::Class]);
+}
+
+/// The `ALL` lists hold the variants once each, in declaration order (which the derived
+/// `Ord` follows): counters indexed by position in them line up with the variants.
+#[test]
+fn the_all_lists_follow_declaration_order() {
+    for (i, r) in Rule::ALL.iter().enumerate() {
+        assert_eq!(*r as usize, i, "{r}");
+    }
+    for (i, l) in Level::ALL.iter().enumerate() {
+        assert_eq!(*l as usize, i, "{}", l.key());
+    }
+}

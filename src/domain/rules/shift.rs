@@ -1,0 +1,102 @@
+//! The `shift` rule (blue), per parameter: a CUSUM or EWMA chart signals a shift in the
+//! harmful direction from a baseline of the first validated values, by at least
+//! `shift_min_change` of the target limit.
+//!
+//! Fed by the dispatcher with each validated value of a parameter with a harmful direction;
+//! returns the observation for the episode of (station, `shift`, parameter) once the baseline
+//! is set. Its state is the chart pair, or the baseline still being gathered.
+
+use super::{evidence, target_limit, Observation, RuleConfig, QUICK};
+use crate::domain::alert::{Context, Level, Obs, Rule};
+use crate::domain::network::Station;
+use crate::domain::param::Param;
+use crate::domain::trend::{Cusum, Ewma, Shift};
+use chrono::{DateTime, Utc};
+
+/// The control charts of one parameter at one station.
+#[derive(Debug, Default)]
+pub(super) struct Chart {
+    /// The first validated values, until the charts are set up from them (then emptied).
+    baseline: Vec<f64>,
+    cusum: Option<Cusum>,
+    ewma: Option<Ewma>,
+}
+
+impl Chart {
+    /// The rule on `value` of `param` (harmful when rising if `up`) at reading time `ts`: sets
+    /// the charts up on the first `shift_baseline` values, then feeds them; `None` while the
+    /// baseline is still being gathered.
+    pub(super) fn observe(
+        &mut self,
+        cfg: &RuleConfig,
+        station: &Station,
+        param: Param,
+        up: bool,
+        value: f64,
+        ts: DateTime<Utc>,
+    ) -> Option<Observation> {
+        let (obs, context) = self.decision(cfg, station, param, up, value)?;
+        Some(Observation {
+            rule: Rule::Shift,
+            param: Some(param),
+            evidence: evidence(ts, value, None),
+            obs,
+            policy: QUICK,
+            context,
+        })
+    }
+
+    fn decision(
+        &mut self,
+        cfg: &RuleConfig,
+        station: &Station,
+        param: Param,
+        up: bool,
+        value: f64,
+    ) -> Option<(Obs, Context)> {
+        if self.cusum.is_none() {
+            self.baseline.push(value);
+            if self.baseline.len() < cfg.shift_baseline {
+                return None;
+            }
+            let n = self.baseline.len() as f64;
+            let mean = self.baseline.iter().sum::<f64>() / n;
+            let sd = (self
+                .baseline
+                .iter()
+                .map(|x| (x - mean).powi(2))
+                .sum::<f64>()
+                / (n - 1.0))
+                .sqrt();
+            if sd <= 0.0 || !sd.is_finite() {
+                // A constant baseline gives no scale; wait for one that varies.
+                self.baseline.remove(0);
+                return None;
+            }
+            self.cusum = Some(Cusum::new(mean, sd, cfg.cusum_k, cfg.cusum_h));
+            self.ewma = Some(Ewma::new(mean, sd, cfg.ewma_lambda, cfg.ewma_l));
+            self.baseline = Vec::new();
+            return None;
+        }
+        let harmful = if up { Shift::Up } else { Shift::Down };
+        let by_cusum = self.cusum.as_mut().and_then(|c| c.push(value)) == Some(harmful);
+        let by_ewma = self.ewma.as_mut().and_then(|e| e.push(value)) == Some(harmful);
+        let moved = self
+            .cusum
+            .as_ref()
+            .map_or(0.0, |c| if up { value - c.mu0 } else { c.mu0 - value });
+        let floor =
+            target_limit(param, station).map_or(f64::INFINITY, |l| cfg.shift_min_change * l);
+        Some(if (by_cusum || by_ewma) && moved >= floor {
+            (
+                Obs::Breach(Level::Blue),
+                Context::Shift {
+                    up,
+                    chart: if by_cusum { "CUSUM" } else { "EWMA" },
+                },
+            )
+        } else {
+            (Obs::Clear, Context::None)
+        })
+    }
+}

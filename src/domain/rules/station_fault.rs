@@ -1,0 +1,50 @@
+//! The `station_fault` rule (data level), per parameter: QC fail, or instrument flag D or B.
+//! A spike found when the next reading arrives counts at that reading.
+//!
+//! Fed by the dispatcher with each value and its QC verdict, before the judgement; returns the
+//! observation for the episode of (station, `station_fault`, parameter). No state of its own:
+//! the QC stream that decides is the dispatcher's, since every rule reads its flags.
+
+use super::{evidence, Observation, QUICK};
+use crate::domain::alert::{Context, Level, Obs, Rule};
+use crate::domain::param::DataFlag;
+use crate::domain::qc::{self, Flag};
+use crate::domain::reading::Measured;
+use chrono::{DateTime, Utc};
+
+/// The observation on value `m` of the reading stamped `ts`, given its QC `verdict`. Of
+/// several reasons the instrument's flag wins, then this value's QC, then the previous value's
+/// spike.
+pub(super) fn observe(m: &Measured, verdict: &qc::Verdict, ts: DateTime<Utc>) -> Observation {
+    let mut fault = None;
+    if let Some((prev, Flag::Fail)) = verdict.revised {
+        fault = Some(format!(
+            "QC fail (spike) at {}",
+            DateTime::from_timestamp(prev, 0)
+                .unwrap_or(ts)
+                .format("%Y-%m-%d %H:%M UTC")
+        ));
+    }
+    if verdict.flag == Flag::Fail {
+        fault = Some(format!(
+            "QC fail ({})",
+            verdict.note.map_or("quality control", qc::Test::key)
+        ));
+    }
+    if let Some(f @ (DataFlag::D | DataFlag::B)) = m.flag {
+        fault = Some(format!("instrument flag {}", f.letter()));
+    }
+    let obs = if fault.is_some() {
+        Obs::Breach(Level::Data)
+    } else {
+        Obs::Clear
+    };
+    Observation {
+        rule: Rule::StationFault,
+        param: Some(m.param),
+        evidence: evidence(ts, m.value, None),
+        obs,
+        policy: QUICK,
+        context: fault.map_or(Context::None, |reason| Context::Fault { reason }),
+    }
+}
