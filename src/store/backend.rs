@@ -1,5 +1,5 @@
 //! The store backend seam: where a batch of line protocol goes once the store has it in
-//! custody, and the one place that builds a backend from config.
+//! custody. The one place that builds a backend from config is [`crate::store::build_backend`].
 //!
 //! Fed by the custody code in [`crate::store`] with one body per attempt (a batch, a half of a
 //! rejected batch, or a spooled batch); feeds a database or a file. A backend writes and sorts
@@ -8,7 +8,7 @@
 //!
 //! Adding a backend: a file or folder beside [`influx`](crate::store::influx) and
 //! [`file`](crate::store::file) implementing [`Backend`], its config section, and one arm in
-//! [`from_config`].
+//! [`crate::store::build_backend`].
 //!
 //! The trait returns a boxed future rather than using `async fn`: the store holds the backend
 //! as `Box<dyn Backend>`, and an `async fn` in a trait cannot be called through `dyn`. The
@@ -16,8 +16,6 @@
 //! hand-written form is as short and needs no new dependency. The box costs one allocation
 //! per write of a whole batch, which is noise beside the write itself.
 
-use crate::config::Config;
-use crate::store::influx;
 use bytes::Bytes;
 use std::future::Future;
 use std::pin::Pin;
@@ -49,21 +47,4 @@ pub trait Backend: Send + Sync {
 
     /// Where the lines go, for the log: no secrets.
     fn describe(&self) -> String;
-}
-
-/// Why no backend could be built from config.
-#[derive(Debug, thiserror::Error)]
-pub enum BackendError {
-    #[error("[influxdb] is required by `run` (where readings are stored)")]
-    NotConfigured,
-    #[error(transparent)]
-    Influx(#[from] influx::BuildError),
-}
-
-/// Builds the daemon's backend from config, resolving its secrets.
-pub fn from_config(cfg: &Config) -> Result<Box<dyn Backend>, BackendError> {
-    match &cfg.influxdb {
-        Some(influx) => Ok(influx::writer(influx)?),
-        None => Err(BackendError::NotConfigured),
-    }
 }

@@ -479,3 +479,20 @@ impl Batcher {
 fn count_lines(text: &str) -> usize {
     text.bytes().filter(|&b| b == b'\n').count()
 }
+
+/// Why no backend could be built from config.
+#[derive(Debug, thiserror::Error)]
+pub enum BackendError {
+    #[error("[influxdb] is required by `run` (where readings are stored)")]
+    NotConfigured,
+    #[error(transparent)]
+    Influx(#[from] influx::BuildError),
+}
+
+/// Builds the daemon's backend from config, resolving its secrets.
+pub fn build_backend(cfg: &crate::config::Config) -> Result<Box<dyn Backend>, BackendError> {
+    match &cfg.influxdb {
+        Some(influx) => Ok(influx::writer(influx)?),
+        None => Err(BackendError::NotConfigured),
+    }
+}
