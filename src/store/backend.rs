@@ -7,7 +7,8 @@
 //! is the store's business, so a backend never retries or spools by itself.
 //!
 //! Adding a backend: a file or folder beside [`influx`](crate::store::influx) and
-//! [`file`](crate::store::file) implementing [`Backend`], its config section, and one arm in
+//! [`file`](crate::store::file) implementing [`Backend`], its config section (a `config.rs`
+//! beside it, like [`influx::config`], called and listed in `config`), and one arm in
 //! [`from_config`].
 //!
 //! The trait returns a boxed future rather than using `async fn`: the store holds the backend
@@ -16,8 +17,8 @@
 //! hand-written form is as short and needs no new dependency. The box costs one allocation
 //! per write of a whole batch, which is noise beside the write itself.
 
-use crate::config::Config;
 use crate::store::influx;
+use crate::store::influx::config::InfluxConfig;
 use bytes::Bytes;
 use std::future::Future;
 use std::pin::Pin;
@@ -61,8 +62,8 @@ pub enum BackendError {
 }
 
 /// Builds the daemon's backend from config, resolving its secrets.
-pub fn from_config(cfg: &Config) -> Result<Box<dyn Backend>, BackendError> {
-    match &cfg.influxdb {
+pub fn from_config(influxdb: Option<&InfluxConfig>) -> Result<Box<dyn Backend>, BackendError> {
+    match influxdb {
         Some(influx) => Ok(influx::writer(influx)?),
         None => Err(BackendError::NotConfigured),
     }
