@@ -59,8 +59,9 @@ pub struct Outputs {
 
 /// Builds the daemon's outputs from config, resolving secrets. Errors name the key.
 pub fn outputs(cfg: &Config) -> Result<Outputs, String> {
-    let writer = crate::store::build_backend(cfg).map_err(|e| e.to_string())?;
-    let channels = crate::notify::channels(cfg).map_err(|e| e.to_string())?;
+    let writer = crate::store::build_backend(cfg.influxdb.as_ref()).map_err(|e| e.to_string())?;
+    let channels = crate::notify::channels(cfg.smtp.as_ref(), cfg.sms.as_ref(), &cfg.network)
+        .map_err(|e| e.to_string())?;
     let api_token = cfg
         .http
         .token

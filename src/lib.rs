@@ -17,7 +17,9 @@
 //! - [`domain`]: the pure core — parameters, GB 3838 classes and profiles, the network, HJ 212
 //!   frames, QARTOD QC, trend statistics, the alert rules (one file each) and lifecycle,
 //!   message rendering, and what travels between the stages ([`domain::flow`]).
-//! - [`config`]: the TOML file → validated domain types.
+//! - [`config`]: the TOML file → validated domain types; each adapter validates its own section
+//!   (a `config.rs` in its folder) from the shared parts in [`settings`] (problems, secrets,
+//!   units).
 //! - [`ingest`]: input sources behind the `Source` seam (MQTT today) and the shared decoder.
 //! - [`screen`]: `Decoded` → `Judged`, the domain rules and nothing else.
 //! - [`alerts`]: the judging task — runs the screen, makes transitions durable, keeps the API
@@ -43,6 +45,8 @@
 //! - Input never panics the daemon: every refusal is a value with a reason.
 
 pub mod domain;
+
+pub mod settings;
 
 pub mod config;
 

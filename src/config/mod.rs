@@ -6,9 +6,20 @@
 //! and `[[station]]` entry is deserialized on its own, so a type error in one entry does not
 //! hide the problems of the others; semantic checks then run over everything that parsed.
 //! Relative paths are resolved against the config file's folder, never the working directory.
+//!
+//! Each adapter owns its section: its raw table, validated type and checks live beside it
+//! (`[mqtt]` in `ingest::mqtt::config`, `[influxdb]` in `store::influx::config`, `[smtp]` in
+//! `notify::email::config`, `[sms]` in `notify::sms::config`), built from the shared parts in
+//! [`crate::settings`]. This module keeps the document: the list of sections, deserializing
+//! each table, calling the adapters' `validate` in file order, the sections no single adapter
+//! owns (spool, http, ingest limits, the alert rules, profiles, QC) and the network, and the
+//! problem list. The adapters' types are re-exported here, so users name `config::MqttConfig`.
 
-pub mod secret;
-pub mod units;
+pub use crate::ingest::mqtt::config::MqttConfig;
+pub use crate::notify::email::config::{SmtpConfig, SmtpSecurity};
+pub use crate::notify::sms::config::{HeaderSource, SmsConfig};
+pub use crate::settings::{secret, units, Problem};
+pub use crate::store::influx::config::{InfluxApi, InfluxConfig};
 
 use crate::domain::alert::Persistence;
 use crate::domain::gb3838::{self, Class, WaterBody};
@@ -18,6 +29,11 @@ use crate::domain::param::Param;
 use crate::domain::profile::Precision;
 use crate::domain::qc::{FlatLine, GrossRange, RateOfChange, Spike, Tests};
 use crate::domain::rules::RuleConfig;
+use crate::ingest::mqtt::config::{self as mqtt, RawMqtt};
+use crate::notify::email::config::{self as smtp, RawSmtp};
+use crate::notify::sms::config::{self as sms, RawSms};
+use crate::settings::{duration, host_port, secret_source, size, Problems};
+use crate::store::influx::config::{self as influx, RawInflux};
 use secret::SecretSource;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
@@ -26,13 +42,6 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-
-/// One thing wrong with the file, with the key path it concerns.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Problem {
-    pub key: String,
-    pub message: String,
-}
 
 /// Every problem found in one file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,55 +69,6 @@ impl fmt::Display for ConfigError {
 impl std::error::Error for ConfigError {}
 
 #[derive(Debug, Clone, PartialEq)]
-pub struct MqttConfig {
-    pub host: String,
-    pub port: u16,
-    /// `mqtts://`: TLS with the system roots, or with `ca_file` when given.
-    pub tls: bool,
-    /// Fixed, so the broker keeps our persistent session across restarts.
-    pub client_id: String,
-    pub username: Option<String>,
-    pub password: Option<SecretSource>,
-    pub ca_file: Option<PathBuf>,
-    /// Client certificate and key, for brokers that authenticate clients by certificate.
-    pub client_cert: Option<(PathBuf, PathBuf)>,
-    pub keep_alive: Duration,
-    /// This instance's share of the stations, when several instances split them.
-    pub shard: Option<crate::domain::network::Shard>,
-    /// Subscribe through `$share/<group>/…` (for brokers whose shared-subscription strategy
-    /// keeps a topic on one member).
-    pub shared_group: Option<String>,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub enum InfluxApi {
-    /// InfluxDB 1.x `/write`.
-    V1 {
-        database: String,
-        retention_policy: Option<String>,
-        username: Option<String>,
-        password: Option<SecretSource>,
-    },
-    /// `/api/v2/write` (InfluxDB 2 and 3, VictoriaMetrics).
-    V2 {
-        org: String,
-        bucket: String,
-        token: Option<SecretSource>,
-    },
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct InfluxConfig {
-    pub url: String,
-    pub api: InfluxApi,
-    /// Lines per write; a batch is also written when `flush_interval` passes or input pauses.
-    pub batch_size: usize,
-    pub flush_interval: Duration,
-    /// Per-request timeout; a write that takes longer is retried.
-    pub timeout: Duration,
-}
-
-#[derive(Debug, Clone, PartialEq)]
 pub struct SpoolConfig {
     /// Holds the spool (`wal/`), the alert state, the outbox, the API state and the dead letters.
     pub dir: PathBuf,
@@ -119,47 +79,6 @@ pub struct SpoolConfig {
 pub struct HttpConfig {
     pub listen: SocketAddr,
     pub token: Option<SecretSource>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SmtpSecurity {
-    /// `smtp://` without options: no TLS (a local relay).
-    Plain,
-    /// `smtp://...?tls=starttls`: upgrade with STARTTLS, refuse to send without it.
-    StartTls,
-    /// `smtps://`: TLS from the first byte.
-    Tls,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct SmtpConfig {
-    pub host: String,
-    pub port: u16,
-    pub security: SmtpSecurity,
-    pub from: String,
-    pub username: Option<String>,
-    pub password: Option<SecretSource>,
-    /// CA certificate to trust for a relay with a private certificate.
-    pub ca_file: Option<PathBuf>,
-    pub timeout: Duration,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct SmsConfig {
-    pub url: String,
-    /// JSON body template; `{phone}` and `{text}` are replaced by JSON-escaped strings.
-    pub body: String,
-    pub timeout: Duration,
-    /// Extra request headers (an API key, say); secret values come from the environment or a
-    /// file.
-    pub headers: Vec<(String, HeaderSource)>,
-}
-
-/// Where an SMS gateway header's value comes from.
-#[derive(Debug, Clone, PartialEq)]
-pub enum HeaderSource {
-    Plain(String),
-    Secret(secret::SecretSource),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -240,48 +159,6 @@ pub fn secret_notes(cfg: &Config) -> Vec<String> {
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
-struct RawMqtt {
-    url: Option<String>,
-    client_id: Option<String>,
-    username: Option<String>,
-    password_env: Option<String>,
-    password_file: Option<String>,
-    ca_file: Option<String>,
-    client_cert_file: Option<String>,
-    client_key_file: Option<String>,
-    keep_alive: Option<String>,
-    shard: Option<RawShard>,
-    shared_group: Option<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawShard {
-    index: i64,
-    count: i64,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawInflux {
-    url: String,
-    api: Option<String>,
-    org: Option<String>,
-    bucket: Option<String>,
-    token_env: Option<String>,
-    token_file: Option<String>,
-    database: Option<String>,
-    retention_policy: Option<String>,
-    username: Option<String>,
-    password_env: Option<String>,
-    password_file: Option<String>,
-    batch_size: Option<i64>,
-    flush_interval: Option<String>,
-    timeout: Option<String>,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
 struct RawSpool {
     dir: Option<String>,
     max_size: Option<String>,
@@ -293,39 +170,6 @@ struct RawHttp {
     listen: Option<String>,
     token_env: Option<String>,
     token_file: Option<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawSmtp {
-    url: String,
-    from: String,
-    username: Option<String>,
-    password_env: Option<String>,
-    password_file: Option<String>,
-    ca_file: Option<String>,
-    timeout: Option<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawSms {
-    url: String,
-    body: Option<String>,
-    timeout: Option<String>,
-    #[serde(default)]
-    headers: BTreeMap<String, RawHeader>,
-}
-
-/// An SMS gateway header: a plain value, or a secret read from the environment or a file.
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum RawHeader {
-    Plain(String),
-    Secret {
-        value_env: Option<String>,
-        value_file: Option<String>,
-    },
 }
 
 #[derive(Deserialize, Default)]
@@ -482,19 +326,6 @@ const SECTIONS: &[&str] = &[
     "station", "profile", "qc", "trend", "shift", "rate",
 ];
 
-/// Collects problems while validation goes on.
-#[derive(Default)]
-struct Problems(Vec<Problem>);
-
-impl Problems {
-    fn add(&mut self, key: impl Into<String>, message: impl Into<String>) {
-        self.0.push(Problem {
-            key: key.into(),
-            message: message.into(),
-        });
-    }
-}
-
 /// Reads and validates a config file.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
@@ -531,9 +362,16 @@ pub fn parse(text: &str, base: &Path, file: &Path) -> Result<Config, ConfigError
             );
         }
     }
-    let mqtt = mqtt(&table, base, &mut p);
-    let influxdb =
-        section::<RawInflux>(&table, "influxdb", &mut p).and_then(|r| influx(r, base, &mut p));
+    // An absent [mqtt] means every default; a broken one, no MQTT config (the problem is
+    // recorded).
+    let mqtt = if table.contains_key("mqtt") {
+        section::<RawMqtt>(&table, "mqtt", &mut p)
+    } else {
+        Some(RawMqtt::default())
+    }
+    .map(|r| mqtt::validate(r, base, &mut p));
+    let influxdb = section::<RawInflux>(&table, "influxdb", &mut p)
+        .and_then(|r| influx::validate(r, base, &mut p));
     let spool = spool(
         section(&table, "spool", &mut p).unwrap_or_default(),
         base,
@@ -544,8 +382,9 @@ pub fn parse(text: &str, base: &Path, file: &Path) -> Result<Config, ConfigError
         base,
         &mut p,
     );
-    let smtp = section::<RawSmtp>(&table, "smtp", &mut p).and_then(|r| smtp(r, base, &mut p));
-    let sms = section::<RawSms>(&table, "sms", &mut p).and_then(|r| sms(r, base, &mut p));
+    let smtp =
+        section::<RawSmtp>(&table, "smtp", &mut p).and_then(|r| smtp::validate(r, base, &mut p));
+    let sms = section::<RawSms>(&table, "sms", &mut p).and_then(|r| sms::validate(r, base, &mut p));
     let ingest = ingest(
         section(&table, "ingest", &mut p).unwrap_or_default(),
         &mut p,
@@ -644,83 +483,6 @@ fn reject_inline_secrets(mut value: toml::Value, key: &str, p: &mut Problems) ->
     value
 }
 
-fn secret_source(
-    env: Option<String>,
-    file: Option<String>,
-    key: &str,
-    base: &Path,
-    p: &mut Problems,
-) -> Option<SecretSource> {
-    match (env, file) {
-        (Some(_), Some(_)) => {
-            p.add(key, format!("set either {key}_env or {key}_file, not both"));
-            None
-        }
-        (Some(var), None) if var.is_empty() => {
-            p.add(format!("{key}_env"), "must name an environment variable");
-            None
-        }
-        (Some(var), None) => Some(SecretSource::Env(var)),
-        (None, Some(path)) => Some(SecretSource::File(base.join(path))),
-        (None, None) => None,
-    }
-}
-
-fn duration(text: Option<&str>, default: &str, key: &str, p: &mut Problems) -> Duration {
-    let text = text.unwrap_or(default);
-    match units::parse_duration(text) {
-        Ok(d) if d.is_zero() => {
-            p.add(key, "must be longer than zero");
-            Duration::ZERO
-        }
-        Ok(d) => d,
-        Err(e) => {
-            p.add(key, e);
-            Duration::ZERO
-        }
-    }
-}
-
-fn size(text: Option<&str>, default: &str, key: &str, p: &mut Problems) -> u64 {
-    units::parse_size(text.unwrap_or(default)).unwrap_or_else(|e| {
-        p.add(key, e);
-        0
-    })
-}
-
-/// Host and port of a URL whose scheme is one of `schemes` (with its default port).
-fn host_port(
-    text: &str,
-    schemes: &[(&str, u16)],
-    key: &str,
-    p: &mut Problems,
-) -> Option<(String, u16, String)> {
-    let url = match reqwest::Url::parse(text) {
-        Ok(u) => u,
-        Err(e) => {
-            p.add(key, format!("{text:?} is not a URL: {e}"));
-            return None;
-        }
-    };
-    let Some(&(scheme, default_port)) = schemes.iter().find(|(s, _)| *s == url.scheme()) else {
-        let names: Vec<_> = schemes.iter().map(|(s, _)| format!("{s}://")).collect();
-        p.add(
-            key,
-            format!("{text:?}: scheme must be one of {}", names.join(", ")),
-        );
-        return None;
-    };
-    let Some(host) = url.host_str().filter(|h| !h.is_empty()) else {
-        p.add(key, format!("{text:?} has no host"));
-        return None;
-    };
-    let host = host
-        .trim_start_matches('[')
-        .trim_end_matches(']')
-        .to_string();
-    Some((host, url.port().unwrap_or(default_port), scheme.to_string()))
-}
-
 /// Host and port of a plain `mqtt://` broker URL given on the command line (`simulate`).
 pub fn broker_address(url: &str) -> Result<(String, u16), String> {
     let mut p = Problems::default();
@@ -733,168 +495,6 @@ pub fn broker_address(url: &str) -> Result<(String, u16), String> {
             .collect::<Vec<_>>()
             .join("; ")),
     }
-}
-
-fn mqtt(table: &toml::Table, base: &Path, p: &mut Problems) -> Option<MqttConfig> {
-    let raw: RawMqtt = if table.contains_key("mqtt") {
-        section(table, "mqtt", p)?
-    } else {
-        RawMqtt::default()
-    };
-    let url = raw.url.as_deref().unwrap_or("mqtt://127.0.0.1:1883");
-    let (host, port, scheme) = host_port(
-        url,
-        &[
-            ("mqtt", 1883),
-            ("tcp", 1883),
-            ("mqtts", 8883),
-            ("ssl", 8883),
-        ],
-        "mqtt.url",
-        p,
-    )
-    .unwrap_or_default();
-    let tls = scheme == "mqtts" || scheme == "ssl";
-    let client_id = raw.client_id.unwrap_or_else(|| "riverwatch".into());
-    if client_id.is_empty() || client_id.len() > 64 {
-        p.add("mqtt.client_id", "must be 1 to 64 characters");
-    }
-    let password = secret_source(
-        raw.password_env,
-        raw.password_file,
-        "mqtt.password",
-        base,
-        p,
-    );
-    if password.is_some() && raw.username.is_none() {
-        p.add("mqtt.username", "a password is configured but no username");
-    }
-    let ca_file = raw.ca_file.map(|f| base.join(f));
-    if ca_file.is_some() && !tls {
-        p.add(
-            "mqtt.ca_file",
-            format!("is only used with mqtts:// (url is {url:?})"),
-        );
-    }
-    let client_cert = match (raw.client_cert_file, raw.client_key_file) {
-        (Some(c), Some(k)) => Some((base.join(c), base.join(k))),
-        (None, None) => None,
-        _ => {
-            p.add(
-                "mqtt.client_cert_file",
-                "client_cert_file and client_key_file go together",
-            );
-            None
-        }
-    };
-    let keep_alive = duration(raw.keep_alive.as_deref(), "30s", "mqtt.keep_alive", p);
-    let shard = match raw.shard {
-        None => None,
-        Some(RawShard { index, count })
-            if (1..=1024).contains(&count) && (0..count).contains(&index) =>
-        {
-            Some(crate::domain::network::Shard {
-                index: index as u32,
-                count: count as u32,
-            })
-        }
-        Some(RawShard { index, count }) => {
-            p.add(
-                "mqtt.shard",
-                format!("index {index} of count {count}: count must be 1 to 1024 and index 0 to count − 1"),
-            );
-            None
-        }
-    };
-    if let Some(g) = &raw.shared_group {
-        if g.is_empty() || g.contains(['/', '+', '#']) {
-            p.add(
-                "mqtt.shared_group",
-                format!("{g:?} must be a non-empty name without /, + or #"),
-            );
-        }
-    }
-    Some(MqttConfig {
-        host,
-        port,
-        tls,
-        client_id,
-        username: raw.username,
-        password,
-        ca_file,
-        client_cert,
-        keep_alive,
-        shard,
-        shared_group: raw.shared_group,
-    })
-}
-
-fn influx(raw: RawInflux, base: &Path, p: &mut Problems) -> Option<InfluxConfig> {
-    let url = raw.url.trim_end_matches('/').to_string();
-    host_port(&url, &[("http", 8086), ("https", 443)], "influxdb.url", p);
-    let api = match raw.api.as_deref().unwrap_or("v2") {
-        "v2" => {
-            // The influxdb2 client replaces the URL's path, so a prefix would be silently lost.
-            if reqwest::Url::parse(&url).is_ok_and(|u| u.path().len() > 1) {
-                p.add(
-                    "influxdb.url",
-                    "the v2 API is reached at the server root; a path prefix is not supported",
-                );
-            }
-            let required = |v: Option<String>, key: &str, p: &mut Problems| {
-                v.filter(|s| !s.is_empty()).unwrap_or_else(|| {
-                    p.add(format!("influxdb.{key}"), "required with api = \"v2\"");
-                    String::new()
-                })
-            };
-            InfluxApi::V2 {
-                org: required(raw.org, "org", p),
-                bucket: required(raw.bucket, "bucket", p),
-                token: secret_source(raw.token_env, raw.token_file, "influxdb.token", base, p),
-            }
-        }
-        "v1" => InfluxApi::V1 {
-            database: raw.database.filter(|d| !d.is_empty()).unwrap_or_else(|| {
-                p.add("influxdb.database", "required with api = \"v1\"");
-                String::new()
-            }),
-            retention_policy: raw.retention_policy,
-            username: raw.username,
-            password: secret_source(
-                raw.password_env,
-                raw.password_file,
-                "influxdb.password",
-                base,
-                p,
-            ),
-        },
-        other => {
-            p.add("influxdb.api", format!("{other:?} is not \"v1\" or \"v2\""));
-            return None;
-        }
-    };
-    let batch_size = match raw.batch_size.unwrap_or(5000) {
-        n @ 1..=100_000 => n as usize,
-        n => {
-            p.add(
-                "influxdb.batch_size",
-                format!("{n} is not between 1 and 100000 lines"),
-            );
-            1
-        }
-    };
-    Some(InfluxConfig {
-        url,
-        api,
-        batch_size,
-        flush_interval: duration(
-            raw.flush_interval.as_deref(),
-            "1s",
-            "influxdb.flush_interval",
-            p,
-        ),
-        timeout: duration(raw.timeout.as_deref(), "10s", "influxdb.timeout", p),
-    })
 }
 
 fn spool(raw: RawSpool, base: &Path, p: &mut Problems) -> SpoolConfig {
@@ -918,110 +518,6 @@ fn http(raw: RawHttp, base: &Path, p: &mut Problems) -> HttpConfig {
         listen,
         token: secret_source(raw.token_env, raw.token_file, "http.token", base, p),
     }
-}
-
-fn smtp(raw: RawSmtp, base: &Path, p: &mut Problems) -> Option<SmtpConfig> {
-    let (host, port, scheme) = host_port(&raw.url, &[("smtp", 25), ("smtps", 465)], "smtp.url", p)?;
-    let query = reqwest::Url::parse(&raw.url)
-        .ok()
-        .and_then(|u| u.query().map(str::to_string));
-    let security = match (scheme.as_str(), query.as_deref()) {
-        ("smtps", None) => SmtpSecurity::Tls,
-        ("smtp", None) => SmtpSecurity::Plain,
-        ("smtp", Some("tls=starttls")) => SmtpSecurity::StartTls,
-        (_, Some(q)) => {
-            p.add(
-                "smtp.url",
-                format!("unknown option {q:?} (only smtp://...?tls=starttls)"),
-            );
-            SmtpSecurity::Plain
-        }
-        _ => SmtpSecurity::Plain,
-    };
-    if raw.from.parse::<lettre::message::Mailbox>().is_err() {
-        p.add(
-            "smtp.from",
-            format!(
-                "{:?} is not a mailbox like \"riverwatch <alerts@example.org>\"",
-                raw.from
-            ),
-        );
-    }
-    let password = secret_source(
-        raw.password_env,
-        raw.password_file,
-        "smtp.password",
-        base,
-        p,
-    );
-    if password.is_some() != raw.username.is_some() {
-        p.add(
-            "smtp.username",
-            "username and a password (password_env or password_file) go together",
-        );
-    }
-    Some(SmtpConfig {
-        host,
-        port,
-        security,
-        from: raw.from,
-        username: raw.username,
-        password,
-        ca_file: raw.ca_file.map(|f| base.join(f)),
-        timeout: duration(raw.timeout.as_deref(), "30s", "smtp.timeout", p),
-    })
-}
-
-fn sms(raw: RawSms, base: &Path, p: &mut Problems) -> Option<SmsConfig> {
-    host_port(&raw.url, &[("http", 80), ("https", 443)], "sms.url", p);
-    let body = raw
-        .body
-        .unwrap_or_else(|| r#"{"to": "{phone}", "text": "{text}"}"#.into());
-    for placeholder in ["{phone}", "{text}"] {
-        if !body.contains(placeholder) {
-            p.add("sms.body", format!("the template has no {placeholder}"));
-        }
-    }
-    // The template must be JSON once its placeholders hold strings.
-    let probe = body.replace("{phone}", "+86").replace("{text}", "x");
-    if let Err(e) = serde_json::from_str::<serde_json::Value>(&probe) {
-        p.add("sms.body", format!("is not a JSON template: {e}"));
-    }
-    let mut headers = Vec::new();
-    for (name, value) in raw.headers {
-        let key = format!("sms.headers.{name}");
-        if name.is_empty()
-            || !name
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"-_".contains(&b))
-        {
-            p.add(
-                &key,
-                "is not an HTTP header name (letters, digits, - and _)",
-            );
-            continue;
-        }
-        let source = match value {
-            RawHeader::Plain(v) => Some(HeaderSource::Plain(v)),
-            RawHeader::Secret {
-                value_env,
-                value_file,
-            } => match secret_source(value_env, value_file, &format!("{key}.value"), base, p) {
-                Some(s) => Some(HeaderSource::Secret(s)),
-                None => {
-                    p.add(&key, "needs value_env or value_file (or a plain string)");
-                    None
-                }
-            },
-        };
-        headers.extend(source.map(|s| (name, s)));
-    }
-    Some(SmsConfig {
-        url: raw.url,
-        body,
-        timeout: duration(raw.timeout.as_deref(), "10s", "sms.timeout", p),
-        headers,
-    })
 }
 
 fn ingest(raw: RawIngest, p: &mut Problems) -> IngestConfig {

@@ -14,8 +14,9 @@
 //!
 //! The seam: a channel is one folder here ([`email`], [`sms`]) implementing [`Channel`] —
 //! its key, its recipients for a bureau, the rendering of a transition, one send and the
-//! classification of the answer — and one line in [`channels`], the only place that lists
-//! them. The outbox, the workers, the metrics ([`metrics`]) and `/readyz` iterate that list,
+//! classification of the answer — with its config section in the folder's `config.rs`
+//! (which `config` lists and validates), and one line in [`channels`], the only place that
+//! lists them. The outbox, the workers, the metrics ([`metrics`]) and `/readyz` iterate that list,
 //! so a new channel touches none of them.
 
 pub mod email;
@@ -23,13 +24,14 @@ pub mod metrics;
 pub mod outbox;
 pub mod sms;
 
-use crate::config::Config;
 use crate::deadletter::DeadLetter;
 use crate::domain::alert::Transition;
 use crate::domain::network::{Bureau, Network};
 use crate::telemetry::Metrics;
+use email::config::SmtpConfig;
 use metrics::Registered;
 use outbox::{Item, Outbox, Pending};
+use sms::config::SmsConfig;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -137,9 +139,14 @@ pub trait Channel: Send + Sync {
 /// Every channel the daemon runs, in delivery-worker and metrics order: the ONE place a
 /// channel is registered. Built inside the runtime (lettre's pool spawns its task when
 /// built); secrets are resolved here. A channel whose section is missing either fails the
-/// start (email) or is kept disabled, rendering nothing, after one log line (SMS).
-pub fn channels(cfg: &Config) -> Result<Vec<Arc<dyn Channel>>, SetupError> {
-    Ok(vec![email::from_config(cfg)?, sms::from_config(cfg)?])
+/// start (email) or is kept disabled, rendering nothing, after one log line (SMS). Takes the
+/// channels' sections one by one, since `config` (which assembles them) imports this module.
+pub fn channels(
+    smtp: Option<&SmtpConfig>,
+    sms: Option<&SmsConfig>,
+    net: &Network,
+) -> Result<Vec<Arc<dyn Channel>>, SetupError> {
+    Ok(vec![email::from_config(smtp)?, sms::from_config(sms, net)?])
 }
 
 /// Longest wait between two attempts of one notification.

@@ -7,8 +7,9 @@
 //! is the store's business, so a backend never retries or spools by itself.
 //!
 //! Adding a backend: a file or folder beside [`influx`](crate::store::influx) and
-//! [`file`](crate::store::file) implementing [`Backend`], its config section, and one arm in
-//! [`crate::store::build_backend`].
+//! [`file`](crate::store::file) implementing [`Backend`], its config section (a `config.rs`
+//! beside it, like [`influx::config`](crate::store::influx::config), called and listed in
+//! `config`), and one arm in [`crate::store::build_backend`].
 //!
 //! The trait returns a boxed future rather than using `async fn`: the store holds the backend
 //! as `Box<dyn Backend>`, and an `async fn` in a trait cannot be called through `dyn`. The

@@ -490,8 +490,10 @@ pub enum BackendError {
 }
 
 /// Builds the daemon's backend from config, resolving its secrets.
-pub fn build_backend(cfg: &crate::config::Config) -> Result<Box<dyn Backend>, BackendError> {
-    match &cfg.influxdb {
+pub fn build_backend(
+    influxdb: Option<&influx::config::InfluxConfig>,
+) -> Result<Box<dyn Backend>, BackendError> {
+    match influxdb {
         Some(influx) => Ok(influx::writer(influx)?),
         None => Err(BackendError::NotConfigured),
     }

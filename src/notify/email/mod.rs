@@ -9,13 +9,15 @@
 //! recognisable as the same message. Answers: accepted is delivered; only an explicit 5xx
 //! from the relay is permanent; a refused connection, a TLS failure or a timeout is transient.
 
+pub mod config;
+
 use super::outbox::Item;
 use super::{Channel, Draft, SendError, Sending, SetupError};
-use crate::config::secret::Secret;
-use crate::config::{Config, SmtpConfig, SmtpSecurity};
 use crate::domain::alert::Transition;
 use crate::domain::message;
 use crate::domain::network::{Bureau, Network};
+use crate::settings::secret::Secret;
+use config::{SmtpConfig, SmtpSecurity};
 use lettre::message::header::{ContentTransferEncoding, ContentType};
 use lettre::message::{Mailbox, SinglePart};
 use lettre::transport::smtp::authentication::Credentials;
@@ -24,8 +26,8 @@ use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use std::path::PathBuf;
 
 /// Builds the email channel from `[smtp]`, resolving the password; `run` needs it.
-pub fn from_config(cfg: &Config) -> Result<std::sync::Arc<dyn Channel>, SetupError> {
-    let smtp = cfg.smtp.as_ref().ok_or(SetupError::Required {
+pub fn from_config(smtp: Option<&SmtpConfig>) -> Result<std::sync::Arc<dyn Channel>, SetupError> {
+    let smtp = smtp.ok_or(SetupError::Required {
         section: "smtp",
         why: "alerts are emailed",
     })?;

@@ -9,24 +9,26 @@
 //! drop the rare second copy. Gateway answers: 2xx delivered; 4xx permanent (the request
 //! itself is wrong); 5xx, timeouts and refused connections transient.
 
+pub mod config;
+
 use super::outbox::Item;
 use super::{Channel, Draft, SendError, Sending, SetupError};
-use crate::config::{Config, HeaderSource, SmsConfig};
 use crate::domain::alert::Transition;
 use crate::domain::message;
 use crate::domain::network::{Bureau, Network};
 use chrono::{SecondsFormat, Utc};
+use config::{HeaderSource, SmsConfig};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use std::path::PathBuf;
 use std::sync::Arc;
 
 /// Builds the SMS channel from `[sms]`; without it the channel is disabled, which is said
-/// here, once, when bureaus list phone numbers.
-pub fn from_config(cfg: &Config) -> Result<Arc<dyn Channel>, SetupError> {
-    let sink = match &cfg.sms {
+/// here, once, when bureaus of `net` list phone numbers.
+pub fn from_config(sms: Option<&SmsConfig>, net: &Network) -> Result<Arc<dyn Channel>, SetupError> {
+    let sink = match sms {
         Some(sms) => SmsSink::gateway(sms)?,
         None => {
-            if cfg.network.bureaus.iter().any(|b| !b.sms.is_empty()) {
+            if net.bureaus.iter().any(|b| !b.sms.is_empty()) {
                 tracing::warn!("bureaus list SMS recipients but no [sms] gateway is configured; SMS are not sent");
             }
             SmsSink::Disabled

@@ -17,6 +17,7 @@
 //! failed write but not its headers, so `Retry-After` is honoured on the v1 path only; the v2
 //! path falls back to the batcher's exponential backoff.
 
+pub mod config;
 pub mod query;
 mod v1;
 mod v2;
@@ -24,18 +25,18 @@ mod v2;
 pub use v1::V1Writer;
 pub use v2::V2Writer;
 
-use crate::config::secret::Secret;
-use crate::config::{InfluxApi, InfluxConfig};
+use crate::settings::secret::Secret;
 use crate::store::backend::{Backend, WriteError};
+use config::{InfluxApi, InfluxConfig};
 use std::time::Duration;
 
 /// Why an InfluxDB client could not be built. The messages name the config key.
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
     #[error("influxdb.password: {0}")]
-    Password(crate::config::secret::SecretError),
+    Password(crate::settings::secret::SecretError),
     #[error("influxdb.token: {0}")]
-    Token(crate::config::secret::SecretError),
+    Token(crate::settings::secret::SecretError),
     #[error("cannot build the HTTP client: {0}")]
     Http(reqwest::Error),
     #[error("cannot build the InfluxDB client: {0}")]

@@ -8,8 +8,8 @@
 //! query language and one answer format for both APIs, the same queries the Grafana dashboards
 //! use, and no Flux CSV parsing.
 
+use super::config::{InfluxApi, InfluxConfig};
 use super::{BuildError, Credentials};
-use crate::config::{InfluxApi, InfluxConfig};
 use std::time::Duration;
 
 /// Why a query gave no answer.

@@ -4,7 +4,7 @@
 //! `/write`). Failures are sorted by [`classify`], honouring the server's `Retry-After`.
 
 use super::{classify, BuildError};
-use crate::config::secret::Secret;
+use crate::settings::secret::Secret;
 use crate::store::backend::{Backend, WriteError, WriteFuture};
 use bytes::Bytes;
 use std::time::Duration;

@@ -6,7 +6,7 @@
 //! and the store's exponential backoff applies.
 
 use super::{classify, BuildError};
-use crate::config::secret::Secret;
+use crate::settings::secret::Secret;
 use crate::store::backend::{Backend, WriteError, WriteFuture};
 use bytes::Bytes;
 use std::time::Duration;

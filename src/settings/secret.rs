@@ -1,7 +1,7 @@
 //! Secrets: where they come from (`*_env` or `*_file`, never inline) and a holder that never
 //! prints its value.
 //!
-//! `config` records a [`SecretSource`] per secret; the shell resolves it into a [`Secret`] when
+//! `config` (and each adapter's own section) records a [`SecretSource`] per secret; the shell resolves it into a [`Secret`] when
 //! it builds the adapters, so `check-config` works on a machine that does not hold the secrets.
 
 use std::fmt;

@@ -1,7 +1,7 @@
 //! Parsing of the two unit-bearing string formats operators write in the config: durations
 //! ("500ms", "30s", "4h", "1h30m", "7d") and sizes ("256KiB", "2GiB", "10MB").
 //!
-//! Fed by `config`; pure and total, each error says what was expected.
+//! Fed by `config` and the adapters' sections; pure and total, each error says what was expected.
 
 use std::time::Duration;
 

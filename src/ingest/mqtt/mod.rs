@@ -26,12 +26,14 @@
 //! everything unacknowledged, so acks of the older copies are dropped rather than sent on a
 //! connection where their packet ids may mean other messages.
 
+pub mod config;
+
 use super::{Acknowledge, Decoder, Inbound, Phase, Source, SourceIo};
-use crate::config::secret::Secret;
-use crate::config::MqttConfig;
 use crate::domain::flow::{Decoded, Receipt};
 use crate::domain::network::Network;
+use crate::settings::secret::Secret;
 use crate::telemetry::Metrics;
+use config::MqttConfig;
 use rumqttc::{
     AsyncClient, Event, EventLoop, MqttOptions, Packet, Publish, QoS, TlsConfiguration, Transport,
 };
