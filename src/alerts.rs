@@ -1,9 +1,9 @@
-//! Alerts: the judging task. Runs the [`Screen`] on each decoded message and on the offline
-//! timer, makes the resulting alert transitions durable — their notifications in the outbox,
+//! Alerts: the judging task. Decodes each message (the ingest's [`Decoder`]), runs the
+//! [`Screen`] on it and on the offline timer, makes the resulting alert transitions durable — their notifications in the outbox,
 //! the episodes in `alerts.json`, both synced on tokio's blocking pool — wakes the delivery
 //! workers, and hands the judged message to the store.
 //!
-//! Fed by the input sources with [`Decoded`] messages (one bounded channel, receive order);
+//! Fed by the input sources with [`Inbound`] messages (one bounded channel, receive order);
 //! feeds the store with [`Judged`] ones and the notify workers through the outbox files; keeps
 //! the API's view ([`Live`]) current, once per message.
 //!
@@ -16,7 +16,8 @@
 
 use crate::api::Live;
 use crate::domain::alert::{Kind, Transition};
-use crate::domain::flow::{Decoded, Judged};
+use crate::domain::flow::Judged;
+use crate::ingest::{Decoder, Inbound};
 use crate::notify::outbox::Outbox;
 use crate::notify::Channel;
 use crate::screen::Screen;
@@ -51,8 +52,9 @@ impl Alerts {
     /// (or the shortest cadence, if shorter), the screen checks which stations went silent.
     pub async fn run(
         self,
+        mut decoder: Decoder,
         mut screen: Screen,
-        mut input: mpsc::Receiver<Decoded>,
+        mut input: mpsc::Receiver<Inbound>,
         store: mpsc::Sender<Judged>,
     ) {
         // Often enough to notice the most frequent station's silence promptly.
@@ -73,7 +75,8 @@ impl Alerts {
                 msg = input.recv() => match msg {
                     Some(msg) => {
                         dirty = true;
-                        screen.judge(msg, Utc::now())
+                        let now = Utc::now();
+                        screen.judge(decoder.decode(msg, now), now)
                     }
                     None => break,
                 },

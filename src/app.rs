@@ -163,7 +163,7 @@ pub fn start(cfg: &Config, inputs: Inputs, outputs: Outputs) -> Result<Running, 
     let net: Arc<Network> = Arc::new(cfg.network.clone());
     let session = Arc::new(Session::default());
     let (phase_tx, phase_rx) = watch::channel(Phase::Running);
-    let (decoded_tx, decoded_rx) = mpsc::channel(mqtt::INFLIGHT_BOUND);
+    let (inbound_tx, inbound_rx) = mpsc::channel(mqtt::INFLIGHT_BOUND);
     let (judged_tx, judged_rx) = mpsc::channel(1024);
     let limits = PayloadLimits {
         max_payload: cfg.ingest.max_payload,
@@ -191,18 +191,18 @@ pub fn start(cfg: &Config, inputs: Inputs, outputs: Outputs) -> Result<Running, 
         tracing::debug!(source = source.name(), index, "input source started");
         source_tasks.push(tokio::spawn(source.run(SourceIo {
             index,
-            decoder: Decoder::new(
-                Arc::clone(&net),
-                limits,
-                Arc::clone(&deadletter),
-                Arc::clone(&metrics),
-            ),
-            decoded: decoded_tx.clone(),
+            messages: inbound_tx.clone(),
             phase: phase_rx.clone(),
         })));
     }
     // The judging task ends when the last source drops its sender.
-    drop(decoded_tx);
+    drop(inbound_tx);
+    let decoder = Decoder::new(
+        Arc::clone(&net),
+        limits,
+        Arc::clone(&deadletter),
+        Arc::clone(&metrics),
+    );
     let outbox_dir = cfg.spool.dir.join("outbox");
     let outbox = Arc::new(
         Outbox::open(&outbox_dir)
@@ -269,7 +269,7 @@ pub fn start(cfg: &Config, inputs: Inputs, outputs: Outputs) -> Result<Running, 
         metrics: Arc::clone(&metrics),
     };
     let screen = Screen::new(Arc::clone(&net), rules);
-    let judge = tokio::spawn(alerts.run(screen, decoded_rx, judged_tx));
+    let judge = tokio::spawn(alerts.run(decoder, screen, inbound_rx, judged_tx));
     let (batch_size, flush_interval) = cfg
         .influxdb
         .as_ref()

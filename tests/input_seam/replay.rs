@@ -52,8 +52,7 @@ impl Source for Replay {
     fn run(self: Box<Self>, io: SourceIo) -> Running {
         let SourceIo {
             index,
-            mut decoder,
-            decoded,
+            messages,
             mut phase,
         } = io;
         Box::pin(async move {
@@ -68,8 +67,7 @@ impl Source for Replay {
                         reply: None,
                     },
                 };
-                let out = decoder.decode(msg, chrono::Utc::now());
-                if decoded.send(out).await.is_err() {
+                if messages.send(msg).await.is_err() {
                     return;
                 }
             }
@@ -80,7 +78,7 @@ impl Source for Replay {
                     return;
                 }
             }
-            drop(decoded);
+            drop(messages);
             while *phase.borrow() != Phase::Disconnect {
                 if phase.changed().await.is_err() {
                     return;

@@ -28,8 +28,8 @@
 
 pub mod config;
 
-use super::{Acknowledge, Decoder, Inbound, Phase, Source, SourceIo};
-use crate::domain::flow::{Decoded, Receipt};
+use super::{Acknowledge, Inbound, Phase, Source, SourceIo};
+use crate::domain::flow::Receipt;
 use crate::domain::network::Network;
 use crate::settings::secret::Secret;
 use crate::telemetry::Metrics;
@@ -226,16 +226,11 @@ impl Source for MqttSource {
         } = *self;
         let SourceIo {
             index,
-            decoder,
-            decoded,
+            messages,
             phase,
         } = io;
         Box::pin(async move {
-            let to_pipeline = Pipeline {
-                index,
-                decoder,
-                decoded,
-            };
+            let to_pipeline = Pipeline { index, messages };
             drive(
                 &mut eventloop,
                 &client,
@@ -253,11 +248,10 @@ impl Source for MqttSource {
     }
 }
 
-/// Where the poll loop hands messages: decoded here, then sent to the judging task.
+/// Where the poll loop hands messages: the judging task, with this source's index.
 struct Pipeline {
     index: usize,
-    decoder: Decoder,
-    decoded: mpsc::Sender<Decoded>,
+    messages: mpsc::Sender<Inbound>,
 }
 
 /// Polls the event loop until told to disconnect. `filters` are (re)subscribed on every
@@ -341,10 +335,9 @@ async fn drive(
                     payload: p.payload,
                     receipt,
                 };
-                let decoded = to.decoder.decode(msg, chrono::Utc::now());
                 // For QoS 1 the channel cannot be full (see module docs); QoS 0 floods wait here,
                 // which pushes back on the broker through TCP.
-                if to.decoded.send(decoded).await.is_err() {
+                if to.messages.send(msg).await.is_err() {
                     inbound = None;
                 }
             }
