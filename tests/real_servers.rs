@@ -952,6 +952,7 @@ fn tls_and_credentials_without_leaking_secrets() {
             "[mqtt]\nurl = \"mqtts://localhost:{port}\"\nclient_id = \"rw-test-{name}\"\nusername = \"riverwatch\"\npassword_env = \"RW_TEST_MQTT_PASSWORD\"\nca_file = \"{ca}\"\n\n\
              [influxdb]\nurl = \"{influx}\"\napi = \"v1\"\ndatabase = \"{db}\"\nflush_interval = \"200ms\"\n\n\
              [spool]\ndir = \"{dir}/spool-{name}\"\n\n\
+             [http]\nlisten = \"127.0.0.1:0\"\n\n\
              [smtp]\nurl = \"smtp://127.0.0.1:{smtp}\"\nfrom = \"riverwatch <rw@example.org>\"\nusername = \"riverwatch\"\npassword_file = \"{pw}\"\n\n\
              [[bureau]]\nid = \"qingyuan\"\nname = \"清远市生态环境局\"\nemail = [\"qy-tls@example.org\"]\n\n\
              [[river]]\nid = \"bei\"\nname = \"北江\"\n\n\
