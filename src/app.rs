@@ -38,6 +38,7 @@ use crate::notify::metrics::Channels;
 use crate::notify::outbox::Outbox;
 use crate::notify::{Channel, Worker};
 use crate::screen::Screen;
+use crate::settings::secret::resolve_optional;
 use crate::store::backend::Backend;
 use crate::store::spool::Spool;
 use crate::store::{Batcher, Store};
@@ -62,12 +63,7 @@ pub fn outputs(cfg: &Config) -> Result<Outputs, String> {
     let writer = crate::store::build_backend(cfg.influxdb.as_ref()).map_err(|e| e.to_string())?;
     let channels = crate::notify::channels(cfg.smtp.as_ref(), cfg.sms.as_ref(), &cfg.network)
         .map_err(|e| e.to_string())?;
-    let api_token = cfg
-        .http
-        .token
-        .as_ref()
-        .map(|t| t.resolve().map_err(|e| format!("http.token: {e}")))
-        .transpose()?;
+    let api_token = resolve_optional(cfg.http.token.as_ref(), "http.token")?;
     Ok(Outputs {
         writer,
         api_token,
@@ -77,12 +73,7 @@ pub fn outputs(cfg: &Config) -> Result<Outputs, String> {
 
 /// MQTT client options from config, resolving the password.
 pub fn mqtt_options(cfg: &Config) -> Result<rumqttc::MqttOptions, String> {
-    let password = cfg
-        .mqtt
-        .password
-        .as_ref()
-        .map(|p| p.resolve().map_err(|e| format!("mqtt.password: {e}")))
-        .transpose()?;
+    let password = resolve_optional(cfg.mqtt.password.as_ref(), "mqtt.password")?;
     mqtt::options(&cfg.mqtt, password.as_ref()).map_err(|e| e.to_string())
 }
 

@@ -260,6 +260,20 @@ pub enum Context {
     },
 }
 
+/// What a rule says about one reading (or one tick), for the episode of (station, `rule`,
+/// `param`): each rule makes these, and the episodes turn them into transitions.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Observation {
+    pub rule: Rule,
+    /// `None` for station-level rules (`class`, `offline`).
+    pub param: Option<Param>,
+    pub evidence: Evidence,
+    pub obs: Obs,
+    /// How the rule's episodes open and close.
+    pub policy: Persistence,
+    pub context: Context,
+}
+
 /// A change of an episode: what the store records and the notifier sends.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Transition {
@@ -346,19 +360,17 @@ impl Episode {
         }
     }
 
-    /// Feeds one observation to the episode of (`station`, `rule`, `param`); returns the
+    /// Feeds one observation to the episode of (`station`, `o.rule`, `o.param`); returns the
     /// transition it causes, if any. The key comes in parts, so a caller needs no owned key.
-    #[allow(clippy::too_many_arguments)]
-    pub fn observe(
-        &mut self,
-        station: &str,
-        rule: Rule,
-        param: Option<Param>,
-        evidence: Evidence,
-        obs: Obs,
-        policy: Persistence,
-        context: Context,
-    ) -> Option<Transition> {
+    pub fn observe(&mut self, station: &str, o: Observation) -> Option<Transition> {
+        let Observation {
+            rule,
+            param,
+            evidence,
+            obs,
+            policy,
+            context,
+        } = o;
         if self.last_ts.is_some_and(|last| evidence.ts <= last) {
             return None;
         }
@@ -478,26 +490,17 @@ pub struct Episodes {
 }
 
 impl Episodes {
-    /// Feeds one observation to the episode of (`station`, `rule`, `param`).
-    #[allow(clippy::too_many_arguments)]
-    pub fn observe(
-        &mut self,
-        station: &str,
-        rule: Rule,
-        param: Option<Param>,
-        evidence: Evidence,
-        obs: Obs,
-        policy: Persistence,
-        context: Context,
-    ) -> Option<Transition> {
-        let i = match self.keys.binary_search(&(rule, param)) {
+    /// Feeds one observation to the episode of (`station`, `o.rule`, `o.param`).
+    pub fn observe(&mut self, station: &str, o: Observation) -> Option<Transition> {
+        let key = (o.rule, o.param);
+        let i = match self.keys.binary_search(&key) {
             Ok(i) => i,
             Err(i) => {
-                self.insert(i, (rule, param), Episode::default());
+                self.insert(i, key, Episode::default());
                 i
             }
         };
-        self.episodes[i].observe(station, rule, param, evidence, obs, policy, context)
+        self.episodes[i].observe(station, o)
     }
 
     pub fn get(&self, rule: Rule, param: Option<Param>) -> Option<&Episode> {

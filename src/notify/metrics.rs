@@ -143,7 +143,7 @@ impl Channels {
 
     pub fn readiness(&self) -> impl Iterator<Item = Readiness> + '_ {
         self.list.iter().map(|r| Readiness {
-            component: r.channel.component(),
+            component: r.channel.names().component,
             noun: r.channel.noun(),
             failing: r.counts.is_failing(),
         })

@@ -91,24 +91,46 @@ pub struct Draft {
     pub text: String,
 }
 
-/// A way of reaching a bureau: built once at start from config ([`channels`]), shared by the
-/// screen (rendering) and this channel's delivery worker (sending).
-pub trait Channel: Send + Sync {
+/// A channel's names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Names {
     /// The channel's name in outbox file names (`<seq>-<key>-<id>.json`), the items'
     /// `"channel"` field, the `channel` label of `riverwatch_notifications_total` and the
     /// dead-letter reason (`notify/<key>`). Lowercase ASCII letters, digits and `_` only (the
     /// outbox splits file names at `-`); never renamed, or files already queued are orphaned.
-    fn key(&self) -> &'static str;
-
+    pub key: &'static str,
     /// The `/readyz` object that says whether this channel's deliveries succeed, named after
-    /// the server it depends on (`smtp` for email). The key, unless the channel says otherwise.
-    fn component(&self) -> &'static str {
-        self.key()
+    /// the server it depends on (`smtp` for email).
+    pub component: &'static str,
+    /// What it delivers, as `/readyz` sentences and logs name it (`email`, `SMS`).
+    pub noun: &'static str,
+}
+
+impl Names {
+    /// A channel named `key` everywhere.
+    pub const fn of(key: &'static str) -> Names {
+        Names {
+            key,
+            component: key,
+            noun: key,
+        }
+    }
+}
+
+/// A way of reaching a bureau: built once at start from config ([`channels`]), shared by the
+/// screen (rendering) and this channel's delivery worker (sending).
+pub trait Channel: Send + Sync {
+    /// How the channel is named in files, metrics, readiness and logs.
+    fn names(&self) -> Names;
+
+    /// [`Names::key`].
+    fn key(&self) -> &'static str {
+        self.names().key
     }
 
-    /// What it delivers, as `/readyz` sentences name it (`email`, `SMS`).
+    /// [`Names::noun`].
     fn noun(&self) -> &'static str {
-        self.key()
+        self.names().noun
     }
 
     /// The addresses this channel has for `bureau` (empty: the bureau is not reached this way).
@@ -317,34 +339,19 @@ mod tests {
         let items = render(&t, &net, &[email(), sms]);
         let got: Vec<_> = items
             .iter()
-            .map(|i| (i.channel.as_str(), i.key.as_str(), i.to.join(",")))
+            .map(|i| (i.channel.clone(), i.key.clone(), i.to.join(",")))
             .collect();
         let base = "shijiao-exceedance-nh3n-20261125t220000z.fired.20261126t020000z";
-        assert_eq!(
-            got,
-            [
-                (
-                    "email",
-                    format!("{base}.guangzhou.email").as_str(),
-                    "duty@guangzhou.example.org".to_string()
-                ),
-                (
-                    "email",
-                    format!("{base}.qingyuan.email").as_str(),
-                    "duty@qingyuan.example.org".to_string()
-                ),
-                (
-                    "sms",
-                    format!("{base}.qingyuan.sms0").as_str(),
-                    "+8613800000001".to_string()
-                ),
-                (
-                    "sms",
-                    format!("{base}.qingyuan.sms1").as_str(),
-                    "+8613800000002".to_string()
-                ),
-            ]
-        );
+        let expected: Vec<_> = [
+            ("email", "guangzhou.email", "duty@guangzhou.example.org"),
+            ("email", "qingyuan.email", "duty@qingyuan.example.org"),
+            ("sms", "qingyuan.sms0", "+8613800000001"),
+            ("sms", "qingyuan.sms1", "+8613800000002"),
+        ]
+        .iter()
+        .map(|(c, k, to)| (c.to_string(), format!("{base}.{k}"), to.to_string()))
+        .collect();
+        assert_eq!(got, expected);
         assert!(items.iter().all(|i| i.state == "firing"));
         assert!(items[0].subject.contains("shijiao"), "{}", items[0].subject);
         assert!(items[2].subject.is_empty() && !items[2].text.is_empty());

@@ -23,6 +23,19 @@ impl fmt::Debug for SecretSource {
     }
 }
 
+/// Resolves an optional secret named by config key `key`; the error names the key.
+///
+/// # Errors
+/// `"<key>: <why>"` when the secret is configured and cannot be read.
+pub fn resolve_optional(
+    source: Option<&SecretSource>,
+    key: &str,
+) -> Result<Option<Secret>, String> {
+    source
+        .map(|s| s.resolve().map_err(|e| format!("{key}: {e}")))
+        .transpose()
+}
+
 impl SecretSource {
     /// Reads the secret. A file's trailing newline is dropped, as editors add one.
     ///

@@ -10,7 +10,7 @@ use riverwatch::domain::alert::Transition;
 use riverwatch::domain::message;
 use riverwatch::domain::network::{Bureau, Network};
 use riverwatch::notify::outbox::Item;
-use riverwatch::notify::{Channel, Draft, SendError, Sending};
+use riverwatch::notify::{Channel, Draft, Names, SendError, Sending};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -30,8 +30,8 @@ impl Room {
 }
 
 impl Channel for Room {
-    fn key(&self) -> &'static str {
-        "room"
+    fn names(&self) -> Names {
+        Names::of("room")
     }
 
     fn recipients(&self, bureau: &Bureau) -> Vec<String> {

@@ -14,17 +14,27 @@ trait Feed {
     fn feed(&mut self, ev: Evidence, obs: Obs, policy: Persistence) -> Option<Transition>;
 }
 
+/// The NH3-N exceedance observation the tests feed.
+fn nh3n_exceedance(evidence: Evidence, obs: Obs, policy: Persistence) -> Observation {
+    Observation {
+        rule: Rule::Exceedance,
+        param: Some(Param::Nh3n),
+        evidence,
+        obs,
+        policy,
+        context: Context::None,
+    }
+}
+
 impl Feed for Episode {
     fn feed(&mut self, ev: Evidence, obs: Obs, policy: Persistence) -> Option<Transition> {
-        let key = (Rule::Exceedance, Some(Param::Nh3n));
-        self.observe("shijiao", key.0, key.1, ev, obs, policy, Context::None)
+        self.observe("shijiao", nh3n_exceedance(ev, obs, policy))
     }
 }
 
 impl Feed for Episodes {
     fn feed(&mut self, ev: Evidence, obs: Obs, policy: Persistence) -> Option<Transition> {
-        let key = (Rule::Exceedance, Some(Param::Nh3n));
-        self.observe("shijiao", key.0, key.1, ev, obs, policy, Context::None)
+        self.observe("shijiao", nh3n_exceedance(ev, obs, policy))
     }
 }
 

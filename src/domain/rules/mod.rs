@@ -49,7 +49,9 @@ mod upstream;
 
 pub use trend::MAX_TREND_POINTS;
 
-use super::alert::{Context, Episodes, Evidence, Kind, Level, Obs, Persistence, Rule, Transition};
+use super::alert::{
+    Episodes, Evidence, Kind, Level, Obs, Observation, Persistence, Rule, Transition,
+};
 use super::gb3838::{self, Class, Limits};
 use super::network::{Network, Station};
 use super::param::Param;
@@ -164,21 +166,6 @@ pub struct Outcome {
     pub transitions: Vec<Transition>,
 }
 
-/// What a rule says about one reading (or one tick), for the episode of (station, `rule`,
-/// `param`): each rule's file makes these, the dispatcher feeds them to the station's
-/// episodes.
-#[derive(Debug, Clone, PartialEq)]
-struct Observation {
-    rule: Rule,
-    /// `None` for station-level rules (`class`, `offline`).
-    param: Option<Param>,
-    evidence: Evidence,
-    obs: Obs,
-    /// How the rule's episodes open and close.
-    policy: Persistence,
-    context: Context,
-}
-
 fn evidence(ts: DateTime<Utc>, value: f64, class: Option<Class>) -> Evidence {
     Evidence { ts, value, class }
 }
@@ -227,18 +214,8 @@ impl StationState {
 
     /// Feeds one observation to its episode at this station.
     fn observe(&mut self, out: &mut Vec<Transition>, o: Observation) {
-        let Observation {
-            rule,
-            param,
-            evidence,
-            obs,
-            policy,
-            context,
-        } = o;
-        if let Some(mut t) = self
-            .episodes
-            .observe(&self.id, rule, param, evidence, obs, policy, context)
-        {
+        let (rule, param) = (o.rule, o.param);
+        if let Some(mut t) = self.episodes.observe(&self.id, o) {
             if let Some(p) = param.filter(|_| rule != Rule::Upstream) {
                 t.follows = self.upstream.follows(p);
             }
@@ -423,7 +400,10 @@ impl Rules {
             } else {
                 None
             };
-            let shift = ps.chart.observe(&cfg, station, m.param, up, value, ts);
+            let shift = ps
+                .chart
+                .decision(&cfg, station, m.param, up, value)
+                .map(|d| shift::observation(m.param, value, ts, d));
             let change = limit.and_then(|l| rate::change(&cfg, up, l, earlier, value, t));
             if let Some(o) = trend {
                 st.observe_early(&mut out, o);

@@ -23,30 +23,10 @@ pub(super) struct Chart {
 }
 
 impl Chart {
-    /// The rule on `value` of `param` (harmful when rising if `up`) at reading time `ts`: sets
-    /// the charts up on the first `shift_baseline` values, then feeds them; `None` while the
-    /// baseline is still being gathered.
-    pub(super) fn observe(
-        &mut self,
-        cfg: &RuleConfig,
-        station: &Station,
-        param: Param,
-        up: bool,
-        value: f64,
-        ts: DateTime<Utc>,
-    ) -> Option<Observation> {
-        let (obs, context) = self.decision(cfg, station, param, up, value)?;
-        Some(Observation {
-            rule: Rule::Shift,
-            param: Some(param),
-            evidence: evidence(ts, value, None),
-            obs,
-            policy: QUICK,
-            context,
-        })
-    }
-
-    fn decision(
+    /// The rule on `value` of `param` (harmful when rising if `up`): sets the charts up on
+    /// the first `shift_baseline` values, then feeds them; `None` while the baseline is still
+    /// being gathered. [`observation`] dates what it says.
+    pub(super) fn decision(
         &mut self,
         cfg: &RuleConfig,
         station: &Station,
@@ -98,5 +78,23 @@ impl Chart {
         } else {
             (Obs::Clear, Context::None)
         })
+    }
+}
+
+/// The shift rule's observation of `value` of `param` at reading time `ts`, from the chart's
+/// decision.
+pub(super) fn observation(
+    param: Param,
+    value: f64,
+    ts: DateTime<Utc>,
+    (obs, context): (Obs, Context),
+) -> Observation {
+    Observation {
+        rule: Rule::Shift,
+        param: Some(param),
+        evidence: evidence(ts, value, None),
+        obs,
+        policy: QUICK,
+        context,
     }
 }

@@ -4,6 +4,7 @@
 //! a value flapping around a limit fires once; red needs the upstream neighbour's confirmation.
 
 use super::*;
+use crate::domain::alert::Context;
 use crate::domain::network::fixtures::network;
 use crate::domain::network::Downstream;
 use crate::domain::param::{DataFlag, Param};

@@ -12,7 +12,7 @@
 pub mod config;
 
 use super::outbox::Item;
-use super::{Channel, Draft, SendError, Sending, SetupError};
+use super::{Channel, Draft, Names, SendError, Sending, SetupError};
 use crate::domain::alert::Transition;
 use crate::domain::message;
 use crate::domain::network::{Bureau, Network};
@@ -124,16 +124,11 @@ impl EmailSink {
 }
 
 impl Channel for EmailSink {
-    fn key(&self) -> &'static str {
-        "email"
-    }
-
-    fn component(&self) -> &'static str {
-        "smtp"
-    }
-
-    fn noun(&self) -> &'static str {
-        "email"
+    fn names(&self) -> Names {
+        Names {
+            component: "smtp",
+            ..Names::of("email")
+        }
     }
 
     fn recipients(&self, bureau: &Bureau) -> Vec<String> {

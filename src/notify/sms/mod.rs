@@ -12,7 +12,7 @@
 pub mod config;
 
 use super::outbox::Item;
-use super::{Channel, Draft, SendError, Sending, SetupError};
+use super::{Channel, Draft, Names, SendError, Sending, SetupError};
 use crate::domain::alert::Transition;
 use crate::domain::message;
 use crate::domain::network::{Bureau, Network};
@@ -174,12 +174,11 @@ fn classify(status: reqwest::StatusCode, answer: &str) -> Result<(), SendError> 
 }
 
 impl Channel for SmsSink {
-    fn key(&self) -> &'static str {
-        "sms"
-    }
-
-    fn noun(&self) -> &'static str {
-        "SMS"
+    fn names(&self) -> Names {
+        Names {
+            noun: "SMS",
+            ..Names::of("sms")
+        }
     }
 
     fn recipients(&self, bureau: &Bureau) -> Vec<String> {
