@@ -203,7 +203,7 @@ impl Live {
     /// the kept state: the caller then [`persist`](Self::persist)s it, off the runtime thread.
     pub fn observe(&self, net: &Network, judged: &Judged) -> bool {
         let mut inner = self.lock();
-        if let Some(station) = net.station(&judged.station) {
+        if let Some(station) = judged.station.and_then(|i| net.stations.get(i)) {
             for r in &judged.readings {
                 Self::reading(&mut inner, station, &r.reading, &r.qc, &r.judgement);
             }
@@ -450,7 +450,7 @@ mod tests {
             let qc: Vec<_> = values.iter().map(|&(p, _)| (p, Flag::Good)).collect();
             let judgement = judge(s, &r);
             let judged = Judged {
-                station: s.id.clone(),
+                station: net.position(&s.id),
                 readings: vec![crate::domain::flow::JudgedReading {
                     reading: r,
                     qc,

@@ -42,7 +42,7 @@ impl Screen {
             receipt: decoded.receipt,
         };
         let net = Arc::clone(&self.net);
-        let Some(station) = net.station(&judged.station) else {
+        let Some(station) = judged.station.and_then(|i| net.stations.get(i)) else {
             // A source only hands on readings of configured stations; a message without one
             // carries its receipt alone.
             return judged;

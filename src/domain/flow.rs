@@ -72,8 +72,9 @@ pub struct Decoded {
     /// The message's origin (for MQTT, its topic), named by dead-letter records of points the
     /// database rejects.
     pub origin: String,
-    /// The station's id; empty when the message named no configured station.
-    pub station: String,
+    /// The station's position in [`Network::stations`](super::network::Network::stations);
+    /// `None` when the message named no configured station.
+    pub station: Option<usize>,
     pub readings: Vec<Reading>,
     pub receipt: Receipt,
 }
@@ -95,8 +96,9 @@ pub struct JudgedReading {
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Judged {
     pub origin: String,
-    /// The station's id; empty for the offline timer's transitions, which may span stations.
-    pub station: String,
+    /// The station's position in the network, as in [`Decoded`]; `None` for the offline
+    /// timer's transitions, which may span stations.
+    pub station: Option<usize>,
     pub readings: Vec<JudgedReading>,
     pub transitions: Vec<Transition>,
     pub receipt: Receipt,

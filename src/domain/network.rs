@@ -165,6 +165,12 @@ impl Shard {
 
 impl Network {
     pub fn station(&self, id: &str) -> Option<&Station> {
+        self.position(id).and_then(|i| self.stations.get(i))
+    }
+
+    /// The position of station `id` in [`Network::stations`], found through the index, so a
+    /// stage can name a station by number rather than carry (and look up) its id again.
+    pub fn position(&self, id: &str) -> Option<usize> {
         let index = self.index.0.get_or_init(|| {
             self.stations
                 .iter()
@@ -174,9 +180,9 @@ impl Network {
         });
         index
             .get(id)
-            .and_then(|&i| self.stations.get(i))
-            .filter(|s| s.id == id)
-            .or_else(|| self.stations.iter().find(|s| s.id == id))
+            .copied()
+            .filter(|&i| self.stations.get(i).is_some_and(|s| s.id == id))
+            .or_else(|| self.stations.iter().position(|s| s.id == id))
     }
 
     pub fn river(&self, id: &str) -> Option<&River> {

@@ -191,7 +191,7 @@ impl Decoder {
         );
         Decoded {
             origin: topic,
-            station: station.id.clone(),
+            station: net.position(&station.id),
             readings: decoded.readings,
             receipt,
         }

@@ -72,7 +72,7 @@ struct Entry {
 fn encode(net: &Network, judged: Judged) -> Entry {
     // Room for a reading's line at once (about 300 bytes), rather than growing to it.
     let mut lines = String::with_capacity(512);
-    if let Some(station) = net.station(&judged.station) {
+    if let Some(station) = judged.station.and_then(|i| net.stations.get(i)) {
         for r in &judged.readings {
             points::reading(station, &r.reading, &r.judgement, &r.qc, &mut lines);
             for (param, ts, flag) in &r.revised {
