@@ -145,13 +145,15 @@ impl Live {
         saved: &[Saved],
         spool_dir: &Path,
         token: Option<Secret>,
-    ) -> Result<Live, String> {
+    ) -> Result<Live, KeptError> {
         let path = spool_dir.join("api.json");
         let kept: Kept = match std::fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes)
-                .map_err(|e| format!("{} is not valid: {e}", path.display()))?,
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|source| KeptError::Invalid {
+                path: path.clone(),
+                source,
+            })?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Kept::default(),
-            Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
+            Err(source) => return Err(KeptError::Unreadable { path, source }),
         };
         let mut stations: BTreeMap<String, StationView> = net
             .stations
@@ -216,7 +218,7 @@ impl Live {
     }
 
     /// Writes the acknowledgements and silences to `api.json` (synced): a blocking call.
-    pub fn persist(&self) -> Result<(), String> {
+    pub fn persist(&self) -> Result<(), KeptError> {
         let inner = self.lock();
         self.keep(&inner)
     }
@@ -345,7 +347,7 @@ impl Live {
         alert.acknowledged = true;
         let out = alert.clone();
         inner.acked.insert(id.to_string());
-        self.keep(inner).map_err(|e| (500, e))?;
+        self.keep(inner).map_err(|e| (500, e.to_string()))?;
         Ok(out)
     }
 
@@ -400,24 +402,48 @@ impl Live {
             reason: request.reason,
         };
         inner.silences.push(silence.clone());
-        self.keep(inner).map_err(|e| (500, e))?;
+        self.keep(inner).map_err(|e| (500, e.to_string()))?;
         Ok(silence)
     }
 
     /// Writes the acknowledgements and silences to `api.json`.
-    fn keep(&self, inner: &Inner) -> Result<(), String> {
+    fn keep(&self, inner: &Inner) -> Result<(), KeptError> {
         let mut acknowledged: Vec<String> = inner.acked.iter().cloned().collect();
         acknowledged.sort();
         let kept = Kept {
             acknowledged,
             silences: inner.silences.clone(),
         };
-        let json = serde_json::to_vec_pretty(&kept).map_err(|e| e.to_string())?;
-        crate::state::write_atomic(&self.path, &json).map_err(|e| {
-            tracing::error!(file = %self.path.display(), error = %e, "cannot save acknowledgements and silences");
-            format!("cannot save {}: {e}", self.path.display())
-        })
+        let json = serde_json::to_vec_pretty(&kept).map_err(std::io::Error::other);
+        json.and_then(|json| crate::state::write_atomic(&self.path, &json))
+            .map_err(|source| {
+                tracing::error!(file = %self.path.display(), error = %source, "cannot save acknowledgements and silences");
+                KeptError::Unsaved {
+                    path: self.path.clone(),
+                    source,
+                }
+            })
     }
+}
+
+/// Why `api.json` (the acknowledgements and silences) cannot be read or saved.
+#[derive(Debug, thiserror::Error)]
+pub enum KeptError {
+    #[error("cannot read {}: {source}", path.display())]
+    Unreadable {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{} is not valid: {source}", path.display())]
+    Invalid {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
+    #[error("cannot save {}: {source}", path.display())]
+    Unsaved {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 /// The body of `POST /api/v1/silences`.

@@ -217,12 +217,10 @@ pub fn start(cfg: &Config, inputs: Inputs, outputs: Outputs) -> Result<Running, 
             "alert state restored"
         );
     }
-    let live = Arc::new(crate::api::Live::open(
-        &net,
-        &saved,
-        &cfg.spool.dir,
-        outputs.api_token,
-    )?);
+    let live = Arc::new(
+        crate::api::Live::open(&net, &saved, &cfg.spool.dir, outputs.api_token)
+            .map_err(|e| e.to_string())?,
+    );
     rules.restore_alerts(saved);
     // Offline clocks run only for the stations this instance listens to.
     let shard = cfg.mqtt.shard;

@@ -15,13 +15,12 @@ use crate::ingest::mqtt::Session;
 use crate::notify::metrics::Channels;
 use crate::notify::outbox::Outbox;
 use crate::store::Store;
-use crate::telemetry::{Metrics, WRITE_BUCKETS};
+use crate::telemetry::Metrics;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::Router;
-use std::fmt::Write;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -304,150 +303,12 @@ async fn metrics(State(s): State<Shared>) -> impl IntoResponse {
 /// The Prometheus text exposition of every counter and gauge, the notification channels'
 /// included.
 pub fn render(m: &Metrics, channels: &Channels, mqtt_connected: u64) -> String {
-    let mut out = String::new();
-    let mut one = |name: &str, kind: &str, help: &str, value: u64| {
-        let _ = writeln!(
-            out,
-            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
-        );
-    };
-    one(
-        "riverwatch_mqtt_connected",
-        "gauge",
-        "1 while connected to the broker.",
-        mqtt_connected,
+    let mut out = format!(
+        "# HELP riverwatch_mqtt_connected 1 while connected to the broker.\n# TYPE riverwatch_mqtt_connected gauge\nriverwatch_mqtt_connected {mqtt_connected}\n"
     );
-    let plain: &[(&str, &str, &str, &std::sync::atomic::AtomicU64)] = &[
-        (
-            "riverwatch_messages_received_total",
-            "counter",
-            "MQTT messages handed to the pipeline.",
-            &m.messages_received,
-        ),
-        (
-            "riverwatch_messages_acked_total",
-            "counter",
-            "MQTT messages acknowledged to the broker.",
-            &m.messages_acked,
-        ),
-        (
-            "riverwatch_redeliveries_total",
-            "counter",
-            "MQTT messages the broker delivered again (DUP set).",
-            &m.redeliveries,
-        ),
-        (
-            "riverwatch_readings_received_total",
-            "counter",
-            "Valid readings decoded.",
-            &m.readings_received,
-        ),
-        (
-            "riverwatch_readings_stored_total",
-            "counter",
-            "Readings written to the database (directly or from the spool).",
-            &m.readings_stored,
-        ),
-        (
-            "riverwatch_write_retries_total",
-            "counter",
-            "Database writes that failed retryably.",
-            &m.write_retries,
-        ),
-        (
-            "riverwatch_store_down",
-            "gauge",
-            "1 while the database refuses writes and batches go to the spool.",
-            &m.store_down,
-        ),
-        (
-            "riverwatch_spool_bytes",
-            "gauge",
-            "Bytes in the spool.",
-            &m.spool_bytes,
-        ),
-        (
-            "riverwatch_spool_batches",
-            "gauge",
-            "Batches in the spool waiting to be written.",
-            &m.spool_records,
-        ),
-        (
-            "riverwatch_spool_full",
-            "gauge",
-            "1 while a batch waits because the spool is full (acknowledgements paused).",
-            &m.spool_full,
-        ),
-        (
-            "riverwatch_spool_appended_total",
-            "counter",
-            "Batches appended to the spool.",
-            &m.spool_appended,
-        ),
-        (
-            "riverwatch_spool_drained_total",
-            "counter",
-            "Batches written from the spool to the database.",
-            &m.spool_drained,
-        ),
-        (
-            "riverwatch_alerts_resolved_total",
-            "counter",
-            "Alerts resolved.",
-            &m.alerts_resolved,
-        ),
-        (
-            "riverwatch_outbox_pending",
-            "gauge",
-            "Notifications waiting for delivery.",
-            &m.outbox_pending,
-        ),
-    ];
-    for (name, kind, help, value) in plain {
-        one(name, kind, help, Metrics::get(value));
-    }
-    let _ = writeln!(
-        out,
-        "# HELP riverwatch_readings_refused_total Refused readings or payloads, by reason.\n# TYPE riverwatch_readings_refused_total counter"
-    );
-    for (kind, n) in m.refused_by_kind() {
-        let _ = writeln!(
-            out,
-            "riverwatch_readings_refused_total{{reason=\"{}\"}} {n}",
-            kind.key()
-        );
-    }
-    let _ = writeln!(
-        out,
-        "# HELP riverwatch_alerts_fired_total Alerts fired, by level and rule.\n# TYPE riverwatch_alerts_fired_total counter"
-    );
-    for (level, rule, n) in m.alerts_by_level_and_rule() {
-        let _ = writeln!(
-            out,
-            "riverwatch_alerts_fired_total{{level=\"{}\",rule=\"{}\"}} {n}",
-            level.key(),
-            rule.key()
-        );
-    }
+    m.prometheus_counters(&mut out);
     channels.prometheus(&mut out);
-    let (buckets, sum) = m.write_latency();
-    let _ = writeln!(
-        out,
-        "# HELP riverwatch_write_seconds Database write latency.\n# TYPE riverwatch_write_seconds histogram"
-    );
-    let mut cumulative = 0;
-    for (i, n) in buckets.iter().enumerate() {
-        cumulative += n;
-        let le = WRITE_BUCKETS
-            .get(i)
-            .map_or("+Inf".to_string(), |b| b.to_string());
-        let _ = writeln!(
-            out,
-            "riverwatch_write_seconds_bucket{{le=\"{le}\"}} {cumulative}"
-        );
-    }
-    let _ = writeln!(out, "riverwatch_write_seconds_sum {sum}");
-    let _ = writeln!(out, "riverwatch_write_seconds_count {cumulative}");
+    m.prometheus_latency(&mut out);
     out
 }
 

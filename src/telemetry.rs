@@ -2,7 +2,9 @@
 //!
 //! Every stage reports through [`Metrics`]; `/metrics` (and the demo's summary) read it. A
 //! counter is bumped where the event is decided, next to its single log line, so nothing is
-//! logged twice or counted without a log.
+//! logged twice or counted without a log. The Prometheus names and help texts live here
+//! too ([`Metrics::prometheus_counters`]), beside the counters they name; each notification
+//! channel's are in `notify::metrics`.
 
 use crate::domain::alert::{Level, Rule};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -216,6 +218,153 @@ impl Metrics {
 
     pub fn add(counter: &AtomicU64, n: u64) {
         counter.fetch_add(n, Ordering::Relaxed);
+    }
+}
+
+impl Metrics {
+    /// The counters and gauges above in Prometheus text format, each with its name and help
+    /// (the names live here, beside the counters): appended to `out`.
+    pub fn prometheus_counters(&self, out: &mut String) {
+        use std::fmt::Write;
+        let plain: &[(&str, &str, &str, &std::sync::atomic::AtomicU64)] = &[
+            (
+                "riverwatch_messages_received_total",
+                "counter",
+                "MQTT messages handed to the pipeline.",
+                &self.messages_received,
+            ),
+            (
+                "riverwatch_messages_acked_total",
+                "counter",
+                "MQTT messages acknowledged to the broker.",
+                &self.messages_acked,
+            ),
+            (
+                "riverwatch_redeliveries_total",
+                "counter",
+                "MQTT messages the broker delivered again (DUP set).",
+                &self.redeliveries,
+            ),
+            (
+                "riverwatch_readings_received_total",
+                "counter",
+                "Valid readings decoded.",
+                &self.readings_received,
+            ),
+            (
+                "riverwatch_readings_stored_total",
+                "counter",
+                "Readings written to the database (directly or from the spool).",
+                &self.readings_stored,
+            ),
+            (
+                "riverwatch_write_retries_total",
+                "counter",
+                "Database writes that failed retryably.",
+                &self.write_retries,
+            ),
+            (
+                "riverwatch_store_down",
+                "gauge",
+                "1 while the database refuses writes and batches go to the spool.",
+                &self.store_down,
+            ),
+            (
+                "riverwatch_spool_bytes",
+                "gauge",
+                "Bytes in the spool.",
+                &self.spool_bytes,
+            ),
+            (
+                "riverwatch_spool_batches",
+                "gauge",
+                "Batches in the spool waiting to be written.",
+                &self.spool_records,
+            ),
+            (
+                "riverwatch_spool_full",
+                "gauge",
+                "1 while a batch waits because the spool is full (acknowledgements paused).",
+                &self.spool_full,
+            ),
+            (
+                "riverwatch_spool_appended_total",
+                "counter",
+                "Batches appended to the spool.",
+                &self.spool_appended,
+            ),
+            (
+                "riverwatch_spool_drained_total",
+                "counter",
+                "Batches written from the spool to the database.",
+                &self.spool_drained,
+            ),
+            (
+                "riverwatch_alerts_resolved_total",
+                "counter",
+                "Alerts resolved.",
+                &self.alerts_resolved,
+            ),
+            (
+                "riverwatch_outbox_pending",
+                "gauge",
+                "Notifications waiting for delivery.",
+                &self.outbox_pending,
+            ),
+        ];
+        for (name, kind, help, value) in plain {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {}",
+                Metrics::get(value)
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP riverwatch_readings_refused_total Refused readings or payloads, by reason.\n# TYPE riverwatch_readings_refused_total counter"
+        );
+        for (kind, n) in self.refused_by_kind() {
+            let _ = writeln!(
+                out,
+                "riverwatch_readings_refused_total{{reason=\"{}\"}} {n}",
+                kind.key()
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP riverwatch_alerts_fired_total Alerts fired, by level and rule.\n# TYPE riverwatch_alerts_fired_total counter"
+        );
+        for (level, rule, n) in self.alerts_by_level_and_rule() {
+            let _ = writeln!(
+                out,
+                "riverwatch_alerts_fired_total{{level=\"{}\",rule=\"{}\"}} {n}",
+                level.key(),
+                rule.key()
+            );
+        }
+    }
+
+    /// The database write latency histogram in Prometheus text format, appended to `out`.
+    pub fn prometheus_latency(&self, out: &mut String) {
+        use std::fmt::Write;
+        let (buckets, sum) = self.write_latency();
+        let _ = writeln!(
+            out,
+            "# HELP riverwatch_write_seconds Database write latency.\n# TYPE riverwatch_write_seconds histogram"
+        );
+        let mut cumulative = 0;
+        for (i, n) in buckets.iter().enumerate() {
+            cumulative += n;
+            let le = WRITE_BUCKETS
+                .get(i)
+                .map_or("+Inf".to_string(), |b| b.to_string());
+            let _ = writeln!(
+                out,
+                "riverwatch_write_seconds_bucket{{le=\"{le}\"}} {cumulative}"
+            );
+        }
+        let _ = writeln!(out, "riverwatch_write_seconds_sum {sum}");
+        let _ = writeln!(out, "riverwatch_write_seconds_count {cumulative}");
     }
 }
 
