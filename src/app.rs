@@ -2,7 +2,7 @@
 //! channels, and runs the shutdown sequence.
 //!
 //! ```text
-//!  broker ─▶ ingest (source: decode) ─Decoded─▶ alerts (screen; outbox, alerts.json) ─Judged─▶ store (encode, batch; write or spool) ─Receipt─▶ source's Acknowledge ─▶ broker
+//!  broker ─▶ ingest (source) ─Inbound─▶ alerts (decode, screen; outbox, alerts.json) ─Judged─▶ store (encode, batch; write or spool) ─Receipt─▶ source's Acknowledge ─▶ broker
 //!                                                    │                                                └─ spool ─▶ drainer ─▶ InfluxDB
 //!                                                    └─(synced files)─▶ outbox ─▶ notify workers (email, SMS)
 //! ```
@@ -13,7 +13,7 @@
 //! the screen, the encoding and the write run inside those tasks; batches in custody are
 //! futures the batcher polls, not tasks.
 //!
-//! Channel bounds and their when-full policy: `Decoded` holds up to the MQTT in-flight bound
+//! Channel bounds and their when-full policy: `Inbound` holds up to the MQTT in-flight bound
 //! (see `ingest::mqtt`), so it never fills for QoS 1 traffic, and the client's request
 //! channel twice that, an acknowledgement and a reply per message; `Judged` (1,024 messages)
 //! makes the judging task wait, which stops acknowledgements, so excess waits at the broker. The judging task hands

@@ -4,10 +4,10 @@
 //! # Code map
 //!
 //! ```text
-//!  stations ─MQTT─▶ ingest ──Decoded──▶ alerts ─────Judged─────▶ store ──▶ InfluxDB, or the spool
-//!  JSON or HJ 212   (a Source:         (runs the screen:         (encode,      ──▶ drainer ──▶ InfluxDB
-//!                    mqtt; decode,      QC, judgement, rules;     batch,
-//!                    refusals)          outbox + alerts.json)     ledger) ──Receipt──▶ the source's
+//!  stations ─MQTT─▶ ingest ──Inbound──▶ alerts ─────Judged─────▶ store ──▶ InfluxDB, or the spool
+//!  JSON or HJ 212   (a Source:         (decode, refusals;        (encode,      ──▶ drainer ──▶ InfluxDB
+//!                    mqtt)              the screen: QC, rules;    batch,
+//!                                       outbox + alerts.json)     ledger) ──Receipt──▶ the source's
 //!                                          │                                   Acknowledge (PUBACK,
 //!                                          └──▶ outbox ──▶ notify ──▶ channels  HJ 212 data ack)
 //!                                                                   (email, sms)

@@ -1,8 +1,8 @@
 //! What travels between the daemon's stages: a message's [`Decoded`] readings with its
 //! custody [`Receipt`], and the screen's verdict on them, [`Judged`].
 //!
-//! Made by an input source (ingest: transport message → `Decoded`), turned into `Judged` by the
-//! screen (the domain rules), encoded and put in custody by the store, whose ledger then
+//! Made by the ingest's decoder from a source's transport message (`Decoded`), turned into
+//! `Judged` by the screen (the domain rules), encoded and put in custody by the store, whose ledger then
 //! releases each `Receipt` back to the source that issued it. The receipt is opaque to every
 //! stage but that source: the screen and the store carry it without knowing the transport, so
 //! no broker or socket type travels the pipeline (an MQTT packet id, a TCP connection).

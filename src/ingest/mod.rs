@@ -8,8 +8,9 @@
 //! runs at the head of the judging task, just before the screen, rather than in the source's
 //! task: decoded readings are several times the size of the raw payload, and decoding ahead
 //! of the screen kept a burst's worth of them queued (measured with `tests/bench.sh`: 15 MiB
-//! more peak memory and 1.6 µs more CPU per reading than decoding just in time). [`mqtt`] is the one source the daemon registers today (in `app::start`);
-//! a test source lives in `tests/`. The [`Decoder`] is shared code, not a task: it resolves the
+//! more peak memory and 1.6 µs more CPU per reading than decoding just in time). [`mqtt`] is
+//! the one source the daemon registers today (in `app::start`); a test source lives in
+//! `tests/`. The [`Decoder`] is shared code, not a task: it resolves the
 //! station, decodes JSON or HJ 212 (with HJ 212 split-message reassembly and code maps), and
 //! records every refusal once — logged, counted and dead-lettered — so a source needs none of
 //! that. Nothing of a transport's own types leaves the source: the receipt is opaque.

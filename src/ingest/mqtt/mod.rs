@@ -1,11 +1,11 @@
-//! The MQTT source: subscribes to station topics, decodes each message and hands it to the
-//! judging task, and acknowledges it once the store says it is in custody.
+//! The MQTT source: subscribes to station topics, hands each message to the judging task,
+//! and acknowledges it once the store says it is in custody.
 //!
-//! Registered as a [`Source`] in `app::start`; feeds the judging task with [`Decoded`]
+//! Registered as a [`Source`] in `app::start`; feeds the judging task with [`Inbound`]
 //! messages; the store answers this source's [`Receipt`]s, in receive order, through its
-//! [`Acknowledger`], which queues the PUBACK (and the HJ 212 reply) on rumqttc's request
+//! `Acknowledger`, which queues the PUBACK (and the HJ 212 reply) on rumqttc's request
 //! channel without waiting — awaiting there from the task that polls the event loop would
-//! deadlock, and a task of its own would be one more hand-off per message. [`drive`] polls the
+//! deadlock, and a task of its own would be one more hand-off per message. `drive` polls the
 //! event loop and never blocks on the pipeline (see below). A receipt's token packs what an
 //! acknowledgement needs (connection generation, QoS, packet id); no rumqttc type leaves this
 //! file.
