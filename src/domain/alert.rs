@@ -142,6 +142,17 @@ pub struct Persistence {
     pub renotify: Option<Duration>,
 }
 
+impl Persistence {
+    /// One reading fires, one resolves: station-level data rules (`offline`, `upstream`)
+    /// resolve on the first good reading.
+    pub const ONCE: Persistence = Persistence {
+        fire_after: 1,
+        window: 1,
+        clear_after: 1,
+        renotify: None,
+    };
+}
+
 impl Default for Persistence {
     /// Two consecutive exceeding readings fire; two consecutive compliant ones resolve.
     fn default() -> Self {

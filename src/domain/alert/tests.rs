@@ -78,12 +78,7 @@ fn lifecycle_table() {
         renotify: Some(Duration::hours(3)),
         ..two
     };
-    let one = Persistence {
-        fire_after: 1,
-        window: 1,
-        clear_after: 1,
-        renotify: None,
-    };
+    let one = Persistence::ONCE;
     let table: &[(&str, Persistence, &str)] = &[
         ("..yy..", two, "...F.R"),
         (".y.y.", two, "....."),
@@ -156,12 +151,7 @@ fn check_at(obs: &str, policy: Persistence) -> String {
 #[test]
 fn late_observations_count_for_nothing() {
     let two = Persistence::default();
-    let one = Persistence {
-        fire_after: 1,
-        window: 1,
-        clear_after: 1,
-        renotify: None,
-    };
+    let one = Persistence::ONCE;
     let table: &[(&str, Persistence, &str)] = &[
         // Firing at 6 h: clears stamped before (or at) it neither resolve nor count.
         ("y5 y6 .1 .2 .3 .6", two, ".F...."),

@@ -145,14 +145,6 @@ const QUICK: Persistence = Persistence {
     renotify: None,
 };
 
-/// Station-level data rules resolve on the first good reading.
-const ONCE: Persistence = Persistence {
-    fire_after: 1,
-    window: 1,
-    clear_after: 1,
-    renotify: None,
-};
-
 /// What one reading yields.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Outcome {

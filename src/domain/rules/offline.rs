@@ -6,7 +6,8 @@
 //! time; returns the observations for the station's `offline` episode. Its state is the
 //! station's clock: the wall time of its last current reading.
 
-use super::{evidence, Observation, RuleConfig, ONCE};
+use super::{evidence, Observation, RuleConfig};
+use crate::domain::alert::Persistence;
 use crate::domain::alert::{Context, Level, Obs, Rule};
 use crate::domain::network::Station;
 use chrono::{DateTime, Duration, Utc};
@@ -47,7 +48,7 @@ impl Clock {
             param: None,
             evidence: evidence(now, 0.0, None),
             obs: Obs::Clear,
-            policy: ONCE,
+            policy: Persistence::ONCE,
             context: Context::None,
         })
     }
@@ -65,7 +66,7 @@ impl Clock {
             param: None,
             evidence: evidence(now, 0.0, None),
             obs: Obs::Breach(Level::Data),
-            policy: ONCE,
+            policy: Persistence::ONCE,
             context: Context::Offline { last },
         })
     }

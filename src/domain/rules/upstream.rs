@@ -7,7 +7,8 @@
 //! state, at the downstream station, is the open warnings by parameter: every other alert of
 //! that parameter there records the upstream alert it follows.
 
-use super::{evidence, Observation, ONCE};
+use super::{evidence, Observation};
+use crate::domain::alert::Persistence;
 use crate::domain::alert::{Context, Kind, Level, Obs, Rule, Transition};
 use crate::domain::network::Station;
 use crate::domain::param::Param;
@@ -74,7 +75,7 @@ impl Warnings {
             param: Some(param),
             evidence: ev,
             obs,
-            policy: ONCE,
+            policy: Persistence::ONCE,
             context,
         })
     }
