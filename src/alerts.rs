@@ -180,10 +180,7 @@ async fn retry_on_blocking_pool<T: Send + 'static>(
     let mut logged = false;
     loop {
         let w = Arc::clone(&work);
-        match tokio::task::spawn_blocking(move || w())
-            .await
-            .unwrap_or_else(|e| Err(std::io::Error::other(e)))
-        {
+        match crate::state::on_blocking_pool(move || w()).await {
             Ok(v) => return v,
             Err(e) => {
                 if !logged {

@@ -1,7 +1,7 @@
 //! Alert state across restarts: the alert episodes of the domain core, saved as JSON in
 //! `<[spool] dir>/alerts.json` and read back at start.
 //!
-//! Fed by the screen stage, which saves after every batch of transitions (before the message
+//! Fed by the judging task (`alerts`), which saves after every batch of transitions (before the message
 //! that caused them is acknowledged, and after their notifications are in the outbox), every
 //! 30 s while readings change the persistence counters, and at shutdown; read by `app` at
 //! start, which hands the episodes to `Rules::restore_alerts`. Written to a temporary file,
@@ -214,6 +214,17 @@ pub enum LoadError {
     },
     #[error("{} has version {version}, this build reads {VERSION}", path.display())]
     Version { path: PathBuf, version: u32 },
+}
+
+/// Runs file work (synced writes, renames, directory scans) on tokio's blocking pool, so the
+/// runtime's one worker thread keeps serving the pipeline through the fsyncs; a panicked or
+/// cancelled job is an I/O error.
+pub async fn on_blocking_pool<T: Send + 'static>(
+    work: impl FnOnce() -> io::Result<T> + Send + 'static,
+) -> io::Result<T> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .unwrap_or_else(|e| Err(io::Error::other(e)))
 }
 
 #[cfg(test)]

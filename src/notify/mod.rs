@@ -27,6 +27,7 @@ pub mod sms;
 use crate::deadletter::DeadLetter;
 use crate::domain::alert::Transition;
 use crate::domain::network::{Bureau, Network};
+use crate::state::on_blocking_pool;
 use crate::telemetry::Metrics;
 use email::config::SmtpConfig;
 use metrics::Registered;
@@ -221,16 +222,6 @@ pub struct Worker {
     /// Set when the daemon stops: the worker then returns as soon as its channel has nothing
     /// pending, so shutdown waits on the workers rather than polling the outbox.
     pub stopping: watch::Receiver<bool>,
-}
-
-/// Runs outbox file work (directory scans, synced renames) on tokio's blocking pool, so the
-/// runtime's one worker thread keeps serving the pipeline through the fsyncs.
-async fn on_blocking_pool<T: Send + 'static>(
-    work: impl FnOnce() -> std::io::Result<T> + Send + 'static,
-) -> std::io::Result<T> {
-    tokio::task::spawn_blocking(work)
-        .await
-        .unwrap_or_else(|e| Err(std::io::Error::other(e)))
 }
 
 impl Worker {
