@@ -1,13 +1,13 @@
 //! The acknowledgement ledger: releases MQTT acknowledgements in receive order, each only
 //! once its message is in custody.
 //!
-//! Fed by the store, which registers every message as it arrives ([`Ledger::receive`]) and
-//! reports custody as writes and spool appends finish, possibly out of order when several
-//! batches are in flight ([`Ledger::custody`]); feeds the acker with the acknowledgements that
-//! may go out ([`Ledger::release`]). MQTT 3.1.1 (§4.6) wants PUBACKs in the order the PUBLISH
-//! packets came, and a PUBACK tells the broker it may forget the message, so an
-//! acknowledgement leaves only when its own message and every earlier one are safe. Pure and
-//! generic over what an acknowledgement is.
+//! Fed by the store, which registers every message as it arrives ([`Ledger::receive`]) and reports
+//! custody as writes and spool appends finish, possibly out of order when several batches are in
+//! flight ([`Ledger::custody`]); feeds each source's `Acknowledge` with the receipts that may go
+//! out ([`Ledger::release`]). MQTT 3.1.1 (§4.6) wants PUBACKs in the order the PUBLISH packets
+//! came, and a PUBACK tells the broker it may forget the message, so an acknowledgement leaves only
+//! when its own message and every earlier one are safe. Pure and generic over what an
+//! acknowledgement is.
 
 use std::collections::VecDeque;
 

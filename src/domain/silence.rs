@@ -2,7 +2,7 @@
 //! notified.
 //!
 //! Fed by the HTTP API, through the shell, with the silences operators created and the alerts
-//! they acknowledged; asked by the screen stage, for each transition, whether its
+//! they acknowledged; asked by the judging task (`alerts`), for each transition, whether its
 //! notifications are held back. Pure: `now` is an argument. A silence matches on any of
 //! station, rule and parameter (an absent field matches everything) until its end time. An
 //! acknowledged alert sends no more reminders; an escalation still goes out, since the level

@@ -2,7 +2,7 @@
 //! domain readings, refusing anything invalid with a precise reason. Both formats end in the
 //! same [`Reading`] and pass the same value checks.
 //!
-//! Fed by the MQTT ingest with a topic and raw bytes; feeds the screen stage with
+//! Fed by the ingest's `Decoder` with a topic and raw bytes; feeds the screen with
 //! [`Reading`]s and [`Refusal`]s. The JSON is parsed into a tree first and each reading of an
 //! array checked on its own, so one bad reading never drops the good ones beside it; likewise
 //! one bad value refuses that parameter alone (SPEC §4), and `null` means not measured. Every

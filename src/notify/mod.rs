@@ -2,15 +2,15 @@
 //! them, keeps them in the persistent [`outbox`], and delivers them with retries through the
 //! registered [`Channel`]s.
 //!
-//! Fed by the screen stage, which calls [`render`] and `Outbox::enqueue` for each batch of
-//! transitions before the message that caused them is acknowledged; one [`Worker`]
-//! per channel then sends the outbox's pending notifications of that channel, one at a time
-//! in enqueue order, so a bureau never reads a resolution before its alert, and an SMTP
-//! outage does not hold back SMS. A failed delivery is retried with exponential backoff (1 s
-//! doubling to 30 s) while it is transient; a permanent refusal (SMTP 5xx, gateway 4xx) is
-//! logged, counted, moved to the outbox's `failed/` and written to the dead-letter file. A
-//! notification leaves the outbox only once delivered, so SMTP or the gateway being down, or
-//! riverwatch being killed, delays it but never loses it.
+//! Fed by the judging task (`alerts`), which calls [`render`] and `Outbox::enqueue` for each batch
+//! of transitions before the message that caused them is acknowledged; one [`Worker`] per channel
+//! then sends the outbox's pending notifications of that channel, one at a time in enqueue order,
+//! so a bureau never reads a resolution before its alert, and an SMTP outage does not hold back
+//! SMS. A failed delivery is retried with exponential backoff (1 s doubling to 30 s) while it is
+//! transient; a permanent refusal (SMTP 5xx, gateway 4xx) is logged, counted, moved to the outbox's
+//! `failed/` and written to the dead-letter file. A notification leaves the outbox only once
+//! delivered, so SMTP or the gateway being down, or riverwatch being killed, delays it but never
+//! loses it.
 //!
 //! The seam: a channel is one folder here ([`email`], [`sms`]) implementing [`Channel`] —
 //! its key, its recipients for a bureau, the rendering of a transition, one send and the

@@ -2,13 +2,13 @@
 //! recipient) under `<[spool] dir>/outbox/`, written before the message that caused the
 //! transition is acknowledged, removed only once delivered.
 //!
-//! Fed by the screen stage ([`Outbox::enqueue`], synchronously, right after the transitions
-//! are decided); drained by one delivery worker per channel (`notify::Worker`), in enqueue
-//! order. Layout: `pending/<seq>-<channel>-<key>.json` waiting, `sent/<key>` delivered (kept 30 days,
-//! so a transition produced again — a redelivered message after a crash — is recognised and
-//! not sent twice), `failed/<seq>-<channel>-<key>.json` refused permanently (also in the dead-letter
-//! file). Each file is written to a temporary name, synced and renamed, so a crash leaves
-//! whole files only.
+//! Fed by the judging task (`alerts`) ([`Outbox::enqueue`], synchronously, right after the
+//! transitions are decided); drained by one delivery worker per channel (`notify::Worker`), in
+//! enqueue order. Layout: `pending/<seq>-<channel>-<key>.json` waiting, `sent/<key>` delivered
+//! (kept 30 days, so a transition produced again — a redelivered message after a crash — is
+//! recognised and not sent twice), `failed/<seq>-<channel>-<key>.json` refused permanently (also in
+//! the dead-letter file). Each file is written to a temporary name, synced and renamed, so a crash
+//! leaves whole files only.
 //!
 //! The idempotency key is derived from the alert id, the transition (kind and reading time),
 //! the bureau, the channel and the recipient's position, so the same transition always gets

@@ -1,6 +1,6 @@
 //! The stored schema (SPEC §6): which points a reading and an alert transition become.
 //!
-//! Fed by the screen stage with judged readings and transitions; feeds the batcher with line
+//! Fed by the store's encoder with judged readings and transitions; feeds the batcher with line
 //! protocol. Pure. A reading written twice yields the same series and timestamp, so a
 //! redelivered message overwrites itself instead of counting twice.
 

@@ -2,12 +2,12 @@
 //! (plain, STARTTLS or TLS, with authentication), or as `.eml` files in a folder (the demo's
 //! outbox).
 //!
-//! Fed by `notify::render` (the screen), which asks [`EmailSink`] as a [`Channel`] to render a
-//! transition for a bureau, and by the email delivery worker with rendered notifications. The
-//! body goes out as UTF-8 plain text in base64, so Chinese survives every relay. The
-//! Message-ID is the notification's idempotency key, so a copy delivered twice is
-//! recognisable as the same message. Answers: accepted is delivered; only an explicit 5xx
-//! from the relay is permanent; a refused connection, a TLS failure or a timeout is transient.
+//! Fed by `notify::render` (the judging task in `alerts`), which asks [`EmailSink`] as a
+//! [`Channel`] to render a transition for a bureau, and by the email delivery worker with rendered
+//! notifications. The body goes out as UTF-8 plain text in base64, so Chinese survives every relay.
+//! The Message-ID is the notification's idempotency key, so a copy delivered twice is recognisable
+//! as the same message. Answers: accepted is delivered; only an explicit 5xx from the relay is
+//! permanent; a refused connection, a TLS failure or a timeout is transient.
 
 pub mod config;
 

@@ -2,12 +2,12 @@
 //! HTTP gateway with the JSON body template filled in, or as a line in a JSON-lines log (the
 //! demo). Without `[sms]` the channel is disabled: it renders nothing (said once at start).
 //!
-//! Fed by `notify::render` (the screen), which asks [`SmsSink`] as a [`Channel`] to render a
-//! transition for a bureau, and by the SMS delivery worker with one rendered notification
-//! (text and phone number). Each request carries the configured headers (secret values resolved at start, never
-//! logged) and `Idempotency-Key`, the notification's key, so a gateway that deduplicates can
-//! drop the rare second copy. Gateway answers: 2xx delivered; 4xx permanent (the request
-//! itself is wrong); 5xx, timeouts and refused connections transient.
+//! Fed by `notify::render` (the judging task in `alerts`), which asks [`SmsSink`] as a [`Channel`]
+//! to render a transition for a bureau, and by the SMS delivery worker with one rendered
+//! notification (text and phone number). Each request carries the configured headers (secret values
+//! resolved at start, never logged) and `Idempotency-Key`, the notification's key, so a gateway
+//! that deduplicates can drop the rare second copy. Gateway answers: 2xx delivered; 4xx permanent
+//! (the request itself is wrong); 5xx, timeouts and refused connections transient.
 
 pub mod config;
 
