@@ -137,7 +137,7 @@ impl Decoder {
             mut receipt,
         } = msg;
         let net = Arc::clone(&self.net);
-        let (station, format) = match station_for_topic(&net, &topic) {
+        let (position, station, format) = match station_for_topic(&net, &topic) {
             Ok(found) => found,
             Err(refusal) => {
                 self.refused(&topic, &refusal.reason, refusal.kind, None, &payload);
@@ -192,7 +192,7 @@ impl Decoder {
         );
         Decoded {
             origin: topic,
-            station: net.position(&station.id),
+            station: Some(position),
             readings: decoded.readings,
             receipt,
         }

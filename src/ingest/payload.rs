@@ -60,11 +60,12 @@ pub enum Format {
     Hj212,
 }
 
-/// Resolves `wq/<river>/<station>/reading` or `.../hj212` to its configured station.
+/// Resolves `wq/<river>/<station>/reading` or `.../hj212` to its configured station and that
+/// station's position in `net.stations`.
 pub fn station_for_topic<'n>(
     net: &'n Network,
     topic: &str,
-) -> Result<(&'n Station, Format), Refusal> {
+) -> Result<(usize, &'n Station, Format), Refusal> {
     let bad = || {
         Refusal::new(
             RefusalKind::BadTopic,
@@ -82,7 +83,10 @@ pub fn station_for_topic<'n>(
         ("wq", "hj212") => Format::Hj212,
         _ => return Err(bad()),
     };
-    let Some(s) = net.station(station) else {
+    let Some((position, s)) = net
+        .position(station)
+        .and_then(|i| Some((i, net.stations.get(i)?)))
+    else {
         return Err(Refusal::new(
             RefusalKind::UnknownStation,
             format!("station {station:?} is not configured"),
@@ -97,7 +101,7 @@ pub fn station_for_topic<'n>(
             ),
         ));
     }
-    Ok((s, format))
+    Ok((position, s, format))
 }
 
 /// Limits a payload must respect.
