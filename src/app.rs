@@ -38,7 +38,7 @@ use crate::notify::metrics::Channels;
 use crate::notify::outbox::Outbox;
 use crate::notify::{Channel, Worker};
 use crate::screen::Screen;
-use crate::settings::secret::resolve_optional;
+use crate::settings::secret::{resolve_optional, KeyedSecretError};
 use crate::store::backend::Backend;
 use crate::store::spool::Spool;
 use crate::store::{Batcher, Store};
@@ -58,11 +58,56 @@ pub struct Outputs {
     pub channels: Vec<Arc<dyn Channel>>,
 }
 
-/// Builds the daemon's outputs from config, resolving secrets. Errors name the key.
-pub fn outputs(cfg: &Config) -> Result<Outputs, String> {
-    let writer = crate::store::build_backend(cfg.influxdb.as_ref()).map_err(|e| e.to_string())?;
-    let channels = crate::notify::channels(cfg.smtp.as_ref(), cfg.sms.as_ref(), &cfg.network)
-        .map_err(|e| e.to_string())?;
+/// Why the adapters cannot be built from a valid config: a secret, a TLS file or a setting
+/// only usable once read. Each names the config key at fault; `run` exits 64 with it.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error(transparent)]
+    Secret(#[from] KeyedSecretError),
+    #[error(transparent)]
+    Store(#[from] crate::store::BackendError),
+    #[error(transparent)]
+    Channel(#[from] crate::notify::SetupError),
+    #[error(transparent)]
+    Mqtt(#[from] mqtt::OptionsError),
+}
+
+/// Why the pipeline cannot start: a file under the spool folder it cannot open, or saved
+/// state it cannot read (it refuses rather than forget alerts silently).
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The dead-letter file, the outbox or the spool.
+    #[error("cannot open the {what} {}: {source}", path.display())]
+    Open {
+        what: &'static str,
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    State(#[from] crate::state::LoadError),
+    #[error(transparent)]
+    Api(#[from] crate::api::KeptError),
+    /// Two channels with one key (a programming error, caught at start).
+    #[error(transparent)]
+    Channel(#[from] crate::notify::SetupError),
+}
+
+/// [`StartError::Open`] for `path`.
+fn cannot_open(
+    what: &'static str,
+    path: &std::path::Path,
+) -> impl FnOnce(std::io::Error) -> StartError {
+    let path = path.to_path_buf();
+    move |source| StartError::Open { what, path, source }
+}
+
+/// Builds the daemon's outputs from config, resolving secrets.
+///
+/// # Errors
+/// [`BuildError`], naming the key.
+pub fn outputs(cfg: &Config) -> Result<Outputs, BuildError> {
+    let writer = crate::store::build_backend(cfg.influxdb.as_ref())?;
+    let channels = crate::notify::channels(cfg.smtp.as_ref(), cfg.sms.as_ref(), &cfg.network)?;
     let api_token = resolve_optional(cfg.http.token.as_ref(), "http.token")?;
     Ok(Outputs {
         writer,
@@ -72,9 +117,12 @@ pub fn outputs(cfg: &Config) -> Result<Outputs, String> {
 }
 
 /// MQTT client options from config, resolving the password.
-pub fn mqtt_options(cfg: &Config) -> Result<rumqttc::MqttOptions, String> {
+///
+/// # Errors
+/// [`BuildError`]: the password, or TLS files that cannot be read.
+pub fn mqtt_options(cfg: &Config) -> Result<rumqttc::MqttOptions, BuildError> {
     let password = resolve_optional(cfg.mqtt.password.as_ref(), "mqtt.password")?;
-    mqtt::options(&cfg.mqtt, password.as_ref()).map_err(|e| e.to_string())
+    Ok(mqtt::options(&cfg.mqtt, password.as_ref())?)
 }
 
 /// The runtime every long-running command uses; `None` (after saying why on stderr) when the
@@ -143,14 +191,16 @@ pub struct Running {
 }
 
 /// Starts every stage. Must be called inside a tokio runtime.
-pub fn start(cfg: &Config, inputs: Inputs, outputs: Outputs) -> Result<Running, String> {
+///
+/// # Errors
+/// [`StartError`]: a file under the spool folder that cannot be opened, or unreadable state.
+pub fn start(cfg: &Config, inputs: Inputs, outputs: Outputs) -> Result<Running, StartError> {
     let metrics = Arc::new(Metrics::default());
-    let deadletter = Arc::new(DeadLetter::open(&cfg.deadletter_path()).map_err(|e| {
-        format!(
-            "cannot open the dead-letter file {}: {e}",
-            cfg.deadletter_path().display()
-        )
-    })?);
+    let deadletter_path = cfg.deadletter_path();
+    let deadletter = Arc::new(
+        DeadLetter::open(&deadletter_path)
+            .map_err(cannot_open("dead-letter file", &deadletter_path))?,
+    );
     let net: Arc<Network> = Arc::new(cfg.network.clone());
     let session = Arc::new(Session::default());
     let (phase_tx, phase_rx) = watch::channel(Phase::Running);
@@ -195,10 +245,7 @@ pub fn start(cfg: &Config, inputs: Inputs, outputs: Outputs) -> Result<Running, 
         Arc::clone(&metrics),
     );
     let outbox_dir = cfg.spool.dir.join("outbox");
-    let outbox = Arc::new(
-        Outbox::open(&outbox_dir)
-            .map_err(|e| format!("cannot open the outbox {}: {e}", outbox_dir.display()))?,
-    );
+    let outbox = Arc::new(Outbox::open(&outbox_dir).map_err(cannot_open("outbox", &outbox_dir))?);
     let waiting = outbox.count_pending();
     if waiting > 0 {
         tracing::info!(
@@ -209,7 +256,7 @@ pub fn start(cfg: &Config, inputs: Inputs, outputs: Outputs) -> Result<Running, 
     Metrics::set(&metrics.outbox_pending, waiting as u64);
     let state = crate::state::path(&cfg.spool.dir);
     let mut rules = Rules::new(cfg.rules);
-    let saved = crate::state::load(&state).map_err(|e| e.to_string())?;
+    let saved = crate::state::load(&state)?;
     if !saved.is_empty() {
         tracing::info!(
             episodes = saved.len(),
@@ -217,10 +264,12 @@ pub fn start(cfg: &Config, inputs: Inputs, outputs: Outputs) -> Result<Running, 
             "alert state restored"
         );
     }
-    let live = Arc::new(
-        crate::api::Live::open(&net, &saved, &cfg.spool.dir, outputs.api_token)
-            .map_err(|e| e.to_string())?,
-    );
+    let live = Arc::new(crate::api::Live::open(
+        &net,
+        &saved,
+        &cfg.spool.dir,
+        outputs.api_token,
+    )?);
     rules.restore_alerts(saved);
     // Offline clocks run only for the stations this instance listens to.
     let shard = cfg.mqtt.shard;
@@ -230,7 +279,7 @@ pub fn start(cfg: &Config, inputs: Inputs, outputs: Outputs) -> Result<Running, 
             .filter(|s| shard.is_none_or(|sh| sh.owns(&s.id))),
         chrono::Utc::now(),
     );
-    let channels = Arc::new(Channels::new(outputs.channels).map_err(|e| e.to_string())?);
+    let channels = Arc::new(Channels::new(outputs.channels)?);
     let mut wake = Vec::new();
     let mut notify = Vec::new();
     let (stopping, stopping_rx) = watch::channel(false);
@@ -266,8 +315,7 @@ pub fn start(cfg: &Config, inputs: Inputs, outputs: Outputs) -> Result<Running, 
             (i.batch_size, i.flush_interval)
         });
     let wal = cfg.spool.dir.join("wal");
-    let spool = Spool::open(&wal, cfg.spool.max_size)
-        .map_err(|e| format!("cannot open the spool {}: {e}", wal.display()))?;
+    let spool = Spool::open(&wal, cfg.spool.max_size).map_err(cannot_open("spool", &wal))?;
     let custody = Arc::new(Store::new(
         outputs.writer,
         Arc::new(spool),

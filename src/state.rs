@@ -95,13 +95,25 @@ fn to_file(saved: &[Saved]) -> File {
     }
 }
 
-fn from_episode(e: Episode) -> Result<Saved, String> {
-    let rule = rule_from_key(&e.rule).ok_or_else(|| format!("unknown rule {:?}", e.rule))?;
+/// Why one saved episode is skipped: it names something this version does not know (a file
+/// written by a newer version, or edited by hand).
+#[derive(Debug, thiserror::Error)]
+enum UnknownKey {
+    #[error("unknown rule {0:?}")]
+    Rule(String),
+    #[error("unknown parameter {0:?}")]
+    Param(String),
+    #[error("unknown level {0:?}")]
+    Level(String),
+}
+
+fn from_episode(e: Episode) -> Result<Saved, UnknownKey> {
+    let rule = rule_from_key(&e.rule).ok_or_else(|| UnknownKey::Rule(e.rule.clone()))?;
     let param = match &e.param {
         None => None,
-        Some(p) => Some(Param::from_key(p).ok_or_else(|| format!("unknown parameter {p:?}"))?),
+        Some(p) => Some(Param::from_key(p).ok_or_else(|| UnknownKey::Param(p.clone()))?),
     };
-    let level = |k: &str| level_from_key(k).ok_or_else(|| format!("unknown level {k:?}"));
+    let level = |k: &str| level_from_key(k).ok_or_else(|| UnknownKey::Level(k.to_owned()));
     let mut recent = Vec::with_capacity(e.recent.len());
     for (t, l) in e.recent {
         recent.push((t, l.as_deref().map(level).transpose()?));

@@ -561,16 +561,36 @@ pub fn csv_rows(
     Ok(())
 }
 
+/// Why `assess` stopped: the input could not be read or the output not written (rows that
+/// cannot be read are not errors: they are listed and counted).
+#[derive(Debug, thiserror::Error)]
+pub enum AssessError {
+    #[error("{}: cannot read: {source}", path.display())]
+    Input {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot write the assessment: {0}")]
+    Output(#[from] std::io::Error),
+    #[error("cannot write the assessment: {0}")]
+    Csv(#[from] csv::Error),
+}
+
 /// The command: reads `input`, writes the assessment to stdout; returns the number of input
 /// rows that could not be read.
+///
+/// # Errors
+/// [`AssessError`] when `input` cannot be read or stdout not written.
 pub fn run(
     input: &Path,
     cfg: &Config,
     profile: Option<ProfileChoice>,
     format: OutputFormat,
-) -> Result<usize, String> {
-    let text = std::fs::read_to_string(input)
-        .map_err(|e| format!("{}: cannot read: {e}", input.display()))?;
+) -> Result<usize, AssessError> {
+    let text = std::fs::read_to_string(input).map_err(|source| AssessError::Input {
+        path: input.to_path_buf(),
+        source,
+    })?;
     let (readings, errors) = read_input(&text, cfg);
     for e in &errors {
         eprintln!("{}:{}: {}", input.display(), e.line, e.reason);
@@ -588,9 +608,9 @@ pub fn run(
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     match format {
-        OutputFormat::Json => json_lines(&results, &trends, &mut out).map_err(|e| e.to_string())?,
-        OutputFormat::Csv => csv_rows(&results, &trends, &mut out).map_err(|e| e.to_string())?,
+        OutputFormat::Json => json_lines(&results, &trends, &mut out)?,
+        OutputFormat::Csv => csv_rows(&results, &trends, &mut out)?,
     }
-    out.flush().map_err(|e| e.to_string())?;
+    out.flush()?;
     Ok(errors.len())
 }

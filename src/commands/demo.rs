@@ -96,13 +96,52 @@ pub fn main(opts: Options) -> ExitCode {
     }
 }
 
-fn prepare(out: &Path) -> Result<(), String> {
-    let io = |what: &str, e: std::io::Error| format!("{what} in {}: {e}", out.display());
+/// Why the demo could not run to its summary.
+#[derive(Debug, thiserror::Error)]
+pub enum DemoError {
+    /// A file or folder under `--out`.
+    #[error("{what} {}: {source}", path.display())]
+    File {
+        what: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// The in-process broker did not start.
+    #[error("the in-process broker: {0}")]
+    Broker(String),
+    #[error(transparent)]
+    Build(#[from] app::BuildError),
+    #[error(transparent)]
+    Start(#[from] app::StartError),
+    /// `--influx-url` cannot be used.
+    #[error("--influx-url: {0}")]
+    Influx(#[from] crate::store::influx::BuildError),
+    /// The demo's sender address (a constant) does not parse.
+    #[error("the demo's sender address: {0}")]
+    Sender(#[from] lettre::address::AddressError),
+    #[error("the pipeline did not subscribe on the in-process broker")]
+    NotSubscribed,
+    /// The demo's station client lost the broker.
+    #[error("the demo's stations: {0}")]
+    Stations(#[from] rumqttc::ClientError),
+    #[error("--duration {0:?} is too long")]
+    Span(String),
+}
+
+/// [`DemoError::File`] for `path`.
+fn file_error(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> DemoError {
+    let path = path.to_path_buf();
+    move |source| DemoError::File { what, path, source }
+}
+
+fn prepare(out: &Path) -> Result<(), DemoError> {
     for dir in ["outbox", "spool"] {
-        std::fs::create_dir_all(out.join(dir)).map_err(|e| io("cannot create a folder", e))?;
+        let path = out.join(dir);
+        std::fs::create_dir_all(&path).map_err(file_error("cannot create", &path))?;
     }
     // Only this demo's own files are removed, so a re-run starts clean.
-    let outbox = std::fs::read_dir(out.join("outbox")).map_err(|e| io("cannot list outbox", e))?;
+    let outbox_dir = out.join("outbox");
+    let outbox = std::fs::read_dir(&outbox_dir).map_err(file_error("cannot list", &outbox_dir))?;
     for entry in outbox.flatten() {
         if entry.path().extension().is_some_and(|x| x == "eml") {
             let _ = std::fs::remove_file(entry.path());
@@ -126,10 +165,10 @@ fn prepare(out: &Path) -> Result<(), String> {
 }
 
 /// Starts rumqttd on a free loopback port and waits until it accepts connections.
-async fn start_broker() -> Result<u16, String> {
+async fn start_broker() -> Result<u16, DemoError> {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
-        .map_err(|e| format!("cannot find a free port: {e}"))?
+        .map_err(|e| DemoError::Broker(format!("cannot find a free port: {e}")))?
         .port();
     let text = format!(
         "id = 0\n[router]\nid = 0\nmax_connections = 100\nmax_outgoing_packet_count = 200\nmax_segment_size = 104857600\nmax_segment_count = 10\n\
@@ -137,7 +176,7 @@ async fn start_broker() -> Result<u16, String> {
          [v4.1.connections]\nconnection_timeout_ms = 60000\nmax_payload_size = 1048576\nmax_inflight_count = 500\ndynamic_filters = true\n"
     );
     let broker_cfg: rumqttd::Config =
-        toml::from_str(&text).map_err(|e| format!("broker config: {e}"))?;
+        toml::from_str(&text).map_err(|e| DemoError::Broker(format!("its config: {e}")))?;
     let mut broker = rumqttd::Broker::new(broker_cfg);
     std::thread::Builder::new()
         .name("demo-broker".into())
@@ -146,21 +185,26 @@ async fn start_broker() -> Result<u16, String> {
                 tracing::error!(error = %e, "the demo broker stopped");
             }
         })
-        .map_err(|e| format!("cannot start the broker thread: {e}"))?;
+        .map_err(|e| DemoError::Broker(format!("cannot start its thread: {e}")))?;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
     while tokio::net::TcpStream::connect(("127.0.0.1", port))
         .await
         .is_err()
     {
         if tokio::time::Instant::now() > deadline {
-            return Err("the in-process broker did not start within 5 s".into());
+            return Err(DemoError::Broker("it did not start within 5 s".into()));
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     Ok(port)
 }
 
-async fn run(cfg: &mut Config, opts: &Options, span: Duration, speed: f64) -> Result<bool, String> {
+async fn run(
+    cfg: &mut Config,
+    opts: &Options,
+    span: Duration,
+    speed: f64,
+) -> Result<bool, DemoError> {
     let out = &opts.out;
     prepare(out)?;
     cfg.spool.dir = out.join("spool");
@@ -177,16 +221,17 @@ async fn run(cfg: &mut Config, opts: &Options, span: Duration, speed: f64) -> Re
                 Some(InfluxApi::V1 { database, .. }) => database.clone(),
                 _ => "water".to_string(),
             };
-            Box::new(
-                V1Writer::new(url, &database, None, None, Duration::from_secs(10))
-                    .map_err(|e| e.to_string())?,
-            )
+            Box::new(V1Writer::new(
+                url,
+                &database,
+                None,
+                None,
+                Duration::from_secs(10),
+            )?)
         }
         None => Box::new(FileWriter::new(out.join("spool").join("readings.lp"))),
     };
-    let from = "riverwatch demo <alerts@riverwatch.invalid>"
-        .parse()
-        .map_err(|e| format!("{e}"))?;
+    let from = "riverwatch demo <alerts@riverwatch.invalid>".parse()?;
     let outputs = Outputs {
         writer,
         api_token: None,
@@ -204,7 +249,7 @@ async fn run(cfg: &mut Config, opts: &Options, span: Duration, speed: f64) -> Re
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     while !running.session.is_subscribed() {
         if tokio::time::Instant::now() > deadline {
-            return Err("the pipeline did not subscribe on the in-process broker".into());
+            return Err(DemoError::NotSubscribed);
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
@@ -212,7 +257,8 @@ async fn run(cfg: &mut Config, opts: &Options, span: Duration, speed: f64) -> Re
     // Whole hours, so readings and alert ids carry round times.
     let now = Utc::now().timestamp();
     let end = DateTime::from_timestamp(now - now % 3600, 0).unwrap_or_else(Utc::now);
-    let start = end - chrono::Duration::from_std(span).map_err(|e| e.to_string())?;
+    let start = end
+        - chrono::Duration::from_std(span).map_err(|_| DemoError::Span(opts.duration.clone()))?;
     let messages = script(cfg, start, end);
     println!(
         "riverwatch demo: {} stations, {} of simulated time at {speed:.0}× ({} messages) → {}",
@@ -461,14 +507,13 @@ async fn publish(
     messages: &[Scheduled],
     start: DateTime<Utc>,
     speed: f64,
-) -> Result<Stations, String> {
+) -> Result<Stations, DemoError> {
     let mut options = MqttOptions::new("riverwatch-demo-stations", "127.0.0.1", port);
     options.set_keep_alive(Duration::from_secs(30));
     let (client, mut eventloop) = AsyncClient::new(options, 1000);
     client
         .subscribe("wq/+/+/hj212/ack", QoS::AtLeastOnce)
-        .await
-        .map_err(|e| format!("subscribe: {e}"))?;
+        .await?;
     let acked = Arc::new(AtomicU64::new(0));
     let frame_acks = Arc::new(AtomicU64::new(0));
     let (counter, frame_counter) = (Arc::clone(&acked), Arc::clone(&frame_acks));
@@ -502,8 +547,7 @@ async fn publish(
                 false,
                 m.payload.as_bytes(),
             )
-            .await
-            .map_err(|e| format!("publish: {e}"))?;
+            .await?;
     }
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     while acked.load(Ordering::Relaxed) < messages.len() as u64
@@ -520,7 +564,7 @@ async fn publish(
 }
 
 /// Prints the summary and writes `summary.json`; true when every message was taken in custody.
-fn summarise(out: &Path, m: &Metrics, published: u64, frame_acks: u64) -> Result<bool, String> {
+fn summarise(out: &Path, m: &Metrics, published: u64, frame_acks: u64) -> Result<bool, DemoError> {
     let emails = std::fs::read_dir(out.join("outbox"))
         .map(|d| {
             d.flatten()
@@ -548,9 +592,10 @@ fn summarise(out: &Path, m: &Metrics, published: u64, frame_acks: u64) -> Result
         "messages_acknowledged": Metrics::get(&m.messages_acked),
         "hj212_acks": frame_acks,
     });
-    let text = serde_json::to_string_pretty(&summary).map_err(|e| e.to_string())?;
-    std::fs::write(out.join("summary.json"), format!("{text}\n"))
-        .map_err(|e| format!("cannot write summary.json: {e}"))?;
+    // A `Value` always serialises.
+    let text = serde_json::to_string_pretty(&summary).unwrap_or_default();
+    let path = out.join("summary.json");
+    std::fs::write(&path, format!("{text}\n")).map_err(file_error("cannot write", &path))?;
     let line = |label: &str, value: String| println!("  {label:<28}{value}");
     println!("\nriverwatch demo summary");
     line("messages published", published.to_string());

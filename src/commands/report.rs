@@ -16,7 +16,7 @@ use crate::domain::attainment::{self, SectionMonth};
 use crate::domain::gb3838::{self, Class, WaterBody};
 use crate::domain::network::{Network, Station};
 use crate::domain::param::Param;
-use crate::store::influx::query::QueryClient;
+use crate::store::influx::query::{QueryClient, QueryError};
 use chrono::{DateTime, Datelike, NaiveDate, TimeZone, Utc};
 use std::collections::HashMap;
 use std::fmt::Write;
@@ -42,6 +42,29 @@ pub struct Options {
     pub format: Format,
 }
 
+/// Why `report` printed nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    /// `--from`/`--to` is not a month or a date.
+    #[error("{0:?} is not a month like 2026-11 or a date like 2026-11-26")]
+    Month(String),
+    /// The range runs backwards.
+    #[error("--from {from} is after --to {to}")]
+    Backwards { from: String, to: String },
+    /// The config has no `[influxdb]` section to read from.
+    #[error("[influxdb] is required by `report` (where the data are read)")]
+    NoInfluxdb,
+    /// The config has no boundary section to report on.
+    #[error("the config has no boundary section (boundary = true)")]
+    NoBoundarySection,
+    /// The InfluxDB client could not be built (a secret, TLS).
+    #[error(transparent)]
+    Client(#[from] crate::store::influx::BuildError),
+    /// A query failed.
+    #[error(transparent)]
+    Query(#[from] QueryError),
+}
+
 /// A calendar month.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Month {
@@ -51,12 +74,13 @@ pub struct Month {
 
 impl Month {
     /// `2026-11` or `2026-11-26`.
-    pub fn parse(text: &str) -> Result<Month, String> {
+    ///
+    /// # Errors
+    /// [`ReportError::Month`] for any other text.
+    pub fn parse(text: &str) -> Result<Month, ReportError> {
         let date = NaiveDate::parse_from_str(text, "%Y-%m-%d")
             .or_else(|_| NaiveDate::parse_from_str(&format!("{text}-01"), "%Y-%m-%d"))
-            .map_err(|_| {
-                format!("{text:?} is not a month like 2026-11 or a date like 2026-11-26")
-            })?;
+            .map_err(|_| ReportError::Month(text.to_owned()))?;
         Ok(Month {
             year: date.year(),
             month: date.month(),
@@ -124,7 +148,7 @@ async fn means(
     source: &QueryClient,
     sections: &[&Station],
     month: Month,
-) -> Result<HashMap<(String, Param), f64>, String> {
+) -> Result<HashMap<(String, Param), f64>, QueryError> {
     let ids: Vec<&str> = sections.iter().map(|s| s.id.as_str()).collect();
     let (from, to) = (month.start(), month.next().start());
     let params = judged_params();
@@ -140,10 +164,7 @@ async fn means(
             )
         })
         .collect();
-    let results = source
-        .influxql(&statements)
-        .await
-        .map_err(|e| e.to_string())?;
+    let results = source.influxql(&statements).await?;
     let mut out = HashMap::new();
     for (p, r) in params.iter().zip(&results) {
         for series in r["series"].as_array().into_iter().flatten() {
@@ -169,10 +190,10 @@ pub async fn build<'a>(
     net: &'a Network,
     source: &QueryClient,
     range: &[Month],
-) -> Result<Vec<Row<'a>>, String> {
+) -> Result<Vec<Row<'a>>, ReportError> {
     let sections: Vec<&Station> = net.stations.iter().filter(|s| s.boundary).collect();
     if sections.is_empty() {
-        return Err("the config has no boundary section (boundary = true)".into());
+        return Err(ReportError::NoBoundarySection);
     }
     let mut rows = Vec::new();
     for &month in range {
@@ -514,17 +535,20 @@ pub fn html(net: &Network, rows: &[Row], range: &[Month]) -> String {
 }
 
 /// Runs the command: reads, judges, prints.
-pub async fn run(cfg: &Config, o: &Options) -> Result<String, String> {
+///
+/// # Errors
+/// [`ReportError`]: a bad option, a config without what the report needs, or a failed query.
+pub async fn run(cfg: &Config, o: &Options) -> Result<String, ReportError> {
     let (from, to) = (Month::parse(&o.from)?, Month::parse(&o.to)?);
     if from > to {
-        return Err(format!("--from {} is after --to {}", o.from, o.to));
+        return Err(ReportError::Backwards {
+            from: o.from.clone(),
+            to: o.to.clone(),
+        });
     }
     let range = months(from, to);
-    let influx = cfg
-        .influxdb
-        .as_ref()
-        .ok_or("[influxdb] is required by `report` (where the data are read)")?;
-    let source = QueryClient::new(influx).map_err(|e| e.to_string())?;
+    let influx = cfg.influxdb.as_ref().ok_or(ReportError::NoInfluxdb)?;
+    let source = QueryClient::new(influx)?;
     let rows = build(&cfg.network, &source, &range).await?;
     Ok(match o.format {
         Format::Md => markdown(&cfg.network, &rows, &range),

@@ -197,8 +197,36 @@ fn silenced(scenario: Scenario, k: u64, n: u64, per_station: u64) -> bool {
     scenario == Scenario::Outage && n > 1 && k % n == n - 1 && k / n >= per_station / 2
 }
 
+/// Why `simulate` stopped before every message was acknowledged.
+#[derive(Debug, thiserror::Error)]
+pub enum SimulateError {
+    /// `--broker` is not an `mqtt://host:port` URL.
+    #[error("{0}")]
+    Broker(#[from] crate::settings::Problems),
+    /// The config has no station to play.
+    #[error("the config lists no stations")]
+    NoStations,
+    /// `--interval` is not a positive duration.
+    #[error("--interval {0:?} is not a positive duration")]
+    Interval(String),
+    /// `--params` names a key the simulator does not produce.
+    #[error("--params: {key:?} is not one of {known}")]
+    Param { key: String, known: String },
+    /// The broker connection failed part way.
+    #[error("broker connection failed after {acked} of {expected} acknowledgements ({published} sent): {source}")]
+    Connection {
+        acked: u64,
+        expected: u64,
+        published: u64,
+        source: rumqttc::ConnectionError,
+    },
+}
+
 /// Publishes and waits for every PUBACK; returns (published, seconds).
-pub async fn run(cfg: &Config, o: &Options) -> Result<(u64, f64), String> {
+///
+/// # Errors
+/// [`SimulateError`]: a bad option, or the broker connection lost before the last PUBACK.
+pub async fn run(cfg: &Config, o: &Options) -> Result<(u64, f64), SimulateError> {
     let (host, port) = crate::config::broker_address(&o.broker)?;
     let stations: Vec<&Station> = cfg
         .network
@@ -207,7 +235,7 @@ pub async fn run(cfg: &Config, o: &Options) -> Result<(u64, f64), String> {
         .take(o.stations.unwrap_or(usize::MAX))
         .collect();
     if stations.is_empty() {
-        return Err("the config lists no stations".into());
+        return Err(SimulateError::NoStations);
     }
     let mut opts = MqttOptions::new(&o.client_id, host, port);
     opts.set_keep_alive(Duration::from_secs(30))
@@ -221,16 +249,16 @@ pub async fn run(cfg: &Config, o: &Options) -> Result<(u64, f64), String> {
         .ok()
         .and_then(|d| ChronoDuration::from_std(d).ok())
         .filter(|d| *d > ChronoDuration::zero())
-        .ok_or_else(|| format!("--interval {:?} is not a positive duration", o.interval))?;
+        .ok_or_else(|| SimulateError::Interval(o.interval.clone()))?;
     let count = o.count;
     let scenario = o.scenario;
     let format = o.format;
     let rate = o.rate;
     if let Some(bad) = o.params.iter().find(|p| !KEYS.contains(&p.as_str())) {
-        return Err(format!(
-            "--params: {bad:?} is not one of {}",
-            KEYS.join(", ")
-        ));
+        return Err(SimulateError::Param {
+            key: bad.clone(),
+            known: KEYS.join(", "),
+        });
     }
     let params = o.params.clone();
     let owned: Vec<Station> = stations.iter().map(|s| (*s).clone()).collect();
@@ -282,11 +310,14 @@ pub async fn run(cfg: &Config, o: &Options) -> Result<(u64, f64), String> {
             Ok(Event::Incoming(Packet::PubAck(_))) => acked += 1,
             Ok(Event::Outgoing(Outgoing::Publish(_))) => published += 1,
             Ok(_) => {}
-            Err(e) => {
+            Err(source) => {
                 publisher.abort();
-                return Err(format!(
-                    "broker connection failed after {acked} of {expected} acknowledgements ({published} sent): {e}"
-                ));
+                return Err(SimulateError::Connection {
+                    acked,
+                    expected,
+                    published,
+                    source,
+                });
             }
         }
     }

@@ -484,16 +484,14 @@ fn reject_inline_secrets(mut value: toml::Value, key: &str, p: &mut Problems) ->
 }
 
 /// Host and port of a plain `mqtt://` broker URL given on the command line (`simulate`).
-pub fn broker_address(url: &str) -> Result<(String, u16), String> {
+///
+/// # Errors
+/// The [`Problems`] found, under the key `--broker`.
+pub fn broker_address(url: &str) -> Result<(String, u16), Problems> {
     let mut p = Problems::default();
     match host_port(url, &[("mqtt", 1883), ("tcp", 1883)], "--broker", &mut p) {
         Some((host, port, _)) if p.0.is_empty() => Ok((host, port)),
-        _ => Err(p
-            .0
-            .iter()
-            .map(|x| format!("{}: {}", x.key, x.message))
-            .collect::<Vec<_>>()
-            .join("; ")),
+        _ => Err(p),
     }
 }
 

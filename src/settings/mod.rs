@@ -22,9 +22,22 @@ pub struct Problem {
     pub message: String,
 }
 
-/// Collects problems while validation goes on.
-#[derive(Default)]
+/// Collects problems while validation goes on; shown as `key: message` parts joined by `; `
+/// when a single field's problems are the error (a command-line option).
+#[derive(Debug, Default)]
 pub struct Problems(pub(crate) Vec<Problem>);
+
+impl std::fmt::Display for Problems {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, p) in self.0.iter().enumerate() {
+            let sep = if i == 0 { "" } else { "; " };
+            write!(f, "{sep}{}: {}", p.key, p.message)?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for Problems {}
 
 impl Problems {
     /// Records one problem under its key path (`mqtt.port`, `station[3].id`).
@@ -71,7 +84,7 @@ pub fn duration(text: Option<&str>, default: &str, key: &str, p: &mut Problems) 
         }
         Ok(d) => d,
         Err(e) => {
-            p.add(key, e);
+            p.add(key, e.to_string());
             Duration::ZERO
         }
     }
@@ -81,7 +94,7 @@ pub fn duration(text: Option<&str>, default: &str, key: &str, p: &mut Problems) 
 /// malformed value is recorded and gives 0.
 pub fn size(text: Option<&str>, default: &str, key: &str, p: &mut Problems) -> u64 {
     units::parse_size(text.unwrap_or(default)).unwrap_or_else(|e| {
-        p.add(key, e);
+        p.add(key, e.to_string());
         0
     })
 }

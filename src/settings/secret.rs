@@ -29,11 +29,22 @@ impl fmt::Debug for SecretSource {
 /// `"<key>: <why>"` when the secret is configured and cannot be read.
 pub fn resolve_optional(
     source: Option<&SecretSource>,
-    key: &str,
-) -> Result<Option<Secret>, String> {
+    key: &'static str,
+) -> Result<Option<Secret>, KeyedSecretError> {
     source
-        .map(|s| s.resolve().map_err(|e| format!("{key}: {e}")))
+        .map(|s| {
+            s.resolve()
+                .map_err(|source| KeyedSecretError { key, source })
+        })
         .transpose()
+}
+
+/// A [`SecretError`] with the config key whose secret it is (`mqtt.password`).
+#[derive(Debug, thiserror::Error)]
+#[error("{key}: {source}")]
+pub struct KeyedSecretError {
+    pub key: &'static str,
+    pub source: SecretError,
 }
 
 impl SecretSource {

@@ -5,10 +5,23 @@
 
 use std::time::Duration;
 
+/// Why a unit-bearing string was refused; its text is the message shown to the operator.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UnitError {
+    /// Not `<integer><unit>` parts with units ms, s, m, h, d.
+    #[error("{0:?} is not a duration like \"30s\", \"10m\", \"4h\" or \"1h30m\"")]
+    Duration(String),
+    /// Not an integer with one of the units B, KB, MB, GB, KiB, MiB, GiB, or too large.
+    #[error("{0:?} is not a size like \"256KiB\", \"2GiB\" or \"10MB\"")]
+    Size(String),
+}
+
 /// Parses a duration made of one or more `<integer><unit>` parts, units ms, s, m, h, d.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let expected =
-        || format!("{text:?} is not a duration like \"30s\", \"10m\", \"4h\" or \"1h30m\"");
+///
+/// # Errors
+/// [`UnitError::Duration`] for anything else, the empty string included.
+pub fn parse_duration(text: &str) -> Result<Duration, UnitError> {
+    let expected = || UnitError::Duration(text.to_owned());
     let mut total = Duration::ZERO;
     let mut rest = text.trim();
     if rest.is_empty() {
@@ -42,8 +55,11 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 
 /// Parses a size: an integer with an optional unit B, KB, MB, GB (powers of 1000) or KiB,
 /// MiB, GiB (powers of 1024).
-pub fn parse_size(text: &str) -> Result<u64, String> {
-    let expected = || format!("{text:?} is not a size like \"256KiB\", \"2GiB\" or \"10MB\"");
+///
+/// # Errors
+/// [`UnitError::Size`] for anything else, or when the bytes overflow a `u64`.
+pub fn parse_size(text: &str) -> Result<u64, UnitError> {
+    let expected = || UnitError::Size(text.to_owned());
     let t = text.trim();
     let digits = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
     if digits == 0 {

@@ -78,33 +78,43 @@ fn segment_path(dir: &Path, number: u64) -> PathBuf {
     dir.join(format!("{number:020}.seg"))
 }
 
-/// Reads the record at `offset` of `file` (`size` bytes long). `Ok(None)` at a clean end;
-/// `Err` describes a torn or corrupt record.
-fn read_record(file: &mut File, offset: u64, size: u64) -> Result<Option<Vec<u8>>, String> {
+/// A torn or corrupt record, at a byte offset of its segment; the segment's rest is skipped.
+#[derive(Debug, thiserror::Error)]
+enum TornRecord {
+    #[error("a record header is cut at byte {0}")]
+    CutHeader(u64),
+    #[error("cannot read at byte {offset}: {source}")]
+    Unreadable { offset: u64, source: io::Error },
+    #[error("the record at byte {offset} says {len} bytes, but the file ends first")]
+    CutBody { offset: u64, len: u64 },
+    #[error("the record at byte {0} fails its CRC")]
+    Crc(u64),
+}
+
+/// Reads the record at `offset` of `file` (`size` bytes long). `Ok(None)` at a clean end.
+fn read_record(file: &mut File, offset: u64, size: u64) -> Result<Option<Vec<u8>>, TornRecord> {
     if offset >= size {
         return Ok(None);
     }
     if offset + HEADER > size {
-        return Err(format!("a record header is cut at byte {offset}"));
+        return Err(TornRecord::CutHeader(offset));
     }
+    let unreadable = |source| TornRecord::Unreadable { offset, source };
     let mut header = [0u8; HEADER as usize];
     file.seek(SeekFrom::Start(offset))
         .and_then(|_| file.read_exact(&mut header))
-        .map_err(|e| format!("cannot read at byte {offset}: {e}"))?;
+        .map_err(unreadable)?;
     let len = u64::from(u32::from_le_bytes([
         header[0], header[1], header[2], header[3],
     ]));
     let crc = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
     if offset + HEADER + len > size {
-        return Err(format!(
-            "the record at byte {offset} says {len} bytes, but the file ends first"
-        ));
+        return Err(TornRecord::CutBody { offset, len });
     }
     let mut body = vec![0u8; len as usize];
-    file.read_exact(&mut body)
-        .map_err(|e| format!("cannot read the record at byte {offset}: {e}"))?;
+    file.read_exact(&mut body).map_err(unreadable)?;
     if crc32fast::hash(&body) != crc {
-        return Err(format!("the record at byte {offset} fails its CRC"));
+        return Err(TornRecord::Crc(offset));
     }
     Ok(Some(body))
 }

@@ -55,7 +55,7 @@ impl EmailSink {
     /// Builds the SMTP transport; the password is resolved by the caller.
     pub fn smtp(cfg: &SmtpConfig, password: Option<Secret>) -> Result<EmailSink, SetupError> {
         let from: Mailbox = cfg.from.parse().map_err(|e| format!("smtp.from: {e}"))?;
-        let tls_parameters = || -> Result<TlsParameters, String> {
+        let tls_parameters = || -> Result<TlsParameters, SetupError> {
             let mut b = TlsParameters::builder(cfg.host.clone());
             if let Some(ca) = &cfg.ca_file {
                 let pem =
@@ -65,7 +65,7 @@ impl EmailSink {
                 b = b.add_root_certificate(cert);
             }
             b.build_rustls()
-                .map_err(|e| format!("SMTP TLS settings: {e}"))
+                .map_err(|e| SetupError::Setting(format!("SMTP TLS settings: {e}")))
         };
         let tls = match cfg.security {
             SmtpSecurity::Plain => Tls::None,
@@ -97,7 +97,7 @@ impl EmailSink {
     }
 
     pub async fn send(&self, item: &Item) -> Result<(), SendError> {
-        let message = build(self.from(), item).map_err(SendError::Permanent)?;
+        let message = build(self.from(), item)?;
         match self {
             EmailSink::Smtp {
                 transport, timeout, ..
@@ -158,7 +158,8 @@ impl Channel for EmailSink {
 }
 
 /// Builds the message for one bureau: all of its addresses in To, named after the bureau.
-fn build(from: &Mailbox, item: &Item) -> Result<Message, String> {
+/// A bad address cannot get better by retrying, so every error is permanent.
+fn build(from: &Mailbox, item: &Item) -> Result<Message, SendError> {
     let id: String = item
         .key
         .chars()
@@ -175,7 +176,9 @@ fn build(from: &Mailbox, item: &Item) -> Result<Message, String> {
         .subject(item.subject.clone())
         .message_id(Some(format!("<{id}@riverwatch>")));
     for address in &item.to {
-        let address = address.parse().map_err(|e| format!("{address:?}: {e}"))?;
+        let address = address
+            .parse()
+            .map_err(|e| SendError::Permanent(format!("{address:?}: {e}")))?;
         b = b.to(Mailbox::new(Some(item.bureau_name.clone()), address));
     }
     b.singlepart(
@@ -184,7 +187,7 @@ fn build(from: &Mailbox, item: &Item) -> Result<Message, String> {
             .header(ContentTransferEncoding::Base64)
             .body(item.text.clone()),
     )
-    .map_err(|e| format!("cannot build the email: {e}"))
+    .map_err(|e| SendError::Permanent(format!("cannot build the email: {e}")))
 }
 
 #[cfg(test)]
