@@ -21,6 +21,27 @@ pub struct Email {
     pub body: String,
 }
 
+/// One notification's words in every form a channel uses: the email's subject and body (for
+/// email and channels with room for detail), and the SMS text (for phones and chat robots
+/// that want one short line).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Text {
+    pub subject: String,
+    pub body: String,
+    /// Chinese, at most 70 characters (one SMS).
+    pub short: String,
+}
+
+/// Renders [`email`] and [`sms`] together; `None` when the station is not in the network.
+pub fn text(t: &Transition, net: &Network) -> Option<Text> {
+    let Email { subject, body } = email(t, net)?;
+    Some(Text {
+        subject,
+        body,
+        short: sms(t, net)?,
+    })
+}
+
 fn local(ts: DateTime<Utc>) -> String {
     ts.with_timezone(&cst())
         .format("%Y-%m-%d %H:%M")

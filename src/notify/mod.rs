@@ -26,6 +26,7 @@ pub mod sms;
 
 use crate::deadletter::DeadLetter;
 use crate::domain::alert::Transition;
+use crate::domain::message::{self, Text};
 use crate::domain::network::{Bureau, Network};
 use crate::state::on_blocking_pool;
 use crate::telemetry::Metrics;
@@ -134,13 +135,14 @@ pub trait Channel: Send + Sync {
         self.names().noun
     }
 
-    /// The addresses this channel has for `bureau` (empty: the bureau is not reached this way).
+    /// The addresses this channel has for `bureau`; empty when the bureau is not reached
+    /// this way or the channel is disabled (then nothing is rendered for it).
     fn recipients(&self, bureau: &Bureau) -> Vec<String>;
 
-    /// The notifications of transition `t` for `bureau`; none when the bureau has no
-    /// recipients here or the channel is disabled. Pure: no I/O, so the screen may call it
-    /// for every transition.
-    fn render(&self, t: &Transition, net: &Network, bureau: &Bureau) -> Vec<Draft>;
+    /// The notifications that carry `text` to `to` (a bureau's [`Channel::recipients`],
+    /// never empty): one to all of them, or one each. Pure: no I/O, so the judging task may
+    /// call it for every transition.
+    fn drafts(&self, text: &Text, to: Vec<String>) -> Vec<Draft>;
 
     /// How logs name one notification: no secrets, phone numbers masked.
     fn describe(&self, item: &Item) -> String {
@@ -188,10 +190,17 @@ pub fn render(t: &Transition, net: &Network, channels: &[Arc<dyn Channel>]) -> V
         t.evidence.ts.format("%Y%m%dT%H%M%SZ")
     )
     .to_lowercase();
+    let Some(text) = message::text(t, net) else {
+        return Vec::new();
+    };
     let mut out = Vec::new();
     for bureau in net.recipients(station, t.rule) {
         for channel in channels {
-            for draft in channel.render(t, net, bureau) {
+            let to = channel.recipients(bureau);
+            if to.is_empty() {
+                continue;
+            }
+            for draft in channel.drafts(&text, to) {
                 out.push(Item {
                     key: format!("{base}.{}.{}", bureau.id, draft.suffix),
                     channel: channel.key().to_string(),

@@ -6,9 +6,8 @@
 //! Its first attempt fails transiently, so the test also sees a new channel retried by the
 //! same worker and counted under the same metric names.
 
-use riverwatch::domain::alert::Transition;
-use riverwatch::domain::message;
-use riverwatch::domain::network::{Bureau, Network};
+use riverwatch::domain::message::Text;
+use riverwatch::domain::network::Bureau;
 use riverwatch::notify::outbox::Item;
 use riverwatch::notify::{Channel, Draft, Names, SendError, Sending};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -39,16 +38,13 @@ impl Channel for Room {
     }
 
     /// The short text (the SMS wording), once per bureau.
-    fn render(&self, t: &Transition, net: &Network, bureau: &Bureau) -> Vec<Draft> {
-        message::sms(t, net)
-            .map(|text| Draft {
-                suffix: "room".into(),
-                to: self.recipients(bureau),
-                subject: String::new(),
-                text,
-            })
-            .into_iter()
-            .collect()
+    fn drafts(&self, text: &Text, to: Vec<String>) -> Vec<Draft> {
+        vec![Draft {
+            suffix: "room".into(),
+            to,
+            subject: String::new(),
+            text: text.short.clone(),
+        }]
     }
 
     fn send<'a>(&'a self, item: &'a Item) -> Sending<'a> {

@@ -3,8 +3,8 @@
 //! outbox).
 //!
 //! Fed by `notify::render` (the judging task in `alerts`), which asks [`EmailSink`] as a
-//! [`Channel`] to render a transition for a bureau, and by the email delivery worker with rendered
-//! notifications. The body goes out as UTF-8 plain text in base64, so Chinese survives every relay.
+//! [`Channel`] for a bureau's addresses and to address a rendered text to them, and by the
+//! email delivery worker with rendered notifications. The body goes out as UTF-8 plain text in base64, so Chinese survives every relay.
 //! The Message-ID is the notification's idempotency key, so a copy delivered twice is recognisable
 //! as the same message. Answers: accepted is delivered; only an explicit 5xx from the relay is
 //! permanent; a refused connection, a TLS failure or a timeout is transient.
@@ -13,9 +13,8 @@ pub mod config;
 
 use super::outbox::Item;
 use super::{Channel, Draft, Names, SendError, Sending, SetupError};
-use crate::domain::alert::Transition;
-use crate::domain::message;
-use crate::domain::network::{Bureau, Network};
+use crate::domain::message::Text;
+use crate::domain::network::Bureau;
 use crate::settings::secret::Secret;
 use config::{SmtpConfig, SmtpSecurity};
 use lettre::message::header::{ContentTransferEncoding, ContentType};
@@ -24,6 +23,12 @@ use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use std::path::PathBuf;
+
+/// The email channel's names: key `email`; its `/readyz` component is the relay, `smtp`.
+pub const NAMES: Names = Names {
+    component: "smtp",
+    ..Names::of("email")
+};
 
 /// Builds the email channel from `[smtp]`, resolving the password; `run` needs it.
 pub fn from_config(smtp: Option<&SmtpConfig>) -> Result<std::sync::Arc<dyn Channel>, SetupError> {
@@ -125,30 +130,20 @@ impl EmailSink {
 
 impl Channel for EmailSink {
     fn names(&self) -> Names {
-        Names {
-            component: "smtp",
-            ..Names::of("email")
-        }
+        NAMES
     }
 
     fn recipients(&self, bureau: &Bureau) -> Vec<String> {
         bureau.email.clone()
     }
 
-    /// One email to all of the bureau's addresses, if it has any.
-    fn render(&self, t: &Transition, net: &Network, bureau: &Bureau) -> Vec<Draft> {
-        let to = self.recipients(bureau);
-        if to.is_empty() {
-            return Vec::new();
-        }
-        let Some(mail) = message::email(t, net) else {
-            return Vec::new();
-        };
+    /// One email to all of the bureau's addresses.
+    fn drafts(&self, text: &Text, to: Vec<String>) -> Vec<Draft> {
         vec![Draft {
             suffix: "email".into(),
             to,
-            subject: mail.subject,
-            text: mail.body,
+            subject: text.subject.clone(),
+            text: text.body.clone(),
         }]
     }
 

@@ -3,7 +3,8 @@
 //! demo). Without `[sms]` the channel is disabled: it renders nothing (said once at start).
 //!
 //! Fed by `notify::render` (the judging task in `alerts`), which asks [`SmsSink`] as a [`Channel`]
-//! to render a transition for a bureau, and by the SMS delivery worker with one rendered
+//! for a bureau's phone numbers and to address the short text to each, and by the SMS delivery
+//! worker with one rendered
 //! notification (text and phone number). Each request carries the configured headers (secret values
 //! resolved at start, never logged) and `Idempotency-Key`, the notification's key, so a gateway
 //! that deduplicates can drop the rare second copy. Gateway answers: 2xx delivered; 4xx permanent
@@ -13,14 +14,19 @@ pub mod config;
 
 use super::outbox::Item;
 use super::{Channel, Draft, Names, SendError, Sending, SetupError};
-use crate::domain::alert::Transition;
-use crate::domain::message;
+use crate::domain::message::Text;
 use crate::domain::network::{Bureau, Network};
 use chrono::{SecondsFormat, Utc};
 use config::{HeaderSource, SmsConfig};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use std::path::PathBuf;
 use std::sync::Arc;
+
+/// The SMS channel's names: key `sms`, said "SMS" in sentences.
+pub const NAMES: Names = Names {
+    noun: "SMS",
+    ..Names::of("sms")
+};
 
 /// Builds the SMS channel from `[sms]`; without it the channel is disabled, which is said
 /// here, once, when bureaus of `net` list phone numbers.
@@ -175,32 +181,26 @@ fn classify(status: reqwest::StatusCode, answer: &str) -> Result<(), SendError> 
 
 impl Channel for SmsSink {
     fn names(&self) -> Names {
-        Names {
-            noun: "SMS",
-            ..Names::of("sms")
-        }
+        NAMES
     }
 
+    /// The bureau's phone numbers; none when no gateway is configured.
     fn recipients(&self, bureau: &Bureau) -> Vec<String> {
+        if matches!(self, SmsSink::Disabled) {
+            return Vec::new();
+        }
         bureau.sms.clone()
     }
 
-    /// One text per phone number, nothing when no gateway is configured.
-    fn render(&self, t: &Transition, net: &Network, bureau: &Bureau) -> Vec<Draft> {
-        if matches!(self, SmsSink::Disabled) || bureau.sms.is_empty() {
-            return Vec::new();
-        }
-        let Some(text) = message::sms(t, net) else {
-            return Vec::new();
-        };
-        self.recipients(bureau)
-            .into_iter()
+    /// One text per phone number.
+    fn drafts(&self, text: &Text, to: Vec<String>) -> Vec<Draft> {
+        to.into_iter()
             .enumerate()
             .map(|(i, phone)| Draft {
                 suffix: format!("sms{i}"),
                 to: vec![phone],
                 subject: String::new(),
-                text: text.clone(),
+                text: text.short.clone(),
             })
             .collect()
     }
