@@ -189,6 +189,7 @@ struct RawAlerts {
     hysteresis: Option<f64>,
     renotify: Option<String>,
     offline_factor: Option<f64>,
+    arrival_tolerance: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -623,6 +624,12 @@ fn rules(a: RawAlerts, t: RawTrend, s: RawShift, r: RawRate, p: &mut Problems) -
             d.offline_factor,
             1.0..=100.0,
             "alerts.offline_factor",
+            p,
+        ),
+        arrival_tolerance: span(
+            a.arrival_tolerance,
+            d.arrival_tolerance,
+            "alerts.arrival_tolerance",
             p,
         ),
         trend_window: span(t.window, d.trend_window, "trend.window", p),

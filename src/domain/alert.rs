@@ -263,11 +263,15 @@ pub enum Context {
     Suspect {
         test: super::qc::Test,
     },
-    /// `upstream`: where the pollution comes from and when it should arrive.
+    /// `upstream`: where the pollution comes from and when it should arrive: `arrival` is the
+    /// first exceeding reading upstream plus the travel time, and the window `earliest` to
+    /// `latest` is that ± the arrival tolerance (`[alerts] arrival_tolerance`).
     Upstream {
         from: String,
         from_alert: String,
         arrival: DateTime<Utc>,
+        earliest: DateTime<Utc>,
+        latest: DateTime<Utc>,
     },
 }
 

@@ -376,6 +376,7 @@ impl Facts<'_> {
                     from,
                     from_alert,
                     arrival,
+                    ..
                 },
             ) => {
                 zh.push_str(&format!(

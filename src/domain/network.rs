@@ -194,12 +194,13 @@ impl Network {
     }
 
     /// Who receives an alert of `rule` raised at `station` (SPEC §7 routing): data alerts go
-    /// to the operating city (its station operators), `upstream` warnings to the downstream
-    /// station's city (the alert is raised at that station); the rest to every bureau for a
-    /// boundary section, otherwise to the operating city.
+    /// to the operating city (its station operators); the rest, `upstream` warnings included
+    /// (raised at the downstream station), to every bureau for a boundary section, otherwise
+    /// to the operating city.
     pub fn recipients(&self, station: &Station, rule: super::alert::Rule) -> Vec<&Bureau> {
-        use super::alert::Rule;
-        let everyone = station.boundary && !rule.is_data() && rule != Rule::Upstream;
+        // The upstream warning included: the other city must know what heads for the shared
+        // section as early as the operator does (信息互通).
+        let everyone = station.boundary && !rule.is_data();
         if everyone {
             self.bureaus.iter().collect()
         } else {

@@ -119,6 +119,8 @@ fn every_rule_renders() {
                 from: "qixinggang".into(),
                 from_alert: "qixinggang-exceedance-nh3n-x".into(),
                 arrival: at(12),
+                earliest: at(10),
+                latest: at(14),
             },
             "上游qixinggang section氨氮超标，预计 11-26 20:00 到达",
             "预计到达时间：2026-11-26 20:00（北京时间）",
@@ -270,6 +272,8 @@ fn sms_always_fits_one_message() {
                 from: "qixinggang".into(),
                 from_alert: "x".into(),
                 arrival: at(12),
+                earliest: at(10),
+                latest: at(14),
             },
         ),
         (

@@ -91,6 +91,9 @@ pub struct RuleConfig {
     pub rate_fraction: f64,
     /// `offline` after cadence × this factor without a reading.
     pub offline_factor: f64,
+    /// Half the width of the expected-arrival window downstream: the travel time is an
+    /// estimate (flow changes it), so arrival is announced and judged as a window.
+    pub arrival_tolerance: Duration,
 }
 
 impl Default for RuleConfig {
@@ -113,6 +116,7 @@ impl Default for RuleConfig {
             rate_window: Duration::hours(8),
             rate_fraction: 0.5,
             offline_factor: 2.0,
+            arrival_tolerance: Duration::hours(2),
         }
     }
 }
@@ -446,7 +450,10 @@ impl Rules {
         }
         let k = self.slot(&d.station);
         let down = &mut self.stations[k];
-        if let Some(o) = down.upstream.exceedance(station, d.travel_time, t) {
+        if let Some(o) =
+            down.upstream
+                .exceedance(station, d.travel_time, self.cfg.arrival_tolerance, t)
+        {
             down.observe(out, o);
         }
     }

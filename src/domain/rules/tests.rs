@@ -285,15 +285,27 @@ fn upstream_exceedance_warns_downstream_with_arrival_time() {
         panic!()
     };
     assert_eq!(from, "qixinggang");
-    assert_eq!(*arrival, t0() + Duration::hours(4 + 10));
-    // Routed to the downstream station's city only.
+    // Counted from the first exceeding reading (hour 0), not the confirming one (hour 4).
+    assert_eq!(*arrival, t0() + Duration::hours(10));
+    let Context::Upstream {
+        earliest, latest, ..
+    } = &up[0].context
+    else {
+        panic!()
+    };
+    let tolerance = RuleConfig::default().arrival_tolerance;
+    assert_eq!(
+        (*earliest, *latest),
+        (*arrival - tolerance, *arrival + tolerance)
+    );
+    // Routed to both bureaus: 石角 is a boundary section (信息互通).
     let shijiao = net.station("shijiao").unwrap();
     assert_eq!(
         net.recipients(shijiao, Rule::Upstream)
             .iter()
             .map(|b| b.id.as_str())
             .collect::<Vec<_>>(),
-        ["qingyuan"]
+        ["guangzhou", "qingyuan"]
     );
     // The downstream exceedance refers to the upstream event.
     let down = fired(&all, Rule::Exceedance)

@@ -1,6 +1,8 @@
 //! The `upstream` rule (blue), per parameter, at the downstream station: an exceedance firing
-//! at its upstream neighbour, with the expected arrival (reading time + travel time); resolved
-//! when that exceedance resolves.
+//! at its upstream neighbour, with the expected arrival counted from the first exceeding
+//! reading upstream (the episode's pending start, not the confirming reading: with a 4-hourly
+//! cadence that would announce the water one reading late) plus the travel time, as a window
+//! of ± the arrival tolerance; resolved when that exceedance resolves.
 //!
 //! Fed by the dispatcher with each exceedance transition of the upstream station; returns the
 //! observation for the downstream station's episode of (station, `upstream`, parameter). Its
@@ -42,6 +44,7 @@ impl Warnings {
         &mut self,
         from: &Station,
         travel: std::time::Duration,
+        tolerance: Duration,
         t: &Transition,
     ) -> Option<Observation> {
         let param = t.param?;
@@ -49,7 +52,7 @@ impl Warnings {
         let ev = evidence(t.evidence.ts, t.evidence.value, t.evidence.class);
         let (obs, context) = match t.kind {
             Kind::Fired => {
-                let arrival = t.evidence.ts + travel;
+                let arrival = t.since + travel;
                 let up = Upstream {
                     from: from.id.clone(),
                     alert: t.alert_id.clone(),
@@ -61,6 +64,8 @@ impl Warnings {
                     from: up.from,
                     from_alert: up.alert,
                     arrival,
+                    earliest: arrival - tolerance,
+                    latest: arrival + tolerance,
                 };
                 (Obs::Breach(Level::Blue), ctx)
             }
