@@ -17,6 +17,7 @@
 use crate::api::Live;
 use crate::domain::alert::{Kind, Transition};
 use crate::domain::flow::Judged;
+use crate::domain::incident::IncidentEvent;
 use crate::ingest::{Decoder, Inbound};
 use crate::notify::outbox::Outbox;
 use crate::notify::Channel;
@@ -102,8 +103,12 @@ impl Alerts {
             for t in &judged.transitions {
                 alert_changed(&self.metrics, t);
             }
-            if !judged.transitions.is_empty() {
-                self.make_durable(&screen, &judged.transitions).await;
+            for e in &judged.incidents {
+                incident_changed(&self.metrics, e);
+            }
+            if !judged.transitions.is_empty() || !judged.incidents.is_empty() {
+                self.make_durable(&screen, &judged.transitions, &judged.incidents)
+                    .await;
                 dirty = false;
                 last_save = tokio::time::Instant::now();
             }
@@ -122,11 +127,17 @@ impl Alerts {
     /// acknowledged, so a full or failing disk delays alerts but does not lose them. The task
     /// waits for the file work, but on tokio's blocking pool: the runtime's one worker thread
     /// keeps serving the sources, the store and the API through the fsyncs.
-    async fn make_durable(&self, screen: &Screen, transitions: &[Transition]) {
+    async fn make_durable(
+        &self,
+        screen: &Screen,
+        transitions: &[Transition],
+        incidents: &[IncidentEvent],
+    ) {
         let now = Utc::now();
         let items: Vec<_> = transitions
             .iter()
-            .filter(|t| t.rule.notifies())
+            // An alert that belongs to an incident is told through the incident's events.
+            .filter(|t| t.rule.notifies() && t.incident.is_none())
             .filter(|t| match self.live.muted(t, now) {
                 Some(why) => {
                     tracing::info!(alert_id = %t.alert_id, kind = ?t.kind, %why, "notifications held back");
@@ -135,6 +146,9 @@ impl Alerts {
                 None => true,
             })
             .flat_map(|t| crate::notify::render(t, screen.network(), &self.channels))
+            .chain(incidents.iter().flat_map(|e| {
+                crate::notify::render_incident(e, screen.network(), &self.channels)
+            }))
             .collect();
         let items = Arc::new(items);
         let outbox = Arc::clone(&self.outbox);
@@ -160,10 +174,15 @@ impl Alerts {
     /// Saves the alert episodes, retrying until the disk takes them; the encoding and the
     /// synced write run on the blocking pool (see `make_durable`).
     async fn save_state(&self, screen: &Screen) {
-        let episodes = Arc::new(screen.save_alerts());
+        let (incidents, loose) = screen.save_incidents();
+        let state = Arc::new(crate::state::AlertState {
+            episodes: screen.save_alerts(),
+            incidents,
+            loose,
+        });
         let path = self.state.clone();
         retry_on_blocking_pool("cannot save the alert state", move || {
-            crate::state::save(&path, &episodes)
+            crate::state::save(&path, &state)
         })
         .await;
     }
@@ -204,5 +223,15 @@ fn alert_changed(metrics: &Metrics, t: &Transition) {
         alert_id = %t.alert_id, kind = ?t.kind, rule = t.rule.key(), level = t.level.key(),
         station = %t.station, param = t.param.map_or("", |p| p.key()), value = t.evidence.value,
         "alert transition"
+    );
+}
+
+/// The event "an incident changed": logged once and counted here.
+fn incident_changed(metrics: &Metrics, e: &IncidentEvent) {
+    metrics.incident_event(e.kind.key());
+    tracing::info!(
+        incident_id = %e.incident.id, event = e.kind.key(), level = e.incident.level.key(),
+        station = e.kind.station().unwrap_or(&e.incident.origin), param = e.incident.param.key(),
+        "incident event"
     );
 }

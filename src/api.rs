@@ -11,6 +11,7 @@
 use crate::config::secret::Secret;
 use crate::domain::alert::{Kind, Rule, Saved, Transition};
 use crate::domain::flow::Judged;
+use crate::domain::incident::{Arrival, EventKind, Incident};
 use crate::domain::network::{Network, Station};
 use crate::domain::param::Param;
 use crate::domain::qc::Flag;
@@ -39,6 +40,78 @@ pub struct StationView {
     pub class: Option<u8>,
     /// Ids of the station's firing alerts.
     pub alerts: Vec<String>,
+}
+
+/// An incident as `GET /api/v1/incidents` shows it: open ones, and the most recent ended
+/// ones ([`ENDED_KEPT`]) since start.
+#[derive(Debug, Clone, Serialize)]
+pub struct IncidentView {
+    pub id: String,
+    /// `open` or `ended`.
+    pub state: String,
+    /// The last event: `opened`, `escalated`, `spread`, `arrival_confirmed`,
+    /// `arrival_not_confirmed` or `ended`.
+    pub last_event: String,
+    pub level: String,
+    pub param: String,
+    pub river: String,
+    pub origin: String,
+    /// The origin's first exceeding reading.
+    pub since: DateTime<Utc>,
+    pub updated: DateTime<Utc>,
+    /// The stations reached so far, origin first.
+    pub stations: Vec<String>,
+    /// Each downstream station's expected arrival window and what became of it
+    /// (`pending`, `confirmed`, `not_confirmed`).
+    pub arrivals: Vec<ArrivalView>,
+    /// Ids of the alerts grouped in it.
+    pub alerts: Vec<String>,
+    pub peak_station: String,
+    pub peak_value: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ArrivalView {
+    pub station: String,
+    pub earliest: DateTime<Utc>,
+    pub latest: DateTime<Utc>,
+    pub state: String,
+}
+
+/// How many ended incidents the API keeps listing.
+pub const ENDED_KEPT: usize = 50;
+
+fn incident_view(i: &Incident, last_event: &str, ended: bool) -> IncidentView {
+    IncidentView {
+        id: i.id.clone(),
+        state: if ended { "ended" } else { "open" }.into(),
+        last_event: last_event.into(),
+        level: i.level.key().into(),
+        param: i.param.key().into(),
+        river: i.river.clone(),
+        origin: i.origin.clone(),
+        since: i.since,
+        updated: i.last_ts,
+        stations: i.stations_reached().into_iter().map(String::from).collect(),
+        arrivals: i
+            .reach
+            .iter()
+            .map(|r| ArrivalView {
+                station: r.station.clone(),
+                earliest: r.earliest,
+                latest: r.latest,
+                state: match r.arrival {
+                    Arrival::Pending => "pending",
+                    Arrival::Confirmed { .. } => "confirmed",
+                    Arrival::NotConfirmed => "not_confirmed",
+                }
+                .into(),
+            })
+            .collect(),
+        alerts: i.members.iter().map(|m| m.alert_id.clone()).collect(),
+        peak_station: i.peak.station.clone(),
+        peak_value: i.peak.value,
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -97,6 +170,9 @@ impl KeptSilence {
 struct Inner {
     stations: BTreeMap<String, StationView>,
     alerts: BTreeMap<String, AlertView>,
+    /// Open incidents by id, then the ended ones, newest last.
+    incidents: BTreeMap<String, IncidentView>,
+    ended: std::collections::VecDeque<IncidentView>,
     acked: HashSet<String>,
     silences: Vec<KeptSilence>,
 }
@@ -143,6 +219,7 @@ impl Live {
     pub fn open(
         net: &Network,
         saved: &[Saved],
+        incidents: &[Incident],
         spool_dir: &Path,
         token: Option<Secret>,
     ) -> Result<Live, KeptError> {
@@ -184,10 +261,16 @@ impl Live {
                 },
             );
         }
+        let incidents = incidents
+            .iter()
+            .map(|i| (i.id.clone(), incident_view(i, "opened", false)))
+            .collect();
         Ok(Live {
             inner: Mutex::new(Inner {
                 stations,
                 alerts,
+                incidents,
+                ended: Default::default(),
                 acked,
                 silences: kept.silences,
             }),
@@ -214,7 +297,31 @@ impl Live {
         for t in &judged.transitions {
             changed |= Self::transition(&mut inner, t);
         }
+        for e in &judged.incidents {
+            let ended = e.kind == EventKind::Ended;
+            let v = incident_view(&e.incident, e.kind.key(), ended);
+            if ended {
+                inner.incidents.remove(&v.id);
+                if inner.ended.len() >= ENDED_KEPT {
+                    inner.ended.pop_front();
+                }
+                inner.ended.push_back(v);
+            } else {
+                inner.incidents.insert(v.id.clone(), v);
+            }
+        }
         changed
+    }
+
+    /// Open incidents (by id), then recently ended ones (newest first).
+    pub fn incidents(&self) -> Vec<IncidentView> {
+        let inner = self.lock();
+        inner
+            .incidents
+            .values()
+            .cloned()
+            .chain(inner.ended.iter().rev().cloned())
+            .collect()
     }
 
     /// Writes the acknowledgements and silences to `api.json` (synced): a blocking call.
@@ -468,7 +575,7 @@ mod tests {
         use crate::domain::reading::judge;
         let net = network();
         let dir = tempfile::tempdir().expect("temp dir");
-        let live = Live::open(&net, &[], dir.path(), None).expect("live view");
+        let live = Live::open(&net, &[], &[], dir.path(), None).expect("live view");
         let s = &net.stations[0];
         let t0 = chrono::DateTime::from_timestamp(1_795_658_400, 0).expect("time");
         let show = |values: &[(Param, f64)], at: i64| {

@@ -29,6 +29,7 @@
 use crate::alerts::Alerts;
 use crate::config::Config;
 use crate::deadletter::DeadLetter;
+use crate::domain::incident::{IncidentConfig, Incidents};
 use crate::domain::network::Network;
 use crate::domain::rules::Rules;
 use crate::ingest::mqtt::{self, MqttSource, Session};
@@ -257,20 +258,27 @@ pub fn start(cfg: &Config, inputs: Inputs, outputs: Outputs) -> Result<Running, 
     let state = crate::state::path(&cfg.spool.dir);
     let mut rules = Rules::new(cfg.rules);
     let saved = crate::state::load(&state)?;
-    if !saved.is_empty() {
+    if !saved.episodes.is_empty() {
         tracing::info!(
-            episodes = saved.len(),
-            firing = saved.iter().filter(|s| s.firing.is_some()).count(),
+            episodes = saved.episodes.len(),
+            firing = saved.episodes.iter().filter(|s| s.firing.is_some()).count(),
+            incidents = saved.incidents.len(),
             "alert state restored"
         );
     }
     let live = Arc::new(crate::api::Live::open(
         &net,
-        &saved,
+        &saved.episodes,
+        &saved.incidents,
         &cfg.spool.dir,
         outputs.api_token,
     )?);
-    rules.restore_alerts(saved);
+    rules.restore_alerts(saved.episodes);
+    let mut incidents = Incidents::new(IncidentConfig {
+        tolerance: cfg.rules.arrival_tolerance,
+        confirm_share: cfg.rules.arrival_share,
+    });
+    incidents.restore(saved.incidents, saved.loose);
     // Offline clocks run only for the stations this instance listens to.
     let shard = cfg.mqtt.shard;
     rules.start_for(
@@ -306,7 +314,7 @@ pub fn start(cfg: &Config, inputs: Inputs, outputs: Outputs) -> Result<Running, 
         live: Arc::clone(&live),
         metrics: Arc::clone(&metrics),
     };
-    let screen = Screen::new(Arc::clone(&net), rules);
+    let screen = Screen::new(Arc::clone(&net), rules, incidents);
     let judge = tokio::spawn(alerts.run(decoder, screen, inbound_rx, judged_tx));
     let (batch_size, flush_interval) = cfg
         .influxdb

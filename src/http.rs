@@ -63,6 +63,7 @@ pub async fn serve(
         .route("/metrics", get(metrics))
         .route("/api/v1/stations", get(stations))
         .route("/api/v1/alerts", get(alerts))
+        .route("/api/v1/incidents", get(incidents))
         .route("/api/v1/alerts/:id/ack", post(acknowledge))
         .route("/api/v1/silences", get(silences).post(add_silence))
         .with_state(shared);
@@ -102,6 +103,10 @@ async fn stations(State(s): State<Shared>) -> axum::response::Response {
 
 async fn alerts(State(s): State<Shared>) -> axum::response::Response {
     json(StatusCode::OK, serde_json::json!(s.live.alerts()))
+}
+
+async fn incidents(State(s): State<Shared>) -> axum::response::Response {
+    json(StatusCode::OK, serde_json::json!(s.live.incidents()))
 }
 
 async fn silences(State(s): State<Shared>) -> axum::response::Response {

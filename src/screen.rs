@@ -13,6 +13,7 @@
 
 use crate::domain::alert::Saved;
 use crate::domain::flow::{Decoded, Judged, JudgedReading, Receipt};
+use crate::domain::incident::{Incident, Incidents, Member};
 use crate::domain::network::Network;
 use crate::domain::rules::Rules;
 use chrono::{DateTime, Utc};
@@ -23,11 +24,17 @@ pub struct Screen {
     net: Arc<Network>,
     /// QC, judgement and alert rules, with their per-station state.
     rules: Rules,
+    /// The open incidents the alerts are grouped into.
+    incidents: Incidents,
 }
 
 impl Screen {
-    pub fn new(net: Arc<Network>, rules: Rules) -> Screen {
-        Screen { net, rules }
+    pub fn new(net: Arc<Network>, rules: Rules, incidents: Incidents) -> Screen {
+        Screen {
+            net,
+            rules,
+            incidents,
+        }
     }
 
     /// Judges one message's readings, in reading-time order (a backlog may arrive out of
@@ -39,6 +46,7 @@ impl Screen {
             station: decoded.station,
             readings: Vec::with_capacity(decoded.readings.len()),
             transitions: Vec::new(),
+            incidents: Vec::new(),
             receipt: decoded.receipt,
         };
         let net = Arc::clone(&self.net);
@@ -48,7 +56,20 @@ impl Screen {
             return judged;
         };
         for reading in decoded.readings {
-            let outcome = self.rules.reading(&net, station, &reading, now);
+            let mut outcome = self.rules.reading(&net, station, &reading, now);
+            let values: Vec<_> = outcome
+                .judgement
+                .judged
+                .iter()
+                .map(|j| (j.param, j.value, j.class))
+                .collect();
+            judged.incidents.extend(self.incidents.reading(
+                &net,
+                station,
+                reading.ts,
+                &values,
+                &mut outcome.transitions,
+            ));
             judged.transitions.extend(outcome.transitions);
             judged.readings.push(JudgedReading {
                 reading,
@@ -60,16 +81,24 @@ impl Screen {
         judged
     }
 
-    /// The `offline` rule on wall time: the transitions of stations silent too long, as a
-    /// `Judged` with no readings and nothing to acknowledge; `None` when nothing changed.
+    /// The `offline` rule and the incidents' arrival windows on wall time: the transitions
+    /// of stations silent too long and the arrivals the clock decided, as a `Judged` with no
+    /// readings and nothing to acknowledge; `None` when nothing changed.
     pub fn tick(&mut self, now: DateTime<Utc>) -> Option<Judged> {
         let net = Arc::clone(&self.net);
-        let transitions = self.rules.tick(&net, now);
-        (!transitions.is_empty()).then(|| Judged {
+        let mut transitions = self.rules.tick(&net, now);
+        let incidents = self.incidents.tick(&net, now, &mut transitions);
+        (!transitions.is_empty() || !incidents.is_empty()).then(|| Judged {
             transitions,
+            incidents,
             receipt: Receipt::none(),
             ..Judged::default()
         })
+    }
+
+    /// The open incidents and the firing alerts in none, as `alerts.json` keeps them.
+    pub fn save_incidents(&self) -> (Vec<Incident>, Vec<Member>) {
+        self.incidents.save()
     }
 
     /// The alert episodes as `alerts.json` keeps them.

@@ -1,5 +1,6 @@
-//! Alert state across restarts: the alert episodes of the domain core, saved as JSON in
-//! `<[spool] dir>/alerts.json` and read back at start.
+//! Alert state across restarts: the alert episodes and the open incidents of the domain core,
+//! saved together as JSON in `<[spool] dir>/alerts.json` (one file, so a crash never keeps
+//! episodes and incidents from different moments) and read back at start.
 //!
 //! Fed by the judging task (`alerts`), which saves after every batch of transitions (before the message
 //! that caused them is acknowledged, and after their notifications are in the outbox), every
@@ -11,6 +12,7 @@
 
 use crate::domain::alert::{AlertKey, Evidence, Level, Rule, Saved, SavedFiring};
 use crate::domain::gb3838::Class;
+use crate::domain::incident::{Arrival, Incident, Member, Peak, Reach};
 use crate::domain::param::Param;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -24,6 +26,174 @@ const VERSION: u32 = 1;
 struct File {
     version: u32,
     episodes: Vec<Episode>,
+    /// Absent in files written before incidents existed: none open then.
+    #[serde(default)]
+    incidents: Vec<SavedIncident>,
+    /// Firing alerts in no incident, which one may adopt.
+    #[serde(default)]
+    loose: Vec<SavedMember>,
+}
+
+/// Everything `alerts.json` keeps: the episodes, the open incidents and the firing alerts
+/// that belong to none.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AlertState {
+    pub episodes: Vec<Saved>,
+    pub incidents: Vec<Incident>,
+    pub loose: Vec<Member>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct SavedMember {
+    alert_id: String,
+    station: String,
+    rule: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    param: Option<String>,
+    level: String,
+    firing: bool,
+}
+
+#[derive(Serialize, Deserialize)]
+struct SavedReach {
+    station: String,
+    expected: DateTime<Utc>,
+    earliest: DateTime<Utc>,
+    latest: DateTime<Utc>,
+    baseline: Option<f64>,
+    /// "pending", "confirmed" (with `confirmed_ts`, `confirmed_value`) or "not_confirmed".
+    arrival: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    confirmed_ts: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    confirmed_value: Option<f64>,
+    exceeded: bool,
+}
+
+#[derive(Serialize, Deserialize)]
+struct SavedIncident {
+    id: String,
+    param: String,
+    river: String,
+    origin: String,
+    since: DateTime<Utc>,
+    origin_value: f64,
+    level: String,
+    members: Vec<SavedMember>,
+    reach: Vec<SavedReach>,
+    peak_station: String,
+    peak_ts: DateTime<Utc>,
+    peak_value: f64,
+    peak_class: Option<u8>,
+    last_ts: DateTime<Utc>,
+}
+
+fn to_member(m: &Member) -> SavedMember {
+    SavedMember {
+        alert_id: m.alert_id.clone(),
+        station: m.station.clone(),
+        rule: m.rule.key().to_string(),
+        param: m.param.map(|p| p.key().to_string()),
+        level: m.level.key().to_string(),
+        firing: m.firing,
+    }
+}
+
+fn from_member(m: SavedMember) -> Result<Member, UnknownKey> {
+    Ok(Member {
+        rule: rule_from_key(&m.rule).ok_or(UnknownKey::Rule(m.rule))?,
+        param: match m.param {
+            None => None,
+            Some(p) => Some(Param::from_key(&p).ok_or(UnknownKey::Param(p))?),
+        },
+        level: level_from_key(&m.level).ok_or(UnknownKey::Level(m.level))?,
+        alert_id: m.alert_id,
+        station: m.station,
+        firing: m.firing,
+    })
+}
+
+fn to_incident(i: &Incident) -> SavedIncident {
+    SavedIncident {
+        id: i.id.clone(),
+        param: i.param.key().to_string(),
+        river: i.river.clone(),
+        origin: i.origin.clone(),
+        since: i.since,
+        origin_value: i.origin_value,
+        level: i.level.key().to_string(),
+        members: i.members.iter().map(to_member).collect(),
+        reach: i
+            .reach
+            .iter()
+            .map(|r| {
+                let (arrival, confirmed_ts, confirmed_value) = match r.arrival {
+                    Arrival::Pending => ("pending", None, None),
+                    Arrival::Confirmed { ts, value } => ("confirmed", Some(ts), Some(value)),
+                    Arrival::NotConfirmed => ("not_confirmed", None, None),
+                };
+                SavedReach {
+                    station: r.station.clone(),
+                    expected: r.expected,
+                    earliest: r.earliest,
+                    latest: r.latest,
+                    baseline: r.baseline,
+                    arrival: arrival.to_string(),
+                    confirmed_ts,
+                    confirmed_value,
+                    exceeded: r.exceeded,
+                }
+            })
+            .collect(),
+        peak_station: i.peak.station.clone(),
+        peak_ts: i.peak.ts,
+        peak_value: i.peak.value,
+        peak_class: i.peak.class.map(Class::number),
+        last_ts: i.last_ts,
+    }
+}
+
+fn from_incident(i: SavedIncident) -> Result<Incident, UnknownKey> {
+    let mut reach = Vec::with_capacity(i.reach.len());
+    for r in i.reach {
+        let arrival = match (r.arrival.as_str(), r.confirmed_ts, r.confirmed_value) {
+            ("pending", _, _) => Arrival::Pending,
+            ("confirmed", Some(ts), Some(value)) => Arrival::Confirmed { ts, value },
+            ("not_confirmed", _, _) => Arrival::NotConfirmed,
+            _ => return Err(UnknownKey::Arrival(r.arrival)),
+        };
+        reach.push(Reach {
+            station: r.station,
+            expected: r.expected,
+            earliest: r.earliest,
+            latest: r.latest,
+            baseline: r.baseline,
+            arrival,
+            exceeded: r.exceeded,
+        });
+    }
+    Ok(Incident {
+        param: Param::from_key(&i.param).ok_or(UnknownKey::Param(i.param))?,
+        level: level_from_key(&i.level).ok_or(UnknownKey::Level(i.level))?,
+        members: i
+            .members
+            .into_iter()
+            .map(from_member)
+            .collect::<Result<_, _>>()?,
+        reach,
+        peak: Peak {
+            station: i.peak_station,
+            ts: i.peak_ts,
+            value: i.peak_value,
+            class: i.peak_class.and_then(Class::new),
+        },
+        id: i.id,
+        river: i.river,
+        origin: i.origin,
+        since: i.since,
+        origin_value: i.origin_value,
+        last_ts: i.last_ts,
+    })
 }
 
 #[derive(Serialize, Deserialize)]
@@ -64,8 +234,9 @@ pub fn path(spool_dir: &Path) -> PathBuf {
     spool_dir.join("alerts.json")
 }
 
-fn to_file(saved: &[Saved]) -> File {
-    let episodes = saved
+fn to_file(state: &AlertState) -> File {
+    let episodes = state
+        .episodes
         .iter()
         .map(|s| Episode {
             station: s.key.station.clone(),
@@ -92,6 +263,8 @@ fn to_file(saved: &[Saved]) -> File {
     File {
         version: VERSION,
         episodes,
+        incidents: state.incidents.iter().map(to_incident).collect(),
+        loose: state.loose.iter().map(to_member).collect(),
     }
 }
 
@@ -105,6 +278,8 @@ enum UnknownKey {
     Param(String),
     #[error("unknown level {0:?}")]
     Level(String),
+    #[error("unknown arrival state {0:?}")]
+    Arrival(String),
 }
 
 fn from_episode(e: Episode) -> Result<Saved, UnknownKey> {
@@ -167,9 +342,9 @@ pub fn write_atomic(path: &Path, contents: &[u8]) -> io::Result<()> {
     fs::File::open(path.parent().unwrap_or(Path::new(".")))?.sync_all()
 }
 
-/// Saves the episodes.
-pub fn save(path: &Path, saved: &[Saved]) -> io::Result<()> {
-    let json = serde_json::to_vec(&to_file(saved)).map_err(io::Error::other)?;
+/// Saves the episodes and incidents.
+pub fn save(path: &Path, state: &AlertState) -> io::Result<()> {
+    let json = serde_json::to_vec(&to_file(state)).map_err(io::Error::other)?;
     write_atomic(path, &json)
 }
 
@@ -179,10 +354,10 @@ pub fn save(path: &Path, saved: &[Saved]) -> io::Result<()> {
 ///
 /// # Errors
 /// [`LoadError`], naming the file.
-pub fn load(path: &Path) -> Result<Vec<Saved>, LoadError> {
+pub fn load(path: &Path) -> Result<AlertState, LoadError> {
     let bytes = match fs::read(path) {
         Ok(b) => b,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(AlertState::default()),
         Err(source) => {
             return Err(LoadError::Unreadable {
                 path: path.to_path_buf(),
@@ -200,14 +375,28 @@ pub fn load(path: &Path) -> Result<Vec<Saved>, LoadError> {
             version: file.version,
         });
     }
-    let mut out = Vec::with_capacity(file.episodes.len());
+    let mut out = AlertState::default();
     for e in file.episodes {
         let station = e.station.clone();
         match from_episode(e) {
-            Ok(s) => out.push(s),
+            Ok(s) => out.episodes.push(s),
             Err(why) => {
                 tracing::warn!(%station, %why, file = %path.display(), "saved alert episode skipped")
             }
+        }
+    }
+    for i in file.incidents {
+        let id = i.id.clone();
+        match from_incident(i) {
+            Ok(i) => out.incidents.push(i),
+            Err(why) => tracing::warn!(%id, %why, file = %path.display(), "saved incident skipped"),
+        }
+    }
+    for m in file.loose {
+        let id = m.alert_id.clone();
+        match from_member(m) {
+            Ok(m) => out.loose.push(m),
+            Err(why) => tracing::warn!(%id, %why, file = %path.display(), "saved alert skipped"),
         }
     }
     Ok(out)
@@ -288,12 +477,100 @@ mod tests {
         let p = path(dir.path());
         assert_eq!(
             load(&p).expect("no file"),
-            Vec::new(),
+            AlertState::default(),
             "no file yet: nothing saved"
         );
+        let saved = AlertState {
+            episodes: saved,
+            ..AlertState::default()
+        };
         save(&p, &saved).expect("save");
         assert_eq!(load(&p).expect("saved file"), saved);
         fs::write(&p, b"{\"version\":1,\"episodes\":[").expect("write");
         assert!(load(&p).is_err_and(|e| e.to_string().contains("not valid alert state")));
+    }
+}
+
+#[cfg(test)]
+mod incident_restart {
+    //! A restart at any point of an incident, through `alerts.json`'s own encoding, changes
+    //! nothing: the events after it are those of a run that never stopped.
+    use super::*;
+    use crate::domain::incident::{IncidentConfig, IncidentEvent, Incidents};
+    use crate::domain::network::{fixtures::network, Downstream, Network};
+    use crate::domain::reading::Reading;
+    use crate::domain::rules::{RuleConfig, Rules};
+    use chrono::TimeZone;
+    use proptest::prelude::*;
+
+    fn net() -> Network {
+        let mut n = network();
+        if let Some(q) = n.stations.iter_mut().find(|s| s.id == "qixinggang") {
+            q.downstream = Some(Downstream {
+                station: "shijiao".into(),
+                travel_time: std::time::Duration::from_secs(10 * 3600),
+            });
+        }
+        n
+    }
+
+    /// Runs `feed` through the rules and the incidents; at step `cut` (if any) the incidents
+    /// go through a save to JSON and a load into a fresh engine. Returns every event.
+    fn run(feed: &[(&str, i64, f64)], cut: Option<usize>) -> Vec<IncidentEvent> {
+        let net = net();
+        let t0 = Utc.with_ymd_and_hms(2026, 11, 1, 0, 0, 0).unwrap();
+        let mut rules = Rules::new(RuleConfig::default());
+        let mut incidents = Incidents::new(IncidentConfig::default());
+        let mut events = Vec::new();
+        let dir = tempfile::tempdir().expect("tempdir");
+        for (k, (station, hours, v)) in feed.iter().enumerate() {
+            if cut == Some(k) {
+                let (open, loose) = incidents.save();
+                let state = AlertState {
+                    episodes: Vec::new(),
+                    incidents: open,
+                    loose,
+                };
+                let p = path(dir.path());
+                save(&p, &state).expect("save");
+                let back = load(&p).expect("load");
+                assert_eq!(back, state, "the file keeps everything");
+                incidents = Incidents::new(IncidentConfig::default());
+                incidents.restore(back.incidents, back.loose);
+            }
+            let s = net.station(station).expect("station");
+            let ts = t0 + chrono::Duration::hours(*hours);
+            let r = Reading::of_values(station, ts, &[(Param::Nh3n, *v)]);
+            let mut out = rules.reading(&net, s, &r, ts);
+            let values: Vec<_> = out
+                .judgement
+                .judged
+                .iter()
+                .map(|j| (j.param, j.value, j.class))
+                .collect();
+            events.extend(incidents.reading(&net, s, ts, &values, &mut out.transitions));
+        }
+        events
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(48))]
+
+        #[test]
+        fn a_restart_at_any_point_neither_repeats_nor_forgets(
+            // Values as stations report them (three decimals), which JSON keeps exactly.
+            peak in (600u32..4000).prop_map(|x| f64::from(x) / 1000.0),
+            downstream in proptest::collection::vec((0u32..2500).prop_map(|x| f64::from(x) / 1000.0), 8),
+            cut in 0usize..20,
+        ) {
+            let mut feed: Vec<(&str, i64, f64)> = [(0, 0.2), (4, peak), (8, peak), (12, 0.2), (16, 0.2)]
+                .iter()
+                .map(|&(h, v)| ("qixinggang", h, v))
+                .collect();
+            feed.extend(downstream.iter().enumerate().map(|(i, v)| ("shijiao", i as i64 * 4 + 2, *v)));
+            feed.extend((0..4).map(|i| ("shijiao", 34 + i * 4, 0.2)));
+            feed.sort_by_key(|(_, h, _)| *h);
+            prop_assert_eq!(run(&feed, Some(cut.min(feed.len()))), run(&feed, None));
+        }
     }
 }

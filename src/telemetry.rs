@@ -7,6 +7,7 @@
 //! channel's are in `notify::metrics`.
 
 use crate::domain::alert::{Level, Rule};
+use crate::domain::incident::EventKind;
 use std::sync::atomic::{AtomicU64, Ordering};
 use tracing_subscriber::EnvFilter;
 
@@ -115,6 +116,8 @@ pub struct Metrics {
     /// Alerts fired, by level and rule (indexes = positions in `Level::ALL`, `Rule::ALL`).
     alerts_fired: [[AtomicU64; Rule::ALL.len()]; Level::ALL.len()],
     pub alerts_resolved: AtomicU64,
+    /// Incident events, by kind (index = position in `EventKind::KEYS`).
+    incident_events: [AtomicU64; EventKind::KEYS.len()],
     /// Messages acknowledged to the broker.
     pub messages_acked: AtomicU64,
     /// Messages the broker sent again (DUP set): delivered before, not acknowledged then.
@@ -164,6 +167,22 @@ impl Metrics {
         if let (Some(l), Some(r)) = (l, r) {
             self.alerts_fired[l][r].fetch_add(1, Ordering::Relaxed);
         }
+    }
+
+    /// Counts one incident event of kind `key` (an [`EventKind::key`]).
+    pub fn incident_event(&self, key: &str) {
+        if let Some(i) = EventKind::KEYS.iter().position(|k| *k == key) {
+            self.incident_events[i].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Incident events by kind, zeros included.
+    pub fn incident_events(&self) -> Vec<(&'static str, u64)> {
+        EventKind::KEYS
+            .iter()
+            .zip(&self.incident_events)
+            .map(|(k, c)| (*k, c.load(Ordering::Relaxed)))
+            .collect()
     }
 
     pub fn alerts_by_level(&self) -> Vec<(Level, u64)> {
@@ -340,6 +359,16 @@ impl Metrics {
                 "riverwatch_alerts_fired_total{{level=\"{}\",rule=\"{}\"}} {n}",
                 level.key(),
                 rule.key()
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP riverwatch_incident_events_total Incident events (opened, escalated, spread, arrival confirmed or not, ended).\n# TYPE riverwatch_incident_events_total counter"
+        );
+        for (event, n) in self.incident_events() {
+            let _ = writeln!(
+                out,
+                "riverwatch_incident_events_total{{event=\"{event}\"}} {n}"
             );
         }
     }

@@ -457,6 +457,7 @@ fn email_case(
         peak: ev,
         context: Context::None,
         follows: None,
+        incident: None,
     };
     // Rendering needs only the channel's kind: the SMTP sink itself is built by each test.
     let email: std::sync::Arc<dyn riverwatch::notify::Channel> =

@@ -190,6 +190,7 @@ struct RawAlerts {
     renotify: Option<String>,
     offline_factor: Option<f64>,
     arrival_tolerance: Option<String>,
+    arrival_share: Option<f64>,
 }
 
 #[derive(Deserialize, Default)]
@@ -630,6 +631,13 @@ fn rules(a: RawAlerts, t: RawTrend, s: RawShift, r: RawRate, p: &mut Problems) -
             a.arrival_tolerance,
             d.arrival_tolerance,
             "alerts.arrival_tolerance",
+            p,
+        ),
+        arrival_share: number(
+            a.arrival_share,
+            d.arrival_share,
+            0.01..=1.0,
+            "alerts.arrival_share",
             p,
         ),
         trend_window: span(t.window, d.trend_window, "trend.window", p),

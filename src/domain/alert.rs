@@ -310,6 +310,9 @@ pub struct Transition {
     pub context: Context,
     /// An upstream event this alert follows from (station and alert id), if one is known.
     pub follows: Option<(String, String)>,
+    /// The incident this alert belongs to (`incident`), set after the rules; its own
+    /// notifications are then the incident's.
+    pub incident: Option<String>,
 }
 
 /// Key of one episode.
@@ -403,6 +406,7 @@ impl Episode {
             peak,
             context: context.clone(),
             follows: None,
+            incident: None,
         };
         match &mut self.phase {
             Phase::Quiet { recent } => {

@@ -101,5 +101,7 @@ pub struct Judged {
     pub station: Option<usize>,
     pub readings: Vec<JudgedReading>,
     pub transitions: Vec<Transition>,
+    /// What the transitions did to the incidents, in order.
+    pub incidents: Vec<super::incident::IncidentEvent>,
     pub receipt: Receipt,
 }

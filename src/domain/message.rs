@@ -7,6 +7,8 @@
 //! by golden tests. Times are shown in China Standard Time (UTC+8), the time the bureaus work
 //! in.
 
+pub mod incident;
+
 use super::alert::{Context, Kind, Rule, Transition};
 use super::gb3838::{self, Class, LimitValue};
 use super::hj212::cst;

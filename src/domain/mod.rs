@@ -10,6 +10,7 @@ pub mod attainment;
 pub mod flow;
 pub mod gb3838;
 pub mod hj212;
+pub mod incident;
 pub mod ledger;
 pub mod message;
 pub mod network;

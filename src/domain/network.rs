@@ -193,6 +193,26 @@ impl Network {
         self.bureaus.iter().find(|b| b.id == id)
     }
 
+    /// Who hears of an incident: every bureau that an exceedance at its origin or at a
+    /// station of its reach would reach, in configured order — so both cities as soon as the
+    /// water heads for a boundary section.
+    pub fn incident_recipients(&self, i: &super::incident::Incident) -> Vec<&Bureau> {
+        let stations: Vec<&Station> = std::iter::once(i.origin.as_str())
+            .chain(i.reach.iter().map(|r| r.station.as_str()))
+            .filter_map(|id| self.station(id))
+            .collect();
+        self.bureaus
+            .iter()
+            .filter(|b| {
+                stations.iter().any(|s| {
+                    self.recipients(s, super::alert::Rule::Exceedance)
+                        .iter()
+                        .any(|r| r.id == b.id)
+                })
+            })
+            .collect()
+    }
+
     /// Who receives an alert of `rule` raised at `station` (SPEC §7 routing): data alerts go
     /// to the operating city (its station operators); the rest, `upstream` warnings included
     /// (raised at the downstream station), to every bureau for a boundary section, otherwise

@@ -79,6 +79,7 @@ mod tests {
             peak: ev,
             context: Context::None,
             follows: None,
+            incident: None,
         }
     }
 

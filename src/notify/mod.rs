@@ -26,6 +26,7 @@ pub mod sms;
 
 use crate::deadletter::DeadLetter;
 use crate::domain::alert::Transition;
+use crate::domain::incident::IncidentEvent;
 use crate::domain::message::{self, Text};
 use crate::domain::network::{Bureau, Network};
 use crate::state::on_blocking_pool;
@@ -193,19 +194,67 @@ pub fn render(t: &Transition, net: &Network, channels: &[Arc<dyn Channel>]) -> V
     let Some(text) = message::text(t, net) else {
         return Vec::new();
     };
+    let about = About {
+        key: &base,
+        id: &t.alert_id,
+        state: t.state.key(),
+    };
+    address(&about, &text, &net.recipients(station, t.rule), channels)
+}
+
+/// The notifications of one incident event: to every bureau concerned by a station of its
+/// reach (both cities when it heads for a boundary section), through every channel.
+pub fn render_incident(
+    e: &IncidentEvent,
+    net: &Network,
+    channels: &[Arc<dyn Channel>],
+) -> Vec<Item> {
+    let Some(text) = message::incident::text(e, net) else {
+        return Vec::new();
+    };
+    let key = e.key().to_lowercase();
+    let about = About {
+        key: &key,
+        id: &e.incident.id,
+        state: e.kind.key(),
+    };
+    address(
+        &about,
+        &text,
+        &net.incident_recipients(&e.incident),
+        channels,
+    )
+}
+
+/// What a notification is about: its idempotency key's base, the alert or incident id and
+/// the state the outbox items carry.
+struct About<'a> {
+    key: &'a str,
+    id: &'a str,
+    state: &'a str,
+}
+
+/// `text` for each of `bureaus` through each channel that reaches it, keyed
+/// `<base>.<bureau>.<suffix>`.
+fn address(
+    about: &About,
+    text: &Text,
+    bureaus: &[&Bureau],
+    channels: &[Arc<dyn Channel>],
+) -> Vec<Item> {
     let mut out = Vec::new();
-    for bureau in net.recipients(station, t.rule) {
+    for bureau in bureaus {
         for channel in channels {
             let to = channel.recipients(bureau);
             if to.is_empty() {
                 continue;
             }
-            for draft in channel.drafts(&text, to) {
+            for draft in channel.drafts(text, to) {
                 out.push(Item {
-                    key: format!("{base}.{}.{}", bureau.id, draft.suffix),
+                    key: format!("{}.{}.{}", about.key, bureau.id, draft.suffix),
                     channel: channel.key().to_string(),
-                    alert_id: t.alert_id.clone(),
-                    state: t.state.key().to_string(),
+                    alert_id: about.id.to_string(),
+                    state: about.state.to_string(),
                     bureau: bureau.id.clone(),
                     bureau_name: bureau.name.clone(),
                     to: draft.to,

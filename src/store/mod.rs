@@ -83,6 +83,9 @@ fn encode(net: &Network, judged: Judged) -> Entry {
     for t in &judged.transitions {
         points::alert(net, t, &mut lines);
     }
+    for e in &judged.incidents {
+        points::incident(net, e, &mut lines);
+    }
     Entry {
         receipt: judged.receipt,
         lines,

@@ -7,6 +7,7 @@
 use super::line_protocol::{encode, Field, Point};
 use crate::domain::alert::Transition;
 use crate::domain::gb3838;
+use crate::domain::incident::{EventKind, IncidentEvent};
 use crate::domain::message;
 use crate::domain::network::{Network, Station};
 use crate::domain::param::Param;
@@ -16,6 +17,7 @@ use chrono::{DateTime, Utc};
 
 pub const READINGS: &str = "water_quality";
 pub const ALERTS: &str = "wq_alert";
+pub const INCIDENTS: &str = "wq_incident";
 
 /// In key order, as `encode` writes them, so a reading's point needs no sorted copy.
 fn tags(station: &Station) -> Vec<(&str, &str)> {
@@ -179,6 +181,9 @@ pub fn alert(net: &Network, t: &Transition, out: &mut String) {
     if let Some(limit) = limit {
         fields.insert(2, ("limit", Field::Float(limit)));
     }
+    if let Some(id) = &t.incident {
+        fields.push(("incident_id", Field::Str(id)));
+    }
     let mut tags = tags(station);
     tags.push(("rule", t.rule.key()));
     tags.push(("param", t.param.map_or("", Param::key)));
@@ -189,6 +194,41 @@ pub fn alert(net: &Network, t: &Transition, out: &mut String) {
             tags,
             fields,
             ts_ms: t.evidence.ts.timestamp_millis(),
+        },
+        out,
+    );
+}
+
+/// Appends the `wq_incident` point of one incident event (SPEC §6): tags `incident_id`,
+/// `level`, `river`; fields `state` (the event), `stations` (reached so far, comma-separated
+/// ids), `param`, `message` (the email subject). Stamped with the event's time plus the
+/// event's position in `EventKind::KEYS` in milliseconds, so two events of one incident at
+/// the same reading (a window closing as the incident ends) stay two points.
+pub fn incident(net: &Network, e: &IncidentEvent, out: &mut String) {
+    let i = &e.incident;
+    let subject = message::incident::text(e, net)
+        .map(|t| t.subject)
+        .unwrap_or_default();
+    let stations = i.stations_reached().join(",");
+    let offset = EventKind::KEYS
+        .iter()
+        .position(|k| *k == e.kind.key())
+        .unwrap_or(0) as i64;
+    encode(
+        &Point {
+            measurement: INCIDENTS,
+            tags: vec![
+                ("incident_id", i.id.as_str()),
+                ("level", i.level.key()),
+                ("river", i.river.as_str()),
+            ],
+            fields: vec![
+                ("state", Field::Str(e.kind.key())),
+                ("stations", Field::Str(&stations)),
+                ("param", Field::Str(i.param.key())),
+                ("message", Field::Str(&subject)),
+            ],
+            ts_ms: e.ts.timestamp_millis() + offset,
         },
         out,
     );
@@ -282,6 +322,7 @@ mod tests {
             peak: ev,
             context: Context::None,
             follows: None,
+            incident: None,
         };
         let mut out = String::new();
         alert(&net, &t, &mut out);

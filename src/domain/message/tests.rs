@@ -28,6 +28,7 @@ pub(crate) fn firing() -> Transition {
         peak: ev,
         context: Context::None,
         follows: None,
+        incident: None,
     }
 }
 

@@ -94,6 +94,9 @@ pub struct RuleConfig {
     /// Half the width of the expected-arrival window downstream: the travel time is an
     /// estimate (flow changes it), so arrival is announced and judged as a window.
     pub arrival_tolerance: Duration,
+    /// The share of the upstream excess over its limit a downstream rise must reach, inside
+    /// the arrival window, to confirm that the water arrived (`incident`).
+    pub arrival_share: f64,
 }
 
 impl Default for RuleConfig {
@@ -117,6 +120,7 @@ impl Default for RuleConfig {
             rate_fraction: 0.5,
             offline_factor: 2.0,
             arrival_tolerance: Duration::hours(2),
+            arrival_share: 0.3,
         }
     }
 }

@@ -1,0 +1,308 @@
+//! Renders incident events into what both bureaus read: an email (Chinese first, then
+//! English) and one SMS, for each event kind — opened (with every downstream station's
+//! expected arrival window), escalated, spread, arrival confirmed or not, ended (peak,
+//! duration, stations).
+//!
+//! Fed by `incident::IncidentEvent`s and the network (display names); feeds the notifier and
+//! the `message` field of `wq_incident`. Pure; times in China Standard Time (UTC+8), the time
+//! the bureaus work in, ids included.
+
+use super::{Text, SMS_LIMIT};
+use crate::domain::gb3838::Class;
+use crate::domain::hj212::cst;
+use crate::domain::incident::{Arrival, EventKind, Incident, IncidentEvent};
+use crate::domain::network::Network;
+use chrono::{DateTime, Utc};
+use std::fmt::Write;
+
+fn local(ts: DateTime<Utc>) -> String {
+    ts.with_timezone(&cst())
+        .format("%Y-%m-%d %H:%M")
+        .to_string()
+}
+
+/// A window as `11-28 14:00–18:00`, or with both dates when it spans midnight.
+fn window(from: DateTime<Utc>, to: DateTime<Utc>) -> String {
+    let (a, b) = (from.with_timezone(&cst()), to.with_timezone(&cst()));
+    if a.date_naive() == b.date_naive() {
+        format!("{}–{}", a.format("%m-%d %H:%M"), b.format("%H:%M"))
+    } else {
+        format!("{}–{}", a.format("%m-%d %H:%M"), b.format("%m-%d %H:%M"))
+    }
+}
+
+fn round(v: f64) -> f64 {
+    (v * 1000.0).round() / 1000.0
+}
+
+struct Names<'a> {
+    net: &'a Network,
+    i: &'a Incident,
+}
+
+impl Names<'_> {
+    fn station(&self, id: &str) -> String {
+        self.net
+            .station(id)
+            .map_or_else(|| id.to_string(), |s| s.name.clone())
+    }
+
+    fn river(&self) -> String {
+        self.net
+            .rivers
+            .iter()
+            .find(|r| r.id == self.i.river)
+            .map_or_else(|| self.i.river.clone(), |r| r.name.clone())
+    }
+
+    fn value(&self, v: f64) -> String {
+        let unit = self.i.param.unit().symbol();
+        if unit.is_empty() {
+            format!("{}", round(v))
+        } else {
+            format!("{} {unit}", round(v))
+        }
+    }
+
+    fn class(c: Option<Class>) -> (String, String) {
+        c.map_or_else(
+            || (String::new(), String::new()),
+            |c| {
+                (
+                    format!("（{}类）", c.roman()),
+                    format!(" (class {})", c.roman_en()),
+                )
+            },
+        )
+    }
+
+    fn reached(&self) -> (String, String) {
+        let names: Vec<String> = self
+            .i
+            .stations_reached()
+            .iter()
+            .map(|s| self.station(s))
+            .collect();
+        (names.join("、"), names.join(", "))
+    }
+
+    fn bureaus(&self) -> String {
+        self.net
+            .incident_recipients(self.i)
+            .iter()
+            .map(|b| b.name.as_str())
+            .collect::<Vec<_>>()
+            .join("、")
+    }
+}
+
+/// What one event says, as (subject part, Chinese body lines, English body lines, SMS part).
+fn said(e: &IncidentEvent, n: &Names) -> (String, String, String, String) {
+    let i = &e.incident;
+    let param_zh = i.param.name_zh();
+    let param_en = i.param.name_en();
+    let origin = n.station(&i.origin);
+    let (mut zh, mut en) = (String::new(), String::new());
+    let (subject, sms) = match &e.kind {
+        EventKind::Opened => {
+            let (cz, ce) = Names::class(i.peak.class);
+            let _ = writeln!(
+                zh,
+                "事件开始：{origin}{param_zh}超标，首次超标读数 {}（北京时间），{}{cz}",
+                local(i.since),
+                n.value(i.peak.value)
+            );
+            let _ = writeln!(
+                en,
+                "Opened: {param_en} exceeds its limit at {origin}, first exceeding reading {} UTC+8, {}{ce}",
+                local(i.since),
+                n.value(i.peak.value)
+            );
+            let mut first = None;
+            for r in &i.reach {
+                let name = n.station(&r.station);
+                let _ = writeln!(
+                    zh,
+                    "预计到达 {name}：{}（北京时间）",
+                    window(r.earliest, r.latest)
+                );
+                let _ = writeln!(
+                    en,
+                    "Expected at {name} around {} UTC+8",
+                    window(r.earliest, r.latest)
+                );
+                first.get_or_insert((name, window(r.earliest, r.latest)));
+            }
+            let sms = match &first {
+                Some((name, w)) => format!("{origin}{param_zh}超标，预计{w}到达{name}"),
+                None => format!("{origin}{param_zh}超标{}", n.value(i.peak.value)),
+            };
+            (format!("{origin}{param_zh}超标"), sms)
+        }
+        EventKind::Escalated => {
+            let at = n.station(&i.peak.station);
+            let (cz, ce) = Names::class(i.peak.class);
+            let _ = writeln!(
+                zh,
+                "事件升级为{}：{at}{param_zh} {}{cz}",
+                i.level.name_zh(),
+                n.value(i.peak.value)
+            );
+            let _ = writeln!(
+                en,
+                "Escalated to {}: {param_en} at {at} {}{ce}",
+                i.level.key(),
+                n.value(i.peak.value)
+            );
+            (
+                format!("升级为{}", i.level.name_zh()),
+                format!(
+                    "{at}{param_zh}{}，升级为{}",
+                    n.value(i.peak.value),
+                    i.level.name_zh()
+                ),
+            )
+        }
+        EventKind::Spread { station } => {
+            let at = n.station(station);
+            let _ = writeln!(zh, "污染扩散：{at}{param_zh}已超标");
+            let _ = writeln!(en, "Spread: {param_en} now exceeds its limit at {at}");
+            (
+                format!("扩散至{at}"),
+                format!("{param_zh}污染扩散至{at}，已超标"),
+            )
+        }
+        EventKind::ArrivalConfirmed { station, ts, value } => {
+            let at = n.station(station);
+            let expected = i
+                .reach
+                .iter()
+                .find(|r| &r.station == station)
+                .map(|r| window(r.earliest, r.latest))
+                .unwrap_or_default();
+            let _ = writeln!(
+                zh,
+                "到达确认：{at} {}（北京时间）{param_zh} {}，预计时段 {expected}",
+                local(*ts),
+                n.value(*value)
+            );
+            let _ = writeln!(
+                en,
+                "Arrival confirmed at {at}: {param_en} {} at {} UTC+8 (expected {expected})",
+                n.value(*value),
+                local(*ts)
+            );
+            (
+                format!("到达{at}已确认"),
+                format!("已到达{at}：{param_zh}{}", n.value(*value)),
+            )
+        }
+        EventKind::ArrivalNotConfirmed { station } => {
+            let at = n.station(station);
+            let expected = i
+                .reach
+                .iter()
+                .find(|r| &r.station == station)
+                .map(|r| window(r.earliest, r.latest))
+                .unwrap_or_default();
+            let _ = writeln!(
+                zh,
+                "未确认到达：{at}在预计时段 {expected} 内{param_zh}未见明显升高（可能已稀释或推迟）"
+            );
+            let _ = writeln!(
+                en,
+                "Arrival not confirmed at {at}: no clear rise of {param_en} within {expected} UTC+8 (diluted or delayed)"
+            );
+            (
+                format!("{at}未确认到达"),
+                format!("{at}在{expected}内未见{param_zh}明显升高"),
+            )
+        }
+        EventKind::Ended => {
+            let hours = (i.last_ts - i.since).num_minutes() as f64 / 60.0;
+            let at = n.station(&i.peak.station);
+            let (cz, ce) = Names::class(i.peak.class);
+            let (rz, re) = n.reached();
+            let _ = writeln!(
+                zh,
+                "事件结束：历时约 {:.0} 小时；峰值 {at} {}{cz}；涉及站点：{rz}",
+                hours,
+                n.value(i.peak.value)
+            );
+            let _ = writeln!(
+                en,
+                "Ended after about {hours:.0} h; peak {} at {at}{ce}; stations: {re}",
+                n.value(i.peak.value)
+            );
+            (
+                "事件结束".to_string(),
+                format!("{origin}{param_zh}事件结束，峰值{}", n.value(i.peak.value)),
+            )
+        }
+    };
+    (subject, zh, en, sms)
+}
+
+/// Renders one incident event; `None` when its origin is not in the network.
+pub fn text(e: &IncidentEvent, net: &Network) -> Option<Text> {
+    let i = &e.incident;
+    net.station(&i.origin)?;
+    let n = Names { net, i };
+    let (what, zh, en, sms) = said(e, &n);
+    let river = n.river();
+    let level = i.level.name_zh();
+    let param_zh = i.param.name_zh();
+    let subject = format!("【riverwatch{level}预警】{river}{param_zh}污染事件：{what}");
+    let mut body = String::new();
+    let _ = writeln!(body, "{river} {param_zh}污染事件（{level}）");
+    body.push_str(&zh);
+    let arrivals: Vec<String> = i
+        .reach
+        .iter()
+        .map(|r| {
+            let state = match r.arrival {
+                Arrival::Pending => "待确认",
+                Arrival::Confirmed { .. } => "已到达",
+                Arrival::NotConfirmed => "未确认",
+            };
+            format!("{}{state}", n.station(&r.station))
+        })
+        .collect();
+    if !arrivals.is_empty() {
+        let _ = writeln!(body, "下游：{}", arrivals.join("，"));
+    }
+    let _ = writeln!(body, "通报：{}", n.bureaus());
+    let _ = writeln!(
+        body,
+        "事件编号：{}（起点首次超标 {} 北京时间）",
+        i.id,
+        local(i.since)
+    );
+    body.push('\n');
+    let _ = writeln!(
+        body,
+        "Pollution incident on {river}: {} ({} level)",
+        i.param.name_en(),
+        i.level.key()
+    );
+    body.push_str(&en);
+    let _ = writeln!(
+        body,
+        "Incident {} (first exceeding reading at the origin {} UTC+8)",
+        i.id,
+        local(i.since)
+    );
+    let head = format!("【riverwatch{level}】{river}");
+    let mut short = format!("{head}{sms}");
+    if short.chars().count() > SMS_LIMIT {
+        short = short.chars().take(SMS_LIMIT - 1).collect::<String>() + "…";
+    }
+    Some(Text {
+        subject,
+        body,
+        short,
+    })
+}
+
+#[cfg(test)]
+mod tests;
