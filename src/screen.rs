@@ -57,19 +57,23 @@ impl Screen {
         };
         for reading in decoded.readings {
             let mut outcome = self.rules.reading(&net, station, &reading, now);
-            let values: Vec<_> = outcome
-                .judgement
-                .judged
-                .iter()
-                .map(|j| (j.param, j.value, j.class))
-                .collect();
-            judged.incidents.extend(self.incidents.reading(
-                &net,
-                station,
-                reading.ts,
-                &values,
-                &mut outcome.transitions,
-            ));
+            // Almost every reading changes no alert while no incident is open: it then skips
+            // the incidents (and the copy of its values) altogether.
+            if !outcome.transitions.is_empty() || !self.incidents.open().is_empty() {
+                let values: Vec<_> = outcome
+                    .judgement
+                    .judged
+                    .iter()
+                    .map(|j| (j.param, j.value, j.class))
+                    .collect();
+                judged.incidents.extend(self.incidents.reading(
+                    &net,
+                    station,
+                    reading.ts,
+                    &values,
+                    &mut outcome.transitions,
+                ));
+            }
             judged.transitions.extend(outcome.transitions);
             judged.readings.push(JudgedReading {
                 reading,

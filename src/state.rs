@@ -497,21 +497,14 @@ mod incident_restart {
     //! nothing: the events after it are those of a run that never stopped.
     use super::*;
     use crate::domain::incident::{IncidentConfig, IncidentEvent, Incidents};
-    use crate::domain::network::{fixtures::network, Downstream, Network};
+    use crate::domain::network::{fixtures::reach_network, Network};
     use crate::domain::reading::Reading;
     use crate::domain::rules::{RuleConfig, Rules};
     use chrono::TimeZone;
     use proptest::prelude::*;
 
     fn net() -> Network {
-        let mut n = network();
-        if let Some(q) = n.stations.iter_mut().find(|s| s.id == "qixinggang") {
-            q.downstream = Some(Downstream {
-                station: "shijiao".into(),
-                travel_time: std::time::Duration::from_secs(10 * 3600),
-            });
-        }
-        n
+        reach_network()
     }
 
     /// Runs `feed` through the rules and the incidents; at step `cut` (if any) the incidents

@@ -188,7 +188,7 @@ fn demo_stores_readings_and_writes_alert_emails() {
             .count(),
         504
     );
-    // The boundary section's alert reached both bureaus.
+    // The incident heading for the boundary section reached both bureaus.
     let names: Vec<String> = std::fs::read_dir(out_dir.join("outbox"))
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
@@ -196,13 +196,13 @@ fn demo_stores_readings_and_writes_alert_emails() {
     assert!(
         names
             .iter()
-            .any(|n| n.starts_with("shijiao-") && n.ends_with(".firing.guangzhou.eml")),
+            .any(|n| n.contains("-incident-") && n.ends_with(".opened.guangzhou.eml")),
         "{names:?}"
     );
     assert!(
         names
             .iter()
-            .any(|n| n.starts_with("shijiao-") && n.ends_with(".firing.qingyuan.eml")),
+            .any(|n| n.contains("-incident-") && n.ends_with(".opened.qingyuan.eml")),
         "{names:?}"
     );
     assert!(stdout.contains("riverwatch demo summary"), "{stdout}");

@@ -292,8 +292,9 @@ fn an_alert_arrives_once_per_recipient_across_an_smtp_outage_and_a_kill() {
             })
             .collect();
         assert!(
-            ids.iter().any(|id| id.contains("exceedance")),
-            "{address} got the exceedance: {ids:?}"
+            // The exceedance opens an incident, which is what a bureau is told.
+            ids.iter().any(|id| id.contains("-incident-")),
+            "{address} got the exceedance's incident: {ids:?}"
         );
         let total = ids.len();
         ids.sort();

@@ -27,8 +27,8 @@
 //! - Arrival at a reach station is confirmed by the first judged value of the parameter inside
 //!   the window that exceeds the station's target class or has risen (in the harmful direction)
 //!   by at least `confirm_share` of the origin's excess over its limit, against the last value
-//!   before the window; it is not confirmed when a reading after the window (or wall time past
-//!   the window by the station's cadence) finds neither. A diluted plume is a real outcome.
+//!   before the window; it is not confirmed when a reading after the window finds neither, or
+//!   when the station goes offline past its window. A diluted plume is a real outcome.
 //! - The incident ends when none of its alerts fires and no arrival is pending.
 //!
 //! Levels: an incident's level is the highest of its alerts; a rise above the level last
@@ -221,6 +221,9 @@ pub struct IncidentEvent {
     pub incident: Incident,
     pub kind: EventKind,
     pub ts: DateTime<Utc>,
+    /// The alert transition that caused it (the exceedance that opened, escalated or spread
+    /// it), whose facts the message repeats; `None` for events of values or the clock.
+    pub cause: Option<Transition>,
 }
 
 impl IncidentEvent {
@@ -294,9 +297,10 @@ impl Incidents {
         out
     }
 
-    /// Transitions without a reading (the offline timer's), then windows the clock closed:
-    /// a window is over once `now` is past it by the station's cadence, time for its last
-    /// reading to arrive.
+    /// Transitions without a reading (the offline timer's). A window is decided by the
+    /// station's own readings (reading time), never by the clock alone: after an outage a
+    /// logger's backlog brings the window's values late, and they still count. A station that
+    /// goes offline past its window decides it "not confirmed" — no data is no arrival seen.
     pub fn tick(
         &mut self,
         net: &Network,
@@ -307,27 +311,29 @@ impl Incidents {
         for t in transitions.iter_mut() {
             self.transition(net, t, &mut out);
         }
-        for inc in &mut self.open {
-            for k in 0..inc.reach.len() {
-                let r = &inc.reach[k];
-                let cadence = net
-                    .station(&r.station)
-                    .and_then(|s| Duration::from_std(s.cadence).ok())
-                    .unwrap_or_else(Duration::zero);
-                if r.arrival == Arrival::Pending && now > r.latest + cadence {
-                    let station = r.station.clone();
-                    inc.reach[k].arrival = Arrival::NotConfirmed;
-                    inc.last_ts = inc.last_ts.max(now);
-                    out.push(IncidentEvent {
-                        incident: inc.clone(),
-                        kind: EventKind::ArrivalNotConfirmed { station },
-                        ts: now,
-                    });
-                }
-            }
-        }
         self.end_finished(now, &mut out);
         out
+    }
+
+    /// An `offline` alert firing at a reach station after its window: not confirmed.
+    fn silent(&mut self, t: &Transition, out: &mut Vec<IncidentEvent>) {
+        for inc in &mut self.open {
+            let Some(k) = inc.reach.iter().position(|r| {
+                r.station == t.station && r.arrival == Arrival::Pending && t.evidence.ts > r.latest
+            }) else {
+                continue;
+            };
+            inc.reach[k].arrival = Arrival::NotConfirmed;
+            inc.last_ts = inc.last_ts.max(t.evidence.ts);
+            out.push(IncidentEvent {
+                incident: inc.clone(),
+                kind: EventKind::ArrivalNotConfirmed {
+                    station: t.station.clone(),
+                },
+                ts: t.evidence.ts,
+                cause: None,
+            });
+        }
     }
 
     /// Arrival decisions from one reading's judged values at `station`.
@@ -370,6 +376,7 @@ impl Incidents {
                     incident: inc.clone(),
                     kind: EventKind::ArrivalNotConfirmed { station },
                     ts,
+                    cause: None,
                 });
                 continue;
             }
@@ -396,6 +403,7 @@ impl Incidents {
                     incident: inc.clone(),
                     kind: EventKind::ArrivalConfirmed { station, ts, value },
                     ts,
+                    cause: None,
                 });
             }
         }
@@ -404,6 +412,9 @@ impl Incidents {
     /// Assigns one alert transition: to the incident it belongs to (updating it), or opens
     /// one, or keeps it loose.
     fn transition(&mut self, net: &Network, t: &mut Transition, out: &mut Vec<IncidentEvent>) {
+        if t.rule == Rule::Offline && t.kind == Kind::Fired {
+            self.silent(t, out);
+        }
         if t.rule.is_data() {
             return;
         }
@@ -470,6 +481,7 @@ impl Incidents {
                             incident: inc.clone(),
                             kind,
                             ts,
+                            cause: Some(t.clone()),
                         });
                     }
                 }
@@ -485,6 +497,7 @@ impl Incidents {
                     incident: inc.clone(),
                     kind: EventKind::Opened,
                     ts,
+                    cause: Some(t.clone()),
                 });
                 self.open.push(inc);
             }
@@ -565,6 +578,7 @@ impl Incidents {
                     incident: inc,
                     kind: EventKind::Ended,
                     ts,
+                    cause: None,
                 });
             } else {
                 k += 1;
@@ -635,6 +649,7 @@ fn escalate(inc: &mut Incident, t: &Transition, out: &mut Vec<IncidentEvent>) {
             incident: inc.clone(),
             kind: EventKind::Escalated,
             ts: t.evidence.ts,
+            cause: Some(t.clone()),
         });
     }
 }

@@ -254,6 +254,18 @@ pub(crate) mod fixtures {
         }
     }
 
+    /// [`network`] with 七星岗 draining into 石角(界牌), the boundary section, in 10 h.
+    pub fn reach_network() -> Network {
+        let mut n = network();
+        if let Some(q) = n.stations.iter_mut().find(|s| s.id == "qixinggang") {
+            q.downstream = Some(Downstream {
+                station: "shijiao".into(),
+                travel_time: Duration::from_secs(10 * 3600),
+            });
+        }
+        n
+    }
+
     pub fn network() -> Network {
         let bureau = |id: &str, name: &str| Bureau {
             id: id.to_string(),

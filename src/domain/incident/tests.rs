@@ -4,8 +4,7 @@
 //! before the exceedance are adopted; every event count stays within the notification budget.
 
 use super::*;
-use crate::domain::network::fixtures::network;
-use crate::domain::network::Downstream;
+use crate::domain::network::fixtures::reach_network;
 use crate::domain::reading::Reading;
 use crate::domain::rules::{RuleConfig, Rules};
 use chrono::TimeZone;
@@ -18,17 +17,9 @@ fn h(hours: i64) -> DateTime<Utc> {
     t0() + Duration::hours(hours)
 }
 
-/// The fixture network with 七星岗 draining into 石角(界牌), the boundary section, in 10 h;
-/// both report every 4 h.
+/// The fixture network with 七星岗 draining into 石角(界牌) in 10 h.
 fn net() -> Network {
-    let mut n = network();
-    if let Some(q) = n.stations.iter_mut().find(|s| s.id == "qixinggang") {
-        q.downstream = Some(Downstream {
-            station: "shijiao".into(),
-            travel_time: std::time::Duration::from_secs(10 * 3600),
-        });
-    }
-    n
+    reach_network()
 }
 
 /// The daemon's order: the rules, then the incidents, per reading.
@@ -186,12 +177,17 @@ fn a_diluted_plume_is_not_confirmed_and_the_incident_ends() {
 }
 
 #[test]
-fn the_clock_closes_a_window_a_silent_station_leaves_open() {
+fn a_station_offline_past_its_window_decides_it_and_the_clock_alone_does_not() {
     let (net, mut p) = spill(&[(0, 0.2), (8, 0.2)]);
     assert_eq!(p.incidents.open().len(), 1);
-    // 石角 reports every 4 h: the window (to hour 20) is decided at hour 24 and not before.
-    assert!(p.incidents.tick(&net, h(23), &mut []).is_empty());
-    let events = p.incidents.tick(&net, h(25), &mut []);
+    // The clock alone never decides: a backlog may still bring the window's values.
+    assert!(p.incidents.tick(&net, h(40), &mut []).is_empty());
+    let mut offline = [Transition {
+        param: None,
+        context: Context::None,
+        ..transition("shijiao", Rule::Offline, Kind::Fired, Level::Data, 30, 30)
+    }];
+    let events = p.incidents.tick(&net, h(30), &mut offline);
     let kinds: Vec<&str> = events.iter().map(|e| e.kind.key()).collect();
     assert_eq!(kinds, ["arrival_not_confirmed", "ended"]);
     assert!(p.incidents.open().is_empty());

@@ -31,6 +31,15 @@ fn window(from: DateTime<Utc>, to: DateTime<Utc>) -> String {
     }
 }
 
+/// The expected-arrival window at a reach station, as [`window`] writes it.
+fn expected_at(i: &Incident, station: &str) -> String {
+    i.reach
+        .iter()
+        .find(|r| r.station == station)
+        .map(|r| window(r.earliest, r.latest))
+        .unwrap_or_default()
+}
+
 fn round(v: f64) -> f64 {
     (v * 1000.0).round() / 1000.0
 }
@@ -174,12 +183,7 @@ fn said(e: &IncidentEvent, n: &Names) -> (String, String, String, String) {
         }
         EventKind::ArrivalConfirmed { station, ts, value } => {
             let at = n.station(station);
-            let expected = i
-                .reach
-                .iter()
-                .find(|r| &r.station == station)
-                .map(|r| window(r.earliest, r.latest))
-                .unwrap_or_default();
+            let expected = expected_at(i, station);
             let _ = writeln!(
                 zh,
                 "到达确认：{at} {}（北京时间）{param_zh} {}，预计时段 {expected}",
@@ -199,12 +203,7 @@ fn said(e: &IncidentEvent, n: &Names) -> (String, String, String, String) {
         }
         EventKind::ArrivalNotConfirmed { station } => {
             let at = n.station(station);
-            let expected = i
-                .reach
-                .iter()
-                .find(|r| &r.station == station)
-                .map(|r| window(r.earliest, r.latest))
-                .unwrap_or_default();
+            let expected = expected_at(i, station);
             let _ = writeln!(
                 zh,
                 "未确认到达：{at}在预计时段 {expected} 内{param_zh}未见明显升高（可能已稀释或推迟）"
@@ -272,6 +271,13 @@ pub fn text(e: &IncidentEvent, net: &Network) -> Option<Text> {
         let _ = writeln!(body, "下游：{}", arrivals.join("，"));
     }
     let _ = writeln!(body, "通报：{}", n.bureaus());
+    // The alert behind the event, with every fact its own message gives (value, class,
+    // target and limit, multiple), so the incident says no less than the alert would.
+    let cause = e
+        .cause
+        .as_ref()
+        .and_then(|t| super::email(t, net))
+        .map(|m| m.body);
     let _ = writeln!(
         body,
         "事件编号：{}（起点首次超标 {} 北京时间）",
@@ -292,8 +298,17 @@ pub fn text(e: &IncidentEvent, net: &Network) -> Option<Text> {
         i.id,
         local(i.since)
     );
+    if let Some(cause) = cause {
+        let _ = write!(body, "\n——\n{cause}");
+    }
     let head = format!("【riverwatch{level}】{river}");
-    let mut short = format!("{head}{sms}");
+    // An incident with nowhere downstream to warn is its alert: the alert's own SMS says it
+    // best (value, class) within the limit.
+    let alone = e.kind == EventKind::Opened && i.reach.is_empty();
+    let mut short = match e.cause.as_ref().filter(|_| alone) {
+        Some(t) => super::sms(t, net).unwrap_or_else(|| format!("{head}{sms}")),
+        None => format!("{head}{sms}"),
+    };
     if short.chars().count() > SMS_LIMIT {
         short = short.chars().take(SMS_LIMIT - 1).collect::<String>() + "…";
     }

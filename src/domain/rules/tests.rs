@@ -5,8 +5,7 @@
 
 use super::*;
 use crate::domain::alert::Context;
-use crate::domain::network::fixtures::network;
-use crate::domain::network::Downstream;
+use crate::domain::network::fixtures::reach_network;
 use crate::domain::param::{DataFlag, Param};
 use chrono::TimeZone;
 
@@ -16,14 +15,7 @@ fn t0() -> DateTime<Utc> {
 
 /// The fixture network with 七星岗 draining into 石角(界牌) in 10 h.
 fn net() -> Network {
-    let mut n = network();
-    if let Some(q) = n.stations.iter_mut().find(|s| s.id == "qixinggang") {
-        q.downstream = Some(Downstream {
-            station: "shijiao".into(),
-            travel_time: std::time::Duration::from_secs(10 * 3600),
-        });
-    }
-    n
+    reach_network()
 }
 
 fn reading(station: &str, ts: DateTime<Utc>, values: &[(Param, f64)]) -> Reading {

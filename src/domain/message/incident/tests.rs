@@ -65,6 +65,7 @@ fn event(kind: EventKind, arrival: Arrival, ts: DateTime<Utc>) -> IncidentEvent 
         incident: incident(arrival),
         kind,
         ts,
+        cause: None,
     }
 }
 
