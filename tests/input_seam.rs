@@ -2,7 +2,7 @@
 //! `tests/run.sh`: a source defined in this test (`input_seam/replay.rs`) is the daemon's
 //! only input, a channel defined in the channel-seam test (`channel_seam/room.rs`) is added to
 //! the channels `run` registers, and the readings the source plays go through the screen to
-//! the real InfluxDB, fire a boundary exceedance heard in the room by both bureaus, and have
+//! the real InfluxDB, fire a boundary exceedance whose incident is heard in the room by both bureaus, and have
 //! every receipt answered back to the source in the order it played them — the refused
 //! payload's too.
 
@@ -69,7 +69,8 @@ fn a_source_defined_outside_the_crate_feeds_the_store_and_a_test_channel() {
             let items = heard.lock().unwrap_or_else(|p| p.into_inner());
             let n = items
                 .iter()
-                .filter(|i| i.alert_id.contains("exceedance"))
+                // The exceedance opens an incident, which is what the bureaus are told.
+                .filter(|i| i.alert_id.contains("-incident-"))
                 .count();
             (n >= 2).then_some(())
         },
@@ -101,7 +102,7 @@ fn a_source_defined_outside_the_crate_feeds_the_store_and_a_test_channel() {
         .lock()
         .expect("room")
         .iter()
-        .filter(|i| i.alert_id.contains("exceedance"))
+        .filter(|i| i.alert_id.contains("-incident-"))
         .map(|i| i.bureau.clone())
         .collect();
     bureaus.sort();

@@ -116,7 +116,8 @@ fn two_shards_store_every_reading_once_and_send_every_alert_once() {
     // Four stations of six on shard 0, two on shard 1: 400 and 200, and nothing twice.
     assert_eq!(per_instance, [400, 200]);
 
-    // An exceedance at a station of each shard: each bureau gets each alert once.
+    // An exceedance at a station of each shard: each bureau hears of each once (as the
+    // incident it opens).
     for station in ["shijiao", "pa_boundary"] {
         let river = if station == "shijiao" { "bei" } else { "pa" };
         for ago in [20, 10] {
@@ -128,7 +129,7 @@ fn two_shards_store_every_reading_once_and_send_every_alert_once() {
         }
     }
     for address in ["gz-shard@example.org", "qy-shard@example.org"] {
-        let ids = wait_for(Duration::from_secs(20), "both exceedance emails", || {
+        let ids = wait_for(Duration::from_secs(20), "both incident emails", || {
             let ids: Vec<String> = servers
                 .emails_to(address)
                 .iter()
@@ -137,14 +138,14 @@ fn two_shards_store_every_reading_once_and_send_every_alert_once() {
                         .find(|l| l.to_ascii_lowercase().starts_with("message-id:"))
                         .map(|l| l[11..].trim().to_string())
                 })
-                .filter(|id| id.contains("exceedance"))
+                .filter(|id| id.contains("-incident-"))
                 .collect();
             let both = ["shijiao", "pa_boundary"]
                 .iter()
                 .all(|s| ids.iter().any(|id| id.starts_with(&format!("<{s}-"))));
             both.then_some(ids)
         });
-        assert_eq!(ids.len(), 2, "{address}: each exceedance once: {ids:?}");
+        assert_eq!(ids.len(), 2, "{address}: each incident once: {ids:?}");
     }
     let fired: Vec<u64> = daemons
         .iter_mut()
