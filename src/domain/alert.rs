@@ -11,6 +11,7 @@
 //! clearing, an alert that newer readings raised.
 
 use super::gb3838::Class;
+use super::hj212::cst;
 use super::param::Param;
 use chrono::{DateTime, Duration, Utc};
 use std::collections::VecDeque;
@@ -323,12 +324,19 @@ pub struct AlertKey {
     pub param: Option<Param>,
 }
 
-/// The id of the episode of (station, rule, parameter) that started at `since`.
+/// The id of the episode of (station, rule, parameter) that started at `since`:
+/// `{station}-{rule}-{param}-{start}`, `param` being `station` for station-level rules and
+/// `start` the episode's first breaching reading in China Standard Time (UTC+8) as
+/// `YYYYMMDDThhmmss` — the time every message shows, so the id an officer reads beside
+/// "首个超标读数：2026-11-26 06:00" ends in `20261126T060000`. Letters, digits, `-` and `_`
+/// only, so it goes unescaped into URLs (`/api/v1/alerts/{id}/ack`) and file names; derived
+/// from reading time, so a replay gives the same id. (Ids saved by earlier versions end in
+/// UTC with a `Z`; a firing episode keeps its saved id.)
 fn alert_id(station: &str, rule: Rule, param: Option<Param>, since: DateTime<Utc>) -> String {
     let param = param.map_or("station", Param::key);
     format!(
         "{station}-{rule}-{param}-{}",
-        since.format("%Y%m%dT%H%M%SZ")
+        since.with_timezone(&cst()).format("%Y%m%dT%H%M%S")
     )
 }
 
