@@ -895,16 +895,17 @@ fn alert_rules_in_the_daemon() {
     assert_eq!(codmn[0]["level"], "yellow");
 
     // Upstream: 石角 is a boundary section, so both bureaus are warned of the TP arriving from
-    // 七星岗 10 h after its first exceeding reading (the episode's start, in its alert id) —
-    // in the TP incident's opening, which the `upstream` warning is part of.
+    // 七星岗 10 h after its first exceeding reading (the episode's start, in its alert id in
+    // UTC+8) — in the TP incident's opening, which the `upstream` warning is part of.
     let tp_fired = alerts(
         "station = 'qixinggang' AND param = 'tp' AND rule = 'exceedance' AND state = 'firing'",
     );
     let id = tp_fired[0]["alert_id"].as_str().unwrap();
     let since =
-        chrono::NaiveDateTime::parse_from_str(id.rsplit('-').next().unwrap(), "%Y%m%dT%H%M%SZ")
+        chrono::NaiveDateTime::parse_from_str(id.rsplit('-').next().unwrap(), "%Y%m%dT%H%M%S")
             .unwrap()
-            .and_utc();
+            .and_utc()
+            - chrono::Duration::hours(8);
     let local = |t: chrono::DateTime<chrono::Utc>, f: &str| {
         t.with_timezone(&chrono::FixedOffset::east_opt(8 * 3600).unwrap())
             .format(f)

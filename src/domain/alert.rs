@@ -11,7 +11,9 @@
 //! clearing, an alert that newer readings raised.
 
 use super::gb3838::Class;
+use super::hj212::cst;
 use super::param::Param;
+use super::trend::TrendTest;
 use chrono::{DateTime, Duration, Utc};
 use std::collections::VecDeque;
 use std::fmt;
@@ -230,29 +232,56 @@ pub struct Evidence {
     pub class: Option<Class>,
 }
 
-/// Facts particular to a rule, for messages.
+/// Facts particular to a rule, for messages. Values are in the parameter's unit; rates per
+/// hour and slopes per day are signed (negative when falling).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Context {
     None,
-    /// `trend`: when the Sen line reaches the target limit, and its slope.
+    /// `trend`: when the Sen line reaches the target limit, from where, and the test's verdict.
     Trend {
         crossing: DateTime<Utc>,
         slope_per_day: f64,
+        /// The p-value of `test` (two-sided).
         p: f64,
+        /// The test that found the trend significant: Hamed–Rao's by default.
+        test: TrendTest,
+        /// The Sen line's value at `from`, the start of the trend window: where the rise
+        /// started, the baseline the message measures the value's change against.
+        baseline: f64,
+        /// Time of the oldest value in the trend window.
+        from: DateTime<Utc>,
+        /// Values (trend buckets) in the window.
+        points: usize,
     },
-    /// `shift`: which way, and by which chart.
+    /// `shift`: which way, by which chart, and from which baseline.
     Shift {
         up: bool,
+        /// "CUSUM" or "EWMA".
         chart: &'static str,
+        /// Mean and standard deviation of the baseline values the charts were set up on.
+        baseline: f64,
+        sd: f64,
+        /// Reading times of the first and last baseline values.
+        baseline_from: DateTime<Utc>,
+        baseline_to: DateTime<Utc>,
     },
-    /// `rate`: the change per hour, and whether the upstream neighbour changed too (red).
+    /// `rate`: the change over the rate window, its steepest recent step, and how many
+    /// parameters changed at once (red when the upstream neighbour changed too).
     Rate {
+        /// The window's change (`change`) per hour since its oldest value (`from`).
         per_hour: f64,
+        /// From the window's reference (its lowest value; highest when falling is harmful) to
+        /// the newest value.
+        change: f64,
+        /// Time of the oldest value in the rate window.
+        from: DateTime<Utc>,
+        /// The steepest recent step in the harmful direction.
+        steepest: Step,
         params: usize,
     },
     /// `station_fault`: why.
     Fault {
-        reason: String,
+        reason: FaultReason,
     },
     /// `offline`: the last reading.
     Offline {
@@ -265,7 +294,8 @@ pub enum Context {
     },
     /// `upstream`: where the pollution comes from and when it should arrive: `arrival` is the
     /// first exceeding reading upstream plus the travel time, and the window `earliest` to
-    /// `latest` is that ± the arrival tolerance (`[alerts] arrival_tolerance`).
+    /// `latest` is that ± the arrival tolerance (`[alerts] arrival_tolerance`). Carried by the
+    /// resolving transition too, so its message can say which upstream event ended.
     Upstream {
         from: String,
         from_alert: String,
@@ -273,6 +303,46 @@ pub enum Context {
         earliest: DateTime<Utc>,
         latest: DateTime<Utc>,
     },
+}
+
+/// One step of a parameter's series, for `rate`: between the validated readings at `from` and
+/// `to`, a change of `per_hour` (signed) per hour.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Step {
+    pub from: DateTime<Utc>,
+    pub to: DateTime<Utc>,
+    pub per_hour: f64,
+}
+
+/// Why a station fault fired (`station_fault`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FaultReason {
+    /// The spike test, settled by the next value, failed the value read at `at`.
+    Spike { at: DateTime<Utc> },
+    /// A QC test failed the value (outside what the instrument can report, or a flat line);
+    /// `None` when the verdict names no test.
+    Qc(Option<super::qc::Test>),
+    /// The data logger flagged the value: `D` (instrument fault) or `B` (communication fault).
+    Flag(super::param::DataFlag),
+}
+
+/// The reason in English, times in China Standard Time as in every message.
+impl fmt::Display for FaultReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FaultReason::Spike { at } => write!(
+                f,
+                "QC fail (spike) at {} UTC+8",
+                at.with_timezone(&cst()).format("%Y-%m-%d %H:%M")
+            ),
+            FaultReason::Qc(test) => write!(
+                f,
+                "QC fail ({})",
+                test.map_or("quality control", super::qc::Test::key)
+            ),
+            FaultReason::Flag(flag) => write!(f, "instrument flag {}", flag.letter()),
+        }
+    }
 }
 
 /// What a rule says about one reading (or one tick), for the episode of (station, `rule`,
@@ -323,12 +393,19 @@ pub struct AlertKey {
     pub param: Option<Param>,
 }
 
-/// The id of the episode of (station, rule, parameter) that started at `since`.
+/// The id of the episode of (station, rule, parameter) that started at `since`:
+/// `{station}-{rule}-{param}-{start}`, `param` being `station` for station-level rules and
+/// `start` the episode's first breaching reading in China Standard Time (UTC+8) as
+/// `YYYYMMDDThhmmss` — the time every message shows, so the id an officer reads beside
+/// "首个超标读数：2026-11-26 06:00" ends in `20261126T060000`. Letters, digits, `-` and `_`
+/// only, so it goes unescaped into URLs (`/api/v1/alerts/{id}/ack`) and file names; derived
+/// from reading time, so a replay gives the same id. (Ids saved by earlier versions end in
+/// UTC with a `Z`; a firing episode keeps its saved id.)
 fn alert_id(station: &str, rule: Rule, param: Option<Param>, since: DateTime<Utc>) -> String {
     let param = param.map_or("station", Param::key);
     format!(
         "{station}-{rule}-{param}-{}",
-        since.format("%Y%m%dT%H%M%SZ")
+        since.with_timezone(&cst()).format("%Y%m%dT%H%M%S")
     )
 }
 

@@ -390,7 +390,7 @@ mod tests {
             .iter()
             .map(|i| (i.channel.clone(), i.key.clone(), i.to.join(",")))
             .collect();
-        let base = "shijiao-exceedance-nh3n-20261125t220000z.fired.20261126t020000z";
+        let base = "shijiao-exceedance-nh3n-20261126t060000.fired.20261126t020000z";
         let expected: Vec<_> = [
             ("email", "guangzhou.email", "duty@guangzhou.example.org"),
             ("email", "qingyuan.email", "duty@qingyuan.example.org"),

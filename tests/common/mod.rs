@@ -90,13 +90,21 @@ impl Servers {
                 if !headers.contains(address) {
                     continue;
                 }
-                use base64::Engine;
-                let compact: String = body.chars().filter(|c| !c.is_whitespace()).collect();
-                let decoded = base64::engine::general_purpose::STANDARD
-                    .decode(compact)
-                    .ok()
-                    .and_then(|b| String::from_utf8(b).ok())
-                    .unwrap_or_default();
+                // riverwatch sends 8bit UTF-8 bodies, read as they are; base64 is decoded.
+                let base64 = headers
+                    .to_ascii_lowercase()
+                    .contains("content-transfer-encoding: base64");
+                let decoded = if base64 {
+                    use base64::Engine;
+                    let compact: String = body.chars().filter(|c| !c.is_whitespace()).collect();
+                    base64::engine::general_purpose::STANDARD
+                        .decode(compact)
+                        .ok()
+                        .and_then(|b| String::from_utf8(b).ok())
+                        .unwrap_or_default()
+                } else {
+                    body.to_string()
+                };
                 out.push((headers.to_string(), decoded));
             }
         }

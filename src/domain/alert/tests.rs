@@ -108,7 +108,16 @@ fn ids_are_stable_and_replays_ignored() {
         "same time again"
     );
     let fired = e.feed(ev(1), Obs::Breach(Level::Yellow), p).unwrap();
-    assert_eq!(fired.alert_id, "shijiao-exceedance-nh3n-20261126T000000Z");
+    // The episode's start, 00:00 UTC, in China Standard Time as every message shows it.
+    assert_eq!(fired.alert_id, "shijiao-exceedance-nh3n-20261126T080000");
+    assert!(
+        fired
+            .alert_id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'),
+        "unreserved URL characters only: {}",
+        fired.alert_id
+    );
     assert_eq!(fired.since, t0());
     e.feed(ev(2), Obs::Clear, p);
     let resolved = e.feed(ev(3), Obs::Clear, p).unwrap();
@@ -334,5 +343,29 @@ fn the_all_lists_follow_declaration_order() {
     }
     for (i, l) in Level::ALL.iter().enumerate() {
         assert_eq!(*l as usize, i, "{}", l.key());
+    }
+}
+
+/// Alert ids carry the episode's start in China Standard Time, the time messages show: an
+/// evening start in UTC is the next morning's id; station-level rules say `station`.
+#[test]
+fn ids_carry_china_standard_time() {
+    use chrono::TimeZone;
+    let utc = |y, mo, d, h, mi, s| Utc.with_ymd_and_hms(y, mo, d, h, mi, s).unwrap();
+    for (rule, param, since, id) in [
+        (
+            Rule::Exceedance,
+            Some(Param::Nh3n),
+            utc(2026, 11, 25, 20, 0, 0),
+            "shijiao-exceedance-nh3n-20261126T040000",
+        ),
+        (
+            Rule::Offline,
+            None,
+            utc(2026, 12, 31, 16, 30, 5),
+            "shijiao-offline-station-20270101T003005",
+        ),
+    ] {
+        assert_eq!(alert_id("shijiao", rule, param, since), id);
     }
 }

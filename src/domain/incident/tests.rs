@@ -104,7 +104,7 @@ fn a_spill_is_one_incident_confirmed_downstream_then_ended() {
         (28, 0.2),
         (32, 0.2),
     ]);
-    let id = "qixinggang-incident-nh3n-20261101T080000Z".to_string();
+    let id = "qixinggang-incident-nh3n-20261101T160000".to_string();
     assert_eq!(
         p.kinds(),
         [
@@ -204,8 +204,8 @@ fn a_plume_later_than_its_window_opens_its_own_incident() {
         (44, 0.9),
     ]);
     let kinds = p.kinds();
-    let first = "qixinggang-incident-nh3n-20261101T080000Z".to_string();
-    let second = "shijiao-incident-nh3n-20261102T160000Z".to_string();
+    let first = "qixinggang-incident-nh3n-20261101T160000".to_string();
+    let second = "shijiao-incident-nh3n-20261103T000000".to_string();
     assert_eq!(
         kinds,
         [

@@ -377,8 +377,8 @@ impl Rules {
             st.observe(&mut out, o);
         }
 
-        // The early warnings. (parameter, value, change per hour when the rate rule breaches)
-        let mut rates: Vec<(Param, f64, Option<f64>)> = Vec::new();
+        // The early warnings. (parameter, value, the change when the rate rule breaches)
+        let mut rates: Vec<(Param, f64, Option<rate::Change>)> = Vec::new();
         for m in &validated.values {
             let Some(up) = harmful_up(m.param, station) else {
                 continue;
@@ -402,9 +402,14 @@ impl Rules {
             };
             let shift = ps
                 .chart
-                .decision(&cfg, station, m.param, up, value)
+                .decision(&cfg, station, m.param, up, value, ts)
                 .map(|d| shift::observation(m.param, value, ts, d));
-            let change = limit.and_then(|l| rate::change(&cfg, up, l, earlier, value, t));
+            let change = limit
+                .and_then(|l| rate::change(&cfg, up, l, earlier, value, t))
+                .map(|c| rate::Change {
+                    steepest: ps.rate.steepest(up),
+                    ..c
+                });
             if let Some(o) = trend {
                 st.observe_early(&mut out, o);
             }

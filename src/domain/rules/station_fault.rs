@@ -6,7 +6,7 @@
 //! the QC stream that decides is the dispatcher's, since every rule reads its flags.
 
 use super::{evidence, Observation, QUICK};
-use crate::domain::alert::{Context, Level, Obs, Rule};
+use crate::domain::alert::{Context, FaultReason, Level, Obs, Rule};
 use crate::domain::param::DataFlag;
 use crate::domain::qc::{self, Flag};
 use crate::domain::reading::Measured;
@@ -18,21 +18,15 @@ use chrono::{DateTime, Utc};
 pub(super) fn observe(m: &Measured, verdict: &qc::Verdict, ts: DateTime<Utc>) -> Observation {
     let mut fault = None;
     if let Some((prev, Flag::Fail)) = verdict.revised {
-        fault = Some(format!(
-            "QC fail (spike) at {}",
-            DateTime::from_timestamp(prev, 0)
-                .unwrap_or(ts)
-                .format("%Y-%m-%d %H:%M UTC")
-        ));
+        fault = Some(FaultReason::Spike {
+            at: DateTime::from_timestamp(prev, 0).unwrap_or(ts),
+        });
     }
     if verdict.flag == Flag::Fail {
-        fault = Some(format!(
-            "QC fail ({})",
-            verdict.note.map_or("quality control", qc::Test::key)
-        ));
+        fault = Some(FaultReason::Qc(verdict.note));
     }
     if let Some(f @ (DataFlag::D | DataFlag::B)) = m.flag {
-        fault = Some(format!("instrument flag {}", f.letter()));
+        fault = Some(FaultReason::Flag(f));
     }
     let obs = if fault.is_some() {
         Obs::Breach(Level::Data)

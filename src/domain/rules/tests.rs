@@ -83,6 +83,22 @@ fn slow_rise_warns_before_the_exceedance() {
     assert!(
         crossing > trend[0].evidence.ts && crossing - trend[0].evidence.ts <= Duration::days(3)
     );
+    // Where the rise started (the Sen line at the window's first value, 0.20 at t0) and the
+    // test that found it: Hamed–Rao's, the default.
+    let Context::Trend {
+        test,
+        baseline,
+        from,
+        points,
+        ..
+    } = trend[0].context
+    else {
+        panic!()
+    };
+    assert_eq!(test, crate::domain::trend::TrendTest::HamedRao);
+    assert_eq!(from, t0());
+    assert!((baseline - 0.20).abs() < 0.01, "{baseline}");
+    assert!(points >= RuleConfig::default().trend_min_points, "{points}");
     assert!(
         crossing <= exceed[0].evidence.ts + Duration::hours(12),
         "projection close to the real crossing"
@@ -231,7 +247,12 @@ fn a_probe_spike_is_a_station_fault_not_pollution() {
     let faults = fired(&all, Rule::StationFault);
     assert_eq!(faults.len(), 1);
     assert_eq!(faults[0].level, Level::Data);
-    assert!(matches!(&faults[0].context, Context::Fault { reason } if reason.contains("spike")));
+    assert!(matches!(
+        &faults[0].context,
+        Context::Fault {
+            reason: crate::domain::alert::FaultReason::Spike { .. }
+        }
+    ));
     // The spike's stored flag is corrected to FAIL when the next reading settles it.
     assert!(
         revised.contains(&(Param::Nh3n, t0() + Duration::minutes(20), Flag::Fail)),
@@ -309,10 +330,89 @@ fn upstream_exceedance_warns_downstream_with_arrival_time() {
         down.follows,
         Some(("qixinggang".to_string(), upstream_alert.clone()))
     );
-    // The upstream warning resolves with the upstream exceedance.
-    assert!(all
+    // The upstream warning resolves with the upstream exceedance, saying which one ended.
+    let ended = all
         .iter()
-        .any(|t| t.rule == Rule::Upstream && t.kind == Kind::Resolved));
+        .find(|t| t.rule == Rule::Upstream && t.kind == Kind::Resolved)
+        .expect("the warning resolves");
+    assert!(
+        matches!(&ended.context, Context::Upstream { from, from_alert, .. }
+            if from == "qixinggang" && from_alert == upstream_alert),
+        "{:?}",
+        ended.context
+    );
+}
+
+/// The early warnings carry what their messages state: the shift's baseline (mean, spread,
+/// period), the rate's window change and steepest step, the trend's start and test.
+#[test]
+fn early_warnings_carry_what_their_messages_state() {
+    let net = net();
+    // Shift: 30 baseline values alternating 0.20 and 0.22 hourly, then a step to 0.40.
+    let mut rules = Rules::new(RuleConfig::default());
+    let feed: Vec<_> = (0..36)
+        .map(|i| {
+            let v = if i < 30 {
+                [0.20, 0.22][i as usize % 2]
+            } else {
+                0.40
+            };
+            ("shijiao", i, vec![(Param::Nh3n, v)])
+        })
+        .collect();
+    let all = run(&mut rules, &net, &feed);
+    let shift = fired(&all, Rule::Shift);
+    assert_eq!(shift.len(), 1, "{all:#?}");
+    let Context::Shift {
+        up,
+        baseline,
+        sd,
+        baseline_from,
+        baseline_to,
+        ..
+    } = shift[0].context
+    else {
+        panic!("{:?}", shift[0].context)
+    };
+    assert!(up);
+    assert!((baseline - 0.21).abs() < 1e-9, "{baseline}");
+    assert!((sd - 0.010171).abs() < 1e-5, "{sd}");
+    assert_eq!(
+        (baseline_from, baseline_to),
+        (t0(), t0() + Duration::hours(29))
+    );
+
+    // Rate: NH3-N 0.2 → 0.3 → 1.1 at 4-hourly readings: the window averages 0.1125 mg/L/h,
+    // the last step rose 0.2 mg/L/h.
+    let mut rules = Rules::new(RuleConfig::default());
+    let all = run(
+        &mut rules,
+        &net,
+        &[
+            ("shijiao", 0, vec![(Param::Nh3n, 0.2)]),
+            ("shijiao", 4, vec![(Param::Nh3n, 0.3)]),
+            ("shijiao", 8, vec![(Param::Nh3n, 1.1)]),
+        ],
+    );
+    let rate = fired(&all, Rule::Rate);
+    assert_eq!(rate.len(), 1, "{all:#?}");
+    let Context::Rate {
+        per_hour,
+        change,
+        from,
+        steepest,
+        params,
+    } = rate[0].context
+    else {
+        panic!("{:?}", rate[0].context)
+    };
+    assert!((per_hour - 0.1125).abs() < 1e-9 && (change - 0.9).abs() < 1e-9);
+    assert_eq!((from, params), (t0(), 1));
+    assert_eq!(
+        (steepest.from, steepest.to),
+        (t0() + Duration::hours(4), t0() + Duration::hours(8))
+    );
+    assert!((steepest.per_hour - 0.2).abs() < 1e-9, "{steepest:?}");
 }
 
 #[test]

@@ -156,14 +156,21 @@ pub(super) fn decision(
     let (obs, context) = match (beyond, crossing) {
         // Already past the limit: the exceedance rule speaks; the trend neither fires nor clears.
         (true, _) => (Obs::Hold, Context::None),
-        (false, Some(c)) => (
-            Obs::Breach(Level::Blue),
-            Context::Trend {
-                crossing: DateTime::from_timestamp(c, 0).unwrap_or(ts),
-                slope_per_day: line.per_day(),
-                p,
-            },
-        ),
+        (false, Some(c)) => {
+            let from = times.first().copied().unwrap_or(t_now);
+            (
+                Obs::Breach(Level::Blue),
+                Context::Trend {
+                    crossing: DateTime::from_timestamp(c, 0).unwrap_or(ts),
+                    slope_per_day: line.per_day(),
+                    p,
+                    test: cfg.trend_test,
+                    baseline: line.at(from),
+                    from: DateTime::from_timestamp(from, 0).unwrap_or(ts),
+                    points: times.len(),
+                },
+            )
+        }
         (false, None) => (Obs::Clear, Context::None),
     };
     Some((obs, context, newest))

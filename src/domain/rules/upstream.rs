@@ -70,8 +70,20 @@ impl Warnings {
                 (Obs::Breach(Level::Blue), ctx)
             }
             Kind::Resolved => {
-                self.0.retain(|(q, _)| *q != param);
-                (Obs::Clear, Context::None)
+                // The resolving transition says which event ended (its message names the
+                // upstream station); a resolution with no open warning says nothing more.
+                let open = self.0.iter().position(|(q, _)| *q == param);
+                let ctx = open.map_or(Context::None, |i| {
+                    let (_, up) = self.0.remove(i);
+                    Context::Upstream {
+                        from: up.from,
+                        from_alert: up.alert,
+                        arrival: up.arrival,
+                        earliest: up.arrival - tolerance,
+                        latest: up.arrival + tolerance,
+                    }
+                });
+                (Obs::Clear, ctx)
             }
             Kind::Escalated | Kind::Reminder => return None,
         };

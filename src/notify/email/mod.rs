@@ -4,7 +4,9 @@
 //!
 //! Fed by `notify::render` (the judging task in `alerts`), which asks [`EmailSink`] as a
 //! [`Channel`] for a bureau's addresses and to address a rendered text to them, and by the
-//! email delivery worker with rendered notifications. The body goes out as UTF-8 plain text in base64, so Chinese survives every relay.
+//! email delivery worker with rendered notifications. The body goes out as UTF-8 plain text
+//! with 8bit transfer encoding, so a saved `.eml` reads as it is (`less` shows the Chinese);
+//! a relay that does not announce 8BITMIME gets the same text quoted-printable instead.
 //! The Message-ID is the notification's idempotency key, so a copy delivered twice is recognisable
 //! as the same message. Answers: accepted is delivered; only an explicit 5xx from the relay is
 //! permanent; a refused connection, a TLS failure or a timeout is transient.
@@ -18,7 +20,7 @@ use crate::domain::network::Bureau;
 use crate::settings::secret::Secret;
 use config::{SmtpConfig, SmtpSecurity};
 use lettre::message::header::{ContentTransferEncoding, ContentType};
-use lettre::message::{Mailbox, SinglePart};
+use lettre::message::{Body, Mailbox, SinglePart};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
@@ -102,21 +104,37 @@ impl EmailSink {
     }
 
     pub async fn send(&self, item: &Item) -> Result<(), SendError> {
-        let message = build(self.from(), item)?;
         match self {
             EmailSink::Smtp {
                 transport, timeout, ..
-            } => match tokio::time::timeout(*timeout, transport.send(message)).await {
-                Ok(Ok(_)) => Ok(()),
-                // lettre calls neither a refused connection nor a timeout permanent; only an
-                // explicit 5xx from the server is.
-                Ok(Err(e)) if e.is_permanent() => Err(SendError::Permanent(e.to_string())),
-                Ok(Err(e)) => Err(SendError::Transient(e.to_string())),
-                Err(_) => Err(SendError::Transient(format!(
-                    "the SMTP relay did not finish within {timeout:?}"
-                ))),
-            },
+            } => {
+                let send = |message: Message| async move {
+                    match tokio::time::timeout(*timeout, transport.send(message)).await {
+                        Ok(Ok(_)) => Ok(()),
+                        Ok(Err(e)) => Err(Some(e)),
+                        Err(_) => Err(None),
+                    }
+                };
+                let mut result = send(build(self.from(), item, Transfer::EightBit)?).await;
+                if matches!(&result, Err(Some(e)) if e.is_client()) {
+                    // lettre refuses, before sending anything, a non-ASCII message to a relay
+                    // that does not announce 8BITMIME: the same text, quoted-printable, is
+                    // ASCII and goes through any relay.
+                    result = send(build(self.from(), item, Transfer::QuotedPrintable)?).await;
+                }
+                match result {
+                    Ok(()) => Ok(()),
+                    // lettre calls neither a refused connection nor a timeout permanent; only
+                    // an explicit 5xx from the server is.
+                    Err(Some(e)) if e.is_permanent() => Err(SendError::Permanent(e.to_string())),
+                    Err(Some(e)) => Err(SendError::Transient(e.to_string())),
+                    Err(None) => Err(SendError::Transient(format!(
+                        "the SMTP relay did not finish within {timeout:?}"
+                    ))),
+                }
+            }
             EmailSink::Folder { dir, .. } => {
+                let message = build(self.from(), item, Transfer::EightBit)?;
                 let name = format!("{}.{}.{}.eml", item.alert_id, item.state, item.bureau);
                 tokio::fs::write(dir.join(name), message.formatted())
                     .await
@@ -152,9 +170,42 @@ impl Channel for EmailSink {
     }
 }
 
-/// Builds the message for one bureau: all of its addresses in To, named after the bureau.
-/// A bad address cannot get better by retrying, so every error is permanent.
-fn build(from: &Mailbox, item: &Item) -> Result<Message, SendError> {
+/// How the body travels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Transfer {
+    /// UTF-8 as it is: readable in a saved `.eml`; needs a relay with 8BITMIME.
+    EightBit,
+    /// ASCII only, for a relay without 8BITMIME.
+    QuotedPrintable,
+}
+
+/// The most octets a line may hold in SMTP, without its CRLF (RFC 5321 §4.5.3.1.6, RFC 5322
+/// §2.1.1).
+const MAX_LINE: usize = 998;
+
+/// The body in `transfer` encoding. lettre's own choice refuses 8bit for any line of 76
+/// octets or more (RFC 5322's recommended 78 characters; a line of 26 Chinese characters is
+/// 78 octets), so the 8bit body is checked here against what SMTP requires — lines within
+/// 998 octets, CRLF line ends, no NUL — and handed over as encoded; a body that fails (a very
+/// long configured name) goes quoted-printable, which wraps it.
+fn body(text: &str, transfer: Transfer) -> Body {
+    let crlf = text.replace("\r\n", "\n").replace('\n', "\r\n");
+    let eight_bit = transfer == Transfer::EightBit
+        && !crlf.contains('\0')
+        && crlf
+            .split("\r\n")
+            .all(|line| line.len() <= MAX_LINE && !line.contains('\r'));
+    if eight_bit {
+        return Body::dangerous_pre_encoded(crlf.into_bytes(), ContentTransferEncoding::EightBit);
+    }
+    Body::new_with_encoding(text.to_string(), ContentTransferEncoding::QuotedPrintable)
+        .unwrap_or_else(|_| Body::new(text.to_string()))
+}
+
+/// Builds the message for one bureau: all of its addresses in To, named after the bureau, the
+/// body in `transfer` encoding. A bad address cannot get better by retrying, so every error is
+/// permanent.
+fn build(from: &Mailbox, item: &Item, transfer: Transfer) -> Result<Message, SendError> {
     let id: String = item
         .key
         .chars()
@@ -179,8 +230,7 @@ fn build(from: &Mailbox, item: &Item) -> Result<Message, SendError> {
     b.singlepart(
         SinglePart::builder()
             .header(ContentType::TEXT_PLAIN)
-            .header(ContentTransferEncoding::Base64)
-            .body(item.text.clone()),
+            .body(body(&item.text, transfer)),
     )
     .map_err(|e| SendError::Permanent(format!("cannot build the email: {e}")))
 }
@@ -188,6 +238,100 @@ fn build(from: &Mailbox, item: &Item) -> Result<Message, SendError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn item(subject: &str, text: &str) -> Item {
+        Item {
+            key: "shijiao-exceedance-nh3n-20261126t060000.fired.20261126t020000z.qingyuan.email"
+                .into(),
+            channel: "email".into(),
+            alert_id: "shijiao-exceedance-nh3n-20261126T060000".into(),
+            state: "firing".into(),
+            bureau: "qingyuan".into(),
+            bureau_name: "清远市生态环境局".into(),
+            to: vec!["duty@qy.example.org".into()],
+            subject: subject.into(),
+            text: text.into(),
+        }
+    }
+
+    /// The `.eml` the folder channel writes holds the rendered body verbatim in UTF-8 (8bit,
+    /// not base64), so `less` shows the Chinese; the subject is encoded in its header as
+    /// headers must be.
+    #[tokio::test]
+    async fn an_eml_holds_the_body_verbatim_in_utf8() {
+        let net = crate::domain::network::fixtures::network();
+        let text = crate::domain::message::text(&crate::domain::message::tests::firing(), &net)
+            .expect("the fixture station renders");
+        let dir = tempfile::tempdir().expect("a temporary folder");
+        let sink = EmailSink::Folder {
+            dir: dir.path().to_path_buf(),
+            from: "riverwatch <rw@example.org>".parse().expect("mailbox"),
+        };
+        sink.send(&item(&text.subject, &text.body))
+            .await
+            .expect("written");
+        let path = dir
+            .path()
+            .join("shijiao-exceedance-nh3n-20261126T060000.firing.qingyuan.eml");
+        let raw = std::fs::read(&path).expect("the .eml");
+        let eml = String::from_utf8(raw)
+            .expect("UTF-8 throughout")
+            .replace("\r\n", "\n");
+        let (headers, body) = eml.split_once("\n\n").expect("headers, then the body");
+        assert!(
+            headers.contains("Content-Transfer-Encoding: 8bit"),
+            "{headers}"
+        );
+        assert!(
+            headers.contains("Content-Type: text/plain; charset=utf-8"),
+            "{headers}"
+        );
+        // lettre ends the message with a line break of its own.
+        assert_eq!(body.strip_suffix('\n'), Some(text.body.as_str()));
+        assert!(body.contains("规则：超标（exceedance）"));
+    }
+
+    /// For a relay without 8BITMIME, and for a line too long for 8bit, the same text goes
+    /// quoted-printable, which decodes to the body unchanged.
+    #[test]
+    fn quoted_printable_carries_the_same_text() {
+        let from: Mailbox = "riverwatch <rw@example.org>".parse().expect("mailbox");
+        let long = format!("断面：{}\n第二行\n", "石".repeat(340));
+        for (transfer, text) in [
+            (Transfer::QuotedPrintable, "监测值：1.2 mg/L（Ⅳ类）\n"),
+            (Transfer::EightBit, long.as_str()),
+        ] {
+            let message = build(&from, &item("s", text), transfer).expect("built");
+            let eml = String::from_utf8(message.formatted()).expect("ASCII");
+            assert!(eml.is_ascii(), "{eml}");
+            assert!(
+                eml.contains("Content-Transfer-Encoding: quoted-printable"),
+                "{eml}"
+            );
+            let (_, body) = eml.split_once("\r\n\r\n").expect("a body");
+            // lettre ends the message with a CRLF of its own.
+            assert_eq!(decode_qp(body), text.replace('\n', "\r\n") + "\r\n");
+        }
+    }
+
+    /// Quoted-printable decoding (RFC 2045 §6.7), enough for the test above.
+    fn decode_qp(s: &str) -> String {
+        let s = s.replace("=\r\n", "");
+        let bytes = s.as_bytes();
+        let mut out = Vec::new();
+        let mut i = 0;
+        while i < bytes.len() {
+            if bytes[i] == b'=' && i + 2 < bytes.len() {
+                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).expect("hex digits");
+                out.push(u8::from_str_radix(hex, 16).expect("a byte"));
+                i += 3;
+            } else {
+                out.push(bytes[i]);
+                i += 1;
+            }
+        }
+        String::from_utf8(out).expect("UTF-8")
+    }
 
     /// A relay that accepts the connection and never says a word: the send gives up after
     /// the configured timeout instead of hanging the notifier.
@@ -212,17 +356,7 @@ mod tests {
             timeout: std::time::Duration::from_millis(300),
         };
         let sink = EmailSink::smtp(&cfg, None).unwrap();
-        let item = Item {
-            key: "a.fired.20261126T000000Z.qingyuan.email".into(),
-            channel: "email".into(),
-            alert_id: "a".into(),
-            state: "firing".into(),
-            bureau: "qingyuan".into(),
-            bureau_name: "清远市生态环境局".into(),
-            to: vec!["duty@qy.example.org".into()],
-            subject: "s".into(),
-            text: "b".into(),
-        };
+        let item = item("s", "b");
         let began = tokio::time::Instant::now();
         let result = sink.send(&item).await;
         assert!(

@@ -26,7 +26,7 @@ fn net() -> Network {
 
 fn incident(arrival: Arrival) -> Incident {
     Incident {
-        id: "qixinggang-incident-nh3n-20261127T220000Z".into(),
+        id: "qixinggang-incident-nh3n-20261128T060000".into(),
         param: Param::Nh3n,
         river: "bei".into(),
         origin: "qixinggang".into(),
@@ -34,7 +34,7 @@ fn incident(arrival: Arrival) -> Incident {
         origin_value: 1.2,
         level: Level::Yellow,
         members: vec![Member {
-            alert_id: "qixinggang-exceedance-nh3n-20261127T220000Z".into(),
+            alert_id: "qixinggang-exceedance-nh3n-20261128T060000".into(),
             station: "qixinggang".into(),
             rule: crate::domain::alert::Rule::Exceedance,
             param: Some(Param::Nh3n),
@@ -79,7 +79,7 @@ fn every_event_kind_golden() {
         (
             event(EventKind::Opened, Arrival::Pending, h(1)),
             "【riverwatch黄色预警】北江氨氮污染事件：七星岗氨氮超标",
-            "北江 氨氮污染事件（黄色）\n事件开始：七星岗氨氮超标，首次超标读数 2026-11-28 06:00（北京时间），1.2 mg/L（Ⅳ类）\n预计到达 石角(界牌)：11-28 14:00–18:00（北京时间）\n下游：石角(界牌)待确认\n通报：广州市生态环境局、清远市生态环境局\n事件编号：qixinggang-incident-nh3n-20261127T220000Z（起点首次超标 2026-11-28 06:00 北京时间）\n\nPollution incident on 北江: ammonia nitrogen (NH3-N) (yellow level)\nOpened: ammonia nitrogen (NH3-N) exceeds its limit at 七星岗, first exceeding reading 2026-11-28 06:00 UTC+8, 1.2 mg/L (class IV)\nExpected at 石角(界牌) around 11-28 14:00–18:00 UTC+8\nIncident qixinggang-incident-nh3n-20261127T220000Z (first exceeding reading at the origin 2026-11-28 06:00 UTC+8)\n",
+            "北江 氨氮污染事件（黄色）\n事件开始：七星岗氨氮超标，首次超标读数 2026-11-28 06:00（北京时间），1.2 mg/L（Ⅳ类）\n预计到达 石角(界牌)：11-28 14:00–18:00（北京时间）\n下游：石角(界牌)待确认\n通报：广州市生态环境局、清远市生态环境局\n事件编号：qixinggang-incident-nh3n-20261128T060000（起点首次超标 2026-11-28 06:00 北京时间）\n\nPollution incident on 北江: ammonia nitrogen (NH3-N) (yellow level)\nOpened: ammonia nitrogen (NH3-N) exceeds its limit at 七星岗, first exceeding reading 2026-11-28 06:00 UTC+8, 1.2 mg/L (class IV)\nExpected at 石角(界牌) around 11-28 14:00–18:00 UTC+8\nIncident qixinggang-incident-nh3n-20261128T060000 (first exceeding reading at the origin 2026-11-28 06:00 UTC+8)\n",
             "【riverwatch黄色】北江七星岗氨氮超标，预计11-28 14:00–18:00到达石角(界牌)",
         ),
         (
