@@ -29,6 +29,7 @@
 use crate::alerts::Alerts;
 use crate::config::Config;
 use crate::deadletter::DeadLetter;
+use crate::domain::digest::Digests;
 use crate::domain::network::Network;
 use crate::domain::rules::Rules;
 use crate::ingest::mqtt::{self, MqttSource, Session};
@@ -271,6 +272,15 @@ pub fn start(cfg: &Config, inputs: Inputs, outputs: Outputs) -> Result<Running, 
         outputs.api_token,
     )?);
     rules.restore_alerts(saved);
+    let digest_state = crate::state::digest::path(&cfg.spool.dir);
+    let pending = crate::state::digest::load(&digest_state)?;
+    let digests = Digests::restore(
+        chrono::Duration::from_std(cfg.digest_interval).unwrap_or(chrono::Duration::minutes(15)),
+        pending,
+    );
+    if !digests.is_empty() {
+        tracing::info!("digests of station faults and offline stations from an earlier run are still to be sent");
+    }
     // Offline clocks run only for the stations this instance listens to.
     let shard = cfg.mqtt.shard;
     rules.start_for(
@@ -302,12 +312,13 @@ pub fn start(cfg: &Config, inputs: Inputs, outputs: Outputs) -> Result<Running, 
         outbox: Arc::clone(&outbox),
         wake,
         state,
+        digest_state,
         channels: channels.channels(),
         live: Arc::clone(&live),
         metrics: Arc::clone(&metrics),
     };
     let screen = Screen::new(Arc::clone(&net), rules);
-    let judge = tokio::spawn(alerts.run(decoder, screen, inbound_rx, judged_tx));
+    let judge = tokio::spawn(alerts.run(decoder, screen, digests, inbound_rx, judged_tx));
     let (batch_size, flush_interval) = cfg
         .influxdb
         .as_ref()
