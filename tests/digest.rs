@@ -8,6 +8,7 @@
 //! - Each with a persistent fault (the instrument flags pH `D`): twenty station faults, and
 //!   exactly one digest, listing all twenty, to the bureau's operators — one email and one
 //!   SMS — and nothing to the duty officers of either bureau.
+//! - The same faults with a SIGKILL while their digest waits: sent once, after the restart.
 //!
 //! Outside the runner (no RIVERWATCH_TEST_* variables) each test returns at once and says so.
 
@@ -236,4 +237,62 @@ fn twenty_persistent_faults_make_one_digest_for_the_operators() {
         digest.operator_sms[0],
         "【riverwatch数据】清远市生态环境局：20个站点设备故障，详见邮件"
     );
+}
+
+/// The twenty faults fire and the daemon is killed (SIGKILL) while their digest waits for its
+/// interval: the restarted daemon reads the pending digest back and sends it, once.
+#[test]
+fn a_digest_pending_at_a_kill_is_sent_once_after_the_restart() {
+    let Some((servers, _serial, dir)) = real_test("digest_kill") else {
+        return;
+    };
+    let name = "digest_kill";
+    let db = fresh_database(&servers, "rw_digest_kill");
+    let interval = Duration::from_secs(10);
+    let config = config(&servers, name, dir.path(), &db, "10s");
+    let daemon = Daemon::subscribed(&config, &dir.path().join("run1.log"));
+    publish_all(&servers, &readings(2, |i, v| (v, (i >= 4).then_some("D"))));
+    wait_for(Duration::from_secs(30), "twenty station faults", || {
+        let n = count(
+            &servers,
+            &db,
+            "SELECT count(alert_id) FROM wq_alert WHERE rule = 'station_fault'",
+        );
+        (n == STATIONS as u64).then_some(())
+    });
+    let pending = std::fs::read_to_string(dir.path().join("spool/digest.json"))
+        .expect("the pending digest is on disk");
+    assert!(pending.contains("d20-station_fault-ph"), "{pending}");
+    daemon.kill();
+    let before = received(&servers, name);
+
+    let daemon = Daemon::subscribed(&config, &dir.path().join("run2.log"));
+    wait_for(
+        interval * 3 + Duration::from_secs(20),
+        "the operators' digest",
+        || {
+            let r = received(&servers, name);
+            (!r.operator_emails.is_empty() && !r.operator_sms.is_empty()).then_some(())
+        },
+    );
+    let watch = std::time::Instant::now() + interval + Duration::from_secs(12);
+    while std::time::Instant::now() < watch {
+        let r = received(&servers, name);
+        assert_eq!(
+            (r.operator_emails.len(), r.operator_sms.len()),
+            (1, 1),
+            "the digest was sent {} times (before the kill: {})",
+            r.operator_emails.len(),
+            before.operator_emails.len()
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    let (status, _) = daemon.terminate();
+    assert!(status.success());
+    let r = received(&servers, name);
+    assert_eq!((r.duty_emails, r.duty_sms), (0, 0));
+    let body = &r.operator_emails[0];
+    assert!(body.contains("未恢复：20项，涉及20个站点"), "{body}");
+    let left = std::fs::read_to_string(dir.path().join("spool/digest.json")).unwrap_or_default();
+    assert!(!left.contains("station_fault"), "still pending: {left}");
 }
