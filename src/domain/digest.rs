@@ -15,8 +15,9 @@
 //!   before `opened + interval` join it; a later one opens the next batch.
 //! - A batch is released at `opened + interval`, and never sooner than `interval` after the
 //!   bureau's previous digest: at most one digest per bureau per interval.
-//! - An entry already pending (the same alert id and change: a message redelivered after a
-//!   crash produces the same transition again) is not added twice.
+//! - An entry already pending, or sent in the bureau's last digest (the same alert id and
+//!   change: a message redelivered after a crash produces the same transition again), is not
+//!   added twice.
 //!
 //! Why a batch closes at `opened + interval` even when it is released later: its digest's
 //! idempotency key is derived from `opened`, and a crash after the digest went to the outbox
@@ -135,6 +136,11 @@ pub struct Batch {
 pub struct Queue {
     /// Wall time of this bureau's last digest: the next one waits an interval after it.
     pub released: Option<DateTime<Utc>>,
+    /// The entries of that digest, as (alert id, change): a transition produced again once it
+    /// went out (a crash after `digest.json` took its entry but before `alerts.json` took its
+    /// episode, and a restart after the digest was due) is not sent again. Kept while the
+    /// queue is, at least an interval after that digest.
+    pub sent: Vec<(String, Change)>,
     /// Oldest first; only the last takes new entries, and only within its interval.
     pub batches: Vec<Batch>,
 }
@@ -261,12 +267,16 @@ impl Digests {
     }
 
     /// Adds `entry` for `bureau`, arrived at wall time `now`; false when it was pending
-    /// already (then nothing changed).
+    /// already or went out in the bureau's last digest (then nothing changed).
     pub fn add(&mut self, bureau: &str, entry: Entry, now: DateTime<Utc>) -> bool {
         let interval = self.interval;
         let queue = self.queues.entry(bureau.to_string()).or_default();
-        let pending = queue.batches.iter().flat_map(|b| &b.entries);
-        if pending.clone().any(|e| e.same(&entry)) {
+        let mut pending = queue.batches.iter().flat_map(|b| &b.entries);
+        let sent = queue
+            .sent
+            .iter()
+            .any(|(id, change)| *id == entry.alert_id && *change == entry.change);
+        if sent || pending.any(|e| e.same(&entry)) {
             return false;
         }
         match queue.batches.last_mut() {
@@ -309,6 +319,11 @@ impl Digests {
             };
             let batch = queue.batches.remove(0);
             queue.released = Some(now);
+            queue.sent = batch
+                .entries
+                .iter()
+                .map(|e| (e.alert_id.clone(), e.change))
+                .collect();
             out.push(Digest {
                 bureau,
                 opened: batch.opened,

@@ -32,6 +32,9 @@ struct SavedQueue {
     bureau: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     released: Option<DateTime<Utc>>,
+    /// The last digest's entries, as (alert id, change).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    sent: Vec<(String, String)>,
     #[serde(default)]
     batches: Vec<SavedBatch>,
 }
@@ -132,6 +135,11 @@ pub fn save(path: &Path, queues: &[(String, Queue)]) -> io::Result<()> {
             .map(|(bureau, q)| SavedQueue {
                 bureau: bureau.clone(),
                 released: q.released,
+                sent: q
+                    .sent
+                    .iter()
+                    .map(|(id, change)| (id.clone(), change.key().to_string()))
+                    .collect(),
                 batches: q
                     .batches
                     .iter()
@@ -195,10 +203,17 @@ pub fn load(path: &Path) -> Result<Vec<(String, Queue)>, LoadError> {
                 });
             }
         }
+        // A change this version does not know cannot match any entry it makes: dropped.
+        let sent = q
+            .sent
+            .into_iter()
+            .filter_map(|(id, change)| Change::from_key(&change).map(|c| (id, c)))
+            .collect();
         out.push((
             q.bureau,
             Queue {
                 released: q.released,
+                sent,
                 batches,
             },
         ));
@@ -234,6 +249,7 @@ mod tests {
                 "guangzhou".to_string(),
                 Queue {
                     released: Some(t(1)),
+                    sent: vec![("gaoqiao-offline".into(), Change::Resolved)],
                     batches: Vec::new(),
                 },
             ),
@@ -241,6 +257,7 @@ mod tests {
                 "qingyuan".to_string(),
                 Queue {
                     released: None,
+                    sent: Vec::new(),
                     batches: vec![Batch {
                         opened: t(2),
                         entries: vec![

@@ -241,6 +241,20 @@ fn entries_group_into_one_digest_per_bureau_per_interval() {
             vec![("qingyuan".into(), 0, 900, vec![s("a", Fired)])],
         ),
         (
+            "the same transition after its digest went out (a restart) is not sent again",
+            vec![
+                Add("qingyuan", fault("a", Fired, 0), 0),
+                Release(900),
+                Add("qingyuan", fault("a", Fired, 0), 905),
+                Add("qingyuan", fault("a", Resolved, 0), 910),
+                Release(1810),
+            ],
+            vec![
+                ("qingyuan".into(), 0, 900, vec![s("a", Fired)]),
+                ("qingyuan".into(), 910, 1810, vec![s("a", Resolved)]),
+            ],
+        ),
+        (
             "nothing pending, nothing released",
             vec![Release(0), Release(100_000)],
             vec![],
