@@ -13,13 +13,23 @@
 //! and the same transition (same idempotency keys) is produced again; a crash after it finds
 //! the episode already firing. The episodes are also saved every 30 s while readings arrive
 //! and when the task stops, so persistence counts survive too.
+//!
+//! Data-level transitions (station faults, offline) are never sent one by one: they join
+//! their bureau's pending digest ([`Digests`]), saved to `digest.json` before `alerts.json`
+//! (a crash in between redelivers the message; its entry is not added twice). On the timer,
+//! with the wall time, the due digests are released: their notifications go to the outbox
+//! (keyed by the digest's batch), then the pending digests are saved without them. A crash in
+//! between releases the same batch again after the restart, under the same keys, and the
+//! outbox drops the copy.
 
 use crate::api::Live;
 use crate::domain::alert::{Kind, Transition};
+use crate::domain::digest::{Digests, Entry};
 use crate::domain::flow::Judged;
 use crate::domain::incident::IncidentEvent;
+use crate::domain::network::Network;
 use crate::ingest::{Decoder, Inbound};
-use crate::notify::outbox::Outbox;
+use crate::notify::outbox::{Item, Outbox};
 use crate::notify::Channel;
 use crate::screen::Screen;
 use crate::telemetry::Metrics;
@@ -39,6 +49,8 @@ pub struct Alerts {
     pub wake: Vec<Arc<Notify>>,
     /// `alerts.json`.
     pub state: PathBuf,
+    /// `digest.json`: the data-level transitions waiting for their bureau's digest.
+    pub digest_state: PathBuf,
     /// The notification channels, which render each transition for the bureaus.
     pub channels: Vec<Arc<dyn Channel>>,
     /// The API's view, kept current, and the silences and acknowledgements it holds.
@@ -50,20 +62,28 @@ impl Alerts {
     /// Runs until the input closes: judges each message, makes its transitions durable, then
     /// sends it to the store, so an alert is never behind the write of the batch that holds
     /// its reading, and never lost once that message is acknowledged. Every 10 s of wall time
-    /// (or the shortest cadence, if shorter), the screen checks which stations went silent.
+    /// (or the shortest cadence or digest interval, if shorter), the due digests are released
+    /// and the screen checks which stations went silent.
     pub async fn run(
         self,
         mut decoder: Decoder,
         mut screen: Screen,
+        mut digests: Digests,
         mut input: mpsc::Receiver<Inbound>,
         store: mpsc::Sender<Judged>,
     ) {
-        // Often enough to notice the most frequent station's silence promptly.
+        // Often enough to notice the most frequent station's silence promptly, and to send a
+        // digest soon after it is due.
+        let interval = digests
+            .interval()
+            .to_std()
+            .unwrap_or(Duration::from_secs(10));
         let period = screen
             .network()
             .stations
             .iter()
             .map(|s| s.cadence)
+            .chain([interval])
             .min()
             .unwrap_or_default()
             .clamp(Duration::from_secs(1), Duration::from_secs(10));
@@ -81,17 +101,21 @@ impl Alerts {
                     }
                     None => break,
                 },
-                _ = timer.tick() => match screen.tick(Utc::now()) {
-                    Some(judged) => judged,
-                    None => {
-                        if dirty && last_save.elapsed() >= SAVE_EVERY {
-                            self.save_state(&screen).await;
-                            dirty = false;
-                            last_save = tokio::time::Instant::now();
+                _ = timer.tick() => {
+                    let now = Utc::now();
+                    self.release_digests(screen.network(), &mut digests, now).await;
+                    match screen.tick(now) {
+                        Some(judged) => judged,
+                        None => {
+                            if dirty && last_save.elapsed() >= SAVE_EVERY {
+                                self.save_state(&screen).await;
+                                dirty = false;
+                                last_save = tokio::time::Instant::now();
+                            }
+                            continue;
                         }
-                        continue;
                     }
-                },
+                }
             };
             if self.live.observe(screen.network(), &judged) {
                 // A resolved alert's acknowledgement leaves `api.json`: a synced write, so on
@@ -107,8 +131,13 @@ impl Alerts {
                 incident_changed(&self.metrics, e);
             }
             if !judged.transitions.is_empty() || !judged.incidents.is_empty() {
-                self.make_durable(&screen, &judged.transitions, &judged.incidents)
-                    .await;
+                self.make_durable(
+                    &screen,
+                    &mut digests,
+                    &judged.transitions,
+                    &judged.incidents,
+                )
+                .await;
                 dirty = false;
                 last_save = tokio::time::Instant::now();
             }
@@ -122,19 +151,24 @@ impl Alerts {
         }
     }
 
-    /// Writes the transitions' notifications to the outbox and saves the alert state, both
-    /// synced, retrying until the disk takes them: until then nothing behind them is
-    /// acknowledged, so a full or failing disk delays alerts but does not lose them. The task
-    /// waits for the file work, but on tokio's blocking pool: the runtime's one worker thread
-    /// keeps serving the sources, the store and the API through the fsyncs.
+    /// Writes the transitions' notifications to the outbox, adds the data-level ones to their
+    /// bureau's pending digest and saves it, and saves the alert state, all synced, retrying
+    /// until the disk takes them: until then nothing behind them is acknowledged, so a full or
+    /// failing disk delays alerts but does not lose them. The task waits for the file work,
+    /// but on tokio's blocking pool: the runtime's one worker thread keeps serving the
+    /// sources, the store and the API through the fsyncs.
     async fn make_durable(
         &self,
         screen: &Screen,
+        digests: &mut Digests,
         transitions: &[Transition],
         incidents: &[IncidentEvent],
     ) {
         let now = Utc::now();
-        let items: Vec<_> = transitions
+        let net = screen.network();
+        let mut items = Vec::new();
+        let mut digested = false;
+        let heard = transitions
             .iter()
             // An alert that belongs to an incident is told through the incident's events.
             .filter(|t| t.rule.notifies() && t.incident.is_none())
@@ -144,12 +178,59 @@ impl Alerts {
                     false
                 }
                 None => true,
-            })
-            .flat_map(|t| crate::notify::render(t, screen.network(), &self.channels))
-            .chain(incidents.iter().flat_map(|e| {
-                crate::notify::render_incident(e, screen.network(), &self.channels)
-            }))
-            .collect();
+            });
+        for t in heard {
+            if !t.rule.is_data() {
+                items.extend(crate::notify::render(t, net, &self.channels));
+                continue;
+            }
+            // Data level: into the digest of each bureau that hears of it, never alone.
+            let (Some(entry), Some(station)) = (Entry::of(t), net.station(&t.station)) else {
+                continue;
+            };
+            for bureau in net.recipients(station, t.rule) {
+                digested |= digests.add(&bureau.id, entry.clone(), now);
+            }
+        }
+        for e in incidents {
+            items.extend(crate::notify::render_incident(e, net, &self.channels));
+        }
+        self.enqueue(items).await;
+        if digested {
+            self.save_digests(digests).await;
+        }
+        self.save_state(screen).await;
+        self.wake_workers();
+    }
+
+    /// Releases the digests due at wall time `now`: their notifications to the outbox first,
+    /// then the pending digests saved without them (see the module docs for a crash between).
+    async fn release_digests(
+        &self,
+        net: &Network,
+        digests: &mut Digests,
+        now: chrono::DateTime<Utc>,
+    ) {
+        let released = digests.release(now);
+        if released.is_empty() {
+            return;
+        }
+        let mut items = Vec::new();
+        for d in &released {
+            let rendered = crate::notify::render_digest(d, net, &self.channels);
+            tracing::info!(
+                digest = %d.id(), bureau = %d.bureau, entries = d.entries.len(),
+                notifications = rendered.len(), "digest of station faults and offline stations released"
+            );
+            items.extend(rendered);
+        }
+        self.enqueue(items).await;
+        self.save_digests(digests).await;
+        self.wake_workers();
+    }
+
+    /// Writes `items` to the outbox, synced, retrying until the disk takes them.
+    async fn enqueue(&self, items: Vec<Item>) {
         let items = Arc::new(items);
         let outbox = Arc::clone(&self.outbox);
         let added = retry_on_blocking_pool("cannot write to the outbox", move || {
@@ -165,10 +246,22 @@ impl Alerts {
             );
         }
         Metrics::set(&self.metrics.outbox_pending, pending as u64);
-        self.save_state(screen).await;
+    }
+
+    fn wake_workers(&self) {
         for w in &self.wake {
             w.notify_one();
         }
+    }
+
+    /// Saves the pending digests, retrying until the disk takes them (see `make_durable`).
+    async fn save_digests(&self, digests: &Digests) {
+        let queues = Arc::new(digests.save());
+        let path = self.digest_state.clone();
+        retry_on_blocking_pool("cannot save the pending digests", move || {
+            crate::state::digest::save(&path, &queues)
+        })
+        .await;
     }
 
     /// Saves the alert episodes, retrying until the disk takes them; the encoding and the

@@ -29,6 +29,7 @@
 use crate::alerts::Alerts;
 use crate::config::Config;
 use crate::deadletter::DeadLetter;
+use crate::domain::digest::Digests;
 use crate::domain::incident::{IncidentConfig, Incidents};
 use crate::domain::network::Network;
 use crate::domain::rules::Rules;
@@ -279,6 +280,15 @@ pub fn start(cfg: &Config, inputs: Inputs, outputs: Outputs) -> Result<Running, 
         confirm_share: cfg.rules.arrival_share,
     });
     incidents.restore(saved.incidents, saved.loose);
+    let digest_state = crate::state::digest::path(&cfg.spool.dir);
+    let pending = crate::state::digest::load(&digest_state)?;
+    let digests = Digests::restore(
+        chrono::Duration::from_std(cfg.digest_interval).unwrap_or(chrono::Duration::minutes(15)),
+        pending,
+    );
+    if !digests.is_empty() {
+        tracing::info!("digests of station faults and offline stations from an earlier run are still to be sent");
+    }
     // Offline clocks run only for the stations this instance listens to.
     let shard = cfg.mqtt.shard;
     rules.start_for(
@@ -310,12 +320,13 @@ pub fn start(cfg: &Config, inputs: Inputs, outputs: Outputs) -> Result<Running, 
         outbox: Arc::clone(&outbox),
         wake,
         state,
+        digest_state,
         channels: channels.channels(),
         live: Arc::clone(&live),
         metrics: Arc::clone(&metrics),
     };
     let screen = Screen::new(Arc::clone(&net), rules, incidents);
-    let judge = tokio::spawn(alerts.run(decoder, screen, inbound_rx, judged_tx));
+    let judge = tokio::spawn(alerts.run(decoder, screen, digests, inbound_rx, judged_tx));
     let (batch_size, flush_interval) = cfg
         .influxdb
         .as_ref()

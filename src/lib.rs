@@ -16,14 +16,16 @@
 //! Modules, in flow order:
 //! - [`domain`]: the pure core — parameters, GB 3838 classes and profiles, the network, HJ 212
 //!   frames, QARTOD QC, trend statistics, the alert rules (one file each) and lifecycle,
-//!   message rendering, and what travels between the stages ([`domain::flow`]).
+//!   the digests of data-level alerts, message rendering, and what travels between the stages
+//!   ([`domain::flow`]).
 //! - [`config`]: the TOML file → validated domain types; each adapter validates its own section
 //!   (a `config.rs` in its folder) from the shared parts in [`settings`] (problems, secrets,
 //!   units).
 //! - [`ingest`]: input sources behind the `Source` seam (MQTT today) and the shared decoder.
 //! - [`screen`]: `Decoded` → `Judged`, the domain rules and nothing else.
-//! - [`alerts`]: the judging task — runs the screen, makes transitions durable, keeps the API
-//!   view.
+//! - [`alerts`]: the judging task — runs the screen, makes transitions durable, collects
+//!   station faults and offline into per-bureau digests and releases them on its timer, keeps
+//!   the API view.
 //! - [`store`]: encodes and puts judged messages in custody behind the `Backend` seam
 //!   (InfluxDB v1/v2, a file), answers receipts in order.
 //! - [`notify`]: the outbox and its delivery workers, one per channel behind the `Channel`
@@ -32,7 +34,7 @@
 //!   there); [`http`]: `/healthz`, `/readyz`, `/metrics` and the API, whose view of the
 //!   pipeline (stations, alerts, acknowledgements, silences) is [`api`].
 //! - [`deadletter`], [`telemetry`]: refused input and counted events; [`state`]: the alert
-//!   episodes kept across restarts; [`json`]: JSON helpers.
+//!   episodes and pending digests kept across restarts; [`json`]: JSON helpers.
 //! - [`commands`]: `demo`, `simulate`, `assess`, `hj212 decode` and `report`.
 //!
 //! # Architecture invariants

@@ -8,7 +8,10 @@
 //! start, which hands the episodes to `Rules::restore_alerts`. Written to a temporary file,
 //! synced and renamed over the old one, so a crash leaves either the old or the new state,
 //! never a mix. The domain's plain `Saved` records are mirrored here with serde, keeping the
-//! core free of serialization.
+//! core free of serialization. The pending digests of data-level alerts are kept the same
+//! way, in their own file ([`digest`]).
+
+pub mod digest;
 
 use crate::domain::alert::{AlertKey, Evidence, Level, Rule, Saved, SavedFiring};
 use crate::domain::gb3838::Class;

@@ -22,7 +22,7 @@ fn a_channel_defined_outside_the_crate_hears_a_boundary_exceedance_for_both_bure
     let path = two_station_config(&servers, "seam", dir.path(), &v1_store(&servers, &db));
     let cfg = riverwatch::config::load(&path).expect("config");
     let runtime = riverwatch::app::runtime().expect("runtime");
-    let room = room::Room::default();
+    let room = room::Room::for_duty_of(&cfg.network.bureaus);
     let heard = room.heard();
 
     // Built and started inside the runtime (lettre's pool spawns its task when built); the

@@ -40,7 +40,7 @@ fn a_source_defined_outside_the_crate_feeds_the_store_and_a_test_channel() {
     let played = messages.len();
     let source = replay::Replay::new(messages);
     let answered = source.answered();
-    let room = room::Room::default();
+    let room = room::Room::for_duty_of(&cfg.network.bureaus);
     let heard = room.heard();
 
     let runtime = riverwatch::app::runtime().expect("runtime");

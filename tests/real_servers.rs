@@ -746,7 +746,8 @@ fn hj212_frame_is_stored_like_its_json_twin_and_acknowledged() {
 /// trend warning before the exceedance fires; a one-sample analyser slug raises no station
 /// fault; an upstream exceedance warns the downstream bureau with the arrival
 /// time; a silent station goes offline once and resolves when it reports; a value flapping
-/// around its limit fires once.
+/// around its limit fires once; station faults and offline reach the operating city in
+/// digests, never one by one.
 #[test]
 fn alert_rules_in_the_daemon() {
     let Some((servers, _serial, dir)) = real_test("alert_rules") else {
@@ -756,7 +757,7 @@ fn alert_rules_in_the_daemon() {
     let store = v1_store(&servers, &db);
     let config = two_station_config(&servers, "rules", dir.path(), &store);
     let mut text = std::fs::read_to_string(&config).unwrap();
-    text.push_str("\n[[station]]\nid = \"silent\"\nname = \"静默站\"\nriver = \"bei\"\ncity = \"qingyuan\"\ntarget_class = 3\ncadence = \"2s\"\n\n[alerts]\nfire_after = 2\nwindow = 3\n");
+    text.push_str("\n[[station]]\nid = \"silent\"\nname = \"静默站\"\nriver = \"bei\"\ncity = \"qingyuan\"\ntarget_class = 3\ncadence = \"2s\"\n\n[alerts]\nfire_after = 2\nwindow = 3\ndigest_interval = \"2s\"\n");
     std::fs::write(&config, text).unwrap();
     let daemon = Daemon::subscribed(&config, &dir.path().join("daemon.log"));
     let alerts = |filter: &str| {
@@ -841,6 +842,21 @@ fn alert_rules_in_the_daemon() {
     );
     wait_for(Duration::from_secs(20), "the offline resolution", || {
         (!alerts("rule = 'offline' AND state = 'resolved'").is_empty()).then_some(())
+    });
+    // Qingyuan lists no station operators: its duty officers receive the digests, which
+    // hold a station fault (石角's CODMn, 2.0 twenty times, is a flat line) and the silent
+    // station's outage, fired and then resolved.
+    let digests = |address: &str| -> Vec<String> {
+        servers
+            .emails_to(address)
+            .into_iter()
+            .map(|(_, body)| body)
+            .filter(|b| b.contains("【站点运维摘要】"))
+            .collect()
+    };
+    wait_for(Duration::from_secs(30), "the digests", || {
+        let all = digests("qy-rules@example.org").concat();
+        (all.contains("：设备故障") && all.contains("静默站（silent）：站点离线，2")).then_some(())
     });
     let (status, _) = daemon.terminate();
     assert!(status.success());
@@ -945,15 +961,18 @@ fn alert_rules_in_the_daemon() {
         );
         assert!(warned[0].1.contains("七星岗"), "{}", warned[0].1);
     }
-    // Station faults went to the operating city only.
-    assert!(servers
-        .emails_to("gz-rules@example.org")
-        .iter()
-        .all(|(_, b)| !b.contains("（station_fault）")));
-    assert!(servers
-        .emails_to("qy-rules@example.org")
-        .iter()
-        .any(|(_, b)| b.contains("（station_fault）")));
+    // Station faults and offline went to the operating city only, in digests: never one
+    // message per transition, to either bureau.
+    assert!(digests("gz-rules@example.org").is_empty());
+    for address in ["gz-rules@example.org", "qy-rules@example.org"] {
+        assert!(
+            servers
+                .emails_to(address)
+                .iter()
+                .all(|(_, b)| !b.contains("（station_fault）") && !b.contains("（offline）")),
+            "{address} got a data-level alert of its own"
+        );
+    }
 }
 
 /// MQTT over TLS with a username and password (the password from the environment, the CA from
@@ -1231,7 +1250,7 @@ fn a_backfill_during_an_outage_neither_resolves_offline_nor_fires_it_again() {
     let store = v1_store(&servers, &db);
     let config = two_station_config(&servers, "backfill", dir.path(), &store);
     let mut text = std::fs::read_to_string(&config).unwrap();
-    text.push_str("\n[[station]]\nid = \"fast\"\nname = \"快站\"\nriver = \"bei\"\ncity = \"qingyuan\"\ntarget_class = 3\ncadence = \"10s\"\n");
+    text.push_str("\n[[station]]\nid = \"fast\"\nname = \"快站\"\nriver = \"bei\"\ncity = \"qingyuan\"\ntarget_class = 3\ncadence = \"10s\"\n\n[alerts]\ndigest_interval = \"2s\"\n");
     std::fs::write(&config, text).unwrap();
     let daemon = Daemon::subscribed(&config, &dir.path().join("daemon.log"));
     let offline = || {
@@ -1299,20 +1318,30 @@ fn a_backfill_during_an_outage_neither_resolves_offline_nor_fires_it_again() {
     });
     assert_eq!(states(&rows), ["firing", "resolved"]);
     assert_eq!(rows[0]["alert_id"], rows[1]["alert_id"], "one episode");
-    let alert_id = rows[0]["alert_id"].as_str().unwrap().to_string();
-    let mails = || {
+    // Told in the bureau's digests (a 2 s interval here): one with the outage open, one with
+    // it cleared.
+    let mails = || -> Vec<String> {
         servers
             .emails_to("qy-backfill@example.org")
             .into_iter()
-            .filter(|(_, body)| body.contains(&alert_id))
-            .count()
+            .map(|(_, body)| body)
+            .filter(|body| body.contains("快站（fast）：站点离线"))
+            .collect()
     };
-    wait_for(Duration::from_secs(20), "the two offline emails", || {
-        (mails() >= 2).then_some(())
+    wait_for(Duration::from_secs(20), "the two offline digests", || {
+        (mails().len() >= 2).then_some(())
     });
     let (status, _) = daemon.terminate();
     assert!(status.success());
-    assert_eq!(mails(), 2, "fired and resolved, nothing more");
+    let mails = mails();
+    assert_eq!(
+        mails.len(),
+        2,
+        "fired and resolved, nothing more: {mails:#?}"
+    );
+    let open = mails.iter().filter(|b| b.contains("未恢复：1项")).count();
+    let cleared = mails.iter().filter(|b| b.contains("已恢复：1项")).count();
+    assert_eq!((open, cleared), (1, 1), "{mails:#?}");
     assert_eq!(states(&offline()), ["firing", "resolved"]);
 }
 

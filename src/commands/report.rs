@@ -572,14 +572,14 @@ mod tests {
                 Bureau {
                     id: "guangzhou".into(),
                     name: "广州市生态环境局".into(),
-                    email: vec![],
-                    sms: vec![],
+                    duty: Default::default(),
+                    operators: None,
                 },
                 Bureau {
                     id: "qingyuan".into(),
                     name: "清远市生态环境局".into(),
-                    email: vec![],
-                    sms: vec![],
+                    duty: Default::default(),
+                    operators: None,
                 },
             ],
             rivers: vec![River {

@@ -24,7 +24,7 @@ pub use crate::store::influx::config::{InfluxApi, InfluxConfig};
 use crate::domain::alert::Persistence;
 use crate::domain::gb3838::{self, Class, WaterBody};
 use crate::domain::hj212::CodeTarget;
-use crate::domain::network::{Bureau, Downstream, Network, Profile, River, Station};
+use crate::domain::network::{Bureau, Contacts, Downstream, Network, Profile, River, Station};
 use crate::domain::param::Param;
 use crate::domain::profile::Precision;
 use crate::domain::qc::{FlatLine, GrossRange, RateOfChange, Spike, Tests};
@@ -105,6 +105,10 @@ pub struct Config {
     pub ingest: IngestConfig,
     /// The alert rules: persistence, hysteresis, trend, shift, rate and offline settings.
     pub rules: RuleConfig,
+    /// `[alerts] digest_interval`: a bureau receives at most one digest of station faults and
+    /// offline stations per this interval, sent this long after the first transition it holds
+    /// (default 15 min, between 1 s and 1 day).
+    pub digest_interval: Duration,
     pub network: Network,
     /// Published decimals per parameter for the `national_realtime` profile.
     pub national_precision: Precision,
@@ -191,6 +195,9 @@ struct RawAlerts {
     offline_factor: Option<f64>,
     arrival_tolerance: Option<String>,
     arrival_share: Option<f64>,
+    fault_fire_after: Option<i64>,
+    fault_window: Option<i64>,
+    digest_interval: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -227,6 +234,19 @@ struct RawRate {
 struct RawBureau {
     id: String,
     name: String,
+    #[serde(default)]
+    email: Vec<String>,
+    #[serde(default)]
+    sms: Vec<String>,
+    /// `operators = { email = [...], sms = [...] }`: the station operators, who receive the
+    /// digest of station faults and offline stations.
+    operators: Option<RawContacts>,
+}
+
+/// A contact list: the bureau's own `email`/`sms`, or its `operators`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawContacts {
     #[serde(default)]
     email: Vec<String>,
     #[serde(default)]
@@ -391,8 +411,10 @@ pub fn parse(text: &str, base: &Path, file: &Path) -> Result<Config, ConfigError
         section(&table, "ingest", &mut p).unwrap_or_default(),
         &mut p,
     );
+    let mut raw_alerts: RawAlerts = section(&table, "alerts", &mut p).unwrap_or_default();
+    let digest_interval = digest_interval(raw_alerts.digest_interval.take(), &mut p);
     let rules = rules(
-        section(&table, "alerts", &mut p).unwrap_or_default(),
+        raw_alerts,
         section(&table, "trend", &mut p).unwrap_or_default(),
         section(&table, "shift", &mut p).unwrap_or_default(),
         section(&table, "rate", &mut p).unwrap_or_default(),
@@ -415,6 +437,7 @@ pub fn parse(text: &str, base: &Path, file: &Path) -> Result<Config, ConfigError
         sms,
         ingest,
         rules,
+        digest_interval,
         network,
         national_precision,
     })
@@ -586,6 +609,26 @@ fn rules(a: RawAlerts, t: RawTrend, s: RawShift, r: RawRate, p: &mut Problems) -
             chrono::Duration::from_std(duration(Some(&text), "", key, p)).unwrap_or(default)
         }
     };
+    let fault_fire_after = count(
+        a.fault_fire_after,
+        d.fault.fire_after,
+        "alerts.fault_fire_after",
+        p,
+    );
+    let fault_window = count(
+        a.fault_window,
+        d.fault.window.max(fault_fire_after),
+        "alerts.fault_window",
+        p,
+    );
+    if fault_window < fault_fire_after {
+        p.add(
+            "alerts.fault_window",
+            format!(
+                "{fault_window} readings cannot hold fault_fire_after = {fault_fire_after} faults"
+            ),
+        );
+    }
     let fire_after = count(
         a.fire_after,
         d.persistence.fire_after,
@@ -612,6 +655,11 @@ fn rules(a: RawAlerts, t: RawTrend, s: RawShift, r: RawRate, p: &mut Problems) -
             renotify: a
                 .renotify
                 .map(|text| span(Some(text), chrono::Duration::zero(), "alerts.renotify", p)),
+        },
+        fault: Persistence {
+            fire_after: fault_fire_after,
+            window: fault_window.max(fault_fire_after),
+            ..d.fault
         },
         hysteresis: number(
             a.hysteresis,
@@ -693,6 +741,20 @@ fn rules(a: RawAlerts, t: RawTrend, s: RawShift, r: RawRate, p: &mut Problems) -
             p,
         ),
     }
+}
+
+/// The shortest and longest `[alerts] digest_interval`: a digest per second is no longer a
+/// digest, and one a day is as late as station operators can still act on.
+const DIGEST_INTERVAL: (Duration, Duration) = (Duration::from_secs(1), Duration::from_secs(86_400));
+
+fn digest_interval(raw: Option<String>, p: &mut Problems) -> Duration {
+    let key = "alerts.digest_interval";
+    let interval = duration(raw.as_deref(), "15m", key, p);
+    // Zero: the text was refused already, with its reason.
+    if !interval.is_zero() && !(DIGEST_INTERVAL.0..=DIGEST_INTERVAL.1).contains(&interval) {
+        p.add(key, "must be between 1s and 1d");
+    }
+    interval.clamp(DIGEST_INTERVAL.0, DIGEST_INTERVAL.1)
 }
 
 fn precision(raw: RawProfiles, p: &mut Problems) -> Precision {
@@ -874,23 +936,7 @@ fn network(
         if b.name.trim().is_empty() {
             p.add(format!("{path}.name"), "must not be empty");
         }
-        for (i, e) in b.email.iter().enumerate() {
-            if e.parse::<lettre::Address>().is_err() {
-                p.add(
-                    format!("{path}.email[{i}]"),
-                    format!("{e:?} is not an email address"),
-                );
-            }
-        }
-        for (i, phone) in b.sms.iter().enumerate() {
-            let digits = phone.strip_prefix('+').unwrap_or(phone);
-            if !(5..=15).contains(&digits.len()) || !digits.chars().all(|c| c.is_ascii_digit()) {
-                p.add(
-                    format!("{path}.sms[{i}]"),
-                    format!("{phone:?} is not a phone number like \"+8613800000000\""),
-                );
-            }
-        }
+        contacts(&b.email, &b.sms, path, p);
         if b.email.is_empty() && b.sms.is_empty() {
             p.add(
                 path.clone(),
@@ -899,6 +945,16 @@ fn network(
                     b.id
                 ),
             );
+        }
+        if let Some(ops) = &b.operators {
+            let at = format!("{path}.operators");
+            contacts(&ops.email, &ops.sms, &at, p);
+            if ops.email.is_empty() && ops.sms.is_empty() {
+                p.add(
+                    at,
+                    "lists no email or sms recipient: leave it out to send the station-fault digest to the bureau's own recipients",
+                );
+            }
         }
     }
     let mut seen = HashSet::new();
@@ -1078,8 +1134,14 @@ fn network(
             .map(|(_, b)| Bureau {
                 id: b.id,
                 name: b.name,
-                email: b.email,
-                sms: b.sms,
+                duty: Contacts {
+                    email: b.email,
+                    sms: b.sms,
+                },
+                operators: b.operators.map(|o| Contacts {
+                    email: o.email,
+                    sms: o.sms,
+                }),
             })
             .collect(),
         rivers: raw_rivers
@@ -1091,6 +1153,27 @@ fn network(
             .collect(),
         stations,
         index: Default::default(),
+    }
+}
+
+/// Checks one contact list's addresses (`<at>.email[i]`, `<at>.sms[i]`).
+fn contacts(email: &[String], sms: &[String], at: &str, p: &mut Problems) {
+    for (i, e) in email.iter().enumerate() {
+        if e.parse::<lettre::Address>().is_err() {
+            p.add(
+                format!("{at}.email[{i}]"),
+                format!("{e:?} is not an email address"),
+            );
+        }
+    }
+    for (i, phone) in sms.iter().enumerate() {
+        let digits = phone.strip_prefix('+').unwrap_or(phone);
+        if !(5..=15).contains(&digits.len()) || !digits.chars().all(|c| c.is_ascii_digit()) {
+            p.add(
+                format!("{at}.sms[{i}]"),
+                format!("{phone:?} is not a phone number like \"+8613800000000\""),
+            );
+        }
     }
 }
 

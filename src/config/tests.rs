@@ -231,3 +231,76 @@ fn ingest_max_age() {
         );
     }
 }
+
+#[test]
+fn operators_are_contacts_of_their_own() {
+    let bureau = |operators: &str| {
+        format!(
+            "[[bureau]]\nid = \"qingyuan\"\nname = \"清远市生态环境局\"\nemail = [\"duty@qy.example.org\"]\n{operators}\n{}",
+            MINIMAL
+                .split_once("[[river]]")
+                .map(|(_, rest)| format!("[[river]]{rest}"))
+                .unwrap_or_default()
+        )
+    };
+    // As SPEC §10 writes it: email only.
+    let cfg = parse_str(&bureau(
+        "operators = { email = [\"stations@qy.example.org\"] }",
+    ))
+    .unwrap();
+    let b = &cfg.network.bureaus[0];
+    assert_eq!(b.duty.email, ["duty@qy.example.org"]);
+    let ops = b.operators.as_ref().expect("operators");
+    assert_eq!(ops.email, ["stations@qy.example.org"]);
+    assert!(ops.sms.is_empty());
+    assert_eq!(b.data_contacts(), ops, "the digest goes to the operators");
+    // Without operators, the duty officers receive the digest.
+    let cfg = parse_str(MINIMAL).unwrap();
+    let b = &cfg.network.bureaus[0];
+    assert_eq!((b.operators.as_ref(), b.data_contacts()), (None, &b.duty));
+    // Checked as the bureau's own lists are; an empty list, an unknown key.
+    let table = [
+        (
+            "operators = { email = [\"nobody\"], sms = [\"+86 138\"] }",
+            vec!["bureau[0].operators.email[0]", "bureau[0].operators.sms[0]"],
+        ),
+        ("operators = { email = [] }", vec!["bureau[0].operators"]),
+        // A bureau that does not parse is left out, so its stations' city is unknown too.
+        (
+            "operators = { wecom = [] }",
+            vec!["bureau[0]", "station[0].city"],
+        ),
+    ];
+    for (line, expected) in table {
+        let err = parse_str(&bureau(line)).unwrap_err();
+        assert_eq!(keys(&err), expected, "{line}: {err}");
+    }
+}
+
+#[test]
+fn fault_persistence_and_digest_interval() {
+    let cfg = parse_str(MINIMAL).unwrap();
+    assert_eq!((cfg.rules.fault.fire_after, cfg.rules.fault.window), (4, 6));
+    assert_eq!(cfg.digest_interval, Duration::from_secs(15 * 60));
+    let with = |alerts: &str| parse_str(&format!("{MINIMAL}\n[alerts]\n{alerts}\n"));
+    let cfg = with("fault_fire_after = 3\nfault_window = 5\ndigest_interval = \"5m\"").unwrap();
+    assert_eq!((cfg.rules.fault.fire_after, cfg.rules.fault.window), (3, 5));
+    assert_eq!(cfg.digest_interval, Duration::from_secs(300));
+    // The window follows a larger fire_after when it is not given.
+    let cfg = with("fault_fire_after = 8").unwrap();
+    assert_eq!((cfg.rules.fault.fire_after, cfg.rules.fault.window), (8, 8));
+    let table = [
+        ("fault_fire_after = 0", "alerts.fault_fire_after"),
+        (
+            "fault_fire_after = 5\nfault_window = 4",
+            "alerts.fault_window",
+        ),
+        ("digest_interval = \"500ms\"", "alerts.digest_interval"),
+        ("digest_interval = \"2d\"", "alerts.digest_interval"),
+        ("digest_interval = \"soon\"", "alerts.digest_interval"),
+    ];
+    for (alerts, key) in table {
+        let err = with(alerts).unwrap_err();
+        assert_eq!(keys(&err), [key], "{alerts}: {err}");
+    }
+}

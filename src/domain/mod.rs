@@ -1,5 +1,5 @@
-//! The pure domain core: parameters, GB 3838 judgement, the network, alert lifecycle and
-//! message rendering.
+//! The pure domain core: parameters, GB 3838 judgement, the network, alert lifecycle, the
+//! digests of data-level alerts and message rendering.
 //!
 //! Architecture invariant: nothing here does I/O, reads a clock, spawns a task or logs. Every
 //! function takes plain data (time included) and returns a decision, so the whole core is
@@ -7,6 +7,7 @@
 
 pub mod alert;
 pub mod attainment;
+pub mod digest;
 pub mod flow;
 pub mod gb3838;
 pub mod hj212;

@@ -12,13 +12,43 @@ use super::qc::{Plan, Tests};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+/// Whom a bureau reaches through each channel: one list per channel, in config order (an
+/// SMS channel numbers its messages by position, so the order is part of their keys).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Contacts {
+    /// Email addresses, checked by `config` (`duty@gz.example.org`).
+    pub email: Vec<String>,
+    /// Phone numbers, `+` and 5 to 15 digits, checked by `config` (`+8613800000000`).
+    pub sms: Vec<String>,
+}
+
+impl Contacts {
+    /// Whether no channel has an address here.
+    pub fn is_empty(&self) -> bool {
+        self.email.is_empty() && self.sms.is_empty()
+    }
+}
+
 /// An environmental bureau that receives alerts and may operate stations.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Bureau {
     pub id: String,
+    /// The display name (广州市生态环境局), used in messages.
     pub name: String,
-    pub email: Vec<String>,
-    pub sms: Vec<String>,
+    /// The duty officers (`[[bureau]] email`, `sms`): every water-quality alert.
+    pub duty: Contacts,
+    /// The station operators (`[[bureau]] operators`): the digest of station faults and
+    /// offline stations. `None` where the bureau lists none; its duty officers then receive
+    /// that digest.
+    pub operators: Option<Contacts>,
+}
+
+impl Bureau {
+    /// Who receives this bureau's digest of data-level alerts (station faults, offline): its
+    /// operators where it has them, else its duty officers (SPEC §7 routing).
+    pub fn data_contacts(&self) -> &Contacts {
+        self.operators.as_ref().unwrap_or(&self.duty)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -213,8 +243,8 @@ impl Network {
             .collect()
     }
 
-    /// Who receives an alert of `rule` raised at `station` (SPEC §7 routing): data alerts go
-    /// to the operating city (its station operators); the rest, `upstream` warnings included
+    /// Which bureaus hear of an alert of `rule` raised at `station` (SPEC §7 routing): data
+    /// alerts go to the operating city (to its [`Bureau::data_contacts`], in a digest); the rest, `upstream` warnings included
     /// (raised at the downstream station), to every bureau for a boundary section, otherwise
     /// to the operating city.
     pub fn recipients(&self, station: &Station, rule: super::alert::Rule) -> Vec<&Bureau> {
@@ -270,8 +300,11 @@ pub(crate) mod fixtures {
         let bureau = |id: &str, name: &str| Bureau {
             id: id.to_string(),
             name: name.to_string(),
-            email: vec![format!("duty@{id}.example.org")],
-            sms: vec![],
+            duty: Contacts {
+                email: vec![format!("duty@{id}.example.org")],
+                sms: vec![],
+            },
+            operators: None,
         };
         Network {
             bureaus: vec![

@@ -3,7 +3,8 @@
 //! registered [`Channel`]s.
 //!
 //! Fed by the judging task (`alerts`), which calls [`render`] and `Outbox::enqueue` for each batch
-//! of transitions before the message that caused them is acknowledged; one [`Worker`] per channel
+//! of transitions before the message that caused them is acknowledged, and [`address`] for each
+//! digest of data-level alerts a bureau's operators receive; one [`Worker`] per channel
 //! then sends the outbox's pending notifications of that channel, one at a time in enqueue order,
 //! so a bureau never reads a resolution before its alert, and an SMTP outage does not hold back
 //! SMS. A failed delivery is retried with exponential backoff (1 s doubling to 30 s) while it is
@@ -13,7 +14,7 @@
 //! loses it.
 //!
 //! The seam: a channel is one folder here ([`email`], [`sms`]) implementing [`Channel`] —
-//! its key, its recipients for a bureau, the rendering of a transition, one send and the
+//! its key, its addresses among a bureau's contacts, the drafts of a rendered text, one send and the
 //! classification of the answer — with its config section in the folder's `config.rs`
 //! (which `config` lists and validates), and one line in [`channels`], the only place that
 //! lists them. The outbox, the workers, the metrics ([`metrics`]) and `/readyz` iterate that list,
@@ -26,9 +27,10 @@ pub mod sms;
 
 use crate::deadletter::DeadLetter;
 use crate::domain::alert::Transition;
+use crate::domain::digest::{self, Digest};
 use crate::domain::incident::IncidentEvent;
 use crate::domain::message::{self, Text};
-use crate::domain::network::{Bureau, Network};
+use crate::domain::network::{Bureau, Contacts, Network};
 use crate::state::on_blocking_pool;
 use crate::telemetry::Metrics;
 use email::config::SmtpConfig;
@@ -78,13 +80,13 @@ impl From<String> for SetupError {
 /// notification is nothing beside an SMTP dialogue or an HTTP request.
 pub type Sending<'a> = Pin<Box<dyn Future<Output = Result<(), SendError>> + Send + 'a>>;
 
-/// One notification of one bureau as a channel renders it; [`render`] adds what every
+/// One notification of one bureau as a channel renders it; [`address`] adds what every
 /// outbox [`Item`] carries (key, alert, state, bureau).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Draft {
     /// Tells this bureau's items of the channel apart in the idempotency key
-    /// (`<alert>.<kind>.<time>.<bureau>.<suffix>`): `email`, `sms0`, `sms1`, …; stable for a
-    /// given config, so the same transition always gets the same keys.
+    /// (`<origin>.<bureau>.<suffix>`, see [`Origin::key`]): `email`, `sms0`, `sms1`, …; stable
+    /// for a given config, so the same notification always gets the same keys.
     pub suffix: String,
     /// The addresses this one notification goes to.
     pub to: Vec<String>,
@@ -136,11 +138,12 @@ pub trait Channel: Send + Sync {
         self.names().noun
     }
 
-    /// The addresses this channel has for `bureau`; empty when the bureau is not reached
-    /// this way or the channel is disabled (then nothing is rendered for it).
-    fn recipients(&self, bureau: &Bureau) -> Vec<String>;
+    /// The addresses this channel has among the contacts `to` (a bureau's duty officers or
+    /// its operators); empty when they are not reached this way or the channel is disabled
+    /// (then nothing is rendered for it).
+    fn recipients(&self, to: &Contacts) -> Vec<String>;
 
-    /// The notifications that carry `text` to `to` (a bureau's [`Channel::recipients`],
+    /// The notifications that carry `text` to `to` (some contacts' [`Channel::recipients`],
     /// never empty): one to all of them, or one each. Pure: no I/O, so the judging task may
     /// call it for every transition.
     fn drafts(&self, text: &Text, to: Vec<String>) -> Vec<Draft>;
@@ -179,31 +182,34 @@ pub fn channels(
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
 /// The notifications of one transition: for each bureau that must hear of it, what each
-/// channel renders, in channel order, each with its idempotency key.
+/// channel renders for its duty officers, in channel order, each with its idempotency key.
 pub fn render(t: &Transition, net: &Network, channels: &[Arc<dyn Channel>]) -> Vec<Item> {
     let Some(station) = net.station(&t.station) else {
         return Vec::new();
     };
-    let base = format!(
-        "{}.{}.{}",
-        t.alert_id,
-        t.kind.key(),
-        t.evidence.ts.format("%Y%m%dT%H%M%SZ")
-    )
-    .to_lowercase();
     let Some(text) = message::text(t, net) else {
         return Vec::new();
     };
-    let about = About {
-        key: &base,
-        id: &t.alert_id,
-        state: t.state.key(),
+    let origin = Origin {
+        key: format!(
+            "{}.{}.{}",
+            t.alert_id,
+            t.kind.key(),
+            t.evidence.ts.format("%Y%m%dT%H%M%SZ")
+        )
+        .to_lowercase(),
+        alert_id: t.alert_id.clone(),
+        state: t.state.key().to_string(),
     };
-    address(&about, &text, &net.recipients(station, t.rule), channels)
+    net.recipients(station, t.rule)
+        .into_iter()
+        .flat_map(|bureau| address(&text, bureau, &bureau.duty, &origin, channels))
+        .collect()
 }
 
-/// The notifications of one incident event: to every bureau concerned by a station of its
-/// reach (both cities when it heads for a boundary section), through every channel.
+/// The notifications of one incident event: to the duty officers of every bureau concerned
+/// by a station of its reach (both cities when it heads for a boundary section), through
+/// every channel.
 pub fn render_incident(
     e: &IncidentEvent,
     net: &Network,
@@ -212,59 +218,78 @@ pub fn render_incident(
     let Some(text) = message::incident::text(e, net) else {
         return Vec::new();
     };
-    let key = e.key().to_lowercase();
-    let about = About {
-        key: &key,
-        id: &e.incident.id,
-        state: e.kind.key(),
+    let origin = Origin {
+        key: e.key().to_lowercase(),
+        alert_id: e.incident.id.clone(),
+        state: e.kind.key().to_string(),
     };
-    address(
-        &about,
-        &text,
-        &net.incident_recipients(&e.incident),
-        channels,
-    )
+    net.incident_recipients(&e.incident)
+        .into_iter()
+        .flat_map(|bureau| address(&text, bureau, &bureau.duty, &origin, channels))
+        .collect()
 }
 
-/// What a notification is about: its idempotency key's base, the alert or incident id and
-/// the state the outbox items carry.
-struct About<'a> {
-    key: &'a str,
-    id: &'a str,
-    state: &'a str,
+/// What every outbox item of one notification carries about where it comes from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Origin {
+    /// The base of the items' idempotency keys, `<base>.<bureau>.<suffix>`: for a transition
+    /// `<alert id>.<kind>.<reading time>`, for a digest `digest.<bureau>.<opened>`, lowercase.
+    /// The same notification must always get the same base: the outbox recognises a
+    /// notification produced again after a crash by its keys.
+    pub key: String,
+    /// The alert id, the incident's or the digest's id: logs and email file names show it.
+    pub alert_id: String,
+    /// `firing`, `resolved`, `digest`, or an incident event (`opened`, …, `ended`).
+    pub state: String,
 }
 
-/// `text` for each of `bureaus` through each channel that reaches it, keyed
-/// `<base>.<bureau>.<suffix>`.
-fn address(
-    about: &About,
+/// The outbox items that carry `text` to the contacts `to` of `bureau` (its duty officers or
+/// its operators) through every channel that has an address there, in channel order. Pure:
+/// the judging task calls it for transitions ([`render`]) and digests alike.
+pub fn address(
     text: &Text,
-    bureaus: &[&Bureau],
+    bureau: &Bureau,
+    to: &Contacts,
+    origin: &Origin,
     channels: &[Arc<dyn Channel>],
 ) -> Vec<Item> {
     let mut out = Vec::new();
-    for bureau in bureaus {
-        for channel in channels {
-            let to = channel.recipients(bureau);
-            if to.is_empty() {
-                continue;
-            }
-            for draft in channel.drafts(text, to) {
-                out.push(Item {
-                    key: format!("{}.{}.{}", about.key, bureau.id, draft.suffix),
-                    channel: channel.key().to_string(),
-                    alert_id: about.id.to_string(),
-                    state: about.state.to_string(),
-                    bureau: bureau.id.clone(),
-                    bureau_name: bureau.name.clone(),
-                    to: draft.to,
-                    subject: draft.subject,
-                    text: draft.text,
-                });
-            }
+    for channel in channels {
+        let addresses = channel.recipients(to);
+        if addresses.is_empty() {
+            continue;
+        }
+        for draft in channel.drafts(text, addresses) {
+            out.push(Item {
+                key: format!("{}.{}.{}", origin.key, bureau.id, draft.suffix),
+                channel: channel.key().to_string(),
+                alert_id: origin.alert_id.clone(),
+                state: origin.state.clone(),
+                bureau: bureau.id.clone(),
+                bureau_name: bureau.name.clone(),
+                to: draft.to,
+                subject: draft.subject,
+                text: draft.text,
+            });
         }
     }
     out
+}
+
+/// The notifications of one digest of data-level alerts: to its bureau's operators (its duty
+/// officers where it has none), through every channel, keyed by the digest's batch
+/// (`digest.<bureau>.<opened>`), so a digest released again after a crash is recognised.
+pub fn render_digest(d: &Digest, net: &Network, channels: &[Arc<dyn Channel>]) -> Vec<Item> {
+    let Some(bureau) = net.bureau(&d.bureau) else {
+        return Vec::new();
+    };
+    let origin = Origin {
+        key: d.key(),
+        alert_id: d.id(),
+        state: "digest".to_string(),
+    };
+    let text = digest::text::text(d, net);
+    address(&text, bureau, bureau.data_contacts(), &origin, channels)
 }
 
 /// What a delivery worker needs.
@@ -382,7 +407,7 @@ mod tests {
     #[test]
     fn render_asks_each_channel_for_each_bureau() {
         let mut net = crate::domain::network::fixtures::network();
-        net.bureaus[1].sms = vec!["+8613800000001".into(), "+8613800000002".into()];
+        net.bureaus[1].duty.sms = vec!["+8613800000001".into(), "+8613800000002".into()];
         let t = firing();
         let sms: Arc<dyn Channel> = Arc::new(sms::SmsSink::Log("/dev/null".into()));
         let items = render(&t, &net, &[email(), sms]);
@@ -411,6 +436,82 @@ mod tests {
             .map(|i| i.channel)
             .collect();
         assert_eq!(keys, ["email", "email"], "no SMS without a gateway");
+    }
+
+    /// A digest goes to its bureau's operators where it has them, else to its duty officers,
+    /// on every channel that has an address there, keyed by its batch.
+    #[test]
+    fn a_digest_goes_to_the_operators_else_to_the_duty_officers() {
+        use crate::domain::digest::{Cause, Change, Entry};
+        use crate::domain::network::Contacts;
+        use chrono::TimeZone;
+        let opened = chrono::Utc
+            .with_ymd_and_hms(2026, 11, 26, 2, 0, 0)
+            .single()
+            .expect("time");
+        let d = Digest {
+            bureau: "qingyuan".into(),
+            opened,
+            released: opened + chrono::Duration::minutes(15),
+            entries: vec![Entry {
+                station: "shijiao".into(),
+                rule: crate::domain::alert::Rule::StationFault,
+                param: Some(crate::domain::param::Param::Ph),
+                alert_id: "shijiao-station_fault-ph-20261126T020000Z".into(),
+                change: Change::Fired,
+                since: opened,
+                at: opened,
+                cause: Cause::Fault {
+                    reason: "instrument flag D".into(),
+                },
+            }],
+        };
+        let sms: Arc<dyn Channel> = Arc::new(sms::SmsSink::Log("/dev/null".into()));
+        let channels = [email(), sms];
+        let sent = |net: &Network| -> Vec<(String, String, String)> {
+            render_digest(&d, net, &channels)
+                .into_iter()
+                .map(|i| {
+                    assert_eq!(
+                        (i.alert_id.as_str(), i.state.as_str()),
+                        ("digest-qingyuan-20261126T020000Z", "digest")
+                    );
+                    (i.channel, i.key, i.to.join(","))
+                })
+                .collect()
+        };
+        let base = "digest.qingyuan.20261126t020000z.qingyuan";
+        let mut net = crate::domain::network::fixtures::network();
+        net.bureaus[1].duty.sms = vec!["+8613800000001".into()];
+        assert_eq!(
+            sent(&net),
+            [
+                (
+                    "email".into(),
+                    format!("{base}.email"),
+                    "duty@qingyuan.example.org".into()
+                ),
+                (
+                    "sms".into(),
+                    format!("{base}.sms0"),
+                    "+8613800000001".into()
+                ),
+            ],
+            "no operators: the duty officers"
+        );
+        net.bureaus[1].operators = Some(Contacts {
+            email: vec!["ops@qingyuan.example.org".into()],
+            sms: vec![],
+        });
+        assert_eq!(
+            sent(&net),
+            [(
+                "email".into(),
+                format!("{base}.email"),
+                "ops@qingyuan.example.org".into()
+            )],
+            "operators: they alone"
+        );
     }
 
     #[test]

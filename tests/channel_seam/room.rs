@@ -1,5 +1,6 @@
 //! A test-only notification channel, "room": a chat room per bureau (`room-<bureau id>`)
-//! that keeps what it is sent in memory. It implements `riverwatch::notify::Channel` from
+//! for its duty officers, as a WeCom or DingTalk group robot is, that keeps what it is sent in
+//! memory. It implements `riverwatch::notify::Channel` from
 //! outside the crate, as a WeCom or DingTalk robot would from its own folder, and is
 //! registered the way `run` registers email and SMS: one more entry in `Outputs::channels`.
 //!
@@ -7,14 +8,16 @@
 //! same worker and counted under the same metric names.
 
 use riverwatch::domain::message::Text;
-use riverwatch::domain::network::Bureau;
+use riverwatch::domain::network::{Bureau, Contacts};
 use riverwatch::notify::outbox::Item;
 use riverwatch::notify::{Channel, Draft, Names, SendError, Sending};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-#[derive(Default)]
 pub struct Room {
+    /// Each bureau's duty contacts and its room: a channel configured per bureau finds the
+    /// bureau's room by its contacts. Other contacts (the station operators) have no room.
+    rooms: Vec<(Contacts, String)>,
     /// Every item delivered, in delivery order; shared with the test.
     heard: Arc<Mutex<Vec<Item>>>,
     /// Set by the first attempt, which fails transiently.
@@ -22,6 +25,18 @@ pub struct Room {
 }
 
 impl Room {
+    /// A room for the duty officers of each of `bureaus`.
+    pub fn for_duty_of(bureaus: &[Bureau]) -> Room {
+        Room {
+            rooms: bureaus
+                .iter()
+                .map(|b| (b.duty.clone(), format!("room-{}", b.id)))
+                .collect(),
+            heard: Arc::default(),
+            tried: AtomicBool::new(false),
+        }
+    }
+
     /// What the room has been sent so far, readable after the channel moved into the daemon.
     pub fn heard(&self) -> Arc<Mutex<Vec<Item>>> {
         Arc::clone(&self.heard)
@@ -33,8 +48,12 @@ impl Channel for Room {
         Names::of("room")
     }
 
-    fn recipients(&self, bureau: &Bureau) -> Vec<String> {
-        vec![format!("room-{}", bureau.id)]
+    fn recipients(&self, to: &Contacts) -> Vec<String> {
+        self.rooms
+            .iter()
+            .filter(|(duty, _)| duty == to)
+            .map(|(_, room)| room.clone())
+            .collect()
     }
 
     /// The short text (the SMS wording), once per bureau.

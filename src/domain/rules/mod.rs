@@ -65,6 +65,13 @@ use std::collections::HashMap;
 pub struct RuleConfig {
     /// `exceedance` and `class`.
     pub persistence: Persistence,
+    /// `station_fault`: a fault fires when it persists, `fire_after` of the last `window`
+    /// values of a parameter (`[alerts] fault_fire_after`, `fault_window`; default 4 of 6),
+    /// and resolves after `clear_after` good values. Four, because one isolated spike can fail
+    /// three values: the spike test (as ioos_qc's) compares each value with the mean of its two
+    /// neighbours, so a large spike fails itself and both neighbours; a lone spike or a lone
+    /// flagged value never fires.
+    pub fault: Persistence,
     /// Fraction of the limit a value must be inside it to clear an exceedance.
     pub hysteresis: f64,
     pub trend_window: Duration,
@@ -103,6 +110,12 @@ impl Default for RuleConfig {
     fn default() -> Self {
         RuleConfig {
             persistence: Persistence::default(),
+            fault: Persistence {
+                fire_after: 4,
+                window: 6,
+                clear_after: 2,
+                renotify: None,
+            },
             hysteresis: 0.1,
             trend_window: Duration::days(7),
             trend_alpha: 0.05,
@@ -342,7 +355,7 @@ impl Rules {
                     revised.push((m.param, at, flag));
                 }
             }
-            st.observe(&mut out, station_fault::observe(m, &verdict, ts));
+            st.observe(&mut out, station_fault::observe(&cfg, m, &verdict, ts));
             if verdict.flag.is_judgeable() && m.is_judgeable() {
                 validated.values.push(*m);
                 if let (Flag::Suspect, Some(test)) = (verdict.flag, verdict.note) {

@@ -1,5 +1,6 @@
 //! Rule scenarios on the pure core: a slow rise warns (blue trend) before the exceedance; a
-//! spike raises a station fault and no water-quality alert; an upstream exceedance warns the
+//! lone spike raises neither a station fault nor a water-quality alert, a persistent fault a
+//! station fault; an upstream exceedance warns the
 //! downstream station with its arrival time; a silent station goes offline once and resolves;
 //! a value flapping around a limit fires once; red needs the upstream neighbour's confirmation.
 
@@ -227,7 +228,7 @@ fn a_run_at_the_detection_limit_is_class_one_and_no_fault() {
 }
 
 #[test]
-fn a_probe_spike_is_a_station_fault_not_pollution() {
+fn a_lone_probe_spike_is_flagged_but_is_neither_a_station_fault_nor_pollution() {
     let net = net();
     let mut rules = Rules::new(RuleConfig::default());
     let s = net.station("shijiao").unwrap();
@@ -237,42 +238,79 @@ fn a_probe_spike_is_a_station_fault_not_pollution() {
         .iter()
         .enumerate()
     {
-        // A 5-minute probe: an isolated spike is a fault.
+        // A 5-minute probe: an isolated spike fails QC.
         let ts = t0() + Duration::minutes(5 * i as i64);
         let out = rules.reading(&net, s, &reading("shijiao", ts, &[(Param::Nh3n, *v)]), ts);
         all.extend(out.transitions);
         revised.extend(out.revised);
     }
     assert!(fired(&all, Rule::Exceedance).is_empty(), "{all:#?}");
-    let faults = fired(&all, Rule::StationFault);
-    assert_eq!(faults.len(), 1);
-    assert_eq!(faults[0].level, Level::Data);
-    assert!(matches!(
-        &faults[0].context,
-        Context::Fault {
-            reason: crate::domain::alert::FaultReason::Spike { .. }
-        }
-    ));
+    // A lone spike is QC's business: flagged in the data, not a fault anyone must visit. It
+    // fails three values (itself and both neighbours), fewer than the fault persistence.
+    assert!(fired(&all, Rule::StationFault).is_empty(), "{all:#?}");
     // The spike's stored flag is corrected to FAIL when the next reading settles it.
     assert!(
         revised.contains(&(Param::Nh3n, t0() + Duration::minutes(20), Flag::Fail)),
         "{revised:?}"
     );
-    // Operators only, even at a boundary section.
-    let station = net.station("shijiao").unwrap();
-    assert_eq!(net.recipients(station, Rule::StationFault).len(), 1);
 }
 
 #[test]
-fn instrument_fault_flags_raise_station_faults_and_are_not_judged() {
+fn a_persistent_probe_fault_fires_once_for_the_operators() {
     let net = net();
     let mut rules = Rules::new(RuleConfig::default());
     let s = net.station("shijiao").unwrap();
-    let mut r = reading("shijiao", t0(), &[(Param::Nh3n, 3.0)]);
-    r.values[0].flag = Some(DataFlag::D);
-    let out = rules.reading(&net, s, &r, t0());
-    assert_eq!(out.judgement.overall, None, "a D value is not judged");
-    assert_eq!(fired(&out.transitions, Rule::StationFault).len(), 1);
+    let mut all = Vec::new();
+    // A probe stuck far outside NH3-N's reporting range (gross range fail) from the third
+    // reading on: the fourth failing value fires, once.
+    for (i, v) in [0.30, 0.31, 150.0, 150.0, 150.0, 150.0, 150.0, 150.0]
+        .iter()
+        .enumerate()
+    {
+        let ts = t0() + Duration::minutes(5 * i as i64);
+        let out = rules.reading(&net, s, &reading("shijiao", ts, &[(Param::Nh3n, *v)]), ts);
+        let faults = fired(&out.transitions, Rule::StationFault).len();
+        assert_eq!(faults, usize::from(i == 5), "reading {i}: {out:#?}");
+        all.extend(out.transitions);
+    }
+    let faults = fired(&all, Rule::StationFault);
+    assert_eq!(faults[0].level, Level::Data);
+    assert_eq!(faults[0].since, t0() + Duration::minutes(10));
+    assert!(
+        matches!(&faults[0].context, Context::Fault { reason } if reason.to_string().contains("gross_range"))
+    );
+    assert!(
+        fired(&all, Rule::Exceedance).is_empty(),
+        "failed values are not judged"
+    );
+    // Operators only, even at a boundary section.
+    assert_eq!(net.recipients(s, Rule::StationFault).len(), 1);
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig { failure_persistence: None, ..Default::default() })]
+
+    /// One spike of any size at any place in a noisy probe series (pH, 1-minute readings)
+    /// never raises a station fault.
+    #[test]
+    fn one_spike_never_raises_a_station_fault(
+        noise in proptest::collection::vec(-0.05f64..0.05, 12..40),
+        at in 1usize..11,
+        size in proptest::prop_oneof![0.2f64..6.0, -6.0f64..-0.2],
+    ) {
+        let net = net();
+        let mut rules = Rules::new(RuleConfig::default());
+        let s = net.station("shijiao").unwrap();
+        for (i, n) in noise.iter().enumerate() {
+            let v = (7.2 + n + if i == at { size } else { 0.0 }).clamp(0.0, 14.0);
+            let ts = t0() + Duration::minutes(i as i64);
+            let out = rules.reading(&net, s, &reading("shijiao", ts, &[(Param::Ph, v)]), ts);
+            proptest::prop_assert!(
+                fired(&out.transitions, Rule::StationFault).is_empty(),
+                "reading {i} ({v}): {:?}", out.transitions
+            );
+        }
+    }
 }
 
 #[test]
@@ -750,12 +788,9 @@ fn a_late_reading_never_clears_what_newer_readings_raised() {
             station: "shijiao",
             rule: Rule::StationFault,
             param: Some(Param::Nh3n),
-            fire: vec![flagged(
-                "shijiao",
-                10,
-                &[(Param::Nh3n, 0.3)],
-                Some(DataFlag::D),
-            )],
+            fire: (7..=10)
+                .map(|h| flagged("shijiao", h, &[(Param::Nh3n, 0.3)], Some(DataFlag::D)))
+                .collect(),
             clearing: vec![vec![(Param::Nh3n, 0.3)]; 3],
             late_station: "shijiao",
             resolves_when_current: true,

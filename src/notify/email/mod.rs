@@ -16,7 +16,7 @@ pub mod config;
 use super::outbox::Item;
 use super::{Channel, Draft, Names, SendError, Sending, SetupError};
 use crate::domain::message::Text;
-use crate::domain::network::Bureau;
+use crate::domain::network::Contacts;
 use crate::settings::secret::Secret;
 use config::{SmtpConfig, SmtpSecurity};
 use lettre::message::header::{ContentTransferEncoding, ContentType};
@@ -151,11 +151,11 @@ impl Channel for EmailSink {
         NAMES
     }
 
-    fn recipients(&self, bureau: &Bureau) -> Vec<String> {
-        bureau.email.clone()
+    fn recipients(&self, to: &Contacts) -> Vec<String> {
+        to.email.clone()
     }
 
-    /// One email to all of the bureau's addresses.
+    /// One email to all of the addresses.
     fn drafts(&self, text: &Text, to: Vec<String>) -> Vec<Draft> {
         vec![Draft {
             suffix: "email".into(),

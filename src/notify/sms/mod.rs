@@ -15,7 +15,7 @@ pub mod config;
 use super::outbox::Item;
 use super::{Channel, Draft, Names, SendError, Sending, SetupError};
 use crate::domain::message::Text;
-use crate::domain::network::{Bureau, Network};
+use crate::domain::network::{Bureau, Contacts, Network};
 use chrono::{SecondsFormat, Utc};
 use config::{HeaderSource, SmsConfig};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
@@ -34,7 +34,13 @@ pub fn from_config(sms: Option<&SmsConfig>, net: &Network) -> Result<Arc<dyn Cha
     let sink = match sms {
         Some(sms) => SmsSink::gateway(sms)?,
         None => {
-            if net.bureaus.iter().any(|b| !b.sms.is_empty()) {
+            let phones = |b: &Bureau| {
+                b.operators
+                    .iter()
+                    .chain([&b.duty])
+                    .any(|c| !c.sms.is_empty())
+            };
+            if net.bureaus.iter().any(phones) {
                 tracing::warn!("bureaus list SMS recipients but no [sms] gateway is configured; SMS are not sent");
             }
             SmsSink::Disabled
@@ -184,12 +190,12 @@ impl Channel for SmsSink {
         NAMES
     }
 
-    /// The bureau's phone numbers; none when no gateway is configured.
-    fn recipients(&self, bureau: &Bureau) -> Vec<String> {
+    /// The phone numbers of `to`; none when no gateway is configured.
+    fn recipients(&self, to: &Contacts) -> Vec<String> {
         if matches!(self, SmsSink::Disabled) {
             return Vec::new();
         }
-        bureau.sms.clone()
+        to.sms.clone()
     }
 
     /// One text per phone number.
