@@ -256,6 +256,10 @@ impl Alerts {
 
     /// Saves the pending digests, retrying until the disk takes them (see `make_durable`).
     async fn save_digests(&self, digests: &Digests) {
+        Metrics::set(
+            &self.metrics.digests_pending,
+            u64::from(!digests.is_empty()),
+        );
         let queues = Arc::new(digests.save());
         let path = self.digest_state.clone();
         retry_on_blocking_pool("cannot save the pending digests", move || {

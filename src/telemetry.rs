@@ -134,6 +134,8 @@ pub struct Metrics {
     pub spool_records: AtomicU64,
     /// Notifications waiting in the outbox, and those that failed permanently.
     pub outbox_pending: AtomicU64,
+    /// 1 while a digest of station faults and offline stations waits for its interval.
+    pub digests_pending: AtomicU64,
     /// Database write latency histogram: counts per bucket of `WRITE_BUCKETS`, plus the sum.
     write_latency: [AtomicU64; WRITE_BUCKETS.len() + 1],
     write_latency_sum_us: AtomicU64,
@@ -329,6 +331,12 @@ impl Metrics {
                 "gauge",
                 "Notifications waiting for delivery.",
                 &self.outbox_pending,
+            ),
+            (
+                "riverwatch_digests_pending",
+                "gauge",
+                "1 while a digest of station faults and offline stations waits for its interval.",
+                &self.digests_pending,
             ),
         ];
         for (name, kind, help, value) in plain {

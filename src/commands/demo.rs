@@ -2,10 +2,12 @@
 //!
 //! Starts an in-process MQTT broker (rumqttd) on a free loopback port, runs the real pipeline
 //! against it, and plays simulated stations from `config/demo.toml` in accelerated time: diurnal
-//! temperature and DO, noise, and a scripted NH3-N incident at the first station that drains
-//! into a boundary section, arriving there after the configured travel time. Stations with an
-//! `hj212_mn` send HJ 212 hourly frames instead of JSON. A few malformed payloads show
-//! refusals. Readings go to a line-protocol file under `--out` (or InfluxDB's v1
+//! temperature and DO, noise, and every rule at work — a scripted NH3-N incident at the first
+//! station that drains into a boundary section, arriving there after the configured travel
+//! time; a slow NH3-N rise (trend) at a looser-target station; a pH probe flagged D for some
+//! hours (station fault) on another river; and stations with a cadence under a minute played
+//! live in wall time until they fall silent (offline). Stations with an `hj212_mn` send HJ 212
+//! hourly frames instead of JSON. A few malformed payloads show refusals. Readings go to a line-protocol file under `--out` (or InfluxDB's v1
 //! API with `--influx-url`), emails to `.eml` files, SMS to a JSON-lines log; a summary ends it.
 //!
 //! Simulated time runs from `now − duration` to `now`, so no reading is in the future.
@@ -267,17 +269,44 @@ async fn run(
         messages.len(),
         out.display()
     );
+    // The live stations report for the first two fifths of the replay, then fall silent.
+    let wall = Duration::from_secs_f64(span.as_secs_f64() / speed);
+    let buoys: Vec<Station> = cfg
+        .network
+        .stations
+        .iter()
+        .filter(|s| live(s))
+        .cloned()
+        .collect();
+    let has_buoys = !buoys.is_empty();
+    let buoys = tokio::spawn(play_live(
+        port,
+        buoys,
+        tokio::time::Instant::now() + wall * 2 / 5,
+    ));
     let stations = publish(port, &messages, start, speed).await?;
-    let published = stations.acked;
+    let live_acked = buoys.await.unwrap_or(Ok(0))?;
+    let published = stations.acked + live_acked;
     let metrics = Arc::clone(&running.metrics);
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while Metrics::get(&metrics.messages_acked) < published {
-        if tokio::time::Instant::now() > deadline {
-            tracing::error!("not every message was stored within 30 s");
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
+    settled("storing every message", 30, || {
+        Metrics::get(&metrics.messages_acked) >= published
+    })
+    .await;
+    if has_buoys {
+        // The silent buoy goes offline on wall time; then its digest and every notification
+        // go out before the summary counts them.
+        settled("the silent station's offline alert", 30, || {
+            metrics
+                .alerts_by_level_and_rule()
+                .iter()
+                .any(|(_, r, n)| *r == crate::domain::alert::Rule::Offline && *n > 0)
+        })
+        .await;
     }
+    settled("sending the digests and notifications", 30, || {
+        Metrics::get(&metrics.digests_pending) == 0 && Metrics::get(&metrics.outbox_pending) == 0
+    })
+    .await;
     running.stop(Duration::from_secs(10)).await;
     let frames = messages
         .iter()
@@ -345,6 +374,12 @@ fn incident(hours: f64, peak: f64) -> f64 {
     }
 }
 
+/// A station reporting faster than once a minute is played live, in wall time (see [`live`]),
+/// not replayed from the script.
+fn live(s: &Station) -> bool {
+    s.cadence < Duration::from_secs(60)
+}
+
 /// Every publication of the demo, in time order.
 fn script(cfg: &Config, start: DateTime<Utc>, end: DateTime<Utc>) -> Vec<Scheduled> {
     let net = &cfg.network;
@@ -356,8 +391,42 @@ fn script(cfg: &Config, start: DateTime<Utc>, end: DateTime<Utc>) -> Vec<Schedul
             .is_some_and(|d| d.boundary)
     });
     let incident_start = start + (end - start) * 35 / 100;
+    let reach: Vec<&str> = source
+        .iter()
+        .flat_map(|s| {
+            [
+                Some(s.id.as_str()),
+                s.downstream.as_ref().map(|d| d.station.as_str()),
+            ]
+        })
+        .flatten()
+        .collect();
+    // A slow NH3-N rise (the `trend` early warning) at the first station with a class-Ⅳ or
+    // looser target outside the spill's reach, and a probe fault (pH flagged D for some hours:
+    // `station_fault`, to the operators' digest) at the first station on another river.
+    let trend_at = net
+        .stations
+        .iter()
+        .find(|s| {
+            !live(s) && s.target.number() >= 4 && !s.boundary && !reach.contains(&s.id.as_str())
+        })
+        .map(|s| s.id.as_str());
+    let fault_at = net
+        .stations
+        .iter()
+        .find(|s| {
+            !live(s)
+                && !reach.contains(&s.id.as_str())
+                && Some(s.id.as_str()) != trend_at
+                && source.is_none_or(|src| src.river != s.river)
+        })
+        .map(|s| s.id.as_str());
+    let (fault_from, fault_to) = (
+        start + (end - start) * 45 / 100,
+        start + (end - start) * 60 / 100,
+    );
     let mut out = Vec::new();
-    for (i, s) in net.stations.iter().enumerate() {
+    for (i, s) in net.stations.iter().enumerate().filter(|(_, s)| !live(s)) {
         let mut noise = Noise(0x9E37_79B9_7F4A_7C15 ^ (i as u64 + 1));
         // The incident reaches this station after the travel time, three quarters as strong.
         let arrival = match source {
@@ -379,6 +448,13 @@ fn script(cfg: &Config, start: DateTime<Utc>, end: DateTime<Utc>) -> Vec<Schedul
             let bump = arrival.map_or(0.0, |(at, peak)| {
                 incident((ts - at).num_minutes() as f64 / 60.0, peak)
             });
+            // Half a milligram more by the end: towards the class-Ⅳ limit, not past it.
+            let rise = if trend_at == Some(s.id.as_str()) {
+                0.45 * (ts - start).num_minutes() as f64 / (end - start).num_minutes().max(1) as f64
+            } else {
+                0.0
+            };
+            let faulty = fault_at == Some(s.id.as_str()) && ts >= fault_from && ts < fault_to;
             let mut values = serde_json::Map::new();
             for (param, base, decimals) in baseline(s.target.number()) {
                 let n = noise.next();
@@ -386,7 +462,7 @@ fn script(cfg: &Config, start: DateTime<Utc>, end: DateTime<Utc>) -> Vec<Schedul
                     Param::Temp => base + 2.5 * diurnal + 0.2 * n,
                     Param::Do => base + 0.6 * diurnal + 0.1 * n - 0.6 * bump,
                     Param::Ph => base + 0.05 * n,
-                    Param::Nh3n => base * (1.0 + 0.08 * n) + bump,
+                    Param::Nh3n => base * (1.0 + 0.08 * n) + bump + rise,
                     _ => base * (1.0 + 0.05 * n),
                 };
                 values.insert(param.key().into(), round(v.max(0.0), decimals).into());
@@ -401,11 +477,14 @@ fn script(cfg: &Config, start: DateTime<Utc>, end: DateTime<Utc>) -> Vec<Schedul
                 ts += step;
                 continue;
             }
-            let payload = serde_json::json!({
+            let mut payload = serde_json::json!({
                 "ts": ts.with_timezone(&hj212::cst()).to_rfc3339_opts(SecondsFormat::Secs, true),
                 "values": values,
                 "seq": seq,
             });
+            if faulty {
+                payload["flags"] = serde_json::json!({"ph": "D"});
+            }
             out.push(Scheduled {
                 ts,
                 topic: format!("wq/{}/{}/reading", s.river, s.id),
@@ -500,6 +579,77 @@ impl Stations {
     }
 }
 
+/// Polls `done` every 20 ms until it holds, for `limit` seconds at most (then logs `what`).
+async fn settled(what: &str, limit: u64, done: impl Fn() -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(limit);
+    while !done() {
+        if tokio::time::Instant::now() > deadline {
+            tracing::error!("{what} did not happen within {limit} s");
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Plays the live stations (see [`live`]): a current reading from each every cadence until
+/// `until`, then silence, so `offline` fires on wall time. Returns the readings the broker
+/// acknowledged.
+async fn play_live(
+    port: u16,
+    stations: Vec<Station>,
+    until: tokio::time::Instant,
+) -> Result<u64, DemoError> {
+    let Some(step) = stations.iter().map(|s| s.cadence).min() else {
+        return Ok(0);
+    };
+    let mut options = MqttOptions::new("riverwatch-demo-buoys", "127.0.0.1", port);
+    options.set_keep_alive(Duration::from_secs(30));
+    let (client, mut eventloop) = AsyncClient::new(options, 100);
+    let acked = Arc::new(AtomicU64::new(0));
+    let counter = Arc::clone(&acked);
+    let poller = tokio::spawn(async move {
+        while let Ok(event) = eventloop.poll().await {
+            if let Event::Incoming(Packet::PubAck(_)) = event {
+                counter.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    });
+    let mut noise = Noise(0x5EED_B00E);
+    let mut sent = 0u64;
+    while tokio::time::Instant::now() < until {
+        for s in &stations {
+            let mut values = serde_json::Map::new();
+            for (param, base, decimals) in baseline(s.target.number()) {
+                values.insert(
+                    param.key().into(),
+                    round(base * (1.0 + 0.03 * noise.next()), decimals).into(),
+                );
+            }
+            let payload = serde_json::json!({
+                "ts": Utc::now().with_timezone(&hj212::cst()).to_rfc3339_opts(SecondsFormat::Secs, true),
+                "values": values,
+            });
+            client
+                .publish(
+                    format!("wq/{}/{}/reading", s.river, s.id),
+                    QoS::AtLeastOnce,
+                    false,
+                    payload.to_string(),
+                )
+                .await?;
+            sent += 1;
+        }
+        tokio::time::sleep(step).await;
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while acked.load(Ordering::Relaxed) < sent && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let _ = client.disconnect().await;
+    poller.abort();
+    Ok(acked.load(Ordering::Relaxed))
+}
+
 /// Publishes the script at QoS 1, paced by simulated time, listening for HJ 212
 /// acknowledgements as data loggers do.
 async fn publish(
@@ -563,6 +713,54 @@ async fn publish(
     })
 }
 
+/// What was actually sent, per bureau and channel, read back from the demo's channel files:
+/// `outbox/<id>.<state>.<bureau>.eml` (a digest's state is `digest`: its email went to the
+/// operators) and `sms.jsonl`'s `bureau` field.
+fn sent_per_bureau(out: &Path) -> serde_json::Map<String, serde_json::Value> {
+    let mut sent: std::collections::BTreeMap<String, std::collections::BTreeMap<&str, u64>> =
+        Default::default();
+    for entry in std::fs::read_dir(out.join("outbox"))
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(stem) = name.strip_suffix(".eml") else {
+            continue;
+        };
+        let mut parts = stem.rsplitn(3, '.');
+        let (Some(bureau), Some(state)) = (parts.next(), parts.next()) else {
+            continue;
+        };
+        let channel = if state == "digest" {
+            "digest_email"
+        } else {
+            "email"
+        };
+        *sent
+            .entry(bureau.to_string())
+            .or_default()
+            .entry(channel)
+            .or_default() += 1;
+    }
+    let log = std::fs::read_to_string(out.join("sms.jsonl")).unwrap_or_default();
+    for line in log.lines() {
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
+            continue;
+        };
+        let bureau = v["bureau"].as_str().unwrap_or("?").to_string();
+        let channel = if v["state"] == "digest" {
+            "digest_sms"
+        } else {
+            "sms"
+        };
+        *sent.entry(bureau).or_default().entry(channel).or_default() += 1;
+    }
+    sent.into_iter()
+        .map(|(b, c)| (b, serde_json::json!(c)))
+        .collect()
+}
+
 /// Prints the summary and writes `summary.json`; true when every message was taken in custody.
 fn summarise(out: &Path, m: &Metrics, published: u64, frame_acks: u64) -> Result<bool, DemoError> {
     let emails = std::fs::read_dir(out.join("outbox"))
@@ -575,17 +773,34 @@ fn summarise(out: &Path, m: &Metrics, published: u64, frame_acks: u64) -> Result
     let sms = std::fs::read_to_string(out.join("sms.jsonl"))
         .map(|t| t.lines().count())
         .unwrap_or(0);
-    let alerts: serde_json::Map<String, serde_json::Value> = m
-        .alerts_by_level()
+    // Alerts by the rules that notify (`class` is recorded, never sent), and by rule.
+    let mut alerts = serde_json::Map::new();
+    let mut rules = serde_json::Map::new();
+    for (level, rule, n) in m.alerts_by_level_and_rule() {
+        if n == 0 || !rule.notifies() {
+            continue;
+        }
+        let at = alerts.entry(level.key()).or_insert(0u64.into());
+        *at = (at.as_u64().unwrap_or(0) + n).into();
+        let r = rules.entry(rule.key()).or_insert(0u64.into());
+        *r = (r.as_u64().unwrap_or(0) + n).into();
+    }
+    let incidents: serde_json::Map<String, serde_json::Value> = m
+        .incident_events()
         .into_iter()
-        .map(|(level, n)| (level.key().to_string(), n.into()))
+        .filter(|(_, n)| *n > 0)
+        .map(|(k, n)| (k.to_string(), n.into()))
         .collect();
+    let sent = sent_per_bureau(out);
     let summary = serde_json::json!({
         "received": Metrics::get(&m.readings_received),
         "stored": Metrics::get(&m.readings_stored),
         "refused": m.refused_total(),
         "alerts": alerts,
+        "alerts_by_rule": rules,
         "resolved": Metrics::get(&m.alerts_resolved),
+        "incidents": incidents,
+        "sent": sent,
         "emails": emails,
         "sms": sms,
         "messages_published": published,
@@ -616,8 +831,31 @@ fn summarise(out: &Path, m: &Metrics, published: u64, frame_acks: u64) -> Result
         "refused",
         format!("{}  ({})", m.refused_total(), dead.display()),
     );
-    for (level, n) in m.alerts_by_level().into_iter().filter(|(_, n)| *n > 0) {
-        line(&format!("alerts fired ({})", level.key()), n.to_string());
+    let list = |map: &serde_json::Map<String, serde_json::Value>| {
+        map.iter()
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    line("alerts fired (by rule)", list(&rules));
+    line("alerts fired (by level)", list(&alerts));
+    line("incident events", list(&incidents));
+    for (bureau, channels) in &sent {
+        let c = |k: &str| {
+            channels
+                .get(k)
+                .and_then(serde_json::Value::as_u64)
+                .unwrap_or(0)
+        };
+        line(
+            &format!("sent to {bureau}"),
+            format!(
+                "{} emails + {} SMS to duty officers, {} digests to operators",
+                c("email"),
+                c("sms"),
+                c("digest_email")
+            ),
+        );
     }
     line(
         "alerts resolved",

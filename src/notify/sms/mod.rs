@@ -146,6 +146,7 @@ impl SmsSink {
                 let mut line = serde_json::json!({
                     "time": Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true),
                     "to": phone,
+                    "bureau": item.bureau,
                     "alert_id": item.alert_id,
                     "state": item.state,
                     "key": item.key,
