@@ -2,8 +2,9 @@
 //! gateway the test runner starts): a spill at 七星岗 that reaches 石角(界牌), the boundary
 //! section, is one incident both bureaus hear of at the same time, with an arrival window that
 //! holds the actual arrival, then "arrival confirmed" and "ended", within the notification
-//! budget, listed by `GET /api/v1/incidents`; and a SIGKILL mid-incident neither repeats nor
-//! loses its messages.
+//! budget, listed by `GET /api/v1/incidents`; a plume later than its window ends "not
+//! confirmed" (and opens an incident of its own), and a second spill days later is a second
+//! incident; and a SIGKILL mid-incident neither repeats nor loses its messages.
 
 mod common;
 
@@ -26,11 +27,12 @@ fn publish_hourly(servers: &Servers, feed: &mut [(&str, i64, f64)]) {
         servers.publish(
             &format!("wq/bei/{station}/reading"),
             &format!(
-                r#"{{"ts":"{}","values":{{"ph":{},"do":{},"nh3n":{nh3n}}}}}"#,
+                r#"{{"ts":"{}","values":{{"ph":{},"do":{},"nh3n":{}}}}}"#,
                 ts.to_rfc3339(),
                 // Real probes never read the same twice in a row (QC's flat-line test).
                 7.3 + 0.01 * (ago % 5) as f64,
                 7.2 - 0.02 * (ago % 3) as f64,
+                nh3n + 0.004 * (ago % 4) as f64,
             ),
         );
     }
@@ -169,6 +171,55 @@ fn a_spill_reaching_the_boundary_is_one_incident_told_to_both_bureaus() {
         serde_json::json!(["qixinggang", "shijiao"])
     );
     assert_eq!(incident["arrivals"][0]["state"], "confirmed");
+    daemon.terminate();
+}
+
+#[test]
+fn a_late_plume_is_not_confirmed_and_a_second_spill_is_a_second_incident() {
+    let Some((servers, _serial, dir)) = real_test("incident_late") else {
+        return;
+    };
+    let config = config(&servers, "inclate", dir.path());
+    let mut daemon = Daemon::subscribed(&config, &dir.path().join("daemon.log"));
+    // Spill one, 90 h ago; 石角 sees nothing in its window (80 h ago ± 2 h) but exceeds 70 h
+    // ago, too late. Spill two, 30 h ago, days later.
+    let mut feed = upstream(90, 3, 1.2, 100);
+    for (_, ago, v) in feed.iter_mut() {
+        if (28..=30).contains(ago) {
+            *v = 1.2;
+        }
+    }
+    feed.extend((1..=100).map(|ago| {
+        let v = if (68..=70).contains(&ago) { 0.9 } else { 0.2 };
+        ("shijiao", ago, v)
+    }));
+    publish_hourly(&servers, &mut feed);
+    let gz = "gz-inclate@example.org";
+    wait_for(Duration::from_secs(60), "three incidents ended", || {
+        let (status, body) = daemon.http_get("/api/v1/incidents");
+        let list: serde_json::Value = serde_json::from_str(&body).ok()?;
+        let ended = list
+            .as_array()?
+            .iter()
+            .filter(|i| i["state"] == "ended")
+            .count();
+        (status == 200 && ended >= 3).then_some(())
+    });
+    let mail = incident_mail(&servers, gz);
+    assert!(
+        mail.iter().any(|(_, b)| b.contains("未确认到达")),
+        "the first plume is not confirmed: {mail:#?}"
+    );
+    let (_, body) = daemon.http_get("/api/v1/incidents");
+    let list: serde_json::Value = serde_json::from_str(&body).expect("json");
+    let origins: Vec<&str> = list
+        .as_array()
+        .expect("list")
+        .iter()
+        .map(|i| i["origin"].as_str().unwrap_or_default())
+        .collect();
+    // Newest first: the second spill, the late plume at 石角 on its own, the first spill.
+    assert_eq!(origins, ["qixinggang", "shijiao", "qixinggang"], "{body}");
     daemon.terminate();
 }
 

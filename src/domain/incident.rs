@@ -347,10 +347,27 @@ impl Incidents {
     ) {
         let share = self.cfg.confirm_share;
         for inc in &mut self.open {
-            let Some(&(_, value, class)) = values.iter().find(|(p, _, _)| *p == inc.param) else {
+            let Some(k) = inc.reach.iter().position(|r| r.station == station.id) else {
                 continue;
             };
-            let Some(k) = inc.reach.iter().position(|r| r.station == station.id) else {
+            if inc.reach[k].arrival != Arrival::Pending {
+                continue;
+            }
+            // Any reading after the window decides it, with or without a valid value of the
+            // parameter: a probe QC failed through the window showed no arrival either.
+            if ts > inc.reach[k].latest {
+                inc.reach[k].arrival = Arrival::NotConfirmed;
+                let station = inc.reach[k].station.clone();
+                inc.last_ts = inc.last_ts.max(ts);
+                out.push(IncidentEvent {
+                    incident: inc.clone(),
+                    kind: EventKind::ArrivalNotConfirmed { station },
+                    ts,
+                    cause: None,
+                });
+                continue;
+            }
+            let Some(&(_, value, class)) = values.iter().find(|(p, _, _)| *p == inc.param) else {
                 continue;
             };
             let Some((limits, _)) = limit_badness(station, inc.param) else {
@@ -361,23 +378,8 @@ impl Incidents {
                 .and_then(|o| limit_badness(o, inc.param))
                 .map_or(0.0, |(l, edge)| badness(&l, inc.origin_value) - edge);
             let r = &mut inc.reach[k];
-            if r.arrival != Arrival::Pending {
-                continue;
-            }
             if ts < r.earliest {
                 r.baseline = Some(value);
-                continue;
-            }
-            if ts > r.latest {
-                r.arrival = Arrival::NotConfirmed;
-                let station = r.station.clone();
-                inc.last_ts = inc.last_ts.max(ts);
-                out.push(IncidentEvent {
-                    incident: inc.clone(),
-                    kind: EventKind::ArrivalNotConfirmed { station },
-                    ts,
-                    cause: None,
-                });
                 continue;
             }
             let base = *r.baseline.get_or_insert(value);

@@ -429,3 +429,36 @@ mod properties {
         }
     }
 }
+
+#[test]
+fn hourly_a_late_plume_and_a_second_spill_make_three_incidents() {
+    // Hourly: 七星岗 exceeds at hours 10–12 and again at 70–72; 石角 stays clean through the
+    // first window (hours 18–22) but exceeds at 30–32, too late for it.
+    let net = net();
+    let mut p = Pipeline::new();
+    for hr in 0..100 {
+        let up = if (10..13).contains(&hr) || (70..73).contains(&hr) {
+            1.2
+        } else {
+            0.2
+        };
+        let down = if (30..33).contains(&hr) { 0.9 } else { 0.2 };
+        p.feed(&net, "qixinggang", hr, up);
+        p.feed(&net, "shijiao", hr, down);
+    }
+    let summary: Vec<(String, &str)> = p
+        .kinds()
+        .into_iter()
+        .map(|(id, k)| (id.split('-').next().unwrap_or_default().to_string(), k))
+        .collect();
+    let ended = summary.iter().filter(|(_, k)| *k == "ended").count();
+    assert_eq!(ended, 3, "{summary:?} {:#?}", p.incidents.open());
+    assert!(
+        summary.contains(&("qixinggang".into(), "arrival_not_confirmed")),
+        "{summary:?}"
+    );
+    assert!(
+        summary.contains(&("shijiao".into(), "opened")),
+        "{summary:?}"
+    );
+}

@@ -69,6 +69,19 @@ fn event(kind: EventKind, arrival: Arrival, ts: DateTime<Utc>) -> IncidentEvent 
     }
 }
 
+/// The incident after its peak at 七星岗 passed class Ⅴ (orange).
+fn escalated() -> IncidentEvent {
+    let mut e = event(EventKind::Escalated, Arrival::Pending, h(5));
+    e.incident.level = Level::Orange;
+    e.incident.peak = Peak {
+        station: "qixinggang".into(),
+        ts: h(5),
+        value: 2.3,
+        class: Class::new(6),
+    };
+    e
+}
+
 #[test]
 fn every_event_kind_golden() {
     let confirmed = Arrival::Confirmed {
@@ -101,10 +114,10 @@ fn every_event_kind_golden() {
             "【riverwatch黄色】北江氨氮污染扩散至石角(界牌)，已超标",
         ),
         (
-            event(EventKind::Escalated, Arrival::Pending, h(5)),
-            "【riverwatch黄色预警】北江氨氮污染事件：升级为黄色",
+            escalated(),
+            "【riverwatch橙色预警】北江氨氮污染事件：升级为橙色",
             "",
-            "【riverwatch黄色】北江七星岗氨氮1.2 mg/L，升级为黄色",
+            "【riverwatch橙色】北江七星岗氨氮2.3 mg/L，升级为橙色",
         ),
         (
             event(EventKind::Ended, confirmed, h(20)),
