@@ -470,6 +470,33 @@ impl Shared<'_> {
     fn time(&self) -> Piece {
         Piece::Time(format!(" {}", when_sms(self.ev.ts)))
     }
+
+    /// The SMS of most messages: the station's name, one text and the reading time.
+    fn sms(&self, text: String) -> Vec<Piece> {
+        vec![self.name(), Piece::Text(text), self.time()]
+    }
+
+    /// The station's name, which opens most SMS texts.
+    fn name(&self) -> Piece {
+        Piece::Name(self.s.into())
+    }
+
+    /// The value with its unit and no class, for rules that judge the reading rather than
+    /// the water.
+    fn plain_value(&self) -> String {
+        with_unit(self.ev.value, self.unit)
+    }
+
+    /// The value line of the facts without a class, under `label` (Chinese, English).
+    fn plain_value_line(&self, facts: &mut Both, label: (&str, &str)) {
+        let v = self.plain_value();
+        facts.line(format!("{}：{v}", label.0), format!("{}: {v}", label.1));
+    }
+
+    /// The SMS's value now and the target limit: "现1.2mg/L(Ⅳ类),Ⅱ类限值0.5".
+    fn now_sms(&self) -> String {
+        format!("现{},{}", self.vs, self.ls)
+    }
 }
 
 /// Everything a message says, looked up once.
@@ -632,22 +659,24 @@ impl Facts<'_> {
         }
     }
 
+    /// The value under `label` and the target below it: the two facts most rules open with.
+    fn value_facts(&self, sh: &Shared, facts: &mut Both, label: (&str, &str)) {
+        sh.value_line(facts, label);
+        self.target_line(facts);
+    }
+
+    /// The upstream station behind a warning and its alert, as a line of the facts.
+    fn upstream_line(&self, facts: &mut Both, from: &str, from_name: &str, from_alert: &str) {
+        facts.line(
+            format!("上游断面：{from_name}（{from}），告警 {from_alert}"),
+            format!("Upstream station: {from_name} ({from}), alert {from_alert}"),
+        );
+    }
+
     /// An exceedance (or class) back within the target: the latest value, the peak and the
     /// episode.
     fn exceedance_ended(&self, sh: &Shared, w: &mut Words) -> Said {
-        let &Shared {
-            s,
-            pz,
-            pe,
-            target,
-            ref vz,
-            ref ve,
-            ref vs,
-            ref lz,
-            ref le,
-            ref ls,
-            ..
-        } = sh;
+        let (s, target) = (sh.s, sh.target);
         let t = self.t;
         let (pkz, pke, pks) = self.value(t.peak.value, t.peak.class);
         let (what_zh, what_en, head_zh, head_en) = if t.rule == Rule::Class {
@@ -665,22 +694,31 @@ impl Facts<'_> {
             )
         } else {
             (
-                format!("{pz} 恢复达标（{target}类目标）"),
-                format!("{pe} back within the class {} target", target.roman_en()),
+                format!("{} 恢复达标（{target}类目标）", sh.pz),
                 format!(
-                    "{s} {pz}恢复达标：最新 {vz}，{lz}；期间最高 {pkz}，出现在 {}。",
+                    "{} back within the class {} target",
+                    sh.pe,
+                    target.roman_en()
+                ),
+                format!(
+                    "{s} {}恢复达标：最新 {}，{}；期间最高 {pkz}，出现在 {}。",
+                    sh.pz,
+                    sh.vz,
+                    sh.lz,
                     when_zh(t.peak.ts)
                 ),
                 format!(
-                    "{s}: {pe} is back within the target: latest {ve}, {le}; the peak was {pke} at {} UTC+8.",
+                    "{s}: {} is back within the target: latest {}, {}; the peak was {pke} at {} UTC+8.",
+                    sh.pe,
+                    sh.ve,
+                    sh.le,
                     when_en(t.peak.ts)
                 ),
             )
         };
         w.summary.line(head_zh, head_en);
         if t.rule == Rule::Exceedance {
-            sh.value_line(&mut w.facts, ("最新监测值", "Latest value"));
-            self.target_line(&mut w.facts);
+            self.value_facts(sh, &mut w.facts, ("最新监测值", "Latest value"));
             w.facts.line(
                 format!("期间最高：{pkz}，{}（北京时间）", full(t.peak.ts)),
                 format!("Peak: {pke}, {} UTC+8", full(t.peak.ts)),
@@ -694,15 +732,11 @@ impl Facts<'_> {
         }
         self.episode_line(&mut w.facts);
         let sms = if t.rule == Rule::Class {
-            vec![
-                Piece::Name(s.into()),
-                Piece::Text(format!("水质恢复达标({target}类目标)")),
-                sh.time(),
-            ]
+            sh.sms(format!("水质恢复达标({target}类目标)"))
         } else {
             vec![
-                Piece::Name(s.into()),
-                Piece::Text(format!("{pz}恢复达标,现{vs},{ls}")),
+                sh.name(),
+                Piece::Text(format!("{}恢复达标,{}", sh.pz, sh.now_sms())),
                 Piece::Extra(format!(",期间最高{pks}")),
                 sh.time(),
             ]
@@ -712,7 +746,7 @@ impl Facts<'_> {
 
     /// A station reporting again.
     fn back_online(&self, sh: &Shared, w: &mut Words) -> Said {
-        let &Shared { s, .. } = sh;
+        let s = sh.s;
         w.summary.line(
             format!("{s} 恢复上报数据。"),
             format!("{s} is reporting again."),
@@ -720,60 +754,31 @@ impl Facts<'_> {
         self.episode_line(&mut w.facts);
         (
             ("站点恢复上报数据".into(), "station reporting again".into()),
-            vec![
-                Piece::Name(s.into()),
-                Piece::Text("恢复上报数据".into()),
-                sh.time(),
-            ],
+            sh.sms("恢复上报数据".into()),
         )
     }
 
     /// A station fault cleared.
     fn fault_cleared(&self, sh: &Shared, w: &mut Words) -> Said {
-        let &Shared {
-            s,
-            pz,
-            pe,
-            ev,
-            unit,
-            ..
-        } = sh;
+        let (s, pz, pe) = (sh.s, sh.pz, sh.pe);
         w.summary.line(
             format!("{s} {pz}数据恢复正常，站点故障已解除。"),
             format!("{s}: {pe} data are valid again; the station fault has cleared."),
         );
-        w.facts.line(
-            format!("最新监测值：{}", with_unit(ev.value, unit)),
-            format!("Latest value: {}", with_unit(ev.value, unit)),
-        );
+        sh.plain_value_line(&mut w.facts, ("最新监测值", "Latest value"));
         self.episode_line(&mut w.facts);
         (
             (
                 format!("{pz} 站点故障已解除"),
                 format!("{pe} station fault cleared"),
             ),
-            vec![
-                Piece::Name(s.into()),
-                Piece::Text(format!("{pz}数据恢复正常")),
-                sh.time(),
-            ],
+            sh.sms(format!("{pz}数据恢复正常")),
         )
     }
 
     /// The upstream exceedance behind a warning ended: which one, and this station's limit.
     fn upstream_ended(&self, sh: &Shared, w: &mut Words) -> Said {
-        let &Shared {
-            s,
-            pz,
-            pe,
-            ref vz,
-            ref ve,
-            ref vs,
-            ref lz,
-            ref le,
-            ref ls,
-            ..
-        } = sh;
+        let (s, pz, pe) = (sh.s, sh.pz, sh.pe);
         let Context::Upstream {
             from, from_alert, ..
         } = &self.t.context
@@ -783,18 +788,20 @@ impl Facts<'_> {
         let from_name = self.station_name(from);
         w.summary.line(
             format!(
-                "上游{from_name}{pz}超标已解除，最新 {vz}；{s}的上游来水预警解除，本断面{lz}。"
+                "上游{from_name}{pz}超标已解除，最新 {}；{s}的上游来水预警解除，本断面{}。",
+                sh.vz, sh.lz
             ),
             format!(
-                "The {pe} exceedance upstream at {from_name} has ended, latest {ve}; the warning for {s} is lifted; the {le} applies here."
+                "The {pe} exceedance upstream at {from_name} has ended, latest {}; the warning for {s} is lifted; the {} applies here.",
+                sh.ve, sh.le
             ),
         );
-        w.facts.line(
-            format!("上游断面：{from_name}（{from}），告警 {from_alert}"),
-            format!("Upstream station: {from_name} ({from}), alert {from_alert}"),
+        self.upstream_line(&mut w.facts, from, &from_name, from_alert);
+        self.value_facts(
+            sh,
+            &mut w.facts,
+            ("上游最新监测值", "Latest value upstream"),
         );
-        sh.value_line(&mut w.facts, ("上游最新监测值", "Latest value upstream"));
-        self.target_line(&mut w.facts);
         self.episode_line(&mut w.facts);
         (
             (
@@ -804,9 +811,9 @@ impl Facts<'_> {
             vec![
                 Piece::Text("上游".into()),
                 Piece::Name(from_name.clone()),
-                Piece::Text(format!("{pz}超标已解除,现{vs},")),
-                Piece::Name(s.into()),
-                Piece::Text(format!("来水预警解除,{ls}")),
+                Piece::Text(format!("{pz}超标已解除,现{},", sh.vs)),
+                sh.name(),
+                Piece::Text(format!("来水预警解除,{}", sh.ls)),
                 sh.time(),
             ],
         )
@@ -816,31 +823,18 @@ impl Facts<'_> {
     /// and a plain word when the value is still worse than the target (another alert covers
     /// that; this one's ending must not read as the all-clear).
     fn early_warning_ended(&self, sh: &Shared, w: &mut Words) -> Said {
-        let &Shared {
-            s,
-            pz,
-            pe,
-            target,
-            ev,
-            ref vz,
-            ref ve,
-            ref vs,
-            ref lz,
-            ref le,
-            ref ls,
-            ..
-        } = sh;
+        let (s, pz, pe, target) = (sh.s, sh.pz, sh.pe, sh.target);
         let rule = self.t.rule;
-        // The blue early warnings: the value, its class and the limit, and a plain
-        // word when the value is still worse than the target (another alert covers
-        // that; this one's ending must not read as the all-clear).
         let (rz, re) = rule_name(rule);
         let still = self
-            .class_of(ev.value, ev.class)
+            .class_of(sh.ev.value, sh.ev.class)
             .is_some_and(|c| c > target);
         w.summary.line(
-            format!("{s} {pz}{rz}已解除：最新 {vz}，{lz}。"),
-            format!("{s}: the {re} for {pe} has cleared: latest {ve}, {le}."),
+            format!("{s} {pz}{rz}已解除：最新 {}，{}。", sh.vz, sh.lz),
+            format!(
+                "{s}: the {re} for {pe} has cleared: latest {}, {}.",
+                sh.ve, sh.le
+            ),
         );
         if still {
             w.summary.line(
@@ -851,12 +845,11 @@ impl Facts<'_> {
                 ),
             );
         }
-        sh.value_line(&mut w.facts, ("最新监测值", "Latest value"));
-        self.target_line(&mut w.facts);
+        self.value_facts(sh, &mut w.facts, ("最新监测值", "Latest value"));
         self.episode_line(&mut w.facts);
         let mut sms = vec![
-            Piece::Name(s.into()),
-            Piece::Text(format!("{pz}{}已解除,现{vs},{ls}", rule_sms(rule))),
+            sh.name(),
+            Piece::Text(format!("{pz}{}已解除,{}", rule_sms(rule), sh.now_sms())),
         ];
         if still {
             sms.push(Piece::Text(",仍超标".into()));
@@ -871,22 +864,8 @@ impl Facts<'_> {
     /// An exceedance firing, escalated or still firing: value, class, limit, multiple, and the QC
     /// note of a suspect value.
     fn exceedance(&self, sh: &Shared, w: &mut Words) -> Said {
-        let &Shared {
-            s,
-            pz,
-            pe,
-            target,
-            ev,
-            unit,
-            ref vz,
-            ref ve,
-            ref vs,
-            ref lz,
-            ref le,
-            ref ls,
-        } = sh;
-        let context = &self.t.context;
-        let m = self.multiple(ev.value);
+        let (s, pz, pe, target) = (sh.s, sh.pz, sh.pe, sh.target);
+        let m = self.multiple(sh.ev.value);
         let (mz, me, ms) = m.map_or_else(Default::default, |m| {
             (
                 format!("，超标 {m:.1} 倍"),
@@ -895,11 +874,10 @@ impl Facts<'_> {
             )
         });
         w.summary.line(
-            format!("{s} {pz} {vz}，劣于{lz}{mz}。"),
-            format!("{s}: {pe} {ve}, worse than the {le}{me}."),
+            format!("{s} {pz} {}，劣于{}{mz}。", sh.vz, sh.lz),
+            format!("{s}: {pe} {}, worse than the {}{me}.", sh.ve, sh.le),
         );
-        sh.value_line(&mut w.facts, ("监测值", "Value"));
-        self.target_line(&mut w.facts);
+        self.value_facts(sh, &mut w.facts, ("监测值", "Value"));
         if let Some(m) = m {
             w.facts.line(
                 format!("超标倍数：{m:.1}"),
@@ -907,11 +885,11 @@ impl Facts<'_> {
             );
         }
         let mut sms = vec![
-            Piece::Name(s.into()),
-            Piece::Text(format!("{pz}{vs}劣于{ls}")),
+            sh.name(),
+            Piece::Text(format!("{pz}{}劣于{}", sh.vs, sh.ls)),
             Piece::Extra(ms),
         ];
-        if let Context::Suspect { test } = context {
+        if let Context::Suspect { test } = &self.t.context {
             // Judged all the same: QC must never hide pollution; the officer verifies.
             let (tz, te) = test_name(Some(*test));
             w.facts.line(
@@ -921,12 +899,12 @@ impl Facts<'_> {
             sms.push(Piece::Extra(",质控可疑请核实".into()));
         }
         sms.push(sh.time());
+        let value = sh.plain_value();
         (
             (
-                format!("{pz} {} 劣于{target}类目标", with_unit(ev.value, unit)),
+                format!("{pz} {value} 劣于{target}类目标"),
                 format!(
-                    "{pe} {} worse than the class {} target",
-                    with_unit(ev.value, unit),
+                    "{pe} {value} worse than the class {} target",
                     target.roman_en()
                 ),
             ),
@@ -936,8 +914,8 @@ impl Facts<'_> {
 
     /// The overall class worse than the target (recorded, not notified).
     fn class(&self, sh: &Shared, w: &mut Words) -> Said {
-        let &Shared { s, target, ev, .. } = sh;
-        let c = ev.class.unwrap_or(Class::WORSE_THAN_V);
+        let (s, target) = (sh.s, sh.target);
+        let c = sh.ev.class.unwrap_or(Class::WORSE_THAN_V);
         w.summary.line(
             format!("{s} 水质为{c}类，劣于{target}类目标。"),
             format!(
@@ -960,30 +938,13 @@ impl Facts<'_> {
                     target.roman_en()
                 ),
             ),
-            vec![
-                Piece::Name(s.into()),
-                Piece::Text(format!("水质{c}类劣于{target}类目标")),
-                sh.time(),
-            ],
+            sh.sms(format!("水质{c}类劣于{target}类目标")),
         )
     }
 
     /// A trend: the rise in plain words and the projected crossing; the test in the details.
     fn trend(&self, sh: &Shared, w: &mut Words) -> Said {
-        let &Shared {
-            s,
-            pz,
-            pe,
-            target,
-            ev,
-            unit,
-            ref vz,
-            ref ve,
-            ref vs,
-            ref lz,
-            ref le,
-            ref ls,
-        } = sh;
+        let (s, pz, pe, unit) = (sh.s, sh.pz, sh.pe, sh.unit);
         let Context::Trend {
             crossing,
             slope_per_day,
@@ -998,83 +959,71 @@ impl Facts<'_> {
         };
         let up = *slope_per_day >= 0.0;
         let (rz, re) = rising(up);
-        let change = ev.value - baseline;
-        let (dz, de) = span_words(ev.ts - *from);
+        let change = sh.ev.value - baseline;
+        let (dz, de) = span_words(sh.ev.ts - *from);
         let slope = with_unit(slope_per_day.abs(), unit);
+        let (size, start) = (with_unit(change.abs(), unit), with_unit(*baseline, unit));
+        let pct = percent(change, *baseline);
         w.summary.line(
             format!(
-                "{s} {pz}持续{rz}：现 {vz}，近 {dz}{rz} {}（起点 {}）；按目前趋势，预计 {} 超过{lz}。",
-                with_unit(change.abs(), unit),
-                with_unit(*baseline, unit),
-                when_zh(*crossing)
+                "{s} {pz}持续{rz}：现 {}，近 {dz}{rz} {size}（起点 {start}）；按目前趋势，预计 {} 超过{}。",
+                sh.vz,
+                when_zh(*crossing),
+                sh.lz
             ),
             format!(
-                "{s}: {pe} has been {re} for {de}: now {ve}, {} since the start ({}); at this pace it passes the {le} around {} UTC+8.",
-                format_args!("{} {}", if up { "up" } else { "down" }, with_unit(change.abs(), unit)),
-                with_unit(*baseline, unit),
+                "{s}: {pe} has been {re} for {de}: now {}, {} {size} since the start ({start}); at this pace it passes the {} around {} UTC+8.",
+                sh.ve,
+                if up { "up" } else { "down" },
+                sh.le,
                 when_en(*crossing)
             ),
         );
-        sh.value_line(&mut w.facts, ("监测值", "Value"));
-        self.target_line(&mut w.facts);
+        self.value_facts(sh, &mut w.facts, ("监测值", "Value"));
         w.facts.line(
-            format!(
-                "趋势起点：{}（{}，趋势线）",
-                with_unit(*baseline, unit),
-                full(*from)
-            ),
-            format!(
-                "Trend start: {} ({} UTC+8, trend line)",
-                with_unit(*baseline, unit),
-                full(*from)
-            ),
+            format!("趋势起点：{start}（{}，趋势线）", full(*from)),
+            format!("Trend start: {start} ({} UTC+8, trend line)", full(*from)),
         );
         w.facts.line(
-            format!(
-                "变化：{rz} {}（{}），每日约 {slope}",
-                with_unit(change.abs(), unit),
-                percent(change, *baseline)
-            ),
-            format!(
-                "Change: {re} {} ({}), about {slope} per day",
-                with_unit(change.abs(), unit),
-                percent(change, *baseline)
-            ),
+            format!("变化：{rz} {size}（{pct}），每日约 {slope}"),
+            format!("Change: {re} {size} ({pct}), about {slope} per day"),
         );
         w.facts.line(
             format!("预计超标时间：{}（北京时间）", full(*crossing)),
             format!("Projected exceedance: {} UTC+8", full(*crossing)),
         );
         let (tz, te) = trend_test_name(*test);
+        let sen = with_unit(*slope_per_day, unit);
         w.method.line(
             format!(
-                "技术细节：{tz}，p = {p:.4}；Sen 斜率 {}/日；{points} 个值，{} 起",
-                with_unit(*slope_per_day, unit),
+                "技术细节：{tz}，p = {p:.4}；Sen 斜率 {sen}/日；{points} 个值，{} 起",
                 full(*from)
             ),
             format!(
-                "Details: {te}, p = {p:.4}; Sen slope {} per day; {points} values since {} UTC+8",
-                with_unit(*slope_per_day, unit),
+                "Details: {te}, p = {p:.4}; Sen slope {sen} per day; {points} values since {} UTC+8",
                 full(*from)
             ),
         );
         (
             (
                 format!(
-                    "{pz} 持续{rz}，预计 {} 超过{target}类限值",
-                    when_zh(*crossing)
+                    "{pz} 持续{rz}，预计 {} 超过{}类限值",
+                    when_zh(*crossing),
+                    sh.target
                 ),
                 format!(
                     "{pe} {re}, projected to pass the class {} limit around {} UTC+8",
-                    target.roman_en(),
+                    sh.target.roman_en(),
                     when_en(*crossing)
                 ),
             ),
             vec![
-                Piece::Name(s.into()),
+                sh.name(),
                 Piece::Text(format!(
-                    "{pz}持续{rz},现{vs},预计{}超{ls}",
-                    when_sms(*crossing)
+                    "{pz}持续{rz},现{},预计{}超{}",
+                    sh.vs,
+                    when_sms(*crossing),
+                    sh.ls
                 )),
             ],
         )
@@ -1083,20 +1032,7 @@ impl Facts<'_> {
     /// A shift from the baseline: the baseline, its period and the change; the chart in the
     /// details.
     fn shift(&self, sh: &Shared, w: &mut Words) -> Said {
-        let &Shared {
-            s,
-            pz,
-            pe,
-            ev,
-            unit,
-            ref vz,
-            ref ve,
-            ref vs,
-            ref lz,
-            ref le,
-            ref ls,
-            ..
-        } = sh;
+        let (s, pz, pe, unit) = (sh.s, sh.pz, sh.pe, sh.unit);
         let Context::Shift {
             up,
             chart,
@@ -1118,7 +1054,7 @@ impl Facts<'_> {
         } else {
             ("降低", "down")
         };
-        let change = ev.value - baseline;
+        let change = sh.ev.value - baseline;
         let pct = percent(change, *baseline);
         let b = with_unit(*baseline, unit);
         let d = with_unit(change.abs(), unit);
@@ -1126,14 +1062,15 @@ impl Facts<'_> {
         let period_en = format!("{} – {}", day_en(*baseline_from), day_en(*baseline_to));
         w.summary.line(
             format!(
-                "{s} {pz}明显{hz}基线：现 {vz}，基线 {b}（{period_zh}均值），{rz} {d}（{pct}）；{lz}。"
+                "{s} {pz}明显{hz}基线：现 {}，基线 {b}（{period_zh}均值），{rz} {d}（{pct}）；{}。",
+                sh.vz, sh.lz
             ),
             format!(
-                "{s}: {pe} is clearly {he} its baseline: now {ve}, baseline {b} (mean of {period_en}), {re} {d} ({pct}); {le}."
+                "{s}: {pe} is clearly {he} its baseline: now {}, baseline {b} (mean of {period_en}), {re} {d} ({pct}); {}.",
+                sh.ve, sh.le
             ),
         );
-        sh.value_line(&mut w.facts, ("监测值", "Value"));
-        self.target_line(&mut w.facts);
+        self.value_facts(sh, &mut w.facts, ("监测值", "Value"));
         let (pz_, pe_) = span_full(*baseline_from, *baseline_to);
         w.facts.line(
             format!("基线：{b}（{pz_} 的均值，北京时间）"),
@@ -1143,49 +1080,30 @@ impl Facts<'_> {
             format!("变化：较基线{rz} {d}（{pct}）"),
             format!("Change: {re} {d} from the baseline ({pct})"),
         );
+        let sd = with_unit(*sd, unit);
         w.method.line(
+            format!("技术细节：{chart} 控制图发出信号（基线均值 {b}，标准差 {sd}）"),
             format!(
-                "技术细节：{chart} 控制图发出信号（基线均值 {b}，标准差 {}）",
-                with_unit(*sd, unit)
-            ),
-            format!(
-                "Details: {chart} control chart signal (baseline mean {b}, standard deviation {})",
-                with_unit(*sd, unit)
+                "Details: {chart} control chart signal (baseline mean {b}, standard deviation {sd})"
             ),
         );
         (
             (
-                format!("{pz} 明显{hz}基线（{lz}）"),
-                format!("{pe} clearly {he} its baseline ({le})"),
+                format!("{pz} 明显{hz}基线（{}）", sh.lz),
+                format!("{pe} clearly {he} its baseline ({})", sh.le),
             ),
-            vec![
-                Piece::Name(s.into()),
-                Piece::Text(format!(
-                    "{pz}明显{hz}基线{},现{vs},{ls}",
-                    with_unit_sms(*baseline, unit)
-                )),
-                sh.time(),
-            ],
+            sh.sms(format!(
+                "{pz}明显{hz}基线{},{}",
+                with_unit_sms(*baseline, unit),
+                sh.now_sms()
+            )),
         )
     }
 
     /// A rapid change: the steepest recent step per hour and the window's change; red when
     /// several parameters changed at once after the upstream station did.
     fn rate(&self, sh: &Shared, w: &mut Words) -> Said {
-        let &Shared {
-            s,
-            pz,
-            pe,
-            ev,
-            unit,
-            ref vz,
-            ref ve,
-            ref vs,
-            ref lz,
-            ref le,
-            ref ls,
-            ..
-        } = sh;
+        let (s, pz, pe, unit) = (sh.s, sh.pz, sh.pe, sh.unit);
         let t = self.t;
         let Context::Rate {
             per_hour,
@@ -1206,7 +1124,7 @@ impl Facts<'_> {
         let (rz, re) = rising(up);
         let steep = with_unit(s_rate.abs(), unit);
         let steep_sms = with_unit_sms(s_rate.abs(), unit);
-        let (hz, he) = span_words(ev.ts - *from);
+        let (hz, he) = span_words(sh.ev.ts - *from);
         let step_zh = if date(s_from) == date(s_to) {
             format!("{}–{}", when_zh(s_from), hm(s_to))
         } else {
@@ -1222,25 +1140,29 @@ impl Facts<'_> {
         if red {
             w.summary.line(
                 format!(
-                    "{s} {pz}等 {params} 项指标同时突变，上游断面此前已出现同样突变；{pz}最陡每小时{rz} {steep}，现 {vz}，{lz}。"
+                    "{s} {pz}等 {params} 项指标同时突变，上游断面此前已出现同样突变；{pz}最陡每小时{rz} {steep}，现 {}，{}。",
+                    sh.vz, sh.lz
                 ),
                 format!(
-                    "{s}: {pe} and {} more parameters changed suddenly at once, as the upstream station did before; {pe} {re} {steep} per hour at the steepest, now {ve}, {le}.",
-                    params - 1
+                    "{s}: {pe} and {} more parameters changed suddenly at once, as the upstream station did before; {pe} {re} {steep} per hour at the steepest, now {}, {}.",
+                    params - 1,
+                    sh.ve,
+                    sh.le
                 ),
             );
         } else {
             w.summary.line(
                 format!(
-                    "{s} {pz}快速{rz}：最陡每小时{rz} {steep}（{step_zh}），近 {hz}共{rz} {total}；现 {vz}，{lz}。"
+                    "{s} {pz}快速{rz}：最陡每小时{rz} {steep}（{step_zh}），近 {hz}共{rz} {total}；现 {}，{}。",
+                    sh.vz, sh.lz
                 ),
                 format!(
-                    "{s}: {pe} {re} fast: {steep} per hour at the steepest ({step_en} UTC+8), {total} over the last {he}; now {ve}, {le}."
+                    "{s}: {pe} {re} fast: {steep} per hour at the steepest ({step_en} UTC+8), {total} over the last {he}; now {}, {}.",
+                    sh.ve, sh.le
                 ),
             );
         }
-        sh.value_line(&mut w.facts, ("监测值", "Value"));
-        self.target_line(&mut w.facts);
+        self.value_facts(sh, &mut w.facts, ("监测值", "Value"));
         let (sz, se) = span_full(s_from, s_to);
         w.facts.line(
             format!("最陡变化：每小时{rz} {steep}（{sz}，北京时间）"),
@@ -1248,7 +1170,7 @@ impl Facts<'_> {
         );
         // An average per hour over less than an hour would outrun the steepest step, which
         // is counted over an hour at least.
-        let (az, ae) = if ev.ts - *from >= Duration::hours(1) {
+        let (az, ae) = if sh.ev.ts - *from >= Duration::hours(1) {
             let avg = with_unit(per_hour.abs(), unit);
             (
                 format!("（平均每小时 {avg}）"),
@@ -1261,6 +1183,7 @@ impl Facts<'_> {
             format!("窗口变化：近 {hz}{rz} {total}{az}"),
             format!("Over the window: {re} {total} in {he}{ae}"),
         );
+        let now = sh.now_sms();
         if red {
             (
                 (
@@ -1270,13 +1193,7 @@ impl Facts<'_> {
                         params - 1
                     ),
                 ),
-                vec![
-                    Piece::Name(s.into()),
-                    Piece::Text(format!(
-                        "{pz}等{params}项同时突变,上游已先出现,{pz}现{vs},{ls}"
-                    )),
-                    sh.time(),
-                ],
+                sh.sms(format!("{pz}等{params}项同时突变,上游已先出现,{pz}{now}")),
             )
         } else {
             (
@@ -1284,25 +1201,14 @@ impl Facts<'_> {
                     format!("{pz} 快速{rz}（最陡每小时 {steep}）"),
                     format!("{pe} {re} fast ({steep} per hour at the steepest)"),
                 ),
-                vec![
-                    Piece::Name(s.into()),
-                    Piece::Text(format!("{pz}快速{rz},最陡每小时{steep_sms},现{vs},{ls}")),
-                    sh.time(),
-                ],
+                sh.sms(format!("{pz}快速{rz},最陡每小时{steep_sms},{now}")),
             )
         }
     }
 
     /// A station fault and its reason.
     fn fault(&self, sh: &Shared, w: &mut Words) -> Said {
-        let &Shared {
-            s,
-            pz,
-            pe,
-            ev,
-            unit,
-            ..
-        } = sh;
+        let (s, pz, pe) = (sh.s, sh.pz, sh.pe);
         let Context::Fault { reason } = &self.t.context else {
             return self.other(sh, w);
         };
@@ -1311,27 +1217,20 @@ impl Facts<'_> {
             format!("{s} {pz}数据异常：{rz}，请检查仪器和数据。"),
             format!("{s}: {pe} data fault: {re}; please check the instrument and its data."),
         );
-        w.facts.line(
-            format!("监测值：{}", with_unit(ev.value, unit)),
-            format!("Value: {}", with_unit(ev.value, unit)),
-        );
+        sh.plain_value_line(&mut w.facts, ("监测值", "Value"));
         w.facts.line(format!("原因：{rz}"), format!("Reason: {re}"));
         (
             (
                 format!("{pz} 仪器或数据异常"),
                 format!("{pe} instrument or data fault"),
             ),
-            vec![
-                Piece::Name(s.into()),
-                Piece::Text(format!("{pz}数据异常:{rs}")),
-                sh.time(),
-            ],
+            sh.sms(format!("{pz}数据异常:{rs}")),
         )
     }
 
     /// A silent station: its last reading and its cadence.
     fn offline(&self, sh: &Shared, w: &mut Words) -> Said {
-        let &Shared { s, .. } = sh;
+        let s = sh.s;
         let Context::Offline { last } = &self.t.context else {
             return self.other(sh, w);
         };
@@ -1360,7 +1259,7 @@ impl Facts<'_> {
                 format!("station offline (last reading {} UTC+8)", when_en(*last)),
             ),
             vec![
-                Piece::Name(s.into()),
+                sh.name(),
                 Piece::Text(format!("离线,最后数据{}", when_sms(*last))),
             ],
         )
@@ -1368,19 +1267,7 @@ impl Facts<'_> {
 
     /// Pollution on its way from upstream: the upstream value and the arrival window here.
     fn upstream(&self, sh: &Shared, w: &mut Words) -> Said {
-        let &Shared {
-            s,
-            pz,
-            pe,
-            ev,
-            ref vz,
-            ref ve,
-            ref vs,
-            ref lz,
-            ref le,
-            ref ls,
-            ..
-        } = sh;
+        let (s, pz, pe) = (sh.s, sh.pz, sh.pe);
         let Context::Upstream {
             from,
             from_alert,
@@ -1392,13 +1279,11 @@ impl Facts<'_> {
             return self.other(sh, w);
         };
         let from_name = self.station_name(from);
-        let (wz, we, ws) = window(ev.ts, *earliest, *latest);
+        let (wz, we, ws) = window(sh.ev.ts, *earliest, *latest);
         let (fz, fe) = if date(*earliest) == date(*latest) {
             let d = earliest.with_timezone(&cst()).format("%Y-%m-%d");
-            (
-                format!("{d} {}–{}", hm(*earliest), hm(*latest)),
-                format!("{d} {}–{}", hm(*earliest), hm(*latest)),
-            )
+            let f = format!("{d} {}–{}", hm(*earliest), hm(*latest));
+            (f.clone(), f)
         } else {
             (
                 format!("{} 至 {}", full(*earliest), full(*latest)),
@@ -1408,18 +1293,16 @@ impl Facts<'_> {
         let (tz, te) = span_words(*arrival - *earliest);
         w.summary.line(
             format!(
-                "上游{from_name}{pz} {vz}超标，预计 {wz} 到达{s}（北京时间）；本断面{lz}。"
+                "上游{from_name}{pz} {}超标，预计 {wz} 到达{s}（北京时间）；本断面{}。",
+                sh.vz, sh.lz
             ),
             format!(
-                "Upstream at {from_name}, {pe} exceeds at {ve}; it is expected at {s} around {we} (UTC+8); the {le} applies here."
+                "Upstream at {from_name}, {pe} exceeds at {}; it is expected at {s} around {we} (UTC+8); the {} applies here.",
+                sh.ve, sh.le
             ),
         );
-        w.facts.line(
-            format!("上游断面：{from_name}（{from}），告警 {from_alert}"),
-            format!("Upstream station: {from_name} ({from}), alert {from_alert}"),
-        );
-        sh.value_line(&mut w.facts, ("上游监测值", "Value upstream"));
-        self.target_line(&mut w.facts);
+        self.upstream_line(&mut w.facts, from, &from_name, from_alert);
+        self.value_facts(sh, &mut w.facts, ("上游监测值", "Value upstream"));
         w.facts.line(
             format!(
                 "预计到达时间：{fz}（北京时间；按传播时间估计 {}，前后 {tz}）",
@@ -1438,9 +1321,9 @@ impl Facts<'_> {
             vec![
                 Piece::Text("上游".into()),
                 Piece::Name(from_name.clone()),
-                Piece::Text(format!("{pz}{vs}超标,预计{ws}到达")),
-                Piece::Name(s.into()),
-                Piece::Text(format!(",{ls}")),
+                Piece::Text(format!("{pz}{}超标,预计{ws}到达", sh.vs)),
+                sh.name(),
+                Piece::Text(format!(",{}", sh.ls)),
             ],
         )
     }
@@ -1448,35 +1331,16 @@ impl Facts<'_> {
     /// A rule without its context (never produced by the rules): the value, its class and the
     /// limit all the same.
     fn other(&self, sh: &Shared, w: &mut Words) -> Said {
-        let &Shared {
-            s,
-            pz,
-            pe,
-            ref vz,
-            ref ve,
-            ref vs,
-            ref lz,
-            ref le,
-            ref ls,
-            ..
-        } = sh;
-        let rule = self.t.rule;
-        // A rule without its context (never produced by the rules): the value, its
-        // class and the limit all the same.
-        let (rz, re) = rule_name(rule);
+        let (s, pz, pe) = (sh.s, sh.pz, sh.pe);
+        let (rz, re) = rule_name(self.t.rule);
         w.summary.line(
-            format!("{s} {pz}{rz}：{vz}，{lz}。"),
-            format!("{s}: {pe} {re}: {ve}, {le}."),
+            format!("{s} {pz}{rz}：{}，{}。", sh.vz, sh.lz),
+            format!("{s}: {pe} {re}: {}, {}.", sh.ve, sh.le),
         );
-        sh.value_line(&mut w.facts, ("监测值", "Value"));
-        self.target_line(&mut w.facts);
+        self.value_facts(sh, &mut w.facts, ("监测值", "Value"));
         (
             (format!("{pz}{rz}"), format!("{pe} {re}")),
-            vec![
-                Piece::Name(s.into()),
-                Piece::Text(format!("{pz}{rz},{vs},{ls}")),
-                sh.time(),
-            ],
+            sh.sms(format!("{pz}{rz},{},{}", sh.vs, sh.ls)),
         )
     }
 }
