@@ -663,13 +663,22 @@ fn demo_writes_to_influxdb_when_asked() {
     let rows = influx_rows(
         &servers.influx_v1,
         "water",
-        "SELECT count(nh3n) FROM water_quality",
+        "SELECT count(nh3n) FROM water_quality WHERE station != 'pa_buoy'",
     );
-    // 7 stations × 48 hourly readings.
+    // 7 simulated stations × 48 hourly readings; the live buoy's few besides.
     assert_eq!(
         rows.first().and_then(|r| f64_of(r, "count")),
         Some(336.0),
         "{rows:?}"
+    );
+    let buoy = influx_rows(
+        &servers.influx_v1,
+        "water",
+        "SELECT count(nh3n) FROM water_quality WHERE station = 'pa_buoy'",
+    );
+    assert!(
+        buoy.first().and_then(|r| f64_of(r, "count")) >= Some(1.0),
+        "{buoy:?}"
     );
     let alerts = influx_rows(
         &servers.influx_v1,
