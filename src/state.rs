@@ -358,26 +358,9 @@ pub fn save(path: &Path, state: &AlertState) -> io::Result<()> {
 /// # Errors
 /// [`LoadError`], naming the file.
 pub fn load(path: &Path) -> Result<AlertState, LoadError> {
-    let bytes = match fs::read(path) {
-        Ok(b) => b,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(AlertState::default()),
-        Err(source) => {
-            return Err(LoadError::Unreadable {
-                path: path.to_path_buf(),
-                source,
-            })
-        }
+    let Some(file) = read_versioned::<File>(path, VERSION, |f| f.version)? else {
+        return Ok(AlertState::default());
     };
-    let file: File = serde_json::from_slice(&bytes).map_err(|source| LoadError::Invalid {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    if file.version != VERSION {
-        return Err(LoadError::Version {
-            path: path.to_path_buf(),
-            version: file.version,
-        });
-    }
     let mut out = AlertState::default();
     for e in file.episodes {
         let station = e.station.clone();
@@ -405,6 +388,41 @@ pub fn load(path: &Path) -> Result<AlertState, LoadError> {
     Ok(out)
 }
 
+/// Reads a state file written as JSON with a `version` (which `version_of` reads) that must
+/// be `expected`: `None` when it does not exist yet (a first start).
+///
+/// # Errors
+/// [`LoadError`]: unreadable, not such JSON, or another version.
+pub(crate) fn read_versioned<T: serde::de::DeserializeOwned>(
+    path: &Path,
+    expected: u32,
+    version_of: impl Fn(&T) -> u32,
+) -> Result<Option<T>, LoadError> {
+    let bytes = match fs::read(path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => {
+            return Err(LoadError::Unreadable {
+                path: path.to_path_buf(),
+                source,
+            })
+        }
+    };
+    let file: T = serde_json::from_slice(&bytes).map_err(|source| LoadError::Invalid {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let version = version_of(&file);
+    if version != expected {
+        return Err(LoadError::Version {
+            path: path.to_path_buf(),
+            version,
+            expected,
+        });
+    }
+    Ok(Some(file))
+}
+
 /// Why the saved alert state cannot be loaded; the daemon then refuses to start rather than
 /// forget alerts silently.
 #[derive(Debug, thiserror::Error)]
@@ -416,8 +434,12 @@ pub enum LoadError {
         path: PathBuf,
         source: serde_json::Error,
     },
-    #[error("{} has version {version}, this build reads {VERSION}", path.display())]
-    Version { path: PathBuf, version: u32 },
+    #[error("{} has version {version}, this build reads {expected}", path.display())]
+    Version {
+        path: PathBuf,
+        version: u32,
+        expected: u32,
+    },
 }
 
 /// Runs file work (synced writes, renames, directory scans) on tokio's blocking pool, so the
@@ -499,54 +521,35 @@ mod incident_restart {
     //! A restart at any point of an incident, through `alerts.json`'s own encoding, changes
     //! nothing: the events after it are those of a run that never stopped.
     use super::*;
+    use crate::domain::incident::tests::Pipeline;
     use crate::domain::incident::{IncidentConfig, IncidentEvent, Incidents};
-    use crate::domain::network::{fixtures::reach_network, Network};
-    use crate::domain::reading::Reading;
-    use crate::domain::rules::{RuleConfig, Rules};
-    use chrono::TimeZone;
+    use crate::domain::network::fixtures::reach_network;
     use proptest::prelude::*;
-
-    fn net() -> Network {
-        reach_network()
-    }
 
     /// Runs `feed` through the rules and the incidents; at step `cut` (if any) the incidents
     /// go through a save to JSON and a load into a fresh engine. Returns every event.
     fn run(feed: &[(&str, i64, f64)], cut: Option<usize>) -> Vec<IncidentEvent> {
-        let net = net();
-        let t0 = Utc.with_ymd_and_hms(2026, 11, 1, 0, 0, 0).unwrap();
-        let mut rules = Rules::new(RuleConfig::default());
-        let mut incidents = Incidents::new(IncidentConfig::default());
-        let mut events = Vec::new();
+        let net = reach_network();
+        let mut p = Pipeline::new();
         let dir = tempfile::tempdir().expect("tempdir");
         for (k, (station, hours, v)) in feed.iter().enumerate() {
             if cut == Some(k) {
-                let (open, loose) = incidents.save();
+                let (open, loose) = p.incidents.save();
                 let state = AlertState {
                     episodes: Vec::new(),
                     incidents: open,
                     loose,
                 };
-                let p = path(dir.path());
-                save(&p, &state).expect("save");
-                let back = load(&p).expect("load");
+                let file = path(dir.path());
+                save(&file, &state).expect("save");
+                let back = load(&file).expect("load");
                 assert_eq!(back, state, "the file keeps everything");
-                incidents = Incidents::new(IncidentConfig::default());
-                incidents.restore(back.incidents, back.loose);
+                p.incidents = Incidents::new(IncidentConfig::default());
+                p.incidents.restore(back.incidents, back.loose);
             }
-            let s = net.station(station).expect("station");
-            let ts = t0 + chrono::Duration::hours(*hours);
-            let r = Reading::of_values(station, ts, &[(Param::Nh3n, *v)]);
-            let mut out = rules.reading(&net, s, &r, ts);
-            let values: Vec<_> = out
-                .judgement
-                .judged
-                .iter()
-                .map(|j| (j.param, j.value, j.class))
-                .collect();
-            events.extend(incidents.reading(&net, s, ts, &values, &mut out.transitions));
+            p.feed(&net, station, *hours, *v);
         }
-        events
+        p.events
     }
 
     proptest! {

@@ -105,6 +105,20 @@ fn received(servers: &Servers, name: &str) -> Received {
     }
 }
 
+/// Waits until the daemon holds no pending digest and no notification to deliver: from then
+/// on, with no new transition, it sends nothing more.
+fn settled(daemon: &mut Daemon) {
+    wait_for(
+        Duration::from_secs(60),
+        "no digest pending, the outbox empty",
+        || {
+            (daemon.metric("riverwatch_digests_pending") == 0
+                && daemon.metric("riverwatch_outbox_pending") == 0)
+                .then_some(())
+        },
+    );
+}
+
 #[test]
 fn twenty_isolated_ph_spikes_notify_no_one() {
     let Some((servers, _serial, dir)) = real_test("digest_spikes") else {
@@ -112,9 +126,8 @@ fn twenty_isolated_ph_spikes_notify_no_one() {
     };
     let name = "digest_spikes";
     let db = fresh_database(&servers, "rw_digest_spikes");
-    let interval = Duration::from_secs(3);
     let config = config(&servers, name, dir.path(), &db, "3s");
-    let daemon = Daemon::subscribed(&config, &dir.path().join("daemon.log"));
+    let mut daemon = Daemon::subscribed(&config, &dir.path().join("daemon.log"));
 
     // One spike of 1.4 pH units in the middle of each station's minute-by-minute series.
     publish_all(
@@ -142,24 +155,21 @@ fn twenty_isolated_ph_spikes_notify_no_one() {
         0,
         "an alert was recorded"
     );
-    // Nothing is waiting for a digest either: watch beyond the interval and the judging
-    // task's next timer ticks for anything sent to anyone.
-    let watch = std::time::Instant::now() + 3 * interval + Duration::from_secs(2);
-    while std::time::Instant::now() < watch {
-        let r = received(&servers, name);
-        assert_eq!(
-            (
-                r.duty_emails,
-                r.duty_sms,
-                r.operator_emails.len(),
-                r.operator_sms.len()
-            ),
-            (0, 0, 0, 0),
-            "a message was sent: {:?}",
-            r.operator_emails
-        );
-        std::thread::sleep(Duration::from_millis(250));
-    }
+    // Nothing is waiting for a digest either, and nothing for delivery: then nothing can be
+    // sent later, and nothing was sent to anyone.
+    settled(&mut daemon);
+    let r = received(&servers, name);
+    assert_eq!(
+        (
+            r.duty_emails,
+            r.duty_sms,
+            r.operator_emails.len(),
+            r.operator_sms.len()
+        ),
+        (0, 0, 0, 0),
+        "a message was sent: {:?}",
+        r.operator_emails
+    );
     let (status, _) = daemon.terminate();
     assert!(status.success());
 }
@@ -174,7 +184,7 @@ fn twenty_persistent_faults_make_one_digest_for_the_operators() {
     // Long enough for all twenty faults to fire within one interval on a busy machine.
     let interval = Duration::from_secs(10);
     let config = config(&servers, name, dir.path(), &db, "10s");
-    let daemon = Daemon::subscribed(&config, &dir.path().join("daemon.log"));
+    let mut daemon = Daemon::subscribed(&config, &dir.path().join("daemon.log"));
 
     // The instrument flags pH `D` (fault) from the fifth reading on: eight faulty values of
     // twelve, the fourth of which fires the station fault.
@@ -197,18 +207,16 @@ fn twenty_persistent_faults_make_one_digest_for_the_operators() {
             (!r.operator_emails.is_empty() && !r.operator_sms.is_empty()).then_some(r)
         },
     );
-    // Exactly one digest: watch another interval and more for a second one.
-    let watch = std::time::Instant::now() + interval + Duration::from_secs(12);
-    while std::time::Instant::now() < watch {
-        let r = received(&servers, name);
-        assert_eq!(
-            (r.operator_emails.len(), r.operator_sms.len()),
-            (1, 1),
-            "more than one digest: {:?}",
-            r.operator_emails
-        );
-        std::thread::sleep(Duration::from_millis(250));
-    }
+    // Exactly one digest: once nothing waits for a digest or for delivery, no second one can
+    // come.
+    settled(&mut daemon);
+    let r = received(&servers, name);
+    assert_eq!(
+        (r.operator_emails.len(), r.operator_sms.len()),
+        (1, 1),
+        "more than one digest: {:?}",
+        r.operator_emails
+    );
     let (status, _) = daemon.terminate();
     assert!(status.success());
     assert_eq!(faults(), STATIONS as u64, "one fault per station");
@@ -266,7 +274,7 @@ fn a_digest_pending_at_a_kill_is_sent_once_after_the_restart() {
     daemon.kill();
     let before = received(&servers, name);
 
-    let daemon = Daemon::subscribed(&config, &dir.path().join("run2.log"));
+    let mut daemon = Daemon::subscribed(&config, &dir.path().join("run2.log"));
     wait_for(
         interval * 3 + Duration::from_secs(20),
         "the operators' digest",
@@ -275,18 +283,15 @@ fn a_digest_pending_at_a_kill_is_sent_once_after_the_restart() {
             (!r.operator_emails.is_empty() && !r.operator_sms.is_empty()).then_some(())
         },
     );
-    let watch = std::time::Instant::now() + interval + Duration::from_secs(12);
-    while std::time::Instant::now() < watch {
-        let r = received(&servers, name);
-        assert_eq!(
-            (r.operator_emails.len(), r.operator_sms.len()),
-            (1, 1),
-            "the digest was sent {} times (before the kill: {})",
-            r.operator_emails.len(),
-            before.operator_emails.len()
-        );
-        std::thread::sleep(Duration::from_millis(250));
-    }
+    settled(&mut daemon);
+    let r = received(&servers, name);
+    assert_eq!(
+        (r.operator_emails.len(), r.operator_sms.len()),
+        (1, 1),
+        "the digest was sent {} times (before the kill: {})",
+        r.operator_emails.len(),
+        before.operator_emails.len()
+    );
     let (status, _) = daemon.terminate();
     assert!(status.success());
     let r = received(&servers, name);

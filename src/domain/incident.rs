@@ -657,4 +657,4 @@ fn escalate(inc: &mut Incident, t: &Transition, out: &mut Vec<IncidentEvent>) {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -9,13 +9,12 @@
 //! synced and renamed, so a crash leaves the old or the new state, never a mix. The domain's
 //! plain queues are mirrored here with serde, keeping the core free of serialization.
 
-use super::{write_atomic, LoadError};
+use super::{read_versioned, write_atomic, LoadError};
 use crate::domain::alert::Rule;
 use crate::domain::digest::{Batch, Cause, Change, Entry, Queue};
 use crate::domain::param::Param;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
@@ -162,26 +161,9 @@ pub fn save(path: &Path, queues: &[(String, Queue)]) -> io::Result<()> {
 /// # Errors
 /// [`LoadError`], naming the file.
 pub fn load(path: &Path) -> Result<Vec<(String, Queue)>, LoadError> {
-    let bytes = match fs::read(path) {
-        Ok(b) => b,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(source) => {
-            return Err(LoadError::Unreadable {
-                path: path.to_path_buf(),
-                source,
-            })
-        }
+    let Some(file) = read_versioned::<File>(path, VERSION, |f| f.version)? else {
+        return Ok(Vec::new());
     };
-    let file: File = serde_json::from_slice(&bytes).map_err(|source| LoadError::Invalid {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    if file.version != VERSION {
-        return Err(LoadError::Version {
-            path: path.to_path_buf(),
-            version: file.version,
-        });
-    }
     let mut out = Vec::with_capacity(file.bureaus.len());
     for q in file.bureaus {
         let mut batches = Vec::with_capacity(q.batches.len());
@@ -291,7 +273,7 @@ mod tests {
         );
         save(&p, &queues).expect("save");
         assert_eq!(load(&p).expect("saved file"), queues);
-        fs::write(&p, b"{\"version\":1,\"bureaus\":[").expect("write");
+        std::fs::write(&p, b"{\"version\":1,\"bureaus\":[").expect("write");
         assert!(load(&p).is_err_and(|e| e.to_string().contains("not valid")));
     }
 }

@@ -22,16 +22,17 @@ fn net() -> Network {
     reach_network()
 }
 
-/// The daemon's order: the rules, then the incidents, per reading.
-struct Pipeline {
+/// The daemon's order: the rules, then the incidents, per reading (shared with the restart
+/// property test of `state`, which swaps `incidents` for a reloaded copy).
+pub(crate) struct Pipeline {
     rules: Rules,
-    incidents: Incidents,
+    pub(crate) incidents: Incidents,
     transitions: Vec<Transition>,
-    events: Vec<IncidentEvent>,
+    pub(crate) events: Vec<IncidentEvent>,
 }
 
 impl Pipeline {
-    fn new() -> Pipeline {
+    pub(crate) fn new() -> Pipeline {
         Pipeline {
             rules: Rules::new(RuleConfig::default()),
             incidents: Incidents::new(IncidentConfig::default()),
@@ -40,7 +41,8 @@ impl Pipeline {
         }
     }
 
-    fn feed(&mut self, net: &Network, station: &str, hours: i64, nh3n: f64) {
+    /// One NH3-N reading of `station`, `hours` after 2026-11-01 00:00 UTC.
+    pub(crate) fn feed(&mut self, net: &Network, station: &str, hours: i64, nh3n: f64) {
         let s = net.station(station).unwrap();
         let r = Reading::of_values(station, h(hours), &[(Param::Nh3n, nh3n)]);
         let mut out = self.rules.reading(net, s, &r, h(hours));
@@ -276,32 +278,23 @@ fn transition(
     }
 }
 
+/// [`transition`] at 七星岗, the origin of the hand-made cases.
+fn at_qx(rule: Rule, kind: Kind, level: Level, since: i64, at: i64) -> Transition {
+    transition("qixinggang", rule, kind, level, since, at)
+}
+
 #[test]
 fn an_early_warning_notifies_on_its_own_then_joins_the_incident() {
     let net = net();
     let mut inc = Incidents::new(IncidentConfig::default());
     let qx = net.station("qixinggang").unwrap();
-    let mut trend = [transition(
-        "qixinggang",
-        Rule::Trend,
-        Kind::Fired,
-        Level::Blue,
-        0,
-        0,
-    )];
+    let mut trend = [at_qx(Rule::Trend, Kind::Fired, Level::Blue, 0, 0)];
     inc.reading(&net, qx, h(0), &[], &mut trend);
     assert_eq!(
         trend[0].incident, None,
         "before any exceedance it is an early warning"
     );
-    let mut fired = [transition(
-        "qixinggang",
-        Rule::Exceedance,
-        Kind::Fired,
-        Level::Yellow,
-        4,
-        8,
-    )];
+    let mut fired = [at_qx(Rule::Exceedance, Kind::Fired, Level::Yellow, 4, 8)];
     let events = inc.reading(&net, qx, h(8), &[], &mut fired);
     assert_eq!(events.len(), 1);
     assert!(events[0]
@@ -310,14 +303,7 @@ fn an_early_warning_notifies_on_its_own_then_joins_the_incident() {
         .iter()
         .any(|m| m.rule == Rule::Trend));
     // Its resolution mid-incident is the incident's, not a blue "resolved" of its own.
-    let mut resolved = [transition(
-        "qixinggang",
-        Rule::Trend,
-        Kind::Resolved,
-        Level::Blue,
-        0,
-        12,
-    )];
+    let mut resolved = [at_qx(Rule::Trend, Kind::Resolved, Level::Blue, 0, 12)];
     inc.reading(&net, qx, h(12), &[], &mut resolved);
     assert_eq!(resolved[0].incident, Some(events[0].incident.id.clone()));
 }
@@ -328,30 +314,9 @@ fn a_level_rise_escalates_once() {
     let mut inc = Incidents::new(IncidentConfig::default());
     let qx = net.station("qixinggang").unwrap();
     let mut ts = [
-        transition(
-            "qixinggang",
-            Rule::Exceedance,
-            Kind::Fired,
-            Level::Yellow,
-            0,
-            4,
-        ),
-        transition(
-            "qixinggang",
-            Rule::Exceedance,
-            Kind::Escalated,
-            Level::Orange,
-            0,
-            8,
-        ),
-        transition(
-            "qixinggang",
-            Rule::Exceedance,
-            Kind::Reminder,
-            Level::Orange,
-            0,
-            12,
-        ),
+        at_qx(Rule::Exceedance, Kind::Fired, Level::Yellow, 0, 4),
+        at_qx(Rule::Exceedance, Kind::Escalated, Level::Orange, 0, 8),
+        at_qx(Rule::Exceedance, Kind::Reminder, Level::Orange, 0, 12),
     ];
     let events = inc.reading(&net, qx, h(12), &[], &mut ts);
     let kinds: Vec<&str> = events.iter().map(|e| e.kind.key()).collect();
@@ -365,22 +330,8 @@ fn data_alerts_never_join() {
     let mut inc = Incidents::new(IncidentConfig::default());
     let qx = net.station("qixinggang").unwrap();
     let mut ts = [
-        transition(
-            "qixinggang",
-            Rule::Exceedance,
-            Kind::Fired,
-            Level::Yellow,
-            0,
-            4,
-        ),
-        transition(
-            "qixinggang",
-            Rule::StationFault,
-            Kind::Fired,
-            Level::Data,
-            4,
-            4,
-        ),
+        at_qx(Rule::Exceedance, Kind::Fired, Level::Yellow, 0, 4),
+        at_qx(Rule::StationFault, Kind::Fired, Level::Data, 4, 4),
     ];
     inc.reading(&net, qx, h(4), &[], &mut ts);
     assert!(ts[0].incident.is_some());
