@@ -271,8 +271,8 @@ fn to_file(state: &AlertState) -> File {
     }
 }
 
-/// Why one saved episode is skipped: it names something this version does not know (a file
-/// written by a newer version, or edited by hand).
+/// Why one saved episode, incident or digest entry is skipped: it names something this
+/// version does not know (a file written by a newer version, or edited by hand).
 #[derive(Debug, thiserror::Error)]
 enum UnknownKey {
     #[error("unknown rule {0:?}")]
@@ -283,6 +283,8 @@ enum UnknownKey {
     Level(String),
     #[error("unknown arrival state {0:?}")]
     Arrival(String),
+    #[error("unknown change {0:?}")]
+    Change(String),
 }
 
 fn from_episode(e: Episode) -> Result<Saved, UnknownKey> {

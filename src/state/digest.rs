@@ -9,7 +9,7 @@
 //! synced and renamed, so a crash leaves the old or the new state, never a mix. The domain's
 //! plain queues are mirrored here with serde, keeping the core free of serialization.
 
-use super::{read_versioned, write_atomic, LoadError};
+use super::{read_versioned, write_atomic, LoadError, UnknownKey};
 use crate::domain::alert::Rule;
 use crate::domain::digest::{Batch, Cause, Change, Entry, Queue};
 use crate::domain::param::Param;
@@ -86,17 +86,6 @@ fn to_entry(e: &Entry) -> SavedEntry {
     }
 }
 
-/// Why one saved entry is skipped: it names something this version does not know (a file
-/// written by a newer version, or edited by hand).
-#[derive(Debug, thiserror::Error)]
-enum UnknownKey {
-    #[error("unknown rule {0:?}")]
-    Rule(String),
-    #[error("unknown parameter {0:?}")]
-    Param(String),
-    #[error("unknown change {0:?}")]
-    Change(String),
-}
 
 fn from_entry(e: SavedEntry) -> Result<Entry, UnknownKey> {
     let rule = Rule::ALL
