@@ -86,7 +86,6 @@ fn to_entry(e: &Entry) -> SavedEntry {
     }
 }
 
-
 fn from_entry(e: SavedEntry) -> Result<Entry, UnknownKey> {
     let rule = Rule::ALL
         .into_iter()

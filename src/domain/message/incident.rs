@@ -95,6 +95,42 @@ impl Names<'_> {
         (names.join("、"), names.join(", "))
     }
 
+    /// The target-class limit of the incident's parameter at `station`: (Chinese, English,
+    /// SMS), e.g. ("Ⅱ类限值 ≤ 0.5 mg/L", "class II limit ≤ 0.5 mg/L", "Ⅱ类限值0.5").
+    fn limit(&self, station: &str) -> (String, String, String) {
+        let Some(s) = self.net.station(station) else {
+            return Default::default();
+        };
+        let Some(limits) = crate::domain::gb3838::limits(self.i.param, s.water_body) else {
+            return Default::default();
+        };
+        let unit = self.i.param.unit().symbol();
+        let (sign, v) = match limits.limit(s.target) {
+            crate::domain::gb3838::LimitValue::AtMost(v) => ("≤", format!("{}", round(v))),
+            crate::domain::gb3838::LimitValue::AtLeast(v) => ("≥", format!("{}", round(v))),
+            crate::domain::gb3838::LimitValue::Between(lo, hi) => ("", format!("{lo}–{hi}")),
+        };
+        let with_unit = if unit.is_empty() {
+            v.clone()
+        } else {
+            format!("{v} {unit}")
+        };
+        (
+            format!("{}类限值 {sign} {with_unit}", s.target.roman()),
+            format!("class {} limit {sign} {with_unit}", s.target.roman_en()),
+            format!("{}类限值{v}", s.target.roman()),
+        )
+    }
+
+    fn bureaus_en(&self) -> String {
+        self.net
+            .incident_recipients(self.i)
+            .iter()
+            .map(|b| b.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
     fn bureaus(&self) -> String {
         self.net
             .incident_recipients(self.i)
@@ -105,27 +141,49 @@ impl Names<'_> {
     }
 }
 
-/// What one event says, as (subject part, Chinese body lines, English body lines, SMS part).
-fn said(e: &IncidentEvent, n: &Names) -> (String, String, String, String) {
+/// What one event says: the subject's Chinese and English parts, the Chinese and English body
+/// lines, and the SMS part.
+struct Said {
+    what_zh: String,
+    what_en: String,
+    zh: String,
+    en: String,
+    sms: String,
+}
+
+/// Reading time as `HH:MM` in UTC+8, with the date when it is not `same_day_as`'s.
+fn clock(ts: DateTime<Utc>, same_day_as: DateTime<Utc>) -> String {
+    let (a, b) = (ts.with_timezone(&cst()), same_day_as.with_timezone(&cst()));
+    if a.date_naive() == b.date_naive() {
+        a.format("%H:%M").to_string()
+    } else {
+        a.format("%m-%d %H:%M").to_string()
+    }
+}
+
+fn said(e: &IncidentEvent, n: &Names) -> Said {
     let i = &e.incident;
     let param_zh = i.param.name_zh();
     let param_en = i.param.name_en();
     let origin = n.station(&i.origin);
     let (mut zh, mut en) = (String::new(), String::new());
-    let (subject, sms) = match &e.kind {
+    match &e.kind {
         EventKind::Opened => {
             let (cz, ce) = Names::class(i.peak.class);
+            let (lz, le, _) = n.limit(&i.origin);
             let _ = writeln!(
                 zh,
-                "事件开始：{origin}{param_zh}超标，首次超标读数 {}（北京时间），{}{cz}",
+                "事件开始：{origin}{param_zh}超标（{lz}），首个超标读数 {}（北京时间）；{} 为 {}{cz}",
                 local(i.since),
+                local(i.peak.ts),
                 n.value(i.peak.value)
             );
             let _ = writeln!(
                 en,
-                "Opened: {param_en} exceeds its limit at {origin}, first exceeding reading {} UTC+8, {}{ce}",
+                "Opened: {param_en} exceeds the {le} at {origin}: first exceeding reading {} UTC+8; {} at {} UTC+8{ce}",
                 local(i.since),
-                n.value(i.peak.value)
+                n.value(i.peak.value),
+                local(i.peak.ts)
             );
             let mut first = None;
             for r in &i.reach {
@@ -146,7 +204,13 @@ fn said(e: &IncidentEvent, n: &Names) -> (String, String, String, String) {
                 Some((name, w)) => format!("{origin}{param_zh}超标，预计{w}到达{name}"),
                 None => format!("{origin}{param_zh}超标{}", n.value(i.peak.value)),
             };
-            (format!("{origin}{param_zh}超标"), sms)
+            Said {
+                what_zh: format!("{origin}{param_zh}超标"),
+                what_en: format!("opened at {origin}"),
+                zh,
+                en,
+                sms,
+            }
         }
         EventKind::Escalated => {
             let at = n.station(&i.peak.station);
@@ -163,43 +227,90 @@ fn said(e: &IncidentEvent, n: &Names) -> (String, String, String, String) {
                 i.level.key(),
                 n.value(i.peak.value)
             );
-            (
-                format!("升级为{}", i.level.name_zh()),
-                format!(
-                    "{at}{param_zh}{}，升级为{}",
+            Said {
+                what_zh: format!("升级为{}", i.level.name_zh()),
+                what_en: format!("escalated to {}", i.level.key()),
+                sms: format!(
+                    "{at}{param_zh}{}为{}，升级为{}",
+                    clock(i.peak.ts, e.ts),
                     n.value(i.peak.value),
                     i.level.name_zh()
                 ),
-            )
+                zh,
+                en,
+            }
         }
         EventKind::Spread { station } => {
             let at = n.station(station);
-            let _ = writeln!(zh, "污染扩散：{at}{param_zh}已超标");
-            let _ = writeln!(en, "Spread: {param_en} now exceeds its limit at {at}");
-            (
-                format!("扩散至{at}"),
-                format!("{param_zh}污染扩散至{at}，已超标"),
-            )
+            let (lz, le, ls) = n.limit(station);
+            // The exceedance that spread it, with its reading; the event's own time without.
+            let (ts, value, class) = e.cause.as_ref().map_or((e.ts, None, None), |t| {
+                (t.evidence.ts, Some(t.evidence.value), t.evidence.class)
+            });
+            let (cz, ce) = Names::class(class);
+            let (shown_zh, shown_en, shown_sms) = value.map_or_else(Default::default, |v| {
+                let v = n.value(v);
+                (format!(" {v}{cz}"), format!(": {v}{ce}"), format!("为{v}"))
+            });
+            let _ = writeln!(
+                zh,
+                "污染扩散：{at}{param_zh}超标（{lz}），{}（北京时间）{shown_zh}",
+                local(ts)
+            );
+            let _ = writeln!(
+                en,
+                "Spread: {param_en} exceeds the {le} at {at} at {} UTC+8{shown_en}",
+                local(ts)
+            );
+            Said {
+                what_zh: format!("扩散至{at}"),
+                what_en: format!("spread to {at}"),
+                sms: format!(
+                    "{param_zh}污染扩散至{at}，{}{shown_sms}超标（{ls}）",
+                    clock(ts, e.ts)
+                ),
+                zh,
+                en,
+            }
         }
         EventKind::ArrivalConfirmed { station, ts, value } => {
             let at = n.station(station);
             let expected = expected_at(i, station);
+            let (lz, le, ls) = n.limit(station);
+            let base = i
+                .reach
+                .iter()
+                .find(|r| &r.station == station)
+                .and_then(|r| r.baseline);
+            let (from_zh, from_en) = base.map_or_else(Default::default, |b| {
+                (
+                    format!("（此前 {}）", n.value(b)),
+                    format!(" (from {})", n.value(b)),
+                )
+            });
             let _ = writeln!(
                 zh,
-                "到达确认：{at} {}（北京时间）{param_zh} {}，预计时段 {expected}",
+                "到达确认：{at} {}（北京时间）{param_zh} 升至 {}{from_zh}，{lz}；预计时段 {expected}",
                 local(*ts),
                 n.value(*value)
             );
             let _ = writeln!(
                 en,
-                "Arrival confirmed at {at}: {param_en} {} at {} UTC+8 (expected {expected})",
+                "Arrival confirmed at {at}: {param_en} rose to {}{from_en} at {} UTC+8 ({le}; expected {expected})",
                 n.value(*value),
                 local(*ts)
             );
-            (
-                format!("到达{at}已确认"),
-                format!("已到达{at}：{param_zh}{}", n.value(*value)),
-            )
+            Said {
+                what_zh: format!("到达{at}已确认"),
+                what_en: format!("arrival confirmed at {at}"),
+                sms: format!(
+                    "{origin}{param_zh}污染{}到达{at}，现{}（{ls}）",
+                    clock(*ts, e.ts),
+                    n.value(*value)
+                ),
+                zh,
+                en,
+            }
         }
         EventKind::ArrivalNotConfirmed { station } => {
             let at = n.station(station);
@@ -212,10 +323,13 @@ fn said(e: &IncidentEvent, n: &Names) -> (String, String, String, String) {
                 en,
                 "Arrival not confirmed at {at}: no clear rise of {param_en} within {expected} UTC+8 (diluted or delayed)"
             );
-            (
-                format!("{at}未确认到达"),
-                format!("{at}在{expected}内未见{param_zh}明显升高"),
-            )
+            Said {
+                what_zh: format!("{at}未确认到达"),
+                what_en: format!("arrival not confirmed at {at}"),
+                sms: format!("{at}在预计{expected}内未见{origin}{param_zh}污染到达"),
+                zh,
+                en,
+            }
         }
         EventKind::Ended => {
             let hours = (i.last_ts - i.since).num_minutes() as f64 / 60.0;
@@ -224,22 +338,30 @@ fn said(e: &IncidentEvent, n: &Names) -> (String, String, String, String) {
             let (rz, re) = n.reached();
             let _ = writeln!(
                 zh,
-                "事件结束：历时约 {:.0} 小时；峰值 {at} {}{cz}；涉及站点：{rz}",
+                "事件结束：{}（北京时间），历时约 {:.0} 小时；峰值 {at} {}{cz}；涉及站点：{rz}",
+                local(i.last_ts),
                 hours,
                 n.value(i.peak.value)
             );
             let _ = writeln!(
                 en,
-                "Ended after about {hours:.0} h; peak {} at {at}{ce}; stations: {re}",
+                "Ended at {} UTC+8 after about {hours:.0} h; peak {} at {at}{ce}; stations: {re}",
+                local(i.last_ts),
                 n.value(i.peak.value)
             );
-            (
-                "事件结束".to_string(),
-                format!("{origin}{param_zh}事件结束，峰值{}", n.value(i.peak.value)),
-            )
+            Said {
+                what_zh: "事件结束".to_string(),
+                what_en: "ended".to_string(),
+                sms: format!(
+                    "{origin}{param_zh}事件{}结束，峰值{}（{at}）",
+                    clock(i.last_ts, i.since),
+                    n.value(i.peak.value)
+                ),
+                zh,
+                en,
+            }
         }
-    };
-    (subject, zh, en, sms)
+    }
 }
 
 /// Renders one incident event; `None` when its origin is not in the network.
@@ -247,28 +369,38 @@ pub fn text(e: &IncidentEvent, net: &Network) -> Option<Text> {
     let i = &e.incident;
     net.station(&i.origin)?;
     let n = Names { net, i };
-    let (what, zh, en, sms) = said(e, &n);
+    let Said {
+        what_zh,
+        what_en,
+        zh,
+        en,
+        sms,
+    } = said(e, &n);
     let river = n.river();
     let level = i.level.name_zh();
     let param_zh = i.param.name_zh();
-    let subject = format!("【riverwatch{level}预警】{river}{param_zh}污染事件：{what}");
+    let subject = format!(
+        "【riverwatch{level}预警】{river}{param_zh}污染事件：{what_zh} | {} incident on {river}: {what_en}",
+        i.param.name_en()
+    );
     let mut body = String::new();
     let _ = writeln!(body, "{river} {param_zh}污染事件（{level}）");
     body.push_str(&zh);
-    let arrivals: Vec<String> = i
+    let (arrivals_zh, arrivals_en): (Vec<String>, Vec<String>) = i
         .reach
         .iter()
         .map(|r| {
-            let state = match r.arrival {
-                Arrival::Pending => "待确认",
-                Arrival::Confirmed { .. } => "已到达",
-                Arrival::NotConfirmed => "未确认",
+            let (zh, en) = match r.arrival {
+                Arrival::Pending => ("待确认", "pending"),
+                Arrival::Confirmed { .. } => ("已到达", "arrived"),
+                Arrival::NotConfirmed => ("未确认", "not confirmed"),
             };
-            format!("{}{state}", n.station(&r.station))
+            let name = n.station(&r.station);
+            (format!("{name}{zh}"), format!("{name} {en}"))
         })
-        .collect();
-    if !arrivals.is_empty() {
-        let _ = writeln!(body, "下游：{}", arrivals.join("，"));
+        .unzip();
+    if !arrivals_zh.is_empty() {
+        let _ = writeln!(body, "下游：{}", arrivals_zh.join("，"));
     }
     let _ = writeln!(body, "通报：{}", n.bureaus());
     // The alert behind the event, with every fact its own message gives (value, class,
@@ -292,6 +424,10 @@ pub fn text(e: &IncidentEvent, net: &Network) -> Option<Text> {
         i.level.key()
     );
     body.push_str(&en);
+    if !arrivals_en.is_empty() {
+        let _ = writeln!(body, "Downstream: {}", arrivals_en.join(", "));
+    }
+    let _ = writeln!(body, "Told: {}", n.bureaus_en());
     let _ = writeln!(
         body,
         "Incident {} (first exceeding reading at the origin {} UTC+8)",
