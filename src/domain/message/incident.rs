@@ -122,22 +122,13 @@ impl Names<'_> {
         )
     }
 
-    fn bureaus_en(&self) -> String {
+    /// The names of the bureaus told, in configured order.
+    fn bureaus(&self) -> Vec<&str> {
         self.net
             .incident_recipients(self.i)
             .iter()
             .map(|b| b.name.as_str())
-            .collect::<Vec<_>>()
-            .join(", ")
-    }
-
-    fn bureaus(&self) -> String {
-        self.net
-            .incident_recipients(self.i)
-            .iter()
-            .map(|b| b.name.as_str())
-            .collect::<Vec<_>>()
-            .join("、")
+            .collect()
     }
 }
 
@@ -402,7 +393,8 @@ pub fn text(e: &IncidentEvent, net: &Network) -> Option<Text> {
     if !arrivals_zh.is_empty() {
         let _ = writeln!(body, "下游：{}", arrivals_zh.join("，"));
     }
-    let _ = writeln!(body, "通报：{}", n.bureaus());
+    let told = n.bureaus();
+    let _ = writeln!(body, "通报：{}", told.join("、"));
     // The alert behind the event, with every fact its own message gives (value, class,
     // target and limit, multiple), so the incident says no less than the alert would.
     let cause = e
@@ -427,7 +419,7 @@ pub fn text(e: &IncidentEvent, net: &Network) -> Option<Text> {
     if !arrivals_en.is_empty() {
         let _ = writeln!(body, "Downstream: {}", arrivals_en.join(", "));
     }
-    let _ = writeln!(body, "Told: {}", n.bureaus_en());
+    let _ = writeln!(body, "Told: {}", told.join(", "));
     let _ = writeln!(
         body,
         "Incident {} (first exceeding reading at the origin {} UTC+8)",
