@@ -16,13 +16,14 @@
 //! Modules, in flow order:
 //! - [`domain`]: the pure core — parameters, GB 3838 classes and profiles, the network, HJ 212
 //!   frames, QARTOD QC, trend statistics, the alert rules (one file each) and lifecycle,
-//!   the digests of data-level alerts, message rendering, and what travels between the stages
+//!   incidents (the alerts of one pollution event along a reach), the digests of data-level
+//!   alerts, message rendering, and what travels between the stages
 //!   ([`domain::flow`]).
 //! - [`config`]: the TOML file → validated domain types; each adapter validates its own section
 //!   (a `config.rs` in its folder) from the shared parts in [`settings`] (problems, secrets,
 //!   units).
 //! - [`ingest`]: input sources behind the `Source` seam (MQTT today) and the shared decoder.
-//! - [`screen`]: `Decoded` → `Judged`, the domain rules and nothing else.
+//! - [`screen`]: `Decoded` → `Judged`, the domain rules and the incidents, nothing else.
 //! - [`alerts`]: the judging task — runs the screen, makes transitions durable, collects
 //!   station faults and offline into per-bureau digests and releases them on its timer, keeps
 //!   the API view.
@@ -32,9 +33,9 @@
 //!   seam (email, SMS).
 //! - [`app`]: the only place that wires stages together (sources and channels are registered
 //!   there); [`http`]: `/healthz`, `/readyz`, `/metrics` and the API, whose view of the
-//!   pipeline (stations, alerts, acknowledgements, silences) is [`api`].
+//!   pipeline (stations, alerts, incidents, acknowledgements, silences) is [`api`].
 //! - [`deadletter`], [`telemetry`]: refused input and counted events; [`state`]: the alert
-//!   episodes and pending digests kept across restarts; [`json`]: JSON helpers.
+//!   episodes, open incidents and pending digests kept across restarts; [`json`]: JSON helpers.
 //! - [`commands`]: `demo`, `simulate`, `assess`, `hj212 decode` and `report`.
 //!
 //! # Architecture invariants

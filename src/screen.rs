@@ -1,10 +1,11 @@
-//! Screen: runs the domain rules on each decoded message — QC, the GB 3838 judgement and the
-//! alert rules — and on the offline timer, turning [`Decoded`] into [`Judged`].
+//! Screen: runs the domain rules on each decoded message — QC, the GB 3838 judgement, the
+//! alert rules and the incidents they group into — and on the offline timer, turning
+//! [`Decoded`] into [`Judged`].
 //!
 //! Fed by the input sources (through the judging task in [`crate::alerts`]) with one
 //! `Decoded` per transport message, in receive order; feeds the alerts stage, which makes the
 //! transitions durable, and then the store, which encodes and keeps the judged readings. The
-//! rule state (QC streams, trend windows, alert episodes) is owned here, by one task, so a
+//! rule state (QC streams, trend windows, alert episodes, open incidents) is owned here, by one task, so a
 //! station's readings are judged in the order they arrive.
 //!
 //! Must not: do I/O, log, count or read the clock. It imports the domain and nothing else

@@ -1,5 +1,5 @@
-//! The pure domain core: parameters, GB 3838 judgement, the network, alert lifecycle, the
-//! digests of data-level alerts and message rendering.
+//! The pure domain core: parameters, GB 3838 judgement, the network, alert lifecycle,
+//! incidents, the digests of data-level alerts and message rendering.
 //!
 //! Architecture invariant: nothing here does I/O, reads a clock, spawns a task or logs. Every
 //! function takes plain data (time included) and returns a decision, so the whole core is
