@@ -612,8 +612,11 @@ fn joins(inc: &Incident, t: &Transition) -> bool {
     if inc.reached(&t.station) {
         return true;
     }
+    // At a reach station, an episode of the incident's parameter that began between the
+    // event's start upstream and the end of the station's window: the water cannot arrive
+    // before it left, and what begins after the window is a plume of its own.
     t.param == Some(inc.param)
-        && t.since >= inc.since - Duration::hours(1)
+        && t.since >= inc.since
         && inc
             .reach
             .iter()
