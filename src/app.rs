@@ -33,6 +33,7 @@ use crate::domain::digest::Digests;
 use crate::domain::incident::{IncidentConfig, Incidents};
 use crate::domain::network::Network;
 use crate::domain::rules::Rules;
+use crate::ingest::hj212_tcp::Hj212Tcp;
 use crate::ingest::mqtt::{self, MqttSource, Session};
 use crate::ingest::payload::PayloadLimits;
 use crate::ingest::{Decoder, Phase, Source, SourceIo};
@@ -72,6 +73,8 @@ pub enum BuildError {
     Channel(#[from] crate::notify::SetupError),
     #[error(transparent)]
     Mqtt(#[from] mqtt::OptionsError),
+    #[error(transparent)]
+    Hj212Tcp(#[from] crate::ingest::hj212_tcp::SetupError),
 }
 
 /// Why the pipeline cannot start: a file under the spool folder it cannot open, or saved
@@ -146,11 +149,30 @@ pub fn runtime() -> Option<tokio::runtime::Runtime> {
         .ok()
 }
 
-/// Where readings come from: the MQTT broker (`run`, `demo`), and any other sources — the
-/// one place input sources are registered.
+/// Where readings come from: the MQTT broker (`run`, `demo`), and any other sources (the
+/// HJ 212 TCP listener of `[hj212_tcp]`, see [`inputs`]) — the one place input sources are
+/// registered.
 pub struct Inputs {
     pub mqtt: Option<rumqttc::MqttOptions>,
     pub more: Vec<Box<dyn Source>>,
+}
+
+/// The inputs `run` reads from config: the broker, and the HJ 212 TCP listener when
+/// `[hj212_tcp]` is set (bound here, so a taken port stops the start before anything runs).
+/// Must be called inside the runtime.
+///
+/// # Errors
+/// [`BuildError`]: the MQTT password or TLS files, a logger password, or the listen address.
+pub async fn inputs(cfg: &Config) -> Result<Inputs, BuildError> {
+    let mut inputs = Inputs::mqtt(mqtt_options(cfg)?);
+    if let Some(tcp) = &cfg.hj212_tcp {
+        let listener = Hj212Tcp::bind(tcp, &cfg.network, &cfg.hj212_passwords).await?;
+        if let Ok(addr) = listener.local_addr() {
+            tracing::info!(%addr, "HJ 212 TCP listening for data loggers");
+        }
+        inputs.more.push(Box::new(listener));
+    }
+    Ok(inputs)
 }
 
 impl Inputs {
@@ -236,6 +258,8 @@ pub fn start(cfg: &Config, inputs: Inputs, outputs: Outputs) -> Result<Running, 
             index,
             messages: inbound_tx.clone(),
             phase: phase_rx.clone(),
+            metrics: Arc::clone(&metrics),
+            deadletter: Arc::clone(&deadletter),
         })));
     }
     // The judging task ends when the last source drops its sender.

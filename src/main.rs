@@ -173,15 +173,23 @@ fn run(path: &std::path::Path) -> ExitCode {
     };
     runtime.block_on(async {
         // Built inside the runtime: lettre's connection pool spawns its task when built.
-        let built = app::mqtt_options(&cfg).and_then(|o| Ok((o, app::outputs(&cfg)?)));
-        let (options, outputs) = match built {
+        let built = match app::inputs(&cfg).await {
+            Ok(inputs) => app::outputs(&cfg).map(|o| (inputs, o)),
+            Err(e) => Err(e),
+        };
+        let (inputs, outputs) = match built {
             Ok(built) => built,
+            // A port already taken is no config problem: exit 1, as for the HTTP listener.
+            Err(e @ app::BuildError::Hj212Tcp(riverwatch::ingest::hj212_tcp::SetupError::Bind { .. })) => {
+                eprintln!("{}: {e}", path.display());
+                return ExitCode::FAILURE;
+            }
             Err(e) => {
                 eprintln!("{}: {e}", path.display());
                 return ExitCode::from(EXIT_CONFIG);
             }
         };
-        let running = match app::start(&cfg, app::Inputs::mqtt(options), outputs) {
+        let running = match app::start(&cfg, inputs, outputs) {
             Ok(r) => r,
             Err(e) => {
                 tracing::error!("{e}");

@@ -51,10 +51,15 @@ pub enum RefusalKind {
     MnMismatch,
     /// An HJ 212 frame that carries no data upload (CN other than 2011, 2051, 2061).
     NotData,
+    /// An HJ 212 frame over TCP whose MN is no configured station's `hj212_mn`.
+    UnknownMn,
+    /// An HJ 212 frame over TCP whose access password (PW) is not its station's, or for a
+    /// station with no password configured.
+    BadPassword,
 }
 
 impl RefusalKind {
-    pub const ALL: [RefusalKind; 18] = [
+    pub const ALL: [RefusalKind; 20] = [
         RefusalKind::TooLarge,
         RefusalKind::NotJson,
         RefusalKind::WrongType,
@@ -73,6 +78,8 @@ impl RefusalKind {
         RefusalKind::BadFrame,
         RefusalKind::MnMismatch,
         RefusalKind::NotData,
+        RefusalKind::UnknownMn,
+        RefusalKind::BadPassword,
     ];
 
     pub fn key(self) -> &'static str {
@@ -95,6 +102,59 @@ impl RefusalKind {
             RefusalKind::BadFrame => "bad_frame",
             RefusalKind::MnMismatch => "mn_mismatch",
             RefusalKind::NotData => "not_data",
+            RefusalKind::UnknownMn => "unknown_mn",
+            RefusalKind::BadPassword => "bad_password",
+        }
+    }
+}
+
+/// Why the HJ 212 TCP listener closed a logger's connection; the key is the metric label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CloseReason {
+    /// The logger closed it (or the connection broke).
+    Peer,
+    /// Nothing received for `idle_timeout`.
+    Idle,
+    /// A frame did not arrive whole within `frame_timeout` of its first byte (slowloris).
+    SlowFrame,
+    /// A line longer than any HJ 212 frame can be (garbage, or a client that never sends CR LF).
+    TooLong,
+    /// `max_refusals` frames in a row refused (bad framing, unknown MN, wrong PW).
+    Refused,
+    /// Accepted while `max_connections` were open: closed at once.
+    Capacity,
+    /// The same logger (MN) connected again: its older connection is closed.
+    Replaced,
+    /// The logger did not read its acknowledgements (the write timed out or its queue filled).
+    Unresponsive,
+    /// The daemon is stopping.
+    Shutdown,
+}
+
+impl CloseReason {
+    pub const ALL: [CloseReason; 9] = [
+        CloseReason::Peer,
+        CloseReason::Idle,
+        CloseReason::SlowFrame,
+        CloseReason::TooLong,
+        CloseReason::Refused,
+        CloseReason::Capacity,
+        CloseReason::Replaced,
+        CloseReason::Unresponsive,
+        CloseReason::Shutdown,
+    ];
+
+    pub fn key(self) -> &'static str {
+        match self {
+            CloseReason::Peer => "peer",
+            CloseReason::Idle => "idle",
+            CloseReason::SlowFrame => "slow_frame",
+            CloseReason::TooLong => "too_long",
+            CloseReason::Refused => "refused",
+            CloseReason::Capacity => "capacity",
+            CloseReason::Replaced => "replaced",
+            CloseReason::Unresponsive => "unresponsive",
+            CloseReason::Shutdown => "shutdown",
         }
     }
 }
@@ -139,6 +199,15 @@ pub struct Metrics {
     /// Database write latency histogram: counts per bucket of `WRITE_BUCKETS`, plus the sum.
     write_latency: [AtomicU64; WRITE_BUCKETS.len() + 1],
     write_latency_sum_us: AtomicU64,
+    /// HJ 212 TCP: connections open now, accepted in all, closed by [`CloseReason`] (index =
+    /// position in `ALL`), frames handed to the pipeline, acknowledgements written back, and
+    /// times a connection was paused by its frame rate.
+    pub tcp_connections: AtomicU64,
+    pub tcp_accepted: AtomicU64,
+    tcp_closed: [AtomicU64; CloseReason::ALL.len()],
+    pub tcp_frames: AtomicU64,
+    pub tcp_acks: AtomicU64,
+    pub tcp_throttled: AtomicU64,
 }
 
 /// Upper bounds (seconds) of the write latency histogram buckets; the last bucket is +Inf.
@@ -161,6 +230,22 @@ impl Metrics {
 
     pub fn refused_total(&self) -> u64 {
         self.refused.iter().map(|c| c.load(Ordering::Relaxed)).sum()
+    }
+
+    /// Counts one TCP connection closed for `reason`.
+    pub fn tcp_closed(&self, reason: CloseReason) {
+        if let Some(i) = CloseReason::ALL.iter().position(|k| *k == reason) {
+            self.tcp_closed[i].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Closed TCP connections by reason, zeros included.
+    pub fn tcp_closed_by_reason(&self) -> Vec<(CloseReason, u64)> {
+        CloseReason::ALL
+            .iter()
+            .zip(&self.tcp_closed)
+            .map(|(k, c)| (*k, c.load(Ordering::Relaxed)))
+            .collect()
     }
 
     pub fn alert_fired(&self, level: Level, rule: Rule) {
@@ -338,6 +423,36 @@ impl Metrics {
                 "1 while a digest of station faults and offline stations waits for its interval.",
                 &self.digests_pending,
             ),
+            (
+                "riverwatch_hj212_tcp_connections",
+                "gauge",
+                "HJ 212 TCP connections open.",
+                &self.tcp_connections,
+            ),
+            (
+                "riverwatch_hj212_tcp_accepted_total",
+                "counter",
+                "HJ 212 TCP connections accepted.",
+                &self.tcp_accepted,
+            ),
+            (
+                "riverwatch_hj212_tcp_frames_total",
+                "counter",
+                "HJ 212 frames received over TCP and handed to the pipeline (MN and PW checked).",
+                &self.tcp_frames,
+            ),
+            (
+                "riverwatch_hj212_tcp_acks_total",
+                "counter",
+                "HJ 212 data acknowledgements (CN=9014) written back over TCP after custody.",
+                &self.tcp_acks,
+            ),
+            (
+                "riverwatch_hj212_tcp_throttled_total",
+                "counter",
+                "Times an HJ 212 TCP connection was paused by its frame rate (max_frame_rate).",
+                &self.tcp_throttled,
+            ),
         ];
         for (name, kind, help, value) in plain {
             let _ = writeln!(
@@ -355,6 +470,17 @@ impl Metrics {
                 out,
                 "riverwatch_readings_refused_total{{reason=\"{}\"}} {n}",
                 kind.key()
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP riverwatch_hj212_tcp_closed_total HJ 212 TCP connections closed, by reason.\n# TYPE riverwatch_hj212_tcp_closed_total counter"
+        );
+        for (reason, n) in self.tcp_closed_by_reason() {
+            let _ = writeln!(
+                out,
+                "riverwatch_hj212_tcp_closed_total{{reason=\"{}\"}} {n}",
+                reason.key()
             );
         }
         let _ = writeln!(
@@ -431,5 +557,9 @@ mod tests {
         }
         assert!(m.refused_by_kind().iter().all(|&(_, n)| n == 1));
         assert_eq!(m.refused_total(), RefusalKind::ALL.len() as u64);
+        for reason in CloseReason::ALL {
+            m.tcp_closed(reason);
+        }
+        assert!(m.tcp_closed_by_reason().iter().all(|&(_, n)| n == 1));
     }
 }

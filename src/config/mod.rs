@@ -15,6 +15,7 @@
 //! owns (spool, http, ingest limits, the alert rules, profiles, QC) and the network, and the
 //! problem list. The adapters' types are re-exported here, so users name `config::MqttConfig`.
 
+pub use crate::ingest::hj212_tcp::config::Hj212TcpConfig;
 pub use crate::ingest::mqtt::config::MqttConfig;
 pub use crate::notify::email::config::{SmtpConfig, SmtpSecurity};
 pub use crate::notify::sms::config::{HeaderSource, SmsConfig};
@@ -29,6 +30,7 @@ use crate::domain::param::Param;
 use crate::domain::profile::Precision;
 use crate::domain::qc::{FlatLine, GrossRange, RateOfChange, Spike, Tests};
 use crate::domain::rules::RuleConfig;
+use crate::ingest::hj212_tcp::config::{self as hj212_tcp, RawHj212Tcp};
 use crate::ingest::mqtt::config::{self as mqtt, RawMqtt};
 use crate::notify::email::config::{self as smtp, RawSmtp};
 use crate::notify::sms::config::{self as sms, RawSms};
@@ -112,6 +114,21 @@ pub struct Config {
     pub network: Network,
     /// Published decimals per parameter for the `national_realtime` profile.
     pub national_precision: Precision,
+    /// `[hj212_tcp]`: the listener for data loggers pushing HJ 212 over TCP (SPEC §5a).
+    pub hj212_tcp: Option<Hj212TcpConfig>,
+    /// The loggers' access passwords (`[[station]] hj212_pw_env` / `hj212_pw_file`), checked
+    /// against each TCP frame's `PW`; resolved when the listener is built.
+    pub hj212_passwords: Vec<LoggerPassword>,
+}
+
+/// Where one station's HJ 212 access password (PW) is read from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LoggerPassword {
+    /// The config key, for errors (`station[2].hj212_pw`).
+    pub key: String,
+    /// The station's id.
+    pub station: String,
+    pub source: SecretSource,
 }
 
 impl Config {
@@ -140,6 +157,9 @@ pub fn secret_notes(cfg: &Config) -> Vec<String> {
     }
     if let Some(s) = cfg.smtp.as_ref().and_then(|s| s.password.as_ref()) {
         sources.push(("smtp.password", s));
+    }
+    for pw in cfg.hj212_tcp.iter().flat_map(|_| &cfg.hj212_passwords) {
+        sources.push((pw.key.as_str(), &pw.source));
     }
     let mut notes: Vec<String> = sources
         .into_iter()
@@ -274,6 +294,9 @@ struct RawStation {
     downstream: Option<String>,
     travel_time: Option<String>,
     hj212_mn: Option<String>,
+    /// The logger's access password (PW), checked on HJ 212 over TCP.
+    hj212_pw_env: Option<String>,
+    hj212_pw_file: Option<String>,
     hj212_codes: Option<BTreeMap<String, RawCode>>,
     profile: Option<String>,
     evaluate: Option<Vec<String>>,
@@ -344,8 +367,23 @@ struct RawNationalRealtime {
 }
 
 const SECTIONS: &[&str] = &[
-    "mqtt", "influxdb", "spool", "http", "smtp", "sms", "ingest", "alerts", "bureau", "river",
-    "station", "profile", "qc", "trend", "shift", "rate",
+    "mqtt",
+    "influxdb",
+    "spool",
+    "http",
+    "smtp",
+    "sms",
+    "ingest",
+    "alerts",
+    "bureau",
+    "river",
+    "station",
+    "profile",
+    "qc",
+    "trend",
+    "shift",
+    "rate",
+    "hj212_tcp",
 ];
 
 /// Reads and validates a config file.
@@ -424,7 +462,16 @@ pub fn parse(text: &str, base: &Path, file: &Path) -> Result<Config, ConfigError
     let national_precision = precision(profiles, &mut p);
     let raw_qc: BTreeMap<String, RawTests> = section(&table, "qc", &mut p).unwrap_or_default();
     let global_qc = qc_tables(&raw_qc, "qc", &mut p);
-    let network = network(&table, national_precision, &global_qc, &mut p);
+    let hj212_tcp = section::<RawHj212Tcp>(&table, "hj212_tcp", &mut p)
+        .and_then(|r| hj212_tcp::validate(r, &mut p));
+    let mut hj212_passwords = Vec::new();
+    let network = network(
+        &table,
+        national_precision,
+        &global_qc,
+        (base, &mut hj212_passwords),
+        &mut p,
+    );
     if !p.0.is_empty() {
         return Err(fail(p));
     }
@@ -440,6 +487,8 @@ pub fn parse(text: &str, base: &Path, file: &Path) -> Result<Config, ConfigError
         digest_interval,
         network,
         national_precision,
+        hj212_tcp,
+        hj212_passwords,
     })
 }
 
@@ -919,12 +968,16 @@ fn detection_limits(
     out
 }
 
+/// The stations, rivers and bureaus; each station's logger password source is pushed to
+/// `passwords.1` (file paths resolved against `passwords.0`).
 fn network(
     table: &toml::Table,
     precision: Precision,
     global_qc: &BTreeMap<Param, Tests>,
+    passwords: (&Path, &mut Vec<LoggerPassword>),
     p: &mut Problems,
 ) -> Network {
+    let (base, passwords) = passwords;
     let raw_bureaus = entries::<RawBureau>(table, "bureau", p);
     let raw_rivers = entries::<RawRiver>(table, "river", p);
     let raw_stations = entries::<RawStation>(table, "station", p);
@@ -1048,6 +1101,27 @@ fn network(
                     format!("MN {mn:?} is used by two stations"),
                 );
             }
+        }
+        let pw_key = key("hj212_pw");
+        let pw = secret_source(
+            s.hj212_pw_env.clone(),
+            s.hj212_pw_file.clone(),
+            &pw_key,
+            base,
+            p,
+        );
+        if let Some(source) = pw {
+            if s.hj212_mn.is_none() {
+                p.add(
+                    &pw_key,
+                    "a logger password needs the station's hj212_mn (frames are matched by MN)",
+                );
+            }
+            passwords.push(LoggerPassword {
+                key: pw_key,
+                station: s.id.clone(),
+                source,
+            });
         }
         let mut hj212_codes = Vec::new();
         for (code, raw) in s.hj212_codes.iter().flatten() {

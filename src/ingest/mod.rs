@@ -15,6 +15,7 @@
 //! records every refusal once — logged, counted and dead-lettered — so a source needs none of
 //! that. Nothing of a transport's own types leaves the source: the receipt is opaque.
 
+pub mod hj212_tcp;
 pub mod mqtt;
 pub mod payload;
 
@@ -62,6 +63,11 @@ pub struct SourceIo {
     /// To the judging task, which decodes and judges them; bounded (see `app`).
     pub messages: mpsc::Sender<Inbound>,
     pub phase: watch::Receiver<Phase>,
+    /// Where a source records the input it refuses itself ([`record_refusal`]): a transport
+    /// that checks who is talking (the HJ 212 TCP listener's MN and PW) refuses before the
+    /// decoder sees anything.
+    pub metrics: Arc<Metrics>,
+    pub deadletter: Arc<DeadLetter>,
 }
 
 /// A running source's future.
@@ -209,7 +215,7 @@ impl Decoder {
         }
     }
 
-    /// The event "input refused": logged once, counted by kind, dead-lettered with the bytes.
+    /// The event "input refused" ([`record_refusal`]).
     fn refused(
         &self,
         topic: &str,
@@ -218,11 +224,34 @@ impl Decoder {
         index: Option<usize>,
         payload: &[u8],
     ) {
-        self.metrics.refused(kind);
-        match index {
-            Some(i) => tracing::warn!(%topic, index = i, %reason, "reading refused"),
-            None => tracing::warn!(%topic, %reason, "payload refused"),
-        }
-        self.deadletter.record(topic, reason, index, payload);
+        record_refusal(
+            &self.deadletter,
+            &self.metrics,
+            topic,
+            reason,
+            kind,
+            index,
+            payload,
+        );
     }
+}
+
+/// The event "input refused", wherever a source or the decoder decides it: logged once,
+/// counted by kind, dead-lettered with the bytes. `origin` names where the input came from (an
+/// MQTT topic, a TCP peer); `index` the element of a JSON array.
+pub fn record_refusal(
+    deadletter: &DeadLetter,
+    metrics: &Metrics,
+    origin: &str,
+    reason: &str,
+    kind: RefusalKind,
+    index: Option<usize>,
+    payload: &[u8],
+) {
+    metrics.refused(kind);
+    match index {
+        Some(i) => tracing::warn!(topic = %origin, index = i, %reason, "reading refused"),
+        None => tracing::warn!(topic = %origin, %reason, "payload refused"),
+    }
+    deadletter.record(origin, reason, index, payload);
 }

@@ -54,6 +54,7 @@ impl Source for Replay {
             index,
             messages,
             mut phase,
+            ..
         } = io;
         Box::pin(async move {
             // Each message's token is its position, so the test can check the order answered.

@@ -228,6 +228,7 @@ impl Source for MqttSource {
             index,
             messages,
             phase,
+            ..
         } = io;
         Box::pin(async move {
             let to_pipeline = Pipeline { index, messages };

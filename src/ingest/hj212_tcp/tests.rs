@@ -1,0 +1,357 @@
+//! The listener over real loopback sockets, with the pipeline replaced by the test: it reads
+//! the [`Inbound`] messages the listener hands on and answers their receipts as the store
+//! would, so each bound (refusals, timeouts, capacity, replacement) is seen from a client.
+
+use super::*;
+use crate::domain::flow::Reply;
+use std::io::ErrorKind;
+use std::path::Path;
+use tokio::io::AsyncBufReadExt;
+
+const MN: &str = "QY-BJ-SJ-0001";
+const PW: &str = "837201";
+
+struct Harness {
+    addr: SocketAddr,
+    inbound: mpsc::Receiver<Inbound>,
+    ack: Arc<dyn Acknowledge>,
+    phase: watch::Sender<Phase>,
+    metrics: Arc<Metrics>,
+    task: tokio::task::JoinHandle<()>,
+    _dir: tempfile::TempDir,
+}
+
+/// A listener for one station (石角, MN [`MN`], password [`PW`] in a file) and a second
+/// station without a password; `tcp` adds keys to `[hj212_tcp]`.
+async fn harness(tcp: &str) -> Harness {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("pw"), format!("{PW}\n")).expect("password file");
+    let text = format!(
+        r#"
+[hj212_tcp]
+listen = "127.0.0.1:0"
+{tcp}
+
+[[bureau]]
+id = "qingyuan"
+name = "清远市生态环境局"
+email = ["duty@qy.example.org"]
+
+[[river]]
+id = "bei"
+name = "北江"
+
+[[station]]
+id = "shijiao"
+name = "石角"
+river = "bei"
+city = "qingyuan"
+target_class = 2
+hj212_mn = "{MN}"
+hj212_pw_file = "pw"
+
+[[station]]
+id = "feilaixia"
+name = "飞来峡"
+river = "bei"
+city = "qingyuan"
+target_class = 2
+hj212_mn = "QY-BJ-FLX-0002"
+"#
+    );
+    let cfg = crate::config::parse(&text, dir.path(), Path::new("test.toml")).expect("config");
+    let tcp = cfg.hj212_tcp.as_ref().expect("[hj212_tcp]");
+    let listener = Hj212Tcp::bind(tcp, &cfg.network, &cfg.hj212_passwords)
+        .await
+        .expect("bound");
+    let addr = listener.local_addr().expect("address");
+    let ack = listener.acknowledger();
+    let metrics = Arc::new(Metrics::default());
+    let deadletter =
+        Arc::new(DeadLetter::open(&dir.path().join("deadletter.jsonl")).expect("dead letters"));
+    let (tx, inbound) = mpsc::channel(64);
+    let (phase, phase_rx) = watch::channel(Phase::Running);
+    let task = tokio::spawn(Box::new(listener).run(SourceIo {
+        index: 0,
+        messages: tx,
+        phase: phase_rx,
+        metrics: Arc::clone(&metrics),
+        deadletter,
+    }));
+    Harness {
+        addr,
+        inbound,
+        ack,
+        phase,
+        metrics,
+        task,
+        _dir: dir,
+    }
+}
+
+/// A real-time data frame of `mn` with password `pw`, asking for an acknowledgement.
+fn frame(mn: &str, pw: &str, minute: u32) -> hj212::Frame {
+    hj212::Frame {
+        qn: Some(format!("20261129100{minute}00000")),
+        st: "21".into(),
+        cn: "2011".into(),
+        pw: Some(pw.into()),
+        mn: mn.into(),
+        flag: Some(5),
+        pnum: None,
+        pno: None,
+        cp: format!("DataTime=20261129100{minute}00;w21003-Rtd=0.182,w21003-Flag=N"),
+    }
+}
+
+async fn connect(addr: SocketAddr) -> TcpStream {
+    TcpStream::connect(addr).await.expect("connected")
+}
+
+/// Waits (at most 5 s) until the server closes `stream`: reads until end of file.
+async fn closed(stream: &mut TcpStream) -> bool {
+    let mut sink = Vec::new();
+    matches!(
+        tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut sink)).await,
+        Ok(Ok(_)) | Ok(Err(_))
+    )
+}
+
+async fn next_inbound(h: &mut Harness) -> Inbound {
+    tokio::time::timeout(Duration::from_secs(5), h.inbound.recv())
+        .await
+        .expect("a frame within 5 s")
+        .expect("the listener runs")
+}
+
+fn refused(h: &Harness, kind: RefusalKind) -> u64 {
+    h.metrics
+        .refused_by_kind()
+        .into_iter()
+        .find(|(k, _)| *k == kind)
+        .map_or(0, |(_, n)| n)
+}
+
+fn closed_for(h: &Harness, reason: CloseReason) -> u64 {
+    h.metrics
+        .tcp_closed_by_reason()
+        .into_iter()
+        .find(|(k, _)| *k == reason)
+        .map_or(0, |(_, n)| n)
+}
+
+/// Polls `check` every 10 ms for at most 5 s.
+async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !check() {
+        assert!(Instant::now() < deadline, "{what} within 5 s");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_frame_goes_on_under_its_topic_and_its_ack_is_written_only_when_answered() {
+    let mut h = harness("").await;
+    let mut client = connect(h.addr).await;
+    let sent = frame(MN, PW, 1).encode();
+    client.write_all(sent.as_bytes()).await.expect("sent");
+    let got = next_inbound(&mut h).await;
+    assert_eq!(got.topic, "wq/bei/shijiao/hj212");
+    assert_eq!(&got.payload[..], sent.as_bytes());
+    // Nothing comes back before the store answers the receipt.
+    let mut byte = [0u8; 1];
+    assert_eq!(
+        client.try_read(&mut byte).map_err(|e| e.kind()),
+        Err(ErrorKind::WouldBlock)
+    );
+    let ack = frame(MN, PW, 1).data_ack().encode();
+    let mut receipt = got.receipt;
+    receipt.reply = Some(Reply {
+        to: String::new(),
+        payload: ack.clone().into_bytes(),
+    });
+    h.ack.answer(receipt);
+    let mut lines = tokio::io::BufReader::new(client).lines();
+    let line = tokio::time::timeout(Duration::from_secs(5), lines.next_line())
+        .await
+        .expect("the ack within 5 s")
+        .expect("readable")
+        .expect("a line");
+    assert_eq!(format!("{line}\n"), ack.replace("\r\n", "\n"));
+    eventually("the ack counted", || Metrics::get(&h.metrics.tcp_acks) == 1).await;
+    assert_eq!(Metrics::get(&h.metrics.tcp_frames), 1);
+}
+
+#[tokio::test]
+async fn refusals_are_counted_and_max_refusals_in_a_row_close_the_connection() {
+    let mut h = harness("max_refusals = 3").await;
+    let mut client = connect(h.addr).await;
+    for bad in [
+        frame(MN, "000000", 1).encode(),
+        frame("NOBODY-0001", PW, 2).encode(),
+        // A station that has no password configured.
+        frame("QY-BJ-FLX-0002", PW, 3).encode(),
+    ] {
+        client.write_all(bad.as_bytes()).await.expect("sent");
+    }
+    assert!(closed(&mut client).await, "closed after three refusals");
+    assert_eq!(refused(&h, RefusalKind::BadPassword), 2);
+    assert_eq!(refused(&h, RefusalKind::UnknownMn), 1);
+    eventually("the close counted", || {
+        closed_for(&h, CloseReason::Refused) == 1
+    })
+    .await;
+    assert!(h.inbound.try_recv().is_err(), "nothing refused went on");
+
+    // A good frame between refusals resets the count; garbage is refused as a bad frame.
+    let mut client = connect(h.addr).await;
+    for line in [
+        "garbage\r\n".to_string(),
+        "##0010ABCDEFGHIJ0000\r\n".to_string(),
+        frame(MN, PW, 4).encode(),
+        "garbage\r\n".to_string(),
+    ] {
+        client.write_all(line.as_bytes()).await.expect("sent");
+    }
+    let got = next_inbound(&mut h).await;
+    assert_eq!(got.topic, "wq/bei/shijiao/hj212");
+    eventually("three bad frames counted", || {
+        refused(&h, RefusalKind::BadFrame) == 3
+    })
+    .await;
+    assert_eq!(closed_for(&h, CloseReason::Refused), 1, "still open");
+}
+
+#[tokio::test]
+async fn a_connection_carries_one_logger() {
+    let mut h = harness("").await;
+    let mut first = connect(h.addr).await;
+    first
+        .write_all(frame(MN, PW, 1).encode().as_bytes())
+        .await
+        .expect("sent");
+    next_inbound(&mut h).await;
+    // The same logger reconnects without closing the first connection: the first is stale.
+    let mut second = connect(h.addr).await;
+    second
+        .write_all(frame(MN, PW, 2).encode().as_bytes())
+        .await
+        .expect("sent");
+    next_inbound(&mut h).await;
+    assert!(closed(&mut first).await, "the older connection is closed");
+    eventually("the replacement counted", || {
+        closed_for(&h, CloseReason::Replaced) == 1
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn slow_silent_and_endless_clients_are_closed_while_others_are_served() {
+    let mut h = harness("idle_timeout = \"400ms\"\nframe_timeout = \"200ms\"").await;
+    let mut silent = connect(h.addr).await;
+    let mut slow = connect(h.addr).await;
+    slow.write_all(b"##0101QN=2016").await.expect("sent");
+    let mut endless = connect(h.addr).await;
+    let junk = vec![b'#'; MAX_LINE + 10];
+    let _ = endless.write_all(&junk).await;
+    // A normal logger is served meanwhile.
+    let mut normal = connect(h.addr).await;
+    normal
+        .write_all(frame(MN, PW, 1).encode().as_bytes())
+        .await
+        .expect("sent");
+    next_inbound(&mut h).await;
+    for (client, what) in [
+        (&mut silent, "silent"),
+        (&mut slow, "slowloris"),
+        (&mut endless, "endless"),
+    ] {
+        assert!(closed(client).await, "the {what} client is closed");
+    }
+    eventually("each close counted by its reason", || {
+        closed_for(&h, CloseReason::SlowFrame) == 1
+            && closed_for(&h, CloseReason::TooLong) == 1
+            && closed_for(&h, CloseReason::Idle) >= 1
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn at_max_connections_new_ones_are_closed_and_the_old_ones_kept() {
+    let mut h = harness("max_connections = 2").await;
+    let mut kept = Vec::new();
+    for _ in 0..2 {
+        kept.push(connect(h.addr).await);
+    }
+    eventually("two connections open", || {
+        Metrics::get(&h.metrics.tcp_connections) == 2
+    })
+    .await;
+    let mut third = connect(h.addr).await;
+    assert!(closed(&mut third).await, "the third is closed at once");
+    assert_eq!(closed_for(&h, CloseReason::Capacity), 1);
+    kept[1]
+        .write_all(frame(MN, PW, 1).encode().as_bytes())
+        .await
+        .expect("sent");
+    assert_eq!(next_inbound(&mut h).await.topic, "wq/bei/shijiao/hj212");
+}
+
+#[tokio::test]
+async fn on_shutdown_the_last_acks_are_written_before_the_connection_closes() {
+    let mut h = harness("").await;
+    let mut client = connect(h.addr).await;
+    client
+        .write_all(frame(MN, PW, 1).encode().as_bytes())
+        .await
+        .expect("sent");
+    let got = next_inbound(&mut h).await;
+    h.phase.send(Phase::Draining).expect("draining");
+    let ack = frame(MN, PW, 1).data_ack().encode();
+    let mut receipt = got.receipt;
+    receipt.reply = Some(Reply {
+        to: String::new(),
+        payload: ack.clone().into_bytes(),
+    });
+    h.ack.answer(receipt);
+    h.phase.send(Phase::Disconnect).expect("disconnect");
+    let mut rest = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), client.read_to_end(&mut rest))
+        .await
+        .expect("closed within 5 s")
+        .expect("readable");
+    assert_eq!(String::from_utf8_lossy(&rest), ack);
+    tokio::time::timeout(Duration::from_secs(5), h.task)
+        .await
+        .expect("the source ends")
+        .expect("no panic");
+}
+
+#[test]
+fn the_frame_rate_pauses_beyond_its_burst() {
+    let start = Instant::now();
+    let mut rate = Rate {
+        per_second: 2.0,
+        tokens: 2.0,
+        at: start,
+    };
+    assert_eq!(rate.take(start), None);
+    assert_eq!(rate.take(start), None);
+    assert_eq!(rate.take(start), Some(Duration::from_millis(500)));
+    // After a second two more tokens came, minus the one borrowed.
+    let later = start + Duration::from_secs(1);
+    assert_eq!(rate.take(later), None);
+    assert_eq!(rate.take(later), Some(Duration::from_millis(500)));
+}
+
+#[test]
+fn passwords_compare_whole() {
+    for (a, b, same) in [
+        ("837201", "837201", true),
+        ("837201", "837200", false),
+        ("837201", "83720", false),
+        ("", "", true),
+    ] {
+        assert_eq!(same_bytes(a.as_bytes(), b.as_bytes()), same, "{a} {b}");
+    }
+}
