@@ -1,6 +1,11 @@
 //! `riverwatch simulate`: publishes station readings to a real broker at QoS 1 — the load
 //! generator of the benchmarks and the fault tests, and a scenario player.
 //!
+//! With `--tcp HOST:PORT` instead of `--broker` it plays the stations' data loggers over HJ 212
+//! TCP (SPEC §5a): one connection per station, each frame asking for the data acknowledgement
+//! (Flag=5) and carrying the station's configured access password, and exits once every frame
+//! is acknowledged (CN=9014, matched by QN).
+//!
 //! Fed by the config (its stations and rivers) and the command line; feeds the broker. Readings
 //! go round-robin over the stations, each station's timestamps `--interval` apart (a minute
 //! by default) and unique, the newest `--newest-minutes-ago` before the start, so nothing is
@@ -37,10 +42,15 @@ pub enum Format {
 }
 
 #[derive(Debug, clap::Args)]
+#[command(group(clap::ArgGroup::new("target").required(true).args(["broker", "tcp"])))]
 pub struct Options {
     /// Broker, as mqtt://host:port.
     #[arg(long)]
-    pub broker: String,
+    pub broker: Option<String>,
+    /// Play data loggers over HJ 212 TCP to this address (the daemon's `[hj212_tcp] listen`),
+    /// one connection per station, instead of publishing to a broker; implies `--format hj212`.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub tcp: Option<String>,
     /// Messages to publish.
     #[arg(long, default_value_t = 1000)]
     pub count: u64,
@@ -165,8 +175,15 @@ fn json_payload(ts: DateTime<Utc>, values: &[(&str, f64)]) -> Vec<u8> {
     .into_bytes()
 }
 
-/// One CN=2011 frame in the 2017 version, asking for no answer, with the standard codes.
-fn hj212_payload(station: &Station, ts: DateTime<Utc>, values: &[(&str, f64)]) -> Vec<u8> {
+/// One CN=2011 frame in the 2017 version with the standard codes, from a logger whose
+/// password is `pw`; `Flag=5` (answer wanted) when `ack`, else `Flag=4`.
+fn hj212_frame(
+    station: &Station,
+    ts: DateTime<Utc>,
+    values: &[(&str, f64)],
+    pw: &str,
+    ack: bool,
+) -> hj212::Frame {
     let local = ts.with_timezone(&hj212::cst());
     let mut cp = format!("DataTime={}", local.format("%Y%m%d%H%M%S"));
     for (k, x) in values {
@@ -174,21 +191,27 @@ fn hj212_payload(station: &Station, ts: DateTime<Utc>, values: &[(&str, f64)]) -
             cp.push_str(&format!(";{code}-Rtd={x:.3},{code}-Flag=N"));
         }
     }
-    let frame = hj212::Frame {
+    hj212::Frame {
         qn: Some(format!("{}000", local.format("%Y%m%d%H%M%S"))),
         st: "21".into(),
         cn: "2011".into(),
-        pw: Some("123456".into()),
+        pw: Some(pw.into()),
         mn: station
             .hj212_mn
             .clone()
             .unwrap_or_else(|| station.id.clone()),
-        flag: Some(4),
+        flag: Some(if ack { 5 } else { 4 }),
         pnum: None,
         pno: None,
         cp,
-    };
-    frame.encode().into_bytes()
+    }
+}
+
+/// One CN=2011 frame asking for no answer, as a station publishes it over MQTT.
+fn hj212_payload(station: &Station, ts: DateTime<Utc>, values: &[(&str, f64)]) -> Vec<u8> {
+    hj212_frame(station, ts, values, "123456", false)
+        .encode()
+        .into_bytes()
 }
 
 /// Whether the `outage` scenario silences message `k` (of `n` stations, `per_station` each):
@@ -212,6 +235,20 @@ pub enum SimulateError {
     /// `--params` names a key the simulator does not produce.
     #[error("--params: {key:?} is not one of {known}")]
     Param { key: String, known: String },
+    /// A logger's TCP connection failed, or closed before every frame was acknowledged.
+    #[error("HJ 212 TCP {addr}: {why} ({acked} of {expected} frames acknowledged)")]
+    Tcp {
+        addr: String,
+        why: String,
+        acked: u64,
+        expected: u64,
+    },
+    /// A station's logger password cannot be read.
+    #[error("{key}: {source}")]
+    Password {
+        key: String,
+        source: crate::settings::secret::SecretError,
+    },
     /// The broker connection failed part way.
     #[error("broker connection failed after {acked} of {expected} acknowledgements ({published} sent): {source}")]
     Connection {
@@ -227,7 +264,10 @@ pub enum SimulateError {
 /// # Errors
 /// [`SimulateError`]: a bad option, or the broker connection lost before the last PUBACK.
 pub async fn run(cfg: &Config, o: &Options) -> Result<(u64, f64), SimulateError> {
-    let (host, port) = crate::config::broker_address(&o.broker)?;
+    if let Some(addr) = &o.tcp {
+        return run_tcp(cfg, o, addr).await;
+    }
+    let (host, port) = crate::config::broker_address(o.broker.as_deref().unwrap_or_default())?;
     let stations: Vec<&Station> = cfg
         .network
         .stations
@@ -322,5 +362,140 @@ pub async fn run(cfg: &Config, o: &Options) -> Result<(u64, f64), SimulateError>
         }
     }
     let _ = publisher.await;
+    Ok((acked, started.elapsed().as_secs_f64()))
+}
+
+/// The frames of every reading `o` asks for, in sending order: (station position, frame).
+fn planned_frames(
+    stations: &[&Station],
+    o: &Options,
+    pw: &dyn Fn(&Station) -> String,
+) -> Result<Vec<(usize, hj212::Frame)>, SimulateError> {
+    let n = stations.len() as u64;
+    let per_station = o.count.div_ceil(n);
+    let newest = Utc::now() - ChronoDuration::minutes(o.newest_minutes_ago);
+    let step = crate::config::units::parse_duration(&o.interval)
+        .ok()
+        .and_then(|d| ChronoDuration::from_std(d).ok())
+        .filter(|d| *d > ChronoDuration::zero())
+        .ok_or_else(|| SimulateError::Interval(o.interval.clone()))?;
+    if let Some(bad) = o.params.iter().find(|p| !KEYS.contains(&p.as_str())) {
+        return Err(SimulateError::Param {
+            key: bad.clone(),
+            known: KEYS.join(", "),
+        });
+    }
+    let mut noise = Noise(0x9e37_79b9_7f4a_7c15);
+    let mut out = Vec::new();
+    for k in 0..o.count {
+        let s = (k % n) as usize;
+        let i = k / n;
+        if silenced(o.scenario, k, n, per_station) {
+            continue;
+        }
+        let st = stations[s];
+        let ts = newest - step * (per_station - 1 - i) as i32;
+        let mut v = values(o.scenario, stations, s, i, per_station, &mut noise);
+        v.retain(|(key, _)| o.params.iter().any(|p| p == key));
+        out.push((s, hj212_frame(st, ts, &v, &pw(st), true)));
+    }
+    Ok(out)
+}
+
+/// Plays each station's data logger over HJ 212 TCP: one connection per station, frames sent
+/// round-robin at `--rate`, and waits until the daemon acknowledged every one (CN=9014 with
+/// the frame's QN); returns (acknowledged, seconds).
+async fn run_tcp(cfg: &Config, o: &Options, addr: &str) -> Result<(u64, f64), SimulateError> {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    let stations: Vec<&Station> = cfg
+        .network
+        .stations
+        .iter()
+        .take(o.stations.unwrap_or(usize::MAX))
+        .collect();
+    if stations.is_empty() {
+        return Err(SimulateError::NoStations);
+    }
+    let mut passwords = std::collections::HashMap::new();
+    for p in &cfg.hj212_passwords {
+        let secret = p
+            .source
+            .resolve()
+            .map_err(|source| SimulateError::Password {
+                key: p.key.clone(),
+                source,
+            })?;
+        passwords.insert(p.station.clone(), secret);
+    }
+    // A station without a configured password sends the standard's example password.
+    let pw = |st: &Station| {
+        passwords
+            .get(&st.id)
+            .map_or_else(|| "123456".to_string(), |s| s.expose().to_string())
+    };
+    let frames = planned_frames(&stations, o, &pw)?;
+    let expected = frames.len() as u64;
+    let failed = |why: String, acked: u64| SimulateError::Tcp {
+        addr: addr.to_string(),
+        why,
+        acked,
+        expected,
+    };
+    let (acks_tx, mut acks_rx) = tokio::sync::mpsc::unbounded_channel::<Result<(), String>>();
+    let mut writers = Vec::new();
+    for _ in &stations {
+        let stream = tokio::net::TcpStream::connect(addr)
+            .await
+            .map_err(|e| failed(format!("cannot connect: {e}"), 0))?;
+        let _ = stream.set_nodelay(true);
+        let (read, write) = stream.into_split();
+        writers.push(write);
+        let tx = acks_tx.clone();
+        tokio::spawn(async move {
+            let mut lines = BufReader::new(read).lines();
+            loop {
+                match lines.next_line().await {
+                    Ok(Some(line)) => {
+                        let acked = hj212::parse(line.as_bytes()).is_ok_and(|f| f.cn == "9014");
+                        if acked && tx.send(Ok(())).is_err() {
+                            return;
+                        }
+                    }
+                    Ok(None) => {
+                        let _ = tx.send(Err("the daemon closed the connection".into()));
+                        return;
+                    }
+                    Err(e) => {
+                        let _ = tx.send(Err(e.to_string()));
+                        return;
+                    }
+                }
+            }
+        });
+    }
+    drop(acks_tx);
+    let started = Instant::now();
+    let began = tokio::time::Instant::now();
+    let mut acked = 0;
+    for (k, (s, frame)) in frames.iter().enumerate() {
+        if o.rate > 0.0 {
+            tokio::time::sleep_until(began + Duration::from_secs_f64(k as f64 / o.rate)).await;
+        }
+        writers[*s]
+            .write_all(frame.encode().as_bytes())
+            .await
+            .map_err(|e| failed(format!("cannot send: {e}"), acked))?;
+        while let Ok(ack) = acks_rx.try_recv() {
+            ack.map_err(|why| failed(why, acked))?;
+            acked += 1;
+        }
+    }
+    while acked < expected {
+        match acks_rx.recv().await {
+            Some(Ok(())) => acked += 1,
+            Some(Err(why)) => return Err(failed(why, acked)),
+            None => return Err(failed("every connection closed".into(), acked)),
+        }
+    }
     Ok((acked, started.elapsed().as_secs_f64()))
 }
