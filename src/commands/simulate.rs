@@ -255,7 +255,7 @@ pub enum SimulateError {
         acked: u64,
         expected: u64,
         published: u64,
-        source: rumqttc::ConnectionError,
+        source: Box<rumqttc::ConnectionError>,
     },
 }
 
@@ -356,7 +356,7 @@ pub async fn run(cfg: &Config, o: &Options) -> Result<(u64, f64), SimulateError>
                     acked,
                     expected,
                     published,
-                    source,
+                    source: Box::new(source),
                 });
             }
         }
