@@ -25,6 +25,7 @@ use crate::domain::hj212;
 use crate::domain::network::Station;
 use chrono::{DateTime, Duration as ChronoDuration, Utc};
 use rumqttc::{AsyncClient, Event, MqttOptions, Outgoing, Packet, QoS};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -106,7 +107,7 @@ const KEYS: [&str; 9] = [
 /// The values of one reading: (parameter key, value).
 fn values(
     scenario: Scenario,
-    stations: &[&Station],
+    stations: &[Arc<Station>],
     s: usize,
     i: u64,
     per_station: u64,
@@ -268,68 +269,22 @@ pub async fn run(cfg: &Config, o: &Options) -> Result<(u64, f64), SimulateError>
         return run_tcp(cfg, o, addr).await;
     }
     let (host, port) = crate::config::broker_address(o.broker.as_deref().unwrap_or_default())?;
-    let stations: Vec<&Station> = cfg
-        .network
-        .stations
-        .iter()
-        .take(o.stations.unwrap_or(usize::MAX))
-        .collect();
-    if stations.is_empty() {
-        return Err(SimulateError::NoStations);
-    }
+    let plan = Plan::new(cfg, o)?;
+    let expected = plan.len();
     let mut opts = MqttOptions::new(&o.client_id, host, port);
     opts.set_keep_alive(Duration::from_secs(30))
         .set_inflight(1000)
         .set_max_packet_size(1 << 20, 1 << 20);
     let (client, mut eventloop) = AsyncClient::new(opts, 10_000);
-    let n = stations.len() as u64;
-    let per_station = o.count.div_ceil(n);
-    let newest = Utc::now() - ChronoDuration::minutes(o.newest_minutes_ago);
-    let step = crate::config::units::parse_duration(&o.interval)
-        .ok()
-        .and_then(|d| ChronoDuration::from_std(d).ok())
-        .filter(|d| *d > ChronoDuration::zero())
-        .ok_or_else(|| SimulateError::Interval(o.interval.clone()))?;
-    let count = o.count;
-    let scenario = o.scenario;
     let format = o.format;
     let rate = o.rate;
-    if let Some(bad) = o.params.iter().find(|p| !KEYS.contains(&p.as_str())) {
-        return Err(SimulateError::Param {
-            key: bad.clone(),
-            known: KEYS.join(", "),
-        });
-    }
-    let params = o.params.clone();
-    let owned: Vec<Station> = stations.iter().map(|s| (*s).clone()).collect();
     let publisher = tokio::spawn(async move {
-        let refs: Vec<&Station> = owned.iter().collect();
-        let mut noise = Noise(0x9e37_79b9_7f4a_7c15);
         let began = tokio::time::Instant::now();
-        for k in 0..count {
-            let s = (k % n) as usize;
-            let i = k / n;
-            if silenced(scenario, k, n, per_station) {
-                continue;
-            }
+        for (k, reading) in plan.enumerate() {
             if rate > 0.0 {
                 tokio::time::sleep_until(began + Duration::from_secs_f64(k as f64 / rate)).await;
             }
-            let st = refs[s];
-            let ts = newest - step * (per_station - 1 - i) as i32;
-            let mut v = values(scenario, &refs, s, i, per_station, &mut noise);
-            v.retain(|(key, _)| params.iter().any(|p| p == key));
-            let river = &st.river;
-            let (topic, payload) = match format {
-                Format::Json => (
-                    format!("wq/{river}/{}/reading", st.id),
-                    json_payload(ts, &v),
-                ),
-                Format::Hj212 => (
-                    format!("wq/{river}/{}/hj212", st.id),
-                    hj212_payload(st, ts, &v),
-                ),
-            };
+            let (topic, payload) = reading.message(format);
             if client
                 .publish(topic, QoS::AtLeastOnce, false, payload)
                 .await
@@ -339,9 +294,6 @@ pub async fn run(cfg: &Config, o: &Options) -> Result<(u64, f64), SimulateError>
             }
         }
     });
-    let expected = (0..count)
-        .filter(|&k| !silenced(scenario, k, n, per_station))
-        .count() as u64;
     let started = Instant::now();
     let mut acked = 0;
     let mut published = 0;
@@ -365,41 +317,127 @@ pub async fn run(cfg: &Config, o: &Options) -> Result<(u64, f64), SimulateError>
     Ok((acked, started.elapsed().as_secs_f64()))
 }
 
-/// The frames of every reading `o` asks for, in sending order: (station position, frame).
-fn planned_frames(
-    stations: &[&Station],
-    o: &Options,
-    pw: &dyn Fn(&Station) -> String,
-) -> Result<Vec<(usize, hj212::Frame)>, SimulateError> {
-    let n = stations.len() as u64;
-    let per_station = o.count.div_ceil(n);
-    let newest = Utc::now() - ChronoDuration::minutes(o.newest_minutes_ago);
-    let step = crate::config::units::parse_duration(&o.interval)
-        .ok()
-        .and_then(|d| ChronoDuration::from_std(d).ok())
-        .filter(|d| *d > ChronoDuration::zero())
-        .ok_or_else(|| SimulateError::Interval(o.interval.clone()))?;
-    if let Some(bad) = o.params.iter().find(|p| !KEYS.contains(&p.as_str())) {
-        return Err(SimulateError::Param {
-            key: bad.clone(),
-            known: KEYS.join(", "),
-        });
-    }
-    let mut noise = Noise(0x9e37_79b9_7f4a_7c15);
-    let mut out = Vec::new();
-    for k in 0..o.count {
-        let s = (k % n) as usize;
-        let i = k / n;
-        if silenced(o.scenario, k, n, per_station) {
-            continue;
+/// The readings `o` asks for, in sending order, made as they are sent (a load run may ask for
+/// millions): round-robin over the first `--stations` stations, each station's timestamps
+/// `--interval` apart and unique, the newest `--newest-minutes-ago` before the start; those
+/// the scenario silences are skipped.
+struct Plan {
+    stations: Vec<Arc<Station>>,
+    scenario: Scenario,
+    params: Vec<String>,
+    count: u64,
+    per_station: u64,
+    newest: DateTime<Utc>,
+    step: ChronoDuration,
+    /// The next message number, silenced ones included.
+    k: u64,
+    noise: Noise,
+}
+
+/// One planned reading.
+struct Planned {
+    /// The station's position among those played.
+    position: usize,
+    station: Arc<Station>,
+    ts: DateTime<Utc>,
+    values: Vec<(&'static str, f64)>,
+}
+
+impl Planned {
+    /// The MQTT topic and payload of this reading in `format`.
+    fn message(&self, format: Format) -> (String, Vec<u8>) {
+        let st = &self.station;
+        match format {
+            Format::Json => (
+                format!("wq/{}/{}/reading", st.river, st.id),
+                json_payload(self.ts, &self.values),
+            ),
+            Format::Hj212 => (
+                format!("wq/{}/{}/hj212", st.river, st.id),
+                hj212_payload(st, self.ts, &self.values),
+            ),
         }
-        let st = stations[s];
-        let ts = newest - step * (per_station - 1 - i) as i32;
-        let mut v = values(o.scenario, stations, s, i, per_station, &mut noise);
-        v.retain(|(key, _)| o.params.iter().any(|p| p == key));
-        out.push((s, hj212_frame(st, ts, &v, &pw(st), true)));
     }
-    Ok(out)
+}
+
+impl Plan {
+    /// # Errors
+    /// [`SimulateError`]: no station, a bad `--interval` or `--params`.
+    fn new(cfg: &Config, o: &Options) -> Result<Plan, SimulateError> {
+        let stations: Vec<Arc<Station>> = cfg
+            .network
+            .stations
+            .iter()
+            .take(o.stations.unwrap_or(usize::MAX))
+            .map(|s| Arc::new(s.clone()))
+            .collect();
+        if stations.is_empty() {
+            return Err(SimulateError::NoStations);
+        }
+        let step = crate::config::units::parse_duration(&o.interval)
+            .ok()
+            .and_then(|d| ChronoDuration::from_std(d).ok())
+            .filter(|d| *d > ChronoDuration::zero())
+            .ok_or_else(|| SimulateError::Interval(o.interval.clone()))?;
+        if let Some(bad) = o.params.iter().find(|p| !KEYS.contains(&p.as_str())) {
+            return Err(SimulateError::Param {
+                key: bad.clone(),
+                known: KEYS.join(", "),
+            });
+        }
+        Ok(Plan {
+            per_station: o.count.div_ceil(stations.len() as u64),
+            stations,
+            scenario: o.scenario,
+            params: o.params.clone(),
+            count: o.count,
+            newest: Utc::now() - ChronoDuration::minutes(o.newest_minutes_ago),
+            step,
+            k: 0,
+            noise: Noise(0x9e37_79b9_7f4a_7c15),
+        })
+    }
+
+    /// How many readings the plan holds (the silenced ones not counted).
+    fn len(&self) -> u64 {
+        let n = self.stations.len() as u64;
+        (0..self.count)
+            .filter(|&k| !silenced(self.scenario, k, n, self.per_station))
+            .count() as u64
+    }
+}
+
+impl Iterator for Plan {
+    type Item = Planned;
+
+    fn next(&mut self) -> Option<Planned> {
+        let n = self.stations.len() as u64;
+        while self.k < self.count {
+            let k = self.k;
+            self.k += 1;
+            if silenced(self.scenario, k, n, self.per_station) {
+                continue;
+            }
+            let (s, i) = ((k % n) as usize, k / n);
+            let ts = self.newest - self.step * (self.per_station - 1 - i) as i32;
+            let mut values = values(
+                self.scenario,
+                &self.stations,
+                s,
+                i,
+                self.per_station,
+                &mut self.noise,
+            );
+            values.retain(|(key, _)| self.params.iter().any(|p| p == key));
+            return Some(Planned {
+                position: s,
+                station: Arc::clone(&self.stations[s]),
+                ts,
+                values,
+            });
+        }
+        None
+    }
 }
 
 /// Plays each station's data logger over HJ 212 TCP: one connection per station, frames sent
@@ -407,15 +445,7 @@ fn planned_frames(
 /// the frame's QN); returns (acknowledged, seconds).
 async fn run_tcp(cfg: &Config, o: &Options, addr: &str) -> Result<(u64, f64), SimulateError> {
     use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-    let stations: Vec<&Station> = cfg
-        .network
-        .stations
-        .iter()
-        .take(o.stations.unwrap_or(usize::MAX))
-        .collect();
-    if stations.is_empty() {
-        return Err(SimulateError::NoStations);
-    }
+    let plan = Plan::new(cfg, o)?;
     let mut passwords = std::collections::HashMap::new();
     for p in &cfg.hj212_passwords {
         let secret = p
@@ -433,8 +463,8 @@ async fn run_tcp(cfg: &Config, o: &Options, addr: &str) -> Result<(u64, f64), Si
             .get(&st.id)
             .map_or_else(|| "123456".to_string(), |s| s.expose().to_string())
     };
-    let frames = planned_frames(&stations, o, &pw)?;
-    let expected = frames.len() as u64;
+    let stations = plan.stations.clone();
+    let expected = plan.len();
     let failed = |why: String, acked: u64| SimulateError::Tcp {
         addr: addr.to_string(),
         why,
@@ -477,11 +507,18 @@ async fn run_tcp(cfg: &Config, o: &Options, addr: &str) -> Result<(u64, f64), Si
     let started = Instant::now();
     let began = tokio::time::Instant::now();
     let mut acked = 0;
-    for (k, (s, frame)) in frames.iter().enumerate() {
+    for (k, reading) in plan.enumerate() {
         if o.rate > 0.0 {
             tokio::time::sleep_until(began + Duration::from_secs_f64(k as f64 / o.rate)).await;
         }
-        writers[*s]
+        let frame = hj212_frame(
+            &reading.station,
+            reading.ts,
+            &reading.values,
+            &pw(&reading.station),
+            true,
+        );
+        writers[reading.position]
             .write_all(frame.encode().as_bytes())
             .await
             .map_err(|e| failed(format!("cannot send: {e}"), acked))?;
