@@ -4,7 +4,9 @@
 //! `-Rtd=`, `<0.025` — keeping their other values, acknowledged, with the bad value
 //! dead-lettered alone.
 //!
-//! Outside the runner (no RIVERWATCH_TEST_* variables) each test returns at once and says so.
+//! Outside the runner (no RIVERWATCH_TEST_* variables) each test returns at once and says so,
+//! except the check of the public HJ 212 frames (`hj212 decode` over
+//! ../shared/data/hj212_public.jsonl), which needs no server.
 
 mod common;
 
@@ -250,4 +252,91 @@ fn partial_and_censored_readings_keep_their_other_values() {
     assert_eq!(reasons.len(), 2, "{dead}");
     assert!(dead.contains("w21003-Rtd is empty"), "{dead}");
     assert!(dead.contains("codmn = -1 is negative"), "{dead}");
+}
+
+/// Numbers of a decoded object equal to those wanted, to the last few bits (µg/L values are
+/// divided by 1000), with the same keys.
+fn same_numbers(got: &serde_json::Value, want: &serde_json::Value) -> bool {
+    let (Some(got), Some(want)) = (got.as_object(), want.as_object()) else {
+        return false;
+    };
+    got.len() == want.len()
+        && want.iter().all(|(k, w)| {
+            let (Some(g), Some(w)) = (got.get(k).and_then(|v| v.as_f64()), w.as_f64()) else {
+                return false;
+            };
+            (g - w).abs() <= 1e-12 * w.abs().max(1.0)
+        })
+}
+
+/// `riverwatch hj212 decode` over the 40 frames that public HJ 212 libraries test with
+/// (../shared/data/hj212_public.jsonl, README there): each valid one decoded to the fields,
+/// values, flags and unmapped codes it should give, each invalid one refused with one of the
+/// words it should be refused with. Needs no server: it always runs.
+#[test]
+fn public_frames_are_decoded_or_refused_as_expected() {
+    use std::io::Write;
+    let text = std::fs::read_to_string(data_dir().join("hj212_public.jsonl"))
+        .expect("../shared/data/hj212_public.jsonl");
+    let cases: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(cases.len(), 40);
+    let input: String = cases.iter().map(|c| c["frame"].as_str().unwrap()).collect();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_riverwatch"))
+        .args(["hj212", "decode"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let answers: Vec<serde_json::Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(answers.len(), cases.len(), "one answer per frame");
+
+    let mut wrong = Vec::new();
+    for (case, got) in cases.iter().zip(&answers) {
+        let id = case["id"].as_str().unwrap();
+        let fine = match case["expect"].as_str().unwrap() {
+            "ok" => {
+                let want = &case["want"];
+                got["ok"] == true
+                    && ["qn", "st", "cn", "mn", "flag", "data_time", "flags"]
+                        .iter()
+                        .all(|k| got[k] == want[k])
+                    && same_numbers(&got["values"], &want["values"])
+                    && same_numbers(&got["codes"], &want["codes"])
+            }
+            _ => {
+                let error = got["error"].as_str().unwrap_or_default().to_lowercase();
+                got["ok"] == false
+                    && case["reason_any"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .any(|w| error.contains(&w.as_str().unwrap().to_lowercase()))
+            }
+        };
+        if !fine {
+            wrong.push(format!("{id}: {got}"));
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "{} of {} frames not as expected:\n{}",
+        wrong.len(),
+        cases.len(),
+        wrong.join("\n")
+    );
 }

@@ -3,9 +3,10 @@
 //!
 //! Fed by an integrator's capture file or a pipe; uses the pure `domain::hj212` decoder with
 //! the standard code map. A bad line never stops the command: each line is answered on its
-//! own, and blank lines are skipped.
+//! own, and blank lines are skipped. Each frame is decoded alone: the packets of a split
+//! message are shown one by one (with `pnum` and `pno`), not reassembled as the daemon does.
 
-use crate::domain::hj212::{self, CodeMap, Frame};
+use crate::domain::hj212::{self, CodeMap, Frame, Version};
 use crate::json::Object;
 use std::io::{BufRead, Write};
 
@@ -39,13 +40,34 @@ fn decoded(frame: &Frame, data: &hj212::Data) -> Object {
         .nest("values", values)
         .nest("flags", flags)
         .nest("codes", codes);
-    // Values refused alone (an empty `-Rtd=`): listed only when there are some, so the
-    // SPEC §11 line of a clean frame is unchanged.
-    if data.bad.is_empty() {
+    // The fields below appear only when they say something, so the SPEC §11 line of a clean
+    // frame is unchanged. Values refused alone (an empty `-Rtd=`):
+    let mut out = if data.bad.is_empty() {
         out
     } else {
         out.nest("refused", bad)
+    };
+    // Text beside the values (a status in Chinese, `i12001-Info=正常`).
+    if !data.info.is_empty() {
+        let info = data
+            .info
+            .iter()
+            .fold(Object::new(), |o, (k, text)| o.put(k, text.clone()));
+        out = out.nest("info", info);
     }
+    // The Flag's version bits when the label reads them otherwise than the standard: bits 2
+    // before HJ 212-2025 existed, labelled "2017".
+    if frame.version() == Version::VendorPre2025 {
+        out = out.put("version_bits", frame.version_bits());
+    }
+    // One packet of a split message, decoded on its own (the daemon reassembles them).
+    if let Some(pnum) = frame.pnum {
+        out = out.put("pnum", pnum);
+    }
+    if let Some(pno) = frame.pno {
+        out = out.put("pno", pno);
+    }
+    out
 }
 
 /// The JSON line for one input line.
@@ -112,5 +134,34 @@ mod tests {
             "crc mismatch: frame says 4980, computed 8641"
         );
         assert_eq!(lines[3]["ok"], true);
+    }
+
+    #[test]
+    fn quirks_are_shown_beside_the_spec_fields() {
+        use crate::domain::hj212::tests::build_bytes;
+        let segment = "QN=20210301111100112;ST=21;CN=2011;PW=123456;MN=ZLDSZ20210127;Flag=9;CP=&&DataTime=20210301111100123;w01001-Rtd=8.33,w01001-Flag=N;i12001-Info=正常&&";
+        let json: serde_json::Value =
+            serde_json::from_str(&decode_line(&build_bytes(segment.as_bytes()))).unwrap();
+        assert_eq!(json["ok"], true, "{json}");
+        assert_eq!(json["data_time"], "2021-03-01T11:11:00+08:00");
+        assert_eq!(json["values"], serde_json::json!({"ph": 8.33}));
+        assert_eq!(json["info"], serde_json::json!({"i12001": "正常"}));
+        // Flag 9 in 2021: the vendor's bits, shown, and the label HJ 212-2017.
+        assert_eq!(
+            (&json["version"], &json["version_bits"], &json["flag"]),
+            (&"2017".into(), &2.into(), &9.into())
+        );
+        // One packet of an old-style split message, decoded on its own.
+        let packet = "ST=21;CN=2011;PW=123456;MN=DM000001;PNO=2;PNUM=2;CP=&&DataTime=20191225155200;w01019-Rtd=3.579,w01019-Flag=N&&";
+        let json: serde_json::Value =
+            serde_json::from_str(&decode_line(&build_bytes(packet.as_bytes()))).unwrap();
+        assert_eq!(
+            (&json["pnum"], &json["pno"], &json["values"]["codmn"]),
+            (&2.into(), &2.into(), &3.579.into())
+        );
+        assert!(
+            json.get("info").is_none() && json.get("version_bits").is_none(),
+            "{json}"
+        );
     }
 }

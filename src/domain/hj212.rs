@@ -9,6 +9,18 @@
 //! A frame is `##` + a 4-digit data length + the data segment + a 4-hex-digit CRC16 + CRLF.
 //! The CRC covers the data segment only and is HJ 212's own variant (shift, then XOR: not
 //! Modbus); it is compared case-insensitively and written in upper case.
+//!
+//! Real loggers bend the standard; where the meaning is clear, the frame is accepted:
+//! - a lowercase CRC;
+//! - a 17-digit `DataTime` with milliseconds (the milliseconds are dropped);
+//! - text that is not ASCII (UTF-8 or GBK) in CP, e.g. `i12001-Info=正常`: [`parse`] works on
+//!   bytes, the CRC is checked over the bytes as sent, the length may count bytes or
+//!   characters, and such text goes to [`Data::info`], never among the values;
+//! - an empty `-Rtd=` beside valid values (that value alone is refused, in [`Data::bad`]);
+//! - split packets with PNUM/PNO but without Flag bit 1, reassembled like the standard's
+//!   ([`Reassembly`]);
+//! - Flag version bits 2 in frames made before HJ 212-2025 existed, read as 2017
+//!   ([`Version`]).
 
 use super::param::{DataFlag, Param};
 use chrono::{DateTime, FixedOffset, NaiveDateTime, TimeZone};
@@ -34,30 +46,45 @@ pub fn crc16(data: &[u8]) -> u16 {
     crc
 }
 
-/// The standard a frame follows, from the version bits of its Flag (bits 2–7).
+/// The standard a frame follows, read from the version bits of its Flag (bits 2–7) and, for
+/// version bits 2, from when the frame was made (WATER.md §4, §4.3):
+///
+/// | version bits | frame dated (QN, else DataTime) | label |
+/// |---|---|---|
+/// | 0 (or no Flag) | any | 2005 |
+/// | 1 | any | 2017 |
+/// | 2 | before 2025-06-06 | 2017 ([`Version::VendorPre2025`]) |
+/// | 2 | from 2025-06-06, or undated | 2025 |
+/// | 3–63 | any | unknown (n), still decoded |
+///
+/// HJ 212-2025 gave version bits 2 their meaning when it was issued on 2025-06-06 (WATER.md
+/// §4 status). Loggers sent Flag 8 and 9 years before that (WATER.md §4.3 cites real frames
+/// from 2020–21): those bits were a vendor's choice, and such frames follow HJ 212-2017, so
+/// they are read as 2017. The raw bits are kept ([`Frame::version_bits`]), and the data
+/// acknowledgement mirrors them, whatever the label.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Version {
     V2005,
     V2017,
+    /// Version bits 2 in a frame made before HJ 212-2025 existed: HJ 212-2017 with a vendor's
+    /// Flag.
+    VendorPre2025,
     V2025,
     /// A version number this code does not know; the frame is still decoded.
     Other(u8),
 }
 
-impl Version {
-    fn bits(self) -> u8 {
-        match self {
-            Version::V2005 => 0,
-            Version::V2017 => 1,
-            Version::V2025 => 2,
-            Version::Other(n) => n,
-        }
-    }
+/// The day HJ 212-2025 was issued (WATER.md §4), before which version bits 2 meant no
+/// standard.
+const ISSUED_2025: Option<chrono::NaiveDate> = chrono::NaiveDate::from_ymd_opt(2025, 6, 6);
 
+impl Version {
+    /// The standard's year, as the decoder's output labels it; `"unknown (n)"` for version
+    /// bits it does not know.
     pub fn name(self) -> String {
         match self {
             Version::V2005 => "2005".into(),
-            Version::V2017 => "2017".into(),
+            Version::V2017 | Version::VendorPre2025 => "2017".into(),
             Version::V2025 => "2025".into(),
             Version::Other(n) => format!("unknown ({n})"),
         }
@@ -95,13 +122,38 @@ pub struct Frame {
 }
 
 impl Frame {
+    /// The Flag's version bits (2–7) as sent; 0 when the frame has no Flag.
+    pub fn version_bits(&self) -> u8 {
+        self.flag.unwrap_or(0) >> 2
+    }
+
+    /// The standard this frame follows, labelled as [`Version`] says.
     pub fn version(&self) -> Version {
-        match self.flag.unwrap_or(0) >> 2 {
+        match self.version_bits() {
             0 => Version::V2005,
             1 => Version::V2017,
-            2 => Version::V2025,
+            2 => match (self.made_on(), ISSUED_2025) {
+                (Some(day), Some(issued)) if day < issued => Version::VendorPre2025,
+                _ => Version::V2025,
+            },
             n => Version::Other(n),
         }
+    }
+
+    /// The day the frame was made: QN's date (the request's own time), else the date of CP's
+    /// `DataTime`; `None` when neither reads as a date.
+    fn made_on(&self) -> Option<chrono::NaiveDate> {
+        let day = |digits: &str| {
+            digits
+                .get(..8)
+                .and_then(|d| chrono::NaiveDate::parse_from_str(d, "%Y%m%d").ok())
+        };
+        self.qn.as_deref().and_then(day).or_else(|| {
+            self.cp
+                .split([';', ','])
+                .find_map(|item| item.strip_prefix("DataTime="))
+                .and_then(day)
+        })
     }
 
     /// Flag bit 0: the sender expects an answer (for data, the CN=9014 acknowledgement).
@@ -128,25 +180,31 @@ impl Frame {
         if let Some(flag) = self.flag {
             s.push_str(&format!("Flag={flag};"));
         }
-        if let (Some(pnum), Some(pno)) = (self.pnum, self.pno) {
-            s.push_str(&format!("PNUM={pnum};PNO={pno};"));
+        if let Some(pnum) = self.pnum {
+            s.push_str(&format!("PNUM={pnum};"));
+        }
+        if let Some(pno) = self.pno {
+            s.push_str(&format!("PNO={pno};"));
         }
         s.push_str(&format!("CP=&&{}&&", self.cp));
         s
     }
 
-    /// The complete frame, `##` to CRLF, with an upper-case CRC.
+    /// The complete frame, `##` to CRLF, with an upper-case CRC over the segment's UTF-8
+    /// bytes. The length field counts characters, as the standard says (for the ASCII frames
+    /// riverwatch sends, characters and bytes are the same).
     pub fn encode(&self) -> String {
         let segment = self.segment();
         format!(
             "##{:04}{segment}{:04X}\r\n",
-            segment.len(),
+            segment.chars().count(),
             crc16(segment.as_bytes())
         )
     }
 
     /// The CN=9014 data acknowledgement for this frame: ST=91, the same QN, PW and MN, and a
-    /// Flag that carries this frame's version and asks for no answer.
+    /// Flag that carries this frame's version bits unchanged (whatever [`Frame::version`]
+    /// labels them) and asks for no answer.
     pub fn data_ack(&self) -> Frame {
         Frame {
             qn: self.qn.clone(),
@@ -154,7 +212,8 @@ impl Frame {
             cn: "9014".into(),
             pw: self.pw.clone(),
             mn: self.mn.clone(),
-            flag: Some(self.version().bits() << 2),
+            // The frame's own version bits, as sent: a logger expects its own version back.
+            flag: Some(self.flag.unwrap_or(0) & !3),
             pnum: None,
             pno: None,
             cp: String::new(),
@@ -164,56 +223,80 @@ impl Frame {
 
 /// Checks the framing, length and CRC of one frame and splits its data segment. A trailing
 /// CR LF is optional (a line read from a file has lost it).
+///
+/// Works on the bytes as sent, so text in CP may be in any encoding:
+/// - the CRC is computed over the data segment's bytes exactly as they arrived;
+/// - the 4-digit length counts the data segment's characters, which the standard assumes are
+///   ASCII (one byte each). A logger that writes Chinese text counts either bytes or
+///   characters, so the length is accepted when it equals the segment's byte count or its
+///   character count: UTF-8 characters when the segment is valid UTF-8, otherwise GBK
+///   characters (a byte from 0x81 to 0xFE followed by one from 0x40 to 0xFE, 0x7F excepted,
+///   is one character; any other byte is one);
+/// - non-ASCII bytes are allowed in CP only; the fields before it (QN, ST, CN, PW, MN, Flag,
+///   PNUM, PNO) are ASCII by the standard and a non-ASCII byte there refuses the frame;
+/// - CP that is not valid UTF-8 (GBK text, which this crate does not decode) is kept with each
+///   undecodable byte replaced by U+FFFD. No separator (`;` `,` `=` `&`) can be a GBK byte,
+///   so items still split correctly; only the text of such items is lost, and re-encoding such
+///   a frame does not give back its bytes.
+///
+/// Errors: a [`FrameError`] naming the first check that failed (header, length field,
+/// segment over [`MAX_SEGMENT`] characters, truncated or bad length, CRC field, CRC mismatch,
+/// malformed data segment or CP, a field out of its format).
 pub fn parse(bytes: &[u8]) -> Result<Frame, FrameError> {
-    if let Some(pos) = bytes.iter().position(|b| !b.is_ascii()) {
-        return err(format!(
-            "non-ASCII byte 0x{:02X} at offset {pos}",
-            bytes[pos]
-        ));
-    }
-    // Checked ASCII above, so this is valid UTF-8.
-    let text = std::str::from_utf8(bytes).map_err(|e| FrameError(e.to_string()))?;
-    let text = text.strip_suffix('\n').unwrap_or(text);
-    let text = text.strip_suffix('\r').unwrap_or(text);
-    if !text.starts_with("##") {
+    let bytes = bytes.strip_suffix(b"\n").unwrap_or(bytes);
+    let bytes = bytes.strip_suffix(b"\r").unwrap_or(bytes);
+    if !bytes.starts_with(b"##") {
         return err("does not start with ##");
     }
-    if text.len() < 10 {
+    if bytes.len() < 10 {
         return err(format!(
             "truncated: {} characters, a frame needs at least ## + length + CRC",
-            text.len()
+            bytes.len()
         ));
     }
-    let length_field = &text[2..6];
-    if !length_field.bytes().all(|b| b.is_ascii_digit()) {
-        return err(format!("bad length field {length_field:?}"));
+    let length_field = &bytes[2..6];
+    if !length_field.iter().all(u8::is_ascii_digit) {
+        return err(format!(
+            "bad length field {:?}",
+            String::from_utf8_lossy(length_field)
+        ));
     }
-    let declared: usize = length_field
-        .parse()
-        .map_err(|_| FrameError(format!("bad length field {length_field:?}")))?;
+    let declared = length_field
+        .iter()
+        .fold(0usize, |n, d| n * 10 + usize::from(d - b'0'));
     if declared > MAX_SEGMENT {
         return err(format!(
             "data segment of {declared} characters exceeds the {MAX_SEGMENT} allowed"
         ));
     }
-    let carried = text.len() - 10;
+    let (segment, crc_field) = bytes[6..].split_at(bytes.len() - 10);
+    let carried = segment.len();
     if carried != declared {
-        let what = if carried < declared {
-            "truncated"
-        } else {
-            "bad length"
-        };
-        return err(format!(
-            "{what}: length field says {declared} characters, frame carries {carried}"
-        ));
+        let ascii = segment.is_ascii();
+        let chars = if ascii { carried } else { characters(segment) };
+        if chars != declared {
+            let what = if carried < declared {
+                "truncated"
+            } else {
+                "bad length"
+            };
+            let carries = if ascii {
+                format!("{carried}")
+            } else {
+                format!("{carried} bytes ({chars} characters)")
+            };
+            return err(format!(
+                "{what}: length field says {declared} characters, frame carries {carries}"
+            ));
+        }
     }
-    let segment = &text[6..6 + declared];
-    let crc_text = &text[6 + declared..];
-    let crc = u16::from_str_radix(crc_text, 16)
+    let crc_text = String::from_utf8_lossy(crc_field);
+    let crc = std::str::from_utf8(crc_field)
         .ok()
-        .filter(|_| crc_text.bytes().all(|b| b.is_ascii_hexdigit()))
+        .filter(|t| t.bytes().all(|b| b.is_ascii_hexdigit()))
+        .and_then(|t| u16::from_str_radix(t, 16).ok())
         .ok_or_else(|| FrameError(format!("bad CRC field {crc_text:?}")))?;
-    let computed = crc16(segment.as_bytes());
+    let computed = crc16(segment);
     if crc != computed {
         return err(format!(
             "crc mismatch: frame says {}, computed {computed:04X}",
@@ -223,16 +306,44 @@ pub fn parse(bytes: &[u8]) -> Result<Frame, FrameError> {
     parse_segment(segment)
 }
 
-fn parse_segment(segment: &str) -> Result<Frame, FrameError> {
+/// The characters of a data segment that is not all ASCII: UTF-8 characters when it is valid
+/// UTF-8, otherwise GBK characters (see [`parse`]).
+fn characters(segment: &[u8]) -> usize {
+    if let Ok(text) = std::str::from_utf8(segment) {
+        return text.chars().count();
+    }
+    let mut count = 0;
+    let mut i = 0;
+    while i < segment.len() {
+        let double = (0x81..=0xFE).contains(&segment[i])
+            && segment
+                .get(i + 1)
+                .is_some_and(|b| (0x40..=0xFE).contains(b) && *b != 0x7F);
+        i += if double { 2 } else { 1 };
+        count += 1;
+    }
+    count
+}
+
+fn parse_segment(segment: &[u8]) -> Result<Frame, FrameError> {
     // CP comes last and may itself hold ';' and '=': split it off before anything else.
-    let Some(cp_at) = segment.find("CP=&&") else {
+    let Some(cp_at) = segment.windows(5).position(|w| w == b"CP=&&") else {
         return err("malformed data segment: no CP=&&");
     };
     let (head, cp) = segment.split_at(cp_at);
-    let cp = &cp["CP=&&".len()..];
-    let Some(cp) = cp.strip_suffix("&&") else {
+    if let Some(pos) = head.iter().position(|b| !b.is_ascii()) {
+        return err(format!(
+            "non-ASCII byte 0x{:02X} at offset {} in the fields before CP (only CP may carry text)",
+            head[pos],
+            6 + pos
+        ));
+    }
+    // ASCII, checked just above.
+    let head = std::str::from_utf8(head).map_err(|e| FrameError(e.to_string()))?;
+    let Some(cp) = cp[b"CP=&&".len()..].strip_suffix(b"&&") else {
         return err("malformed CP: it does not end with &&");
     };
+    let cp = String::from_utf8_lossy(cp);
     let mut fields: BTreeMap<&str, &str> = BTreeMap::new();
     for item in head.split(';').filter(|i| !i.is_empty()) {
         let Some((key, value)) = item.split_once('=') else {
@@ -301,13 +412,16 @@ fn parse_segment(segment: &str) -> Result<Frame, FrameError> {
         flag,
         pnum,
         pno,
-        cp: cp.to_string(),
+        cp: cp.into_owned(),
     };
-    if frame.is_split() {
-        match (frame.pnum, frame.pno) {
-            (Some(n), Some(i)) if n >= 1 && (1..=n).contains(&i) => {}
-            _ => return err("split packet (Flag bit 1) without a valid PNUM/PNO"),
+    match (frame.pnum, frame.pno) {
+        (Some(n), Some(i)) if n >= 1 && (1..=n).contains(&i) => {}
+        _ if frame.is_split() => {
+            return err("split packet (Flag bit 1) without a valid PNUM/PNO");
         }
+        // Old-style split packets carry PNUM and PNO without Flag bit 1: they must agree.
+        (Some(n), Some(i)) => return err(format!("PNO={i} is not within 1 to PNUM={n}")),
+        _ => {}
     }
     Ok(frame)
 }
@@ -361,6 +475,29 @@ pub fn cst() -> FixedOffset {
     FixedOffset::east_opt(8 * 3600).unwrap_or_else(|| FixedOffset::east_opt(0).expect("UTC"))
 }
 
+/// A `DataTime` value: `YYYYMMDDhhmmss` in China Standard Time, as the standard writes it, or
+/// `YYYYMMDDhhmmsszzz` with milliseconds, as some loggers and public libraries write it
+/// (xiaoyao9184/hj-t212-parser, chenqi92/alltobs-hj212): the meaning is clear, and the
+/// milliseconds are dropped (readings are stamped to the second). Any other length is refused.
+fn data_time(value: &str) -> Result<DateTime<FixedOffset>, FrameError> {
+    let digits = value.bytes().all(|b| b.is_ascii_digit());
+    let seconds = match value.len() {
+        14 if digits => value,
+        17 if digits => &value[..14],
+        _ => {
+            return err(format!(
+                "DataTime={value:?} is not YYYYMMDDhhmmss (14 digits) or YYYYMMDDhhmmsszzz (17, with milliseconds)"
+            ))
+        }
+    };
+    let naive = NaiveDateTime::parse_from_str(seconds, "%Y%m%d%H%M%S")
+        .map_err(|_| FrameError(format!("DataTime={value:?} is not a valid time")))?;
+    cst()
+        .from_local_datetime(&naive)
+        .single()
+        .ok_or_else(|| FrameError(format!("DataTime={value:?} is not a valid time")))
+}
+
 /// Splits CP into groups (`;`) and items (`,`), each `key=value`.
 pub fn parse_cp(cp: &str) -> Result<Cp, FrameError> {
     let mut out = Cp::default();
@@ -369,13 +506,7 @@ pub fn parse_cp(cp: &str) -> Result<Cp, FrameError> {
             return err(format!("malformed CP item {item:?}"));
         };
         if key == "DataTime" {
-            let naive = NaiveDateTime::parse_from_str(value, "%Y%m%d%H%M%S")
-                .map_err(|_| FrameError(format!("DataTime={value:?} is not YYYYMMDDhhmmss")))?;
-            let local = cst()
-                .from_local_datetime(&naive)
-                .single()
-                .ok_or_else(|| FrameError(format!("DataTime={value:?} is not a valid time")))?;
-            out.data_time = Some(local);
+            out.data_time = Some(data_time(value)?);
         } else if let Some((code, field)) = key.split_once('-') {
             if code.is_empty() || field.is_empty() {
                 return err(format!("malformed CP item {item:?}"));
@@ -511,6 +642,11 @@ pub struct Data {
     /// way of saying "no result"), or text that is not a number. The frame's other values
     /// stand (SPEC §5a).
     pub bad: Vec<(String, String)>,
+    /// Text the frame carries beside its values, as written (GBK text with its bytes replaced
+    /// by U+FFFD, see [`parse`]): every `-Info` item by its code (`i12001` → `正常`), and any
+    /// other item whose text is not ASCII, by its key (`w01001-EFlag`, `Remark`). Never a
+    /// value and never a refusal: a status in Chinese says nothing against the numbers.
+    pub info: BTreeMap<String, String>,
 }
 
 /// The field that carries a command's value: `-Rtd` for real-time data (2011), `-Avg` for
@@ -531,8 +667,18 @@ pub fn data(frame: &Frame, map: &CodeMap) -> Result<Data, FrameError> {
         data_time: cp.data_time,
         ..Data::default()
     };
+    for (key, value) in &cp.other {
+        if !value.is_ascii() {
+            out.info.insert(key.clone(), value.clone());
+        }
+    }
     let mut flags: BTreeMap<&str, DataFlag> = BTreeMap::new();
     for (code, f, value) in &cp.items {
+        if f == "Info" {
+            out.info.insert(code.clone(), value.clone());
+        } else if f != field && !value.is_ascii() {
+            out.info.insert(format!("{code}-{f}"), value.clone());
+        }
         if f == "Flag" {
             let letter = value.chars().next().unwrap_or('?');
             let flag = DataFlag::parse(value).unwrap_or(DataFlag::Other(letter));
@@ -565,61 +711,132 @@ pub fn data(frame: &Frame, map: &CodeMap) -> Result<Data, FrameError> {
     Ok(out)
 }
 
-/// Reassembles messages split over several packets (Flag bit 1), keyed by QN. A message whose
-/// packets do not all arrive within the timeout is given up.
+/// Reassembles messages split over several packets. A packet is part of a split message when
+/// it carries PNUM and PNO: with Flag bit 1, as HJ 212-2017 says, or without it (an older
+/// style, and loggers that send no Flag at all). Packets belong together when MN, CN and QN
+/// agree; a packet without QN is keyed by its CP's `DataTime` instead (such loggers stamp
+/// every packet of one message with the same `DataTime`), and one with neither is passed on
+/// alone, as it cannot be matched. A message whose packets do not all arrive within the
+/// timeout is given up ([`Reassembly::expire`]).
 #[derive(Debug, Default)]
 pub struct Reassembly {
-    pending: BTreeMap<(String, String), Partial>,
+    pending: BTreeMap<Key, Partial>,
 }
+
+/// Which message a packet belongs to: MN, CN, and `QN=…` or, without QN, `DataTime=…`.
+type Key = (String, String, String);
 
 #[derive(Debug)]
 struct Partial {
+    /// When the first packet arrived: the timeout runs from here.
     first_seen: DateTime<chrono::Utc>,
+    /// PNUM as the first packet gave it; every packet must say the same.
+    pnum: u32,
+    /// `DataTime` as written, from the first packet that has one; every packet that has one
+    /// must say the same.
+    data_time: Option<String>,
     parts: BTreeMap<u32, Frame>,
 }
 
+/// The `DataTime` items of a CP area, as written.
+fn data_times(cp: &str) -> impl Iterator<Item = &str> {
+    cp.split([';', ','])
+        .filter_map(|item| item.strip_prefix("DataTime="))
+}
+
 impl Reassembly {
-    /// Takes one packet; returns the whole message once its last packet is in (CP areas joined
-    /// in packet order), `None` while packets are missing. Unsplit frames pass straight
-    /// through.
-    pub fn push(&mut self, frame: Frame, now: DateTime<chrono::Utc>) -> Option<Frame> {
+    /// Takes one packet; returns the whole message once its last packet is in, `Ok(None)`
+    /// while packets are missing. Frames without PNUM/PNO pass straight through.
+    ///
+    /// The whole message has the first packet's fields, no PNUM/PNO, Flag bit 1 cleared, and
+    /// the CP areas joined in packet order with one `DataTime` in front (each packet's own
+    /// copy removed). Errors, after which the message's packets are dropped: a packet whose
+    /// PNUM or `DataTime` disagrees with its message's earlier packets.
+    pub fn push(
+        &mut self,
+        frame: Frame,
+        now: DateTime<chrono::Utc>,
+    ) -> Result<Option<Frame>, FrameError> {
         let (Some(pnum), Some(pno)) = (frame.pnum, frame.pno) else {
-            return Some(frame);
+            return Ok(Some(frame));
         };
-        if !frame.is_split() {
-            return Some(frame);
-        }
-        let key = (frame.mn.clone(), frame.qn.clone().unwrap_or_default());
+        let time = data_times(&frame.cp).next().map(str::to_string);
+        let id = match (&frame.qn, &time) {
+            (Some(qn), _) => format!("QN={qn}"),
+            (None, Some(t)) => format!("DataTime={t}"),
+            (None, None) => return Ok(Some(frame)),
+        };
+        let key = (frame.mn.clone(), frame.cn.clone(), id);
         let partial = self.pending.entry(key.clone()).or_insert_with(|| Partial {
             first_seen: now,
+            pnum,
+            data_time: None,
             parts: BTreeMap::new(),
         });
+        let disagreement = if partial.pnum != pnum {
+            Some(format!(
+                "packet PNO={pno} says PNUM={pnum}, an earlier packet said {}",
+                partial.pnum
+            ))
+        } else {
+            match (&partial.data_time, &time) {
+                (Some(first), Some(this)) if first != this => Some(format!(
+                    "packet PNO={pno} says DataTime={this}, an earlier packet said {first}"
+                )),
+                _ => None,
+            }
+        };
+        if let Some(why) = disagreement {
+            self.pending.remove(&key);
+            return err(format!(
+                "split message {} of MN {}: {why}; its packets are dropped",
+                key.2, key.0
+            ));
+        }
+        if partial.data_time.is_none() {
+            partial.data_time = time;
+        }
         partial.parts.insert(pno, frame);
         if partial.parts.len() < pnum as usize {
-            return None;
+            return Ok(None);
         }
-        let partial = self.pending.remove(&key)?;
-        let mut parts = partial.parts.into_values();
-        let mut whole = parts.next()?;
-        for p in parts {
-            if !whole.cp.is_empty() && !p.cp.is_empty() {
-                whole.cp.push(';');
+        let Some(partial) = self.pending.remove(&key) else {
+            return Ok(None);
+        };
+        let mut groups: Vec<String> = partial
+            .data_time
+            .iter()
+            .map(|t| format!("DataTime={t}"))
+            .collect();
+        for part in partial.parts.values() {
+            for group in part.cp.split(';') {
+                let items: Vec<&str> = group
+                    .split(',')
+                    .filter(|i| !i.is_empty() && !i.starts_with("DataTime="))
+                    .collect();
+                if !items.is_empty() {
+                    groups.push(items.join(","));
+                }
             }
-            whole.cp.push_str(&p.cp);
         }
+        let Some(mut whole) = partial.parts.into_values().next() else {
+            return Ok(None);
+        };
+        whole.cp = groups.join(";");
         whole.flag = whole.flag.map(|f| f & !2);
         whole.pnum = None;
         whole.pno = None;
-        Some(whole)
+        Ok(Some(whole))
     }
 
-    /// Drops messages whose first packet is older than `timeout`; returns their (MN, QN).
+    /// Drops messages whose first packet is older than `timeout`; returns each one's MN and
+    /// what keyed it (`QN=…` or `DataTime=…`).
     pub fn expire(
         &mut self,
         now: DateTime<chrono::Utc>,
         timeout: chrono::Duration,
     ) -> Vec<(String, String)> {
-        let old: Vec<_> = self
+        let old: Vec<Key> = self
             .pending
             .iter()
             .filter(|(_, p)| now - p.first_seen > timeout)
@@ -628,9 +845,10 @@ impl Reassembly {
         for k in &old {
             self.pending.remove(k);
         }
-        old
+        old.into_iter().map(|(mn, _, id)| (mn, id)).collect()
     }
 
+    /// How many split messages wait for packets.
     pub fn pending(&self) -> usize {
         self.pending.len()
     }

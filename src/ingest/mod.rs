@@ -134,8 +134,8 @@ impl Decoder {
     /// was refused, so its receipt is answered in order.
     pub fn decode(&mut self, msg: Inbound, now: DateTime<Utc>) -> Decoded {
         Metrics::add(&self.metrics.messages_received, 1);
-        for (mn, qn) in self.reassembly.expire(now, SPLIT_TIMEOUT) {
-            tracing::warn!(%mn, %qn, "a split HJ 212 message did not complete within 5 min; its packets are dropped");
+        for (mn, key) in self.reassembly.expire(now, SPLIT_TIMEOUT) {
+            tracing::warn!(%mn, %key, "a split HJ 212 message did not complete within 5 min; its packets are dropped");
         }
         let Inbound {
             topic,
@@ -254,4 +254,56 @@ pub fn record_refusal(
         None => tracing::warn!(topic = %origin, %reason, "payload refused"),
     }
     deadletter.record(origin, reason, index, payload);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    /// The daemon's decoder, as the judging task runs it, over the old-style split message of
+    /// `payload`'s tests: one reading once both packets are in, and an incomplete message
+    /// dropped by the timeout, without a refusal.
+    #[test]
+    fn the_decoder_reassembles_old_style_split_packets() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut net = crate::domain::network::fixtures::network();
+        net.stations[0].hj212_mn = Some("DM000001".into());
+        let metrics = Arc::new(Metrics::default());
+        let deadletter = Arc::new(DeadLetter::open(&dir.path().join("dead.jsonl")).unwrap());
+        let limits = PayloadLimits {
+            max_payload: 4096,
+            max_future_skew: chrono::Duration::minutes(10),
+            max_age: Some(chrono::Duration::days(365)),
+        };
+        let mut decoder = Decoder::new(Arc::new(net), limits, deadletter, Arc::clone(&metrics));
+        let [first, second] = payload::tests::old_style_split();
+        let inbound = |frame: &str| Inbound {
+            topic: "wq/bei/shijiao/hj212".into(),
+            payload: bytes::Bytes::from(frame.to_string()),
+            receipt: Receipt::default(),
+        };
+        let now = Utc.with_ymd_and_hms(2025, 6, 1, 3, 0, 0).unwrap();
+        let readings = |d: &Decoded| {
+            d.readings
+                .iter()
+                .map(|r| r.values.len())
+                .collect::<Vec<_>>()
+        };
+
+        assert_eq!(readings(&decoder.decode(inbound(&first), now)), [0usize; 0]);
+        let whole = decoder.decode(inbound(&second), now + chrono::Duration::seconds(5));
+        assert_eq!((whole.station, readings(&whole)), (Some(0), vec![7]));
+
+        // The second packet six minutes after the first: the first was given up, and the
+        // second waits for a first that will not come.
+        assert!(decoder.decode(inbound(&first), now).readings.is_empty());
+        let late = decoder.decode(inbound(&second), now + chrono::Duration::minutes(6));
+        assert!(late.readings.is_empty());
+        assert_eq!(metrics.refused_total(), 0);
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("dead.jsonl")).unwrap(),
+            ""
+        );
+    }
 }

@@ -633,9 +633,15 @@ pub fn decode_hj212(
             format!("CN={} is not a data upload (2011, 2051 or 2061)", frame.cn),
         );
     }
-    let Some(frame) = reassembly.push(frame, now) else {
-        out.partial = true;
-        return out;
+    // Packets of a split message (PNUM/PNO, with or without Flag bit 1) wait here for the
+    // others; the last one yields the whole message.
+    let frame = match reassembly.push(frame, now) {
+        Ok(Some(frame)) => frame,
+        Ok(None) => {
+            out.partial = true;
+            return out;
+        }
+        Err(e) => return refuse(RefusalKind::BadFrame, format!("HJ 212 frame refused: {e}")),
     };
     let data = match hj212::data(&frame, map) {
         Ok(d) => d,
@@ -702,7 +708,7 @@ pub fn decode_hj212(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::domain::network::fixtures::network;
     use chrono::TimeZone;
@@ -1173,6 +1179,129 @@ mod tests {
             r.reason.contains("ts 2024-11-26T10:00:00+08:00 is older"),
             "{r}"
         );
+    }
+
+    /// A message split the old way (PNO/PNUM, no QN, no Flag), shaped like a public socket
+    /// client's pair, with plausible values and a recent DataTime.
+    pub(crate) fn old_style_split() -> [String; 2] {
+        use crate::domain::hj212::tests::build_bytes;
+        let segments = [
+            "ST=21;CN=2011;PW=123456;MN=DM000001;PNO=1;PNUM=2;CP=&&DataTime=20250601105200;w01001-Rtd=7.98,w01001-Flag=N;w01006-Rtd=21.130,w01006-Flag=N;w01010-Rtd=21.97,w01010-Flag=N;w01014-Rtd=38.450,w01014-Flag=N;w21003-Rtd=0.427,w21003-Flag=N;w21011-Rtd=0.097,w21011-Flag=N&&",
+            "ST=21;CN=2011;PW=123456;MN=DM000001;PNO=2;PNUM=2;CP=&&DataTime=20250601105200;w01019-Rtd=3.579,w01019-Flag=N;w01003-Rtd=48.624,w01003-Flag=N&&",
+        ];
+        segments.map(|s| String::from_utf8(build_bytes(s.as_bytes())).unwrap())
+    }
+
+    #[test]
+    fn old_style_split_packets_become_one_reading() {
+        let s = hj212_station(Some("DM000001"));
+        let now = Utc.with_ymd_and_hms(2025, 6, 1, 3, 0, 0).unwrap();
+        let map = CodeMap::default();
+        let mut reassembly = Reassembly::default();
+        let mut push = |frame: &str, now| {
+            decode_hj212(
+                &s,
+                frame.as_bytes(),
+                now,
+                limits_hj212(),
+                &map,
+                &mut reassembly,
+            )
+        };
+        let [first, second] = old_style_split();
+        // The first packet alone: nothing yet, nothing refused.
+        let out = push(&first, now);
+        assert!(
+            out.partial && out.decoded == Decoded::default() && out.ack.is_none(),
+            "{out:?}"
+        );
+        let out = push(&second, now + Duration::seconds(5));
+        assert!(!out.partial && out.decoded.refused.is_empty(), "{out:?}");
+        let [r] = out.decoded.readings.as_slice() else {
+            panic!("one reading: {out:?}")
+        };
+        let params: Vec<Param> = r.values.iter().map(|m| m.param).collect();
+        use Param::*;
+        assert_eq!(params, [Temp, Ph, Cond, Turb, Codmn, Nh3n, Tp]);
+        assert_eq!(r.ts, Utc.with_ymd_and_hms(2025, 6, 1, 2, 52, 0).unwrap());
+        assert_eq!(out.unknown_codes, ["w01006"]);
+        // No Flag: the logger asked for no answer.
+        assert_eq!(out.ack, None);
+        // The timeout still drops an incomplete message: a packet after it starts anew.
+        assert!(push(&first, now).partial);
+        assert_eq!(
+            reassembly.expire(now + Duration::minutes(6), Duration::minutes(5)),
+            [(
+                "DM000001".to_string(),
+                "DataTime=20250601105200".to_string()
+            )]
+        );
+        let out = decode_hj212(
+            &s,
+            second.as_bytes(),
+            now + Duration::minutes(6),
+            limits_hj212(),
+            &map,
+            &mut reassembly,
+        );
+        assert!(out.partial && out.decoded.readings.is_empty());
+    }
+
+    #[test]
+    fn quirky_frames_become_readings() {
+        use crate::domain::hj212::tests::build_bytes;
+        let s = hj212_station(Some("QY-BJ-SJ-0001"));
+        let segment = |data_time: &str, status: &[u8]| {
+            let mut seg = format!("QN=20250601100000000;ST=21;CN=2011;PW=123456;MN=QY-BJ-SJ-0001;Flag=5;CP=&&DataTime={data_time};w01001-Rtd=7.32,w01001-Flag=N;w21003-Rtd=0.182,w21003-Flag=N;i12001-Info=").into_bytes();
+            seg.extend_from_slice(status);
+            seg.extend_from_slice(b"&&");
+            seg
+        };
+        // (what, frame)
+        let table = [
+            (
+                "17-digit DataTime",
+                build_bytes(&segment("20250601100000123", b"0")),
+            ),
+            (
+                "UTF-8 status",
+                build_bytes(&segment("20250601100000", "正常".as_bytes())),
+            ),
+            (
+                "GBK status",
+                build_bytes(&segment("20250601100000", &[0xD5, 0xFD, 0xB3, 0xA3])),
+            ),
+        ];
+        for (what, frame) in table {
+            let out = decode_hj212(
+                &s,
+                &frame,
+                Utc.with_ymd_and_hms(2025, 6, 1, 3, 0, 0).unwrap(),
+                limits_hj212(),
+                &CodeMap::default(),
+                &mut Reassembly::default(),
+            );
+            assert!(
+                out.decoded.refused.is_empty(),
+                "{what}: {:?}",
+                out.decoded.refused
+            );
+            let [r] = out.decoded.readings.as_slice() else {
+                panic!("{what}: {out:?}")
+            };
+            assert_eq!(
+                r.ts,
+                Utc.with_ymd_and_hms(2025, 6, 1, 2, 0, 0).unwrap(),
+                "{what}"
+            );
+            let values: Vec<(Param, f64)> = r.values.iter().map(|m| (m.param, m.value)).collect();
+            assert_eq!(values, [(Param::Ph, 7.32), (Param::Nh3n, 0.182)], "{what}");
+            let ack = out.ack.expect(what);
+            assert!(
+                ack.starts_with("##0076QN=20250601100000000;ST=91;CN=9014;"),
+                "{what}: {ack}"
+            );
+        }
     }
 
     #[test]

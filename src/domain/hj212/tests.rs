@@ -49,10 +49,11 @@ fn golden_frames_decode() {
             true,
             "010000A8900016F000169DC0",
         ),
+        // Flag=8 in 2021, before HJ 212-2025 existed: a vendor's Flag, read as 2017.
         (
             SURFACE_WATER,
             "2011",
-            Version::V2025,
+            Version::VendorPre2025,
             false,
             "ZLDSZ20210127",
         ),
@@ -60,7 +61,7 @@ fn golden_frames_decode() {
         (
             ACK_2025_WITH_ANSWER,
             "9014",
-            Version::V2025,
+            Version::VendorPre2025,
             true,
             "SD000001",
         ),
@@ -218,7 +219,14 @@ fn refusals_say_why() {
         ("hello".into(), "does not start with ##"),
         ("##01".into(), "truncated"),
         (oversize, "exceeds the 1024 allowed"),
-        (good.replacen("MN=QY", "MN=青Y", 1), "non-ASCII byte 0xE9"),
+        (
+            reframe("QN=20250601100000000;ST=21;CN=2011;MN=青Y;Flag=4;CP=&&&&"),
+            "non-ASCII byte 0xE9 at offset 44 in the fields before CP",
+        ),
+        (
+            reframe("ST=21;CN=2011;MN=M;PNUM=2;PNO=3;CP=&&&&"),
+            "PNO=3 is not within 1 to PNUM=2",
+        ),
         (
             reframe("QN=20250601100000000;ST=21;CN=2011;MN=M;Flag=4;CP=&&w21003-Rtd=1"),
             "malformed CP",
@@ -269,10 +277,11 @@ fn split_packets_are_reassembled_by_qn() {
     };
     let now = chrono::TimeZone::with_ymd_and_hms(&Utc, 2025, 6, 1, 2, 0, 0).unwrap();
     let mut r = Reassembly::default();
-    assert_eq!(r.push(part(2, "w21011-Rtd=0.07"), now), None);
+    assert_eq!(r.push(part(2, "w21011-Rtd=0.07"), now), Ok(None));
     assert_eq!(r.pending(), 1);
     let whole = r
         .push(part(1, "DataTime=20250601100000;w21003-Rtd=0.18"), now)
+        .unwrap()
         .unwrap();
     assert_eq!(
         whole.cp,
@@ -280,7 +289,7 @@ fn split_packets_are_reassembled_by_qn() {
     );
     assert!(!whole.is_split() && whole.needs_ack());
     assert_eq!(data(&whole, &CodeMap::default()).unwrap().values.len(), 2);
-    assert_eq!(r.push(part(1, "w21003-Rtd=0.2"), now), None);
+    assert_eq!(r.push(part(1, "w21003-Rtd=0.2"), now), Ok(None));
     assert_eq!(
         r.expire(
             now + chrono::Duration::seconds(61),
@@ -366,4 +375,561 @@ fn every_parameter_with_a_standard_code_round_trips() {
         None,
         "mercury only has µg/L codes"
     );
+}
+
+// Real loggers' quirks (module docs). Each frame is shaped like a public sample, with its
+// length and CRC recomputed by `build`.
+
+/// A frame around `segment` as sent: `##`, `length` in 4 digits, the bytes, the CRC over them.
+pub fn build(segment: &[u8], length: usize) -> Vec<u8> {
+    let mut out = format!("##{length:04}").into_bytes();
+    out.extend_from_slice(segment);
+    out.extend_from_slice(format!("{:04X}\r\n", crc16(segment)).as_bytes());
+    out
+}
+
+/// [`build`] with the length counted in bytes.
+pub fn build_bytes(segment: &[u8]) -> Vec<u8> {
+    build(segment, segment.len())
+}
+
+/// xiaoyao9184/hj-t212-parser's benchmark frame: a 17-digit DataTime, no QN, no Flag.
+const MILLISECONDS: &str = "##0139ST=32;CN=2011;PW=123456;MN=LD130133000015;CP=&&DataTime=20160824003817000;B01-Rtd=36.91;011-Rtd=231.0,011-Flag=N;060-Rtd=1.803,060-Flag=N&&4980\r\n";
+
+#[test]
+fn data_time_with_milliseconds_is_read_to_the_second() {
+    let d = data(&frame(MILLISECONDS), &CodeMap::default()).unwrap();
+    assert_eq!(
+        d.data_time.unwrap().to_rfc3339(),
+        "2016-08-24T00:38:17+08:00"
+    );
+    assert_eq!(
+        (d.values[&Param::Cod].0, d.values[&Param::Nh3n].0),
+        (231.0, 1.803)
+    );
+    // (DataTime as written, the time read or the refusal's words)
+    let table = [
+        ("20160824003817", Ok("2016-08-24T00:38:17+08:00")),
+        ("20160824003817000", Ok("2016-08-24T00:38:17+08:00")),
+        ("20160824003817999", Ok("2016-08-24T00:38:17+08:00")),
+        ("20161231235959123", Ok("2016-12-31T23:59:59+08:00")),
+        (
+            "2016082400381",
+            Err("is not YYYYMMDDhhmmss (14 digits) or YYYYMMDDhhmmsszzz (17"),
+        ),
+        ("201608240038170", Err("is not YYYYMMDDhhmmss (14 digits)")),
+        ("2016082400381700", Err("is not YYYYMMDDhhmmss (14 digits)")),
+        (
+            "201608240038170000",
+            Err("is not YYYYMMDDhhmmss (14 digits)"),
+        ),
+        (
+            "2016082400381700a",
+            Err("is not YYYYMMDDhhmmss (14 digits)"),
+        ),
+        (
+            "20161324003817000",
+            Err("\"20161324003817000\" is not a valid time"),
+        ),
+        ("", Err("is not YYYYMMDDhhmmss")),
+    ];
+    for (written, want) in table {
+        let segment = format!(
+            "ST=32;CN=2011;PW=123456;MN=LD130133000015;CP=&&DataTime={written};011-Rtd=231.0,011-Flag=N&&"
+        );
+        let f = parse(&build_bytes(segment.as_bytes())).unwrap();
+        let got = data(&f, &CodeMap::default()).map(|d| d.data_time.unwrap().to_rfc3339());
+        match (got, want) {
+            (Ok(t), Ok(w)) => assert_eq!(t, w, "{written}"),
+            (Err(e), Err(w)) => assert!(e.0.contains(w), "{written}: {e}"),
+            (got, want) => panic!("{written}: got {got:?}, want {want:?}"),
+        }
+    }
+}
+
+/// The public surface-water frame (alltobs, WATER.md §4.2 vector 2), shortened, with a status
+/// item: `Flag=5`, the status text spliced in as bytes.
+fn with_status(status: &[u8]) -> Vec<u8> {
+    let mut segment = b"QN=20210301111100112;ST=21;CN=2011;PW=123456;MN=ZLDSZ20210127;Flag=5;CP=&&DataTime=20210301111100;w01001-Rtd=8.33,w01001-Flag=N;w21003-Rtd=0.09055002,w21003-Flag=N;i12001-Info=".to_vec();
+    segment.extend_from_slice(status);
+    segment.extend_from_slice(b"&&");
+    segment
+}
+
+/// 正常 ("normal") in GBK.
+const GBK_NORMAL: &[u8] = &[0xD5, 0xFD, 0xB3, 0xA3];
+
+#[test]
+fn text_in_status_items_never_refuses_the_frame() {
+    let utf8 = with_status("正常".as_bytes());
+    let gbk = with_status(GBK_NORMAL);
+    let ascii = with_status(b"0");
+    let chars = |s: &[u8]| std::str::from_utf8(s).unwrap().chars().count();
+    let replaced = "\u{FFFD}".repeat(4);
+    // (what, frame, the info item's text)
+    let table: Vec<(&str, Vec<u8>, &str)> = vec![
+        ("ASCII status", build_bytes(&ascii), "0"),
+        ("UTF-8, length in bytes", build_bytes(&utf8), "正常"),
+        (
+            "UTF-8, length in characters",
+            build(&utf8, chars(&utf8)),
+            "正常",
+        ),
+        ("GBK, length in bytes", build_bytes(&gbk), &replaced),
+        (
+            "GBK, length in characters",
+            build(&gbk, gbk.len() - 2),
+            &replaced,
+        ),
+    ];
+    assert_eq!(
+        chars(&utf8),
+        utf8.len() - 4,
+        "two characters of three bytes"
+    );
+    for (what, bytes, text) in table {
+        let f = parse(&bytes).unwrap_or_else(|e| panic!("{what}: {e}"));
+        let d = data(&f, &CodeMap::default()).unwrap();
+        let values: Vec<_> = d.values.iter().map(|(p, (v, _))| (*p, *v)).collect();
+        assert_eq!(
+            values,
+            [(Param::Ph, 8.33), (Param::Nh3n, 0.09055002)],
+            "{what}"
+        );
+        assert!(d.bad.is_empty() && d.unknown.is_empty(), "{what}: {d:?}");
+        assert_eq!(
+            d.info.get("i12001").map(String::as_str),
+            Some(text),
+            "{what}"
+        );
+        assert_eq!(d.info.len(), 1, "{what}");
+    }
+    // A length that is neither the bytes nor the characters is still refused, and says both.
+    let (n, c) = (utf8.len(), chars(&utf8));
+    let e = parse(&build(&utf8, n - 1)).unwrap_err();
+    let want = format!(
+        "bad length: length field says {} characters, frame carries {n} bytes ({c} characters)",
+        n - 1
+    );
+    assert_eq!(e.0, want);
+    let n = gbk.len();
+    let e = parse(&build(&gbk, n + 1)).unwrap_err();
+    let want = format!(
+        "truncated: length field says {} characters, frame carries {n} bytes ({} characters)",
+        n + 1,
+        n - 2
+    );
+    assert_eq!(e.0, want);
+    // The CRC is over the bytes as sent: one changed byte of the text is a mismatch.
+    let mut tampered = build_bytes(&gbk);
+    let at = tampered.len() - 9;
+    tampered[at] = 0xA4;
+    assert!(parse(&tampered).unwrap_err().0.contains("crc mismatch"));
+}
+
+#[test]
+fn other_text_items_go_to_info_and_text_values_are_refused_alone() {
+    let segment = "QN=20210301111100112;ST=21;CN=2011;PW=123456;MN=ZLDSZ20210127;Flag=5;CP=&&DataTime=20210301111100;w01001-Rtd=8.33,w01001-Flag=N,w01001-EFlag=故障;w21011-Rtd=无,w21011-Flag=D;Remark=站房;RtdInterval=30&&";
+    let d = data(
+        &parse(&build_bytes(segment.as_bytes())).unwrap(),
+        &CodeMap::default(),
+    )
+    .unwrap();
+    assert_eq!(d.values.keys().copied().collect::<Vec<_>>(), [Param::Ph]);
+    let info: Vec<(&str, &str)> = d
+        .info
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    assert_eq!(info, [("Remark", "站房"), ("w01001-EFlag", "故障")]);
+    // A value field holding text is that value's refusal, not the frame's.
+    assert_eq!(d.bad.len(), 1);
+    assert!(
+        d.bad[0].1.contains("w21011-Rtd=\"无\" is not a number"),
+        "{:?}",
+        d.bad
+    );
+}
+
+#[test]
+fn lowercase_crc_and_an_empty_value_are_accepted() {
+    // guocay/hj212-protocol's air frame shape, lowercase CRC, one `-Rtd=` empty.
+    let segment = b"QN=20191012133710130;ST=21;CN=2011;PW=123456;MN=Y80110010000010;Flag=4;CP=&&DataTime=20191012133710;w01001-Rtd=7.1,w01001-Flag=N;w21003-Rtd=,w21003-Flag=D;w01009-Rtd=6.2,w01009-Flag=N&&";
+    let mut bytes = build_bytes(segment);
+    let crc_at = bytes.len() - 6;
+    bytes[crc_at..crc_at + 4].make_ascii_lowercase();
+    assert!(
+        bytes[crc_at..crc_at + 4].iter().any(u8::is_ascii_lowercase),
+        "a CRC with a letter"
+    );
+    let d = data(&parse(&bytes).unwrap(), &CodeMap::default()).unwrap();
+    assert_eq!(
+        d.values.keys().copied().collect::<Vec<_>>(),
+        [Param::Ph, Param::Do]
+    );
+    assert_eq!(d.bad.len(), 1);
+    assert!(d.bad[0].1.contains("w21003-Rtd is empty"));
+}
+
+/// The public split pair (a socket client's test code): PNO/PNUM, no QN, no Flag.
+const SPLIT_1: &str = "##0270ST=21;CN=2011;PW=123456;MN=DM000001;PNO=1;PNUM=2;CP=&&DataTime=20191225155200;w01001-Rtd=91.980,w01001-Flag=N;w01006-Rtd=21.130,w01006-Flag=N;w01010-Rtd=61.970,w01010-Flag=N;w01014-Rtd=38.450,w01014-Flag=N;w21003-Rtd=56.427,w21003-Flag=N;w21011-Rtd=2.497,w21011-Flag=N&&F9C1\r\n";
+const SPLIT_2: &str = "##0143ST=21;CN=2011;PW=123456;MN=DM000001;PNO=2;PNUM=2;CP=&&DataTime=20191225155200;w01019-Rtd=91.579,w01019-Flag=N;w01003-Rtd=48.624,w01003-Flag=N&&9301\r\n";
+
+#[test]
+fn old_style_split_packets_are_reassembled() {
+    let now = chrono::TimeZone::with_ymd_and_hms(&Utc, 2025, 6, 1, 2, 0, 0).unwrap();
+    let all = [
+        Param::Ph,
+        Param::Temp,
+        Param::Cond,
+        Param::Codmn,
+        Param::Turb,
+        Param::Nh3n,
+        Param::Tp,
+    ];
+    // In either order; each packet alone also decodes (as `hj212 decode` shows it).
+    for (first, second) in [(SPLIT_1, SPLIT_2), (SPLIT_2, SPLIT_1)] {
+        let mut r = Reassembly::default();
+        assert_eq!(r.push(frame(first), now), Ok(None));
+        assert_eq!(r.pending(), 1);
+        let whole = r.push(frame(second), now).unwrap().unwrap();
+        assert_eq!(
+            (whole.pnum, whole.pno, whole.flag, r.pending()),
+            (None, None, None, 0)
+        );
+        assert_eq!(whole.cp.matches("DataTime=").count(), 1, "{}", whole.cp);
+        let d = data(&whole, &CodeMap::default()).unwrap();
+        let mut params: Vec<Param> = d.values.keys().copied().collect();
+        params.sort_by_key(|p| all.iter().position(|q| q == p));
+        assert_eq!(params, all);
+        assert_eq!(d.values[&Param::Codmn].0, 91.579);
+        assert_eq!(d.unknown.keys().collect::<Vec<_>>(), ["w01006"]);
+        assert_eq!(
+            d.data_time.unwrap().to_rfc3339(),
+            "2019-12-25T15:52:00+08:00"
+        );
+    }
+    // Without QN, messages are told apart by DataTime: another minute is another message.
+    let mut r = Reassembly::default();
+    let later = Frame {
+        cp: frame(SPLIT_2).cp.replace("155200", "155300"),
+        ..frame(SPLIT_2)
+    };
+    assert_eq!(r.push(frame(SPLIT_1), now), Ok(None));
+    assert_eq!(r.push(later, now), Ok(None));
+    assert_eq!(r.pending(), 2);
+    // Within one QN, packets must agree on DataTime and PNUM; else the message is dropped.
+    let qn = |pnum: u32, pno: u32, cp: &str| Frame {
+        qn: Some("20250601100000000".into()),
+        pnum: Some(pnum),
+        pno: Some(pno),
+        cp: cp.into(),
+        ..frame(SPLIT_1)
+    };
+    let table = [
+        (
+            qn(2, 2, "DataTime=20250601100100;w01019-Rtd=1"),
+            "says DataTime=20250601100100, an earlier packet said 20250601100000",
+        ),
+        (
+            qn(3, 2, "DataTime=20250601100000;w01019-Rtd=1"),
+            "says PNUM=3, an earlier packet said 2",
+        ),
+    ];
+    for (second, needle) in table {
+        let mut r = Reassembly::default();
+        assert_eq!(
+            r.push(qn(2, 1, "DataTime=20250601100000;w01001-Rtd=7"), now),
+            Ok(None)
+        );
+        let e = r.push(second, now).unwrap_err();
+        assert!(
+            e.0.contains(needle) && e.0.contains("QN=20250601100000000"),
+            "{e}"
+        );
+        assert_eq!(r.pending(), 0);
+    }
+    // A later packet of a QN message may leave DataTime out.
+    let mut r = Reassembly::default();
+    assert_eq!(
+        r.push(qn(2, 1, "DataTime=20250601100000;w01001-Rtd=7"), now),
+        Ok(None)
+    );
+    let whole = r.push(qn(2, 2, "w01019-Rtd=1"), now).unwrap().unwrap();
+    assert_eq!(
+        whole.cp,
+        "DataTime=20250601100000;w01001-Rtd=7;w01019-Rtd=1"
+    );
+    // With neither QN nor DataTime a packet cannot be matched: it passes on alone.
+    let lone = Frame {
+        cp: "w01001-Rtd=7".into(),
+        ..frame(SPLIT_1)
+    };
+    assert_eq!(r.push(lone.clone(), now), Ok(Some(lone)));
+}
+
+#[test]
+fn version_labels_follow_the_flag_bits_and_the_date() {
+    // (Flag, QN, DataTime, label, version, version bits, the 9014 acknowledgement's Flag)
+    type Case<'a> = (
+        Option<u8>,
+        Option<&'a str>,
+        Option<&'a str>,
+        &'a str,
+        Version,
+        u8,
+        u8,
+    );
+    let table: &[Case] = &[
+        (
+            None,
+            None,
+            Some("20160103133030"),
+            "2005",
+            Version::V2005,
+            0,
+            0,
+        ),
+        (
+            Some(0),
+            Some("20160801085857223"),
+            None,
+            "2005",
+            Version::V2005,
+            0,
+            0,
+        ),
+        (
+            Some(1),
+            Some("20160801085857223"),
+            None,
+            "2005",
+            Version::V2005,
+            0,
+            0,
+        ),
+        (
+            Some(4),
+            Some("20250601100000000"),
+            None,
+            "2017",
+            Version::V2017,
+            1,
+            4,
+        ),
+        (
+            Some(5),
+            Some("20270601100000000"),
+            None,
+            "2017",
+            Version::V2017,
+            1,
+            4,
+        ),
+        (
+            Some(7),
+            Some("20250601100000000"),
+            None,
+            "2017",
+            Version::V2017,
+            1,
+            4,
+        ),
+        // Version bits 2 before HJ 212-2025 was issued (2025-06-06): a vendor's Flag.
+        (
+            Some(8),
+            Some("20210301111100112"),
+            None,
+            "2017",
+            Version::VendorPre2025,
+            2,
+            8,
+        ),
+        (
+            Some(9),
+            Some("20201030000000437"),
+            None,
+            "2017",
+            Version::VendorPre2025,
+            2,
+            8,
+        ),
+        (
+            Some(9),
+            Some("20250605235959999"),
+            None,
+            "2017",
+            Version::VendorPre2025,
+            2,
+            8,
+        ),
+        (
+            Some(11),
+            Some("20201008154743635"),
+            None,
+            "2017",
+            Version::VendorPre2025,
+            2,
+            8,
+        ),
+        (
+            Some(8),
+            None,
+            Some("20210301111100"),
+            "2017",
+            Version::VendorPre2025,
+            2,
+            8,
+        ),
+        (
+            Some(8),
+            Some("99999999999999999"),
+            Some("20210301111100"),
+            "2017",
+            Version::VendorPre2025,
+            2,
+            8,
+        ),
+        // From the day it was issued, or with no date to tell: HJ 212-2025.
+        (
+            Some(9),
+            Some("20250606000000000"),
+            None,
+            "2025",
+            Version::V2025,
+            2,
+            8,
+        ),
+        (
+            Some(8),
+            Some("20260706103512345"),
+            None,
+            "2025",
+            Version::V2025,
+            2,
+            8,
+        ),
+        (
+            Some(10),
+            Some("20260706103512345"),
+            None,
+            "2025",
+            Version::V2025,
+            2,
+            8,
+        ),
+        (Some(8), None, None, "2025", Version::V2025, 2, 8),
+        // QN (when the message was made) decides over DataTime (what it reports): a backlog.
+        (
+            Some(9),
+            Some("20260101000000000"),
+            Some("20240101000000"),
+            "2025",
+            Version::V2025,
+            2,
+            8,
+        ),
+        // Unknown versions are decoded, labelled as such, and mirrored.
+        (
+            Some(12),
+            Some("20260706103512345"),
+            None,
+            "unknown (3)",
+            Version::Other(3),
+            3,
+            12,
+        ),
+        (
+            Some(255),
+            None,
+            None,
+            "unknown (63)",
+            Version::Other(63),
+            63,
+            252,
+        ),
+    ];
+    for &(flag, qn, time, label, version, bits, ack) in table {
+        let cp = time
+            .map(|t| format!("DataTime={t};w01001-Rtd=7.1"))
+            .unwrap_or_default();
+        let f = Frame {
+            qn: qn.map(str::to_string),
+            st: "21".into(),
+            cn: "2011".into(),
+            pw: Some("123456".into()),
+            mn: "M1".into(),
+            flag,
+            // Flag bit 1 needs packet numbers.
+            pnum: flag.filter(|f| f & 2 == 2).map(|_| 1),
+            pno: flag.filter(|f| f & 2 == 2).map(|_| 1),
+            cp,
+        };
+        let f = parse(f.encode().as_bytes()).unwrap_or_else(|e| panic!("{flag:?}: {e}"));
+        let case = format!("Flag={flag:?} QN={qn:?} DataTime={time:?}");
+        assert_eq!(
+            (
+                f.version(),
+                f.version().name(),
+                f.version_bits(),
+                f.data_ack().flag
+            ),
+            (version, label.to_string(), bits, Some(ack)),
+            "{case}"
+        );
+    }
+}
+
+/// Non-ASCII text to insert into CP: UTF-8 Chinese, or GBK-shaped bytes.
+fn arb_text() -> impl Strategy<Value = (Vec<u8>, bool)> {
+    prop_oneof![
+        "[\u{4e00}-\u{9fa5}（）：]{1,8}".prop_map(|s| (s.into_bytes(), true)),
+        proptest::collection::vec((0x81u8..=0xFE, 0x80u8..=0xFE), 1..8)
+            .prop_map(|pairs| (pairs.into_iter().flat_map(|(a, b)| [a, b]).collect(), false)),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { failure_persistence: None, ..ProptestConfig::default() })]
+
+    /// A status text in any encoding, anywhere in CP, with the length counted either way,
+    /// never refuses a valid frame and never changes its values.
+    #[test]
+    fn text_items_never_refuse_nor_change_values(
+        f in arb_frame(),
+        (text, utf8) in arb_text(),
+        key in prop::sample::select(vec!["i12001-Info", "i13004-Info", "w01001-EFlag", "Remark"]),
+        at in 0usize..16,
+        in_characters in any::<bool>(),
+    ) {
+        let plain = data(&f, &CodeMap::default()).map_err(|e| TestCaseError::fail(e.0))?;
+        let mut groups: Vec<Vec<u8>> = f.cp.split(';').map(|g| g.as_bytes().to_vec()).collect();
+        let mut item = format!("{key}=").into_bytes();
+        item.extend_from_slice(&text);
+        let at = at.min(groups.len());
+        groups.insert(at, item);
+        let mut with_text = Frame { cp: String::new(), ..f.clone() }.segment().into_bytes();
+        // Without the closing `&&` of the empty CP.
+        with_text.truncate(with_text.len() - 2);
+        with_text.extend_from_slice(&groups.join(&b';'));
+        with_text.extend_from_slice(b"&&");
+        let length = match (utf8 && in_characters, std::str::from_utf8(&with_text)) {
+            (true, Ok(s)) => s.chars().count(),
+            _ => with_text.len(),
+        };
+        prop_assume!(length <= MAX_SEGMENT);
+        let back = parse(&build(&with_text, length)).map_err(|e| TestCaseError::fail(e.0))?;
+        let d = data(&back, &CodeMap::default()).map_err(|e| TestCaseError::fail(e.0))?;
+        prop_assert_eq!(&d.values, &plain.values);
+        prop_assert_eq!(&d.unknown, &plain.unknown);
+        prop_assert_eq!(d.data_time, plain.data_time);
+        prop_assert!(d.bad.is_empty());
+        let shown = key.strip_suffix("-Info").unwrap_or(key);
+        let got = d.info.get(shown).cloned().unwrap_or_default();
+        if utf8 {
+            prop_assert_eq!(got.as_bytes(), &text[..]);
+        } else {
+            prop_assert!(!got.is_empty());
+        }
+    }
 }
