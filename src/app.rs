@@ -166,7 +166,8 @@ pub struct Inputs {
 pub async fn inputs(cfg: &Config) -> Result<Inputs, BuildError> {
     let mut inputs = Inputs::mqtt(mqtt_options(cfg)?);
     if let Some(tcp) = &cfg.hj212_tcp {
-        let listener = Hj212Tcp::bind(tcp, &cfg.network, &cfg.hj212_passwords).await?;
+        let listener =
+            Hj212Tcp::bind(tcp, &cfg.network, &cfg.hj212_passwords, &cfg.spool.dir).await?;
         if let Ok(addr) = listener.local_addr() {
             tracing::info!(%addr, "HJ 212 TCP listening for data loggers");
         }

@@ -208,6 +208,8 @@ pub struct Metrics {
     pub tcp_frames: AtomicU64,
     pub tcp_acks: AtomicU64,
     pub tcp_throttled: AtomicU64,
+    /// Frames sent again whose acknowledgement had been written: acknowledged again, not stored.
+    pub tcp_duplicates: AtomicU64,
 }
 
 /// Upper bounds (seconds) of the write latency histogram buckets; the last bucket is +Inf.
@@ -452,6 +454,12 @@ impl Metrics {
                 "counter",
                 "Times an HJ 212 TCP connection was paused by its frame rate (max_frame_rate).",
                 &self.tcp_throttled,
+            ),
+            (
+                "riverwatch_hj212_tcp_duplicates_total",
+                "counter",
+                "HJ 212 frames sent again after their acknowledgement: acknowledged again, not stored twice.",
+                &self.tcp_duplicates,
             ),
         ];
         for (name, kind, help, value) in plain {

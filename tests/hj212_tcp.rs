@@ -20,14 +20,15 @@ const LOGGERS: [(&str, &str, &str); 3] = [
 ];
 
 /// A daemon config with the listener on `port` (kept across restarts) and `tcp` added to
-/// `[hj212_tcp]`, storing in VictoriaMetrics; each logger's password in a file.
+/// `[hj212_tcp]`, storing in VictoriaMetrics; each logger's password in a file. The station
+/// ids are `<name>_<id>`: the tests share one VictoriaMetrics.
 fn config(servers: &Servers, name: &str, dir: &Path, port: u16, tcp: &str) -> PathBuf {
     std::fs::write(dir.join("token"), "test-token\n").expect("token");
     let mut stations = String::new();
     for (id, mn, pw) in LOGGERS {
         std::fs::write(dir.join(format!("{id}.pw")), format!("{pw}\n")).expect("password");
         stations.push_str(&format!(
-            "\n[[station]]\nid = \"{id}\"\nname = \"{id}\"\nriver = \"bei\"\ncity = \"qingyuan\"\ntarget_class = 3\ncadence = \"1h\"\nhj212_mn = \"{mn}\"\nhj212_pw_file = \"{id}.pw\"\n"
+            "\n[[station]]\nid = \"{name}_{id}\"\nname = \"{id}\"\nriver = \"bei\"\ncity = \"qingyuan\"\ntarget_class = 3\ncadence = \"1h\"\nhj212_mn = \"{mn}\"\nhj212_pw_file = \"{id}.pw\"\n"
         ));
     }
     let text = format!(
@@ -102,7 +103,7 @@ fn cst(ts_ms: i64) -> String {
 /// the first logger has a 17-digit `DataTime` (milliseconds), of the second a Chinese status
 /// field, of the third is split over two packets. Returns (spec stations, every (station,
 /// ts_ms) stored).
-fn stations(n: i64) -> (Vec<serde_json::Value>, Vec<(String, i64)>) {
+fn stations(name: &str, n: i64) -> (Vec<serde_json::Value>, Vec<(String, i64)>) {
     let now = chrono::Utc::now().timestamp_millis();
     let newest = now - now % 60_000 - 10 * 60_000;
     let hour = newest - newest % 3_600_000 - 3_600_000;
@@ -158,7 +159,7 @@ fn stations(n: i64) -> (Vec<serde_json::Value>, Vec<(String, i64)>) {
                     ts,
                 ));
             }
-            stored.push((id.to_string(), ts));
+            stored.push((format!("{name}_{id}"), ts));
         }
         let dt = cst(hour);
         let qn = format!("{}{:03}", cst(newest), 900 + k);
@@ -168,14 +169,17 @@ fn stations(n: i64) -> (Vec<serde_json::Value>, Vec<(String, i64)>) {
             true,
             hour,
         ));
-        stored.push((id.to_string(), hour));
-        out.push(serde_json::json!({"station": id, "mn": mn, "frames": frames}));
+        stored.push((format!("{name}_{id}"), hour));
+        out.push(
+            serde_json::json!({"station": format!("{name}_{id}"), "mn": mn, "frames": frames}),
+        );
     }
     (out, stored)
 }
 
-/// Every sample of `series` per (station, ts_ms) in VictoriaMetrics.
-fn samples(vm: &str, series: &str) -> Vec<(String, i64)> {
+/// Every sample of `series` per (station, ts_ms) in VictoriaMetrics, of the stations named
+/// `<name>_…`.
+fn samples(vm: &str, series: &str, name: &str) -> Vec<(String, i64)> {
     let _ = Command::new("curl")
         .args(["-sf", &format!("{vm}/internal/force_flush")])
         .output();
@@ -184,7 +188,7 @@ fn samples(vm: &str, series: &str) -> Vec<(String, i64)> {
             "-sf",
             &format!("{vm}/api/v1/export"),
             "-d",
-            &format!("match[]={series}"),
+            &format!("match[]={series}{{station=~\"{name}_.*\"}}"),
         ])
         .output()
         .expect("curl runs");
@@ -231,7 +235,7 @@ fn loggers_over_tcp_are_acknowledged_after_custody_and_stored_once_across_a_kill
     let port = free_port();
     let config = config(&servers, "hj212tcp", dir.path(), port, "");
     let daemon = start(&config, &dir.path().join("daemon.log"));
-    let (stations, stored) = stations(30);
+    let (stations, stored) = stations("hj212tcp", 30);
     let spec = dir.path().join("spec.json");
     let body = serde_json::json!({"host": "127.0.0.1", "port": port, "vm": servers.vm,
         "interval": 0.03, "deadline": 90, "reconnect_for": 60, "stations": stations});
@@ -272,13 +276,13 @@ fn loggers_over_tcp_are_acknowledged_after_custody_and_stored_once_across_a_kill
         Duration::from_secs(20),
         "every reading in VictoriaMetrics",
         || {
-            let got = samples(&servers.vm, "water_quality_nh3n");
+            let got = samples(&servers.vm, "water_quality_nh3n", "hj212tcp");
             (got.len() >= want.len()).then_some(got)
         },
     );
     assert_eq!(got, want, "each reading stored, once");
     // The split message was reassembled: its second packet's pH sits beside its NH3-N.
-    let ph = samples(&servers.vm, "water_quality_ph");
+    let ph = samples(&servers.vm, "water_quality_ph", "hj212tcp");
     assert_eq!(
         ph.len(),
         3 * 30,
@@ -325,7 +329,7 @@ fn loggers_over_tcp_are_acknowledged_after_custody_and_stored_once_across_a_kill
     let dead =
         std::fs::read_to_string(dir.path().join("spool/deadletter.jsonl")).expect("dead letters");
     assert!(
-        dead.contains("wrong PW for station \\\"shijiao\\\""),
+        dead.contains("wrong PW for station \\\"hj212tcp_shijiao\\\""),
         "{dead}"
     );
     let (status, _) = daemon.terminate();
@@ -350,7 +354,7 @@ fn a_crowd_of_idle_and_slow_clients_leaves_a_logger_served() {
         "max_connections = 302\nidle_timeout = \"2m\"\nframe_timeout = \"2m\"",
     );
     let mut daemon = start(&config, &dir.path().join("daemon.log"));
-    let (stations, _) = stations(2);
+    let (stations, _) = stations("hj212crowd", 2);
     let (_, mn, pw) = LOGGERS[0];
     let body = serde_json::json!({"host": "127.0.0.1", "port": port, "idle": 300,
         "slowloris_segment": format!("QN=20260101000000000;ST=21;CN=2011;PW={pw};MN={mn};Flag=5;CP=&&DataTime=20260101000000;w21003-Rtd=0.1&&"),
@@ -402,7 +406,7 @@ fn simulate_plays_the_loggers_over_tcp() {
     assert_eq!(report["published"], 30);
     assert_eq!(daemon.metric("riverwatch_hj212_tcp_acks_total"), 30);
     let stored = wait_for(Duration::from_secs(20), "30 readings stored", || {
-        let got = samples(&servers.vm, "water_quality_nh3n");
+        let got = samples(&servers.vm, "water_quality_nh3n", "hj212sim");
         (got.len() >= 30).then_some(got)
     });
     assert_eq!(stored.len(), 30);

@@ -19,6 +19,11 @@
 //! frame binds the connection to its MN; a frame of another MN on it is refused, and a new
 //! connection of the same MN closes the older one (a logger that reconnected without closing).
 //!
+//! A frame sent again after its acknowledgement was lost (the logger reset the connection, or
+//! riverwatch was killed just after writing it) is recognised from the [`acked`] record,
+//! which is synced before any acknowledgement is written: it is acknowledged again and not
+//! stored a second time.
+//!
 //! Bounds, each closing the connection with a counted reason ([`CloseReason`]): a line longer
 //! than any frame ([`MAX_LINE`]), a frame not whole within `frame_timeout` of its first byte
 //! (slowloris), nothing for `idle_timeout`, acknowledgements the client does not read. At
@@ -28,6 +33,7 @@
 //! flushing its backlog after an outage is not hostile. Every connection runs in its own task,
 //! so a slow, silent or hostile one never stalls the others.
 
+pub mod acked;
 pub mod config;
 
 use super::{record_refusal, Inbound, Phase, Running, Source, SourceIo};
@@ -37,6 +43,7 @@ use crate::domain::hj212::{self, MAX_SEGMENT};
 use crate::domain::network::Network;
 use crate::settings::secret::{Secret, SecretError};
 use crate::telemetry::{CloseReason, Metrics, RefusalKind};
+use acked::Acked;
 use config::Hj212TcpConfig;
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -72,6 +79,12 @@ pub enum SetupError {
     /// A station's logger password cannot be read.
     #[error("{key}: {source}")]
     Password { key: String, source: SecretError },
+    /// The record of acknowledged frames under `[spool] dir` cannot be opened.
+    #[error("cannot open {}: {source}", path.display())]
+    Record {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
     /// The listen address cannot be bound (in use, or not this machine's).
     #[error("hj212_tcp.listen {addr}: {source}")]
     Bind {
@@ -91,15 +104,22 @@ struct Logger {
 
 /// One open connection, as the acknowledger and newer connections see it.
 struct Conn {
-    replies: mpsc::Sender<Vec<u8>>,
+    replies: mpsc::Sender<Ack>,
+    /// Keys ([`acked::key`]) of the frames handed on and not yet answered, by sequence number.
+    inflight: HashMap<u32, String>,
     /// The MN the connection's first valid frame named.
     mn: Option<String>,
     /// Told when the connection must close: replaced by a newer one, or not reading.
     close: Arc<Notify>,
 }
 
+/// An acknowledgement to write: the key of the frame it acknowledges, recorded before it is
+/// written (`None` for a frame already on record), and its bytes.
+type Ack = (Option<String>, Vec<u8>);
+
 /// What the source and its connections share.
 struct Shared {
+    acked: Arc<Acked>,
     cfg: Hj212TcpConfig,
     loggers: HashMap<String, Logger>,
     conns: Mutex<HashMap<u64, Conn>>,
@@ -148,7 +168,14 @@ impl Hj212Tcp {
         cfg: &Hj212TcpConfig,
         net: &Network,
         passwords: &[crate::config::LoggerPassword],
+        state_dir: &std::path::Path,
     ) -> Result<Hj212Tcp, SetupError> {
+        let acked = Acked::open(state_dir, chrono::Utc::now().timestamp()).map_err(|source| {
+            SetupError::Record {
+                path: state_dir.join("hj212_tcp_acked.log"),
+                source,
+            }
+        })?;
         let mut loggers = HashMap::new();
         for station in &net.stations {
             let Some(mn) = &station.hj212_mn else {
@@ -182,6 +209,7 @@ impl Hj212Tcp {
         Ok(Hj212Tcp {
             listener,
             shared: Arc::new(Shared {
+                acked: Arc::new(acked),
                 cfg: cfg.clone(),
                 loggers,
                 conns: Mutex::default(),
@@ -203,15 +231,22 @@ struct Acknowledger(Arc<Shared>);
 
 impl Acknowledge for Acknowledger {
     fn answer(&self, receipt: Receipt) {
-        let (Some(id), Some(reply)) = (receipt.token, receipt.reply) else {
+        let Some(token) = receipt.token else {
             return;
         };
-        let full = match self.0.conns().get(&id) {
+        let (id, seq) = untoken(token);
+        let full = match self.0.conns().get_mut(&id) {
             None => false,
-            Some(conn) => matches!(
-                conn.replies.try_send(reply.payload),
-                Err(mpsc::error::TrySendError::Full(_))
-            ),
+            Some(conn) => {
+                let key = conn.inflight.remove(&seq);
+                match receipt.reply {
+                    None => false,
+                    Some(reply) => matches!(
+                        conn.replies.try_send((key, reply.payload)),
+                        Err(mpsc::error::TrySendError::Full(_))
+                    ),
+                }
+            }
         };
         if full {
             self.0.kick(id, CloseReason::Unresponsive);
@@ -292,6 +327,17 @@ async fn accept(tcp: Hj212Tcp, io: SourceIo) {
     }
 }
 
+/// A receipt's token: the connection id (high bits) and the frame's sequence number on it (24
+/// bits, wrapping; far more than a connection has in flight).
+fn token(id: u64, seq: u32) -> u64 {
+    (id << 24) | u64::from(seq & 0xff_ffff)
+}
+
+/// The (connection id, sequence number) a token packs.
+fn untoken(token: u64) -> (u64, u32) {
+    (token >> 24, (token & 0xff_ffff) as u32)
+}
+
 /// One logger's connection.
 struct Connection {
     id: u64,
@@ -301,10 +347,14 @@ struct Connection {
     shared: Arc<Shared>,
     metrics: Arc<Metrics>,
     deadletter: Arc<DeadLetter>,
-    replies: mpsc::Receiver<Vec<u8>>,
+    replies: mpsc::Receiver<Ack>,
+    /// A sender to this connection's own writer, for frames already acknowledged.
+    again: mpsc::Sender<Ack>,
     close: Arc<Notify>,
     /// Refused frames in a row.
     refusals: u32,
+    /// The last frame's sequence number.
+    seq: u32,
 }
 
 /// What the reading side of a connection ended with.
@@ -328,7 +378,8 @@ impl Connection {
         shared.conns().insert(
             id,
             Conn {
-                replies: tx,
+                replies: tx.clone(),
+                inflight: HashMap::new(),
                 mn: None,
                 close: Arc::clone(&close),
             },
@@ -342,8 +393,10 @@ impl Connection {
             metrics: Arc::clone(metrics),
             deadletter: Arc::clone(deadletter),
             replies: rx,
+            again: tx,
             close,
             refusals: 0,
+            seq: 0,
         }
     }
 
@@ -359,14 +412,18 @@ impl Connection {
         let _ = stream.set_nodelay(true);
         let (read, write) = stream.into_split();
         let mut replies = std::mem::replace(&mut self.replies, mpsc::channel(1).1);
+        // The reply queue ends when its last sender goes: the map's (removed at the end) and
+        // this one, which only the reading side holds.
+        let again = std::mem::replace(&mut self.again, mpsc::channel(1).0);
         let metrics = Arc::clone(&self.metrics);
-        let writer = write_replies(write, &mut replies, &metrics);
+        let acked = Arc::clone(&self.shared.acked);
+        let writer = write_replies(write, &mut replies, &metrics, &acked);
         tokio::pin!(writer);
         let close = Arc::clone(&self.close);
         let shared = Arc::clone(&self.shared);
         let id = self.id;
         let ended = tokio::select! {
-            ended = self.read_frames(read, messages, phase.clone()) => ended,
+            ended = self.read_frames(again, read, messages, phase.clone()) => ended,
             reason = &mut writer => Ended::Closed(reason),
             _ = close.notified() => Ended::Closed(shared.kicked_for(id)),
         };
@@ -407,6 +464,7 @@ impl Connection {
     /// close or the daemon drains.
     async fn read_frames(
         &mut self,
+        again: mpsc::Sender<Ack>,
         mut read: OwnedReadHalf,
         messages: mpsc::Sender<Inbound>,
         mut phase: watch::Receiver<Phase>,
@@ -430,15 +488,29 @@ impl Connection {
                     tokio::time::sleep(wait).await;
                 }
                 match self.check(&line) {
-                    Ok(topic) => {
+                    Ok(Checked::Again(ack)) => {
+                        // Already stored and acknowledged: the acknowledgement was lost.
+                        self.refusals = 0;
+                        Metrics::add(&self.metrics.tcp_duplicates, 1);
+                        if again.try_send((None, ack)).is_err() {
+                            return Ended::Closed(CloseReason::Unresponsive);
+                        }
+                    }
+                    Ok(Checked::New { topic, key }) => {
                         self.refusals = 0;
                         Metrics::add(&self.metrics.tcp_frames, 1);
+                        self.seq = self.seq.wrapping_add(1) & 0xff_ffff;
+                        if let Some(key) = key {
+                            if let Some(c) = self.shared.conns().get_mut(&self.id) {
+                                c.inflight.insert(self.seq, key);
+                            }
+                        }
                         let inbound = Inbound {
                             topic,
                             payload: line.into(),
                             receipt: Receipt {
                                 source: self.source,
-                                token: Some(self.id),
+                                token: Some(token(self.id, self.seq)),
                                 reply: None,
                             },
                         };
@@ -497,9 +569,9 @@ impl Connection {
     }
 
     /// Checks one line as a frame from this connection's logger: framing and CRC, a known
-    /// MN, its password, and the MN the connection is bound to. Returns the station's topic,
-    /// or the refusal (kind, reason).
-    fn check(&self, line: &[u8]) -> Result<String, (RefusalKind, String)> {
+    /// MN, its password, the MN the connection is bound to, and whether it was acknowledged
+    /// before. Returns what to do with it, or the refusal (kind, reason).
+    fn check(&self, line: &[u8]) -> Result<Checked, (RefusalKind, String)> {
         let frame = hj212::parse(line)
             .map_err(|e| (RefusalKind::BadFrame, format!("HJ 212 frame refused: {e}")))?;
         let Some(logger) = self.shared.loggers.get(&frame.mn) else {
@@ -561,22 +633,70 @@ impl Connection {
                 tracing::debug!(peer = %self.peer, mn = %frame.mn, station = %logger.station, "HJ 212 TCP logger connected");
             }
         }
-        Ok(logger.topic.clone())
+        if !frame.needs_ack() {
+            return Ok(Checked::New {
+                topic: logger.topic.clone(),
+                key: None,
+            });
+        }
+        let text = String::from_utf8_lossy(line);
+        let crc = text.trim_end_matches(['\r', '\n']);
+        let crc = crc.get(crc.len().saturating_sub(4)..).unwrap_or("");
+        let key = acked::key(&frame, crc);
+        if self
+            .shared
+            .acked
+            .contains(&key, chrono::Utc::now().timestamp())
+        {
+            return Ok(Checked::Again(frame.data_ack().encode().into_bytes()));
+        }
+        Ok(Checked::New {
+            topic: logger.topic.clone(),
+            key: Some(key),
+        })
     }
 }
 
+/// A checked frame.
+enum Checked {
+    /// To hand on under the station's topic; `key` ([`acked::key`]) when it asks for an
+    /// acknowledgement.
+    New { topic: String, key: Option<String> },
+    /// Acknowledged before: its acknowledgement, to write again.
+    Again(Vec<u8>),
+}
+
 /// Writes queued acknowledgements until the queue closes (the connection is done) or the
-/// client stops reading; returns why it stopped.
+/// client stops reading; returns why it stopped. The frames they acknowledge are recorded
+/// (synced, [`Acked::record`]) first, all that are queued at once, so a frame whose
+/// acknowledgement left is never stored again.
 async fn write_replies(
     mut write: OwnedWriteHalf,
-    replies: &mut mpsc::Receiver<Vec<u8>>,
+    replies: &mut mpsc::Receiver<Ack>,
     metrics: &Metrics,
+    acked: &Arc<Acked>,
 ) -> CloseReason {
-    while let Some(bytes) = replies.recv().await {
-        match tokio::time::timeout(WRITE_TIMEOUT, write.write_all(&bytes)).await {
-            Ok(Ok(())) => Metrics::add(&metrics.tcp_acks, 1),
-            Ok(Err(_)) => return CloseReason::Peer,
-            Err(_) => return CloseReason::Unresponsive,
+    while let Some(first) = replies.recv().await {
+        let mut batch = vec![first];
+        while let Ok(more) = replies.try_recv() {
+            batch.push(more);
+        }
+        let keys: Vec<String> = batch.iter().filter_map(|(k, _)| k.clone()).collect();
+        let record = Arc::clone(acked);
+        let now = chrono::Utc::now().timestamp();
+        let recorded = tokio::task::spawn_blocking(move || record.record(&keys, now)).await;
+        if !matches!(recorded, Ok(Ok(()))) {
+            // Unrecorded, an acknowledgement could let a frame sent again be stored twice;
+            // without it the logger sends the frame again, which is safe.
+            tracing::error!("cannot record acknowledged HJ 212 frames (hj212_tcp_acked.log); their acknowledgements are not sent");
+            continue;
+        }
+        for (_, bytes) in batch {
+            match tokio::time::timeout(WRITE_TIMEOUT, write.write_all(&bytes)).await {
+                Ok(Ok(())) => Metrics::add(&metrics.tcp_acks, 1),
+                Ok(Err(_)) => return CloseReason::Peer,
+                Err(_) => return CloseReason::Unresponsive,
+            }
         }
     }
     let _ = write.shutdown().await;

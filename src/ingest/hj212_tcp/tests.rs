@@ -61,7 +61,7 @@ hj212_mn = "QY-BJ-FLX-0002"
     );
     let cfg = crate::config::parse(&text, dir.path(), Path::new("test.toml")).expect("config");
     let tcp = cfg.hj212_tcp.as_ref().expect("[hj212_tcp]");
-    let listener = Hj212Tcp::bind(tcp, &cfg.network, &cfg.hj212_passwords)
+    let listener = Hj212Tcp::bind(tcp, &cfg.network, &cfg.hj212_passwords, dir.path())
         .await
         .expect("bound");
     let addr = listener.local_addr().expect("address");
@@ -354,4 +354,48 @@ fn passwords_compare_whole() {
     ] {
         assert_eq!(same_bytes(a.as_bytes(), b.as_bytes()), same, "{a} {b}");
     }
+}
+
+#[tokio::test]
+async fn a_frame_sent_again_after_its_ack_is_acknowledged_again_not_handed_on() {
+    let mut h = harness("").await;
+    let client = connect(h.addr).await;
+    let sent = frame(MN, PW, 1).encode();
+    let (read, mut write) = client.into_split();
+    let mut lines = tokio::io::BufReader::new(read).lines();
+    write.write_all(sent.as_bytes()).await.expect("sent");
+    let got = next_inbound(&mut h).await;
+    let ack = frame(MN, PW, 1).data_ack().encode();
+    let mut receipt = got.receipt;
+    receipt.reply = Some(Reply {
+        to: String::new(),
+        payload: ack.clone().into_bytes(),
+    });
+    h.ack.answer(receipt);
+    assert_eq!(
+        format!("{}\r\n", next_line(&mut lines).await.trim_end()),
+        ack
+    );
+    // The logger lost that acknowledgement and sends the frame again.
+    write.write_all(sent.as_bytes()).await.expect("sent again");
+    assert_eq!(
+        format!("{}\r\n", next_line(&mut lines).await.trim_end()),
+        ack
+    );
+    assert!(h.inbound.try_recv().is_err(), "not handed on twice");
+    assert_eq!(Metrics::get(&h.metrics.tcp_duplicates), 1);
+    let record =
+        std::fs::read_to_string(h._dir.path().join("hj212_tcp_acked.log")).expect("the record");
+    assert!(
+        record.contains(&format!("{MN} 2011 20261129100100000")),
+        "{record}"
+    );
+}
+
+async fn next_line(lines: &mut tokio::io::Lines<tokio::io::BufReader<OwnedReadHalf>>) -> String {
+    tokio::time::timeout(Duration::from_secs(5), lines.next_line())
+        .await
+        .expect("a line within 5 s")
+        .expect("readable")
+        .expect("a line")
 }
