@@ -110,6 +110,8 @@ pub struct Config {
     /// (default 15 min, between 1 s and 1 day).
     pub digest_interval: Duration,
     pub network: Network,
+    /// The bureaus' chat robots and webhooks, by the labels their contacts list.
+    pub chat: crate::notify::ChatConfig,
     /// Published decimals per parameter for the `national_realtime` profile.
     pub national_precision: Precision,
 }
@@ -149,6 +151,21 @@ pub fn secret_notes(cfg: &Config) -> Vec<String> {
                 .map(|e| format!("{key}: {e} (needed by `run`)"))
         })
         .collect();
+    for r in &cfg.chat.wecom {
+        sources_note(&mut notes, &format!("{} url", r.label), &r.url);
+    }
+    for r in &cfg.chat.dingtalk {
+        sources_note(&mut notes, &format!("{} url", r.label), &r.url);
+        if let Some(s) = &r.secret {
+            sources_note(&mut notes, &format!("{} secret", r.label), s);
+        }
+    }
+    for r in &cfg.chat.webhook {
+        if let crate::notify::webhook::config::UrlSource::Secret(s) = &r.url {
+            sources_note(&mut notes, &format!("{} url", r.label), s);
+        }
+        sources_note(&mut notes, &format!("{} secret", r.label), &r.secret);
+    }
     for (name, source) in cfg.sms.iter().flat_map(|s| &s.headers) {
         if let HeaderSource::Secret(s) = source {
             if let Err(e) = s.resolve() {
@@ -157,6 +174,13 @@ pub fn secret_notes(cfg: &Config) -> Vec<String> {
         }
     }
     notes
+}
+
+/// Adds a note when the secret `what` cannot be read here.
+fn sources_note(notes: &mut Vec<String>, what: &str, source: &SecretSource) {
+    if let Err(e) = source.resolve() {
+        notes.push(format!("{what}: {e} (needed by `run`)"));
+    }
 }
 
 // ---- the file format -------------------------------------------------------------------
@@ -241,6 +265,15 @@ struct RawBureau {
     /// `operators = { email = [...], sms = [...] }`: the station operators, who receive the
     /// digest of station faults and offline stations.
     operators: Option<RawContacts>,
+    /// `wecom = [{ url_env = "…" }]`: WeCom group robots of the duty room.
+    #[serde(default)]
+    wecom: Vec<crate::notify::wecom::config::RawWecom>,
+    /// `dingtalk = [{ url_env = "…", secret_env = "…" }]`: DingTalk robots of the duty room.
+    #[serde(default)]
+    dingtalk: Vec<crate::notify::dingtalk::config::RawDingtalk>,
+    /// `webhook = [{ url = "…", secret_env = "…" }]`: the bureau's own platform.
+    #[serde(default)]
+    webhook: Vec<crate::notify::webhook::config::RawWebhook>,
 }
 
 /// A contact list: the bureau's own `email`/`sms`, or its `operators`.
@@ -424,7 +457,15 @@ pub fn parse(text: &str, base: &Path, file: &Path) -> Result<Config, ConfigError
     let national_precision = precision(profiles, &mut p);
     let raw_qc: BTreeMap<String, RawTests> = section(&table, "qc", &mut p).unwrap_or_default();
     let global_qc = qc_tables(&raw_qc, "qc", &mut p);
-    let network = network(&table, national_precision, &global_qc, &mut p);
+    let mut chat = crate::notify::ChatConfig::default();
+    let network = network(
+        &table,
+        national_precision,
+        &global_qc,
+        base,
+        &mut chat,
+        &mut p,
+    );
     if !p.0.is_empty() {
         return Err(fail(p));
     }
@@ -439,6 +480,7 @@ pub fn parse(text: &str, base: &Path, file: &Path) -> Result<Config, ConfigError
         rules,
         digest_interval,
         network,
+        chat,
         national_precision,
     })
 }
@@ -923,6 +965,8 @@ fn network(
     table: &toml::Table,
     precision: Precision,
     global_qc: &BTreeMap<Param, Tests>,
+    base: &Path,
+    chat: &mut crate::notify::ChatConfig,
     p: &mut Problems,
 ) -> Network {
     let raw_bureaus = entries::<RawBureau>(table, "bureau", p);
@@ -937,11 +981,13 @@ fn network(
             p.add(format!("{path}.name"), "must not be empty");
         }
         contacts(&b.email, &b.sms, path, p);
-        if b.email.is_empty() && b.sms.is_empty() {
+        chat_contacts(b, path, base, chat, p);
+        let robots = b.wecom.len() + b.dingtalk.len() + b.webhook.len();
+        if b.email.is_empty() && b.sms.is_empty() && robots == 0 {
             p.add(
                 path.clone(),
                 format!(
-                    "bureau {:?} has no email or sms recipient, so its alerts would go nowhere",
+                    "bureau {:?} has no email or sms recipient (nor wecom, dingtalk, webhook), so its alerts would go nowhere",
                     b.id
                 ),
             );
@@ -1132,15 +1178,19 @@ fn network(
         bureaus: raw_bureaus
             .into_iter()
             .map(|(_, b)| Bureau {
-                id: b.id,
+                id: b.id.clone(),
                 name: b.name,
                 duty: Contacts {
                     email: b.email,
                     sms: b.sms,
+                    wecom: labels(&b.id, "wecom", b.wecom.len()),
+                    dingtalk: labels(&b.id, "dingtalk", b.dingtalk.len()),
+                    webhook: labels(&b.id, "webhook", b.webhook.len()),
                 },
                 operators: b.operators.map(|o| Contacts {
                     email: o.email,
                     sms: o.sms,
+                    ..Contacts::default()
                 }),
             })
             .collect(),
@@ -1153,6 +1203,42 @@ fn network(
             .collect(),
         stations,
         index: Default::default(),
+    }
+}
+
+/// `<bureau>.<channel>[i]` for each of `n` robots: the non-secret names by which contacts,
+/// outbox files and logs refer to a bureau's robots.
+fn labels(bureau: &str, channel: &str, n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("{bureau}.{channel}[{i}]")).collect()
+}
+
+/// Validates a bureau's chat robots and webhooks (`<at>.wecom[i]`, …) into `chat`, each
+/// under its label.
+fn chat_contacts(
+    b: &RawBureau,
+    at: &str,
+    base: &Path,
+    chat: &mut crate::notify::ChatConfig,
+    p: &mut Problems,
+) {
+    use crate::notify::{dingtalk, webhook, wecom};
+    for (i, r) in b.wecom.iter().enumerate() {
+        let label = format!("{}.wecom[{i}]", b.id);
+        let key = format!("{at}.wecom[{i}]");
+        chat.wecom
+            .extend(wecom::config::validate(r, label, &key, base, p));
+    }
+    for (i, r) in b.dingtalk.iter().enumerate() {
+        let label = format!("{}.dingtalk[{i}]", b.id);
+        let key = format!("{at}.dingtalk[{i}]");
+        chat.dingtalk
+            .extend(dingtalk::config::validate(r, label, &key, base, p));
+    }
+    for (i, r) in b.webhook.iter().enumerate() {
+        let label = format!("{}.webhook[{i}]", b.id);
+        let key = format!("{at}.webhook[{i}]");
+        chat.webhook
+            .extend(webhook::config::validate(r, label, &key, base, p));
     }
 }
 

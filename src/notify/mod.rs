@@ -13,17 +13,24 @@
 //! delivered, so SMTP or the gateway being down, or riverwatch being killed, delays it but never
 //! loses it.
 //!
-//! The seam: a channel is one folder here ([`email`], [`sms`]) implementing [`Channel`] —
+//! The seam: a channel is one folder here ([`email`], [`sms`], [`wecom`], [`dingtalk`],
+//! [`webhook`]) implementing [`Channel`] —
 //! its key, its addresses among a bureau's contacts, the drafts of a rendered text, one send and the
 //! classification of the answer — with its config section in the folder's `config.rs`
 //! (which `config` lists and validates), and one line in [`channels`], the only place that
 //! lists them. The outbox, the workers, the metrics ([`metrics`]) and `/readyz` iterate that list,
-//! so a new channel touches none of them.
+//! so a new channel touches none of them. What the HTTP channels share (fitting a text to a
+//! vendor's size limit, HMAC, reading an `errcode` answer through a channel's table) is in
+//! [`wire`].
 
+pub mod dingtalk;
 pub mod email;
 pub mod metrics;
 pub mod outbox;
 pub mod sms;
+pub mod webhook;
+pub mod wecom;
+pub mod wire;
 
 use crate::deadletter::DeadLetter;
 use crate::domain::alert::Transition;
@@ -31,6 +38,7 @@ use crate::domain::digest::{self, Digest};
 use crate::domain::incident::IncidentEvent;
 use crate::domain::message::{self, Text};
 use crate::domain::network::{Bureau, Contacts, Network};
+use crate::settings::secret::{Secret, SecretSource};
 use crate::state::on_blocking_pool;
 use crate::telemetry::Metrics;
 use email::config::SmtpConfig;
@@ -165,17 +173,57 @@ pub trait Channel: Send + Sync {
     fn send<'a>(&'a self, item: &'a Item) -> Sending<'a>;
 }
 
+/// The chat robots and webhooks of every bureau (`[[bureau]] wecom`, `dingtalk`, `webhook`),
+/// each under its label (`guangzhou.wecom[0]`), which the bureau's [`Contacts`] list.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ChatConfig {
+    pub wecom: Vec<wecom::config::WecomRobot>,
+    pub dingtalk: Vec<dingtalk::config::DingtalkRobot>,
+    pub webhook: Vec<webhook::config::WebhookTarget>,
+}
+
 /// Every channel the daemon runs, in delivery-worker and metrics order: the ONE place a
 /// channel is registered. Built inside the runtime (lettre's pool spawns its task when
 /// built); secrets are resolved here. A channel whose section is missing either fails the
-/// start (email) or is kept disabled, rendering nothing, after one log line (SMS). Takes the
-/// channels' sections one by one, since `config` (which assembles them) imports this module.
+/// start (email) or is kept disabled, rendering nothing, after one log line (SMS); the chat
+/// channels render nothing where no bureau lists a robot. Takes the channels' sections one by
+/// one, since `config` (which assembles them) imports this module.
 pub fn channels(
     smtp: Option<&SmtpConfig>,
     sms: Option<&SmsConfig>,
+    chat: &ChatConfig,
     net: &Network,
 ) -> Result<Vec<Arc<dyn Channel>>, SetupError> {
-    Ok(vec![email::from_config(smtp)?, sms::from_config(sms, net)?])
+    Ok(vec![
+        email::from_config(smtp)?,
+        sms::from_config(sms, net)?,
+        wecom::from_config(&chat.wecom)?,
+        dingtalk::from_config(&chat.dingtalk)?,
+        webhook::from_config(&chat.webhook)?,
+    ])
+}
+
+/// A robot's or endpoint's URL read from its secret source and checked to be http(s); errors
+/// name `label` and the source, never the value (it holds a key or token).
+pub(crate) fn resolve_url(source: &SecretSource, label: &str) -> Result<Secret, SetupError> {
+    let url = source
+        .resolve()
+        .map_err(|e| format!("{label} url ({source:?}): {e}"))?;
+    match reqwest::Url::parse(url.expose()) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") && u.has_host() => Ok(url),
+        _ => Err(SetupError::Setting(format!(
+            "{label} url ({source:?}): not an http(s) URL"
+        ))),
+    }
+}
+
+/// The HTTP client of one channel: requests time out after `timeout`, so a delivery attempt
+/// ends in bounded time.
+pub(crate) fn http_client(timeout: Duration) -> Result<reqwest::Client, SetupError> {
+    reqwest::Client::builder()
+        .timeout(timeout)
+        .build()
+        .map_err(|e| SetupError::Setting(format!("cannot build the HTTP client: {e}")))
 }
 
 /// Longest wait between two attempts of one notification.
@@ -200,6 +248,8 @@ pub fn render(t: &Transition, net: &Network, channels: &[Arc<dyn Channel>]) -> V
         .to_lowercase(),
         alert_id: t.alert_id.clone(),
         state: t.state.key().to_string(),
+        level: Some(t.level.key().to_string()),
+        station: Some(t.station.clone()),
     };
     net.recipients(station, t.rule)
         .into_iter()
@@ -222,6 +272,8 @@ pub fn render_incident(
         key: e.key().to_lowercase(),
         alert_id: e.incident.id.clone(),
         state: e.kind.key().to_string(),
+        level: Some(e.incident.level.key().to_string()),
+        station: Some(e.incident.origin.clone()),
     };
     net.incident_recipients(&e.incident)
         .into_iter()
@@ -241,6 +293,10 @@ pub struct Origin {
     pub alert_id: String,
     /// `firing`, `resolved`, `digest`, or an incident event (`opened`, …, `ended`).
     pub state: String,
+    /// The alert's level (`blue` … `red`), the incident's highest; `None` for a digest.
+    pub level: Option<String>,
+    /// The alert's station, the incident's origin; `None` for a digest (it spans stations).
+    pub station: Option<String>,
 }
 
 /// The outbox items that carry `text` to the contacts `to` of `bureau` (its duty officers or
@@ -265,6 +321,8 @@ pub fn address(
                 channel: channel.key().to_string(),
                 alert_id: origin.alert_id.clone(),
                 state: origin.state.clone(),
+                level: origin.level.clone(),
+                station: origin.station.clone(),
                 bureau: bureau.id.clone(),
                 bureau_name: bureau.name.clone(),
                 to: draft.to,
@@ -287,6 +345,8 @@ pub fn render_digest(d: &Digest, net: &Network, channels: &[Arc<dyn Channel>]) -
         key: d.key(),
         alert_id: d.id(),
         state: "digest".to_string(),
+        level: None,
+        station: None,
     };
     let text = digest::text::text(d, net);
     address(&text, bureau, bureau.data_contacts(), &origin, channels)
@@ -501,7 +561,7 @@ mod tests {
         );
         net.bureaus[1].operators = Some(Contacts {
             email: vec!["ops@qingyuan.example.org".into()],
-            sms: vec![],
+            ..Contacts::default()
         });
         assert_eq!(
             sent(&net),

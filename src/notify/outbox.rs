@@ -38,9 +38,17 @@ pub struct Item {
     pub alert_id: String,
     /// `firing` or `resolved`.
     pub state: String,
+    /// The alert's level (`blue` … `red`), where the notification has one (the webhook
+    /// sends it); absent in files written before it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub level: Option<String>,
+    /// The alert's station, where the notification has one (the webhook sends it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub station: Option<String>,
     pub bureau: String,
     pub bureau_name: String,
-    /// Email addresses (one email to all of a bureau's addresses), or one phone number.
+    /// Email addresses (one email to all of a bureau's addresses), one phone number, or one
+    /// robot's or endpoint's label (`guangzhou.wecom[0]`; never its URL, which is secret).
     pub to: Vec<String>,
     /// Email subject; empty for SMS.
     #[serde(default)]
@@ -233,15 +241,18 @@ impl Outbox {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn item(key: &str, channel: &str) -> Item {
+    /// An item of `channel` with key `key`, for tests of the channels.
+    pub(crate) fn item(key: &str, channel: &str) -> Item {
         Item {
             key: key.into(),
             channel: channel.into(),
             alert_id: "a".into(),
             state: "firing".into(),
+            level: None,
+            station: None,
             bureau: "guangzhou".into(),
             bureau_name: "广州市生态环境局".into(),
             to: vec!["duty@gz.example.org".into()],
