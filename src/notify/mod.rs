@@ -574,6 +574,95 @@ mod tests {
         );
     }
 
+    /// The five channels with robots and endpoints for both bureaus of the fixture network,
+    /// their URLs and secrets in files (as `*_file` gives them).
+    fn every_channel(net: &mut Network, dir: &std::path::Path) -> Vec<Arc<dyn Channel>> {
+        use crate::settings::secret::SecretSource;
+        let file = |name: &str, value: &str| {
+            let path = dir.join(name);
+            std::fs::write(&path, value).expect("write");
+            SecretSource::File(path)
+        };
+        let mut chat = ChatConfig::default();
+        for b in &mut net.bureaus {
+            b.duty.sms = vec!["+8613800000001".into()];
+            b.duty.wecom = vec![format!("{}.wecom[0]", b.id)];
+            b.duty.dingtalk = vec![format!("{}.dingtalk[0]", b.id)];
+            b.duty.webhook = vec![format!("{}.webhook[0]", b.id)];
+            chat.wecom.push(wecom::config::WecomRobot {
+                label: b.duty.wecom[0].clone(),
+                url: file("w", "https://qyapi.example/send?key=k"),
+            });
+            chat.dingtalk.push(dingtalk::config::DingtalkRobot {
+                label: b.duty.dingtalk[0].clone(),
+                url: file("d", "https://oapi.example/robot/send?access_token=t"),
+                secret: Some(file("ds", "SECx")),
+                keywords: vec!["水质预警".into()],
+                at_mobiles: vec!["13800000000".into()],
+                at_all: false,
+            });
+            chat.webhook.push(webhook::config::WebhookTarget {
+                label: b.duty.webhook[0].clone(),
+                url: webhook::config::UrlSource::Plain("https://bus.example/alerts".into()),
+                secret: file("hs", "whsec"),
+            });
+        }
+        let sms: Arc<dyn Channel> = Arc::new(sms::SmsSink::Log("/dev/null".into()));
+        let mut all = vec![email(), sms];
+        all.push(wecom::from_config(&chat.wecom).expect("wecom"));
+        all.push(dingtalk::from_config(&chat.dingtalk).expect("dingtalk"));
+        all.push(webhook::from_config(&chat.webhook).expect("webhook"));
+        all
+    }
+
+    /// Every golden transition, rendered through every channel, fits that channel's limits;
+    /// the chat items name their robot by label, never by URL.
+    #[tokio::test]
+    async fn every_golden_message_fits_every_channel() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut net = crate::domain::message::tests::named();
+        let channels = every_channel(&mut net, dir.path());
+        for (name, t, _) in crate::domain::message::tests::cases() {
+            let items = render(&t, &net, &channels);
+            let first = items.first().map(|i| i.bureau.clone()).unwrap_or_default();
+            let seen: Vec<&str> = items
+                .iter()
+                .filter(|i| i.bureau == first)
+                .map(|i| i.channel.as_str())
+                .collect();
+            assert_eq!(
+                seen,
+                ["email", "sms", "wecom", "dingtalk", "webhook"],
+                "{name}: one bureau's items"
+            );
+            for i in &items {
+                let fits = match i.channel.as_str() {
+                    "sms" => i.text.chars().count() <= sms::MAX_CHARS,
+                    "wecom" => i.text.len() <= wecom::MAX_BYTES,
+                    "dingtalk" => {
+                        i.text.len() <= dingtalk::MAX_BYTES
+                            && i.subject.len() <= dingtalk::MAX_TITLE_BYTES
+                            && i.text.contains("水质预警")
+                            && i.text.contains("@13800000000")
+                    }
+                    "webhook" => i.text.len() <= webhook::MAX_TEXT_BYTES,
+                    _ => true,
+                };
+                assert!(fits, "{name}: {} item of {} bytes", i.channel, i.text.len());
+                if ["wecom", "dingtalk", "webhook"].contains(&i.channel.as_str()) {
+                    assert_eq!(i.to, [format!("{}.{}[0]", i.bureau, i.channel)], "{name}");
+                    let json = serde_json::to_string(i).expect("json");
+                    assert!(
+                        !json.contains("key=k") && !json.contains("access_token"),
+                        "{json}"
+                    );
+                }
+                assert_eq!(i.station.as_deref(), Some(t.station.as_str()));
+                assert_eq!(i.level.as_deref(), Some(t.level.key()));
+            }
+        }
+    }
+
     #[test]
     fn channel_keys_must_name_outbox_files_and_be_unique() {
         assert!(metrics::Channels::new(vec![email(), Arc::new(sms::SmsSink::Disabled)]).is_ok());
