@@ -449,3 +449,31 @@ fn the_documented_provider_style_sms_is_valid() {
     let s = cfg.sms.and_then(|s| s.success).expect("success");
     assert_eq!(s.retry, ["isv.BUSINESS_LIMIT_CONTROL", "isp.SYSTEM_ERROR"]);
 }
+
+/// `check-config` notes each robot secret this machine does not hold, by label, never by value.
+#[test]
+fn robot_secrets_not_here_are_noted() {
+    let cfg = parse_str(&MINIMAL.replace(
+        "email = [\"duty@qy.example.org\"]",
+        r#"email = ["duty@qy.example.org"]
+wecom = [{ url_env = "RIVERWATCH_TEST_UNSET_WECOM_URL" }]
+dingtalk = [{ url_env = "RIVERWATCH_TEST_UNSET_DINGTALK_URL", secret_file = "no-such-secret" }]
+webhook = [{ url = "https://bus.example.org/alerts", secret_env = "RIVERWATCH_TEST_UNSET_HOOK_SECRET" }]"#,
+    ))
+    .unwrap();
+    let notes = secret_notes(&cfg);
+    let labels: Vec<&str> = notes
+        .iter()
+        .map(|n| n.split(':').next().unwrap_or(""))
+        .collect();
+    assert_eq!(
+        labels,
+        [
+            "qingyuan.wecom[0] url",
+            "qingyuan.dingtalk[0] url",
+            "qingyuan.dingtalk[0] secret",
+            "qingyuan.webhook[0] secret"
+        ],
+        "{notes:?}"
+    );
+}
