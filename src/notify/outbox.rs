@@ -12,9 +12,10 @@
 //!
 //! The idempotency key is derived from the alert id, the transition (kind and reading time),
 //! the bureau, the channel and the recipient's position, so the same transition always gets
-//! the same key. It travels with the delivery (email Message-ID, the SMS gateway's
-//! `Idempotency-Key` header), for the rare copy sent twice: delivered, then a crash before
-//! the file moved to `sent/`.
+//! the same key. It travels with the delivery (email Message-ID, the SMS gateway's and the
+//! webhook's `Idempotency-Key` header; WeCom and DingTalk robots take none), for the rare copy
+//! sent twice: delivered, then a crash before the file moved to `sent/`. A chat robot's item
+//! names it by label (`guangzhou.wecom[0]`), never by its URL, which holds a secret.
 
 use crate::state::{replace_synced, write_atomic};
 use serde::{Deserialize, Serialize};
