@@ -112,7 +112,8 @@ fn cannot_open(
 /// [`BuildError`], naming the key.
 pub fn outputs(cfg: &Config) -> Result<Outputs, BuildError> {
     let writer = crate::store::build_backend(cfg.influxdb.as_ref())?;
-    let channels = crate::notify::channels(cfg.smtp.as_ref(), cfg.sms.as_ref(), &cfg.network)?;
+    let channels =
+        crate::notify::channels(cfg.smtp.as_ref(), cfg.sms.as_ref(), &cfg.chat, &cfg.network)?;
     let api_token = resolve_optional(cfg.http.token.as_ref(), "http.token")?;
     Ok(Outputs {
         writer,

@@ -30,7 +30,7 @@
 //! - [`store`]: encodes and puts judged messages in custody behind the `Backend` seam
 //!   (InfluxDB v1/v2, a file), answers receipts in order.
 //! - [`notify`]: the outbox and its delivery workers, one per channel behind the `Channel`
-//!   seam (email, SMS).
+//!   seam (email, SMS, WeCom and DingTalk robots, signed webhooks).
 //! - [`app`]: the only place that wires stages together (sources and channels are registered
 //!   there); [`http`]: `/healthz`, `/readyz`, `/metrics` and the API, whose view of the
 //!   pipeline (stations, alerts, incidents, acknowledgements, silences) is [`api`].

@@ -159,6 +159,14 @@ python3 tests/sms_gateway.py "$sms_port" "$work/sms.jsonl" >"$work/sms.log" 2>&1
 pids+=($!)
 wait_for 10 "SMS gateway" curl -sf "http://127.0.0.1:$sms_port/health"
 
+# The chat robots, a webhook receiver and a provider-style SMS API (tests/robots.py), with the
+# credentials the tests configure.
+robots_port=$(free_port)
+python3 tests/robots.py "$robots_port" "$work/robots.jsonl" wecom-test-key dingtalk-test-token \
+  SECdingtalk-test-secret 水质预警 webhook-test-secret >"$work/robots.log" 2>&1 &
+pids+=($!)
+wait_for 10 "robot endpoints" curl -sf "http://127.0.0.1:$robots_port/health"
+
 log "mosquitto :$mqtt_port, InfluxDB :$influx_port, VictoriaMetrics :$vm_port, SMTP :$smtp_port (STARTTLS :$starttls_port, SMTPS :$smtps_port), SMS :$sms_port"
 
 export RIVERWATCH_REQUIRE_SERVERS=1
@@ -175,4 +183,10 @@ export RIVERWATCH_TEST_CA=$tls/ca.pem
 export RIVERWATCH_TEST_MQTTS_PORT=$mqtts_port
 export RIVERWATCH_TEST_SMTP_AUTH_PORT=$smtp_auth_port
 export RIVERWATCH_TEST_SMTP_PASSWORD_FILE=$work/smtp-password
-
+export RIVERWATCH_TEST_ROBOTS_URL=http://127.0.0.1:$robots_port
+export RIVERWATCH_TEST_ROBOTS_LOG=$work/robots.jsonl
+export RIVERWATCH_TEST_WECOM_KEY=wecom-test-key
+export RIVERWATCH_TEST_DINGTALK_TOKEN=dingtalk-test-token
+export RIVERWATCH_TEST_DINGTALK_SECRET=SECdingtalk-test-secret
+export RIVERWATCH_TEST_DINGTALK_KEYWORD=水质预警
+export RIVERWATCH_TEST_WEBHOOK_SECRET=webhook-test-secret

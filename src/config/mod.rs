@@ -15,7 +15,7 @@
 //! owns (spool, http, ingest limits, the alert rules, profiles, QC) and the network, and the
 //! problem list. The adapters' types are re-exported here, so users name `config::MqttConfig`.
 
-pub use crate::ingest::hj212_tcp::config::Hj212TcpConfig;
+pub use crate::ingest::hj212_tcp::config::{Hj212TcpConfig, LoggerPassword};
 pub use crate::ingest::mqtt::config::MqttConfig;
 pub use crate::notify::email::config::{SmtpConfig, SmtpSecurity};
 pub use crate::notify::sms::config::{HeaderSource, SmsConfig};
@@ -112,6 +112,8 @@ pub struct Config {
     /// (default 15 min, between 1 s and 1 day).
     pub digest_interval: Duration,
     pub network: Network,
+    /// The bureaus' chat robots and webhooks, by the labels their contacts list.
+    pub chat: crate::notify::ChatConfig,
     /// Published decimals per parameter for the `national_realtime` profile.
     pub national_precision: Precision,
     /// `[hj212_tcp]`: the listener for data loggers pushing HJ 212 over TCP (SPEC §5a).
@@ -119,16 +121,6 @@ pub struct Config {
     /// The loggers' access passwords (`[[station]] hj212_pw_env` / `hj212_pw_file`), checked
     /// against each TCP frame's `PW`; resolved when the listener is built.
     pub hj212_passwords: Vec<LoggerPassword>,
-}
-
-/// Where one station's HJ 212 access password (PW) is read from.
-#[derive(Debug, Clone, PartialEq)]
-pub struct LoggerPassword {
-    /// The config key, for errors (`station[2].hj212_pw`).
-    pub key: String,
-    /// The station's id.
-    pub station: String,
-    pub source: SecretSource,
 }
 
 impl Config {
@@ -169,6 +161,21 @@ pub fn secret_notes(cfg: &Config) -> Vec<String> {
                 .map(|e| format!("{key}: {e} (needed by `run`)"))
         })
         .collect();
+    for r in &cfg.chat.wecom {
+        sources_note(&mut notes, &format!("{} url", r.label), &r.url);
+    }
+    for r in &cfg.chat.dingtalk {
+        sources_note(&mut notes, &format!("{} url", r.label), &r.url);
+        if let Some(s) = &r.secret {
+            sources_note(&mut notes, &format!("{} secret", r.label), s);
+        }
+    }
+    for r in &cfg.chat.webhook {
+        if let crate::notify::webhook::config::UrlSource::Secret(s) = &r.url {
+            sources_note(&mut notes, &format!("{} url", r.label), s);
+        }
+        sources_note(&mut notes, &format!("{} secret", r.label), &r.secret);
+    }
     for (name, source) in cfg.sms.iter().flat_map(|s| &s.headers) {
         if let HeaderSource::Secret(s) = source {
             if let Err(e) = s.resolve() {
@@ -177,6 +184,13 @@ pub fn secret_notes(cfg: &Config) -> Vec<String> {
         }
     }
     notes
+}
+
+/// Adds a note when the secret `what` cannot be read here.
+fn sources_note(notes: &mut Vec<String>, what: &str, source: &SecretSource) {
+    if let Err(e) = source.resolve() {
+        notes.push(format!("{what}: {e} (needed by `run`)"));
+    }
 }
 
 // ---- the file format -------------------------------------------------------------------
@@ -261,6 +275,15 @@ struct RawBureau {
     /// `operators = { email = [...], sms = [...] }`: the station operators, who receive the
     /// digest of station faults and offline stations.
     operators: Option<RawContacts>,
+    /// `wecom = [{ url_env = "…" }]`: WeCom group robots of the duty room.
+    #[serde(default)]
+    wecom: Vec<crate::notify::wecom::config::RawWecom>,
+    /// `dingtalk = [{ url_env = "…", secret_env = "…" }]`: DingTalk robots of the duty room.
+    #[serde(default)]
+    dingtalk: Vec<crate::notify::dingtalk::config::RawDingtalk>,
+    /// `webhook = [{ url = "…", secret_env = "…" }]`: the bureau's own platform.
+    #[serde(default)]
+    webhook: Vec<crate::notify::webhook::config::RawWebhook>,
 }
 
 /// A contact list: the bureau's own `email`/`sms`, or its `operators`.
@@ -465,11 +488,14 @@ pub fn parse(text: &str, base: &Path, file: &Path) -> Result<Config, ConfigError
     let hj212_tcp = section::<RawHj212Tcp>(&table, "hj212_tcp", &mut p)
         .and_then(|r| hj212_tcp::validate(r, &mut p));
     let mut hj212_passwords = Vec::new();
+    let mut chat = crate::notify::ChatConfig::default();
     let network = network(
         &table,
         national_precision,
         &global_qc,
-        (base, &mut hj212_passwords),
+        base,
+        &mut chat,
+        &mut hj212_passwords,
         &mut p,
     );
     if !p.0.is_empty() {
@@ -486,6 +512,7 @@ pub fn parse(text: &str, base: &Path, file: &Path) -> Result<Config, ConfigError
         rules,
         digest_interval,
         network,
+        chat,
         national_precision,
         hj212_tcp,
         hj212_passwords,
@@ -968,16 +995,17 @@ fn detection_limits(
     out
 }
 
-/// The stations, rivers and bureaus; each station's logger password source is pushed to
-/// `passwords.1` (file paths resolved against `passwords.0`).
+/// The stations, rivers and bureaus; the bureaus' robot and webhook settings go to `chat`,
+/// each station's logger password source to `passwords` (file paths resolved against `base`).
 fn network(
     table: &toml::Table,
     precision: Precision,
     global_qc: &BTreeMap<Param, Tests>,
-    passwords: (&Path, &mut Vec<LoggerPassword>),
+    base: &Path,
+    chat: &mut crate::notify::ChatConfig,
+    passwords: &mut Vec<LoggerPassword>,
     p: &mut Problems,
 ) -> Network {
-    let (base, passwords) = passwords;
     let raw_bureaus = entries::<RawBureau>(table, "bureau", p);
     let raw_rivers = entries::<RawRiver>(table, "river", p);
     let raw_stations = entries::<RawStation>(table, "station", p);
@@ -990,11 +1018,13 @@ fn network(
             p.add(format!("{path}.name"), "must not be empty");
         }
         contacts(&b.email, &b.sms, path, p);
-        if b.email.is_empty() && b.sms.is_empty() {
+        chat_contacts(b, path, base, chat, p);
+        let robots = b.wecom.len() + b.dingtalk.len() + b.webhook.len();
+        if b.email.is_empty() && b.sms.is_empty() && robots == 0 {
             p.add(
                 path.clone(),
                 format!(
-                    "bureau {:?} has no email or sms recipient, so its alerts would go nowhere",
+                    "bureau {:?} has no email or sms recipient (nor wecom, dingtalk, webhook), so its alerts would go nowhere",
                     b.id
                 ),
             );
@@ -1206,15 +1236,19 @@ fn network(
         bureaus: raw_bureaus
             .into_iter()
             .map(|(_, b)| Bureau {
-                id: b.id,
+                id: b.id.clone(),
                 name: b.name,
                 duty: Contacts {
                     email: b.email,
                     sms: b.sms,
+                    wecom: labels(&b.id, "wecom", b.wecom.len()),
+                    dingtalk: labels(&b.id, "dingtalk", b.dingtalk.len()),
+                    webhook: labels(&b.id, "webhook", b.webhook.len()),
                 },
                 operators: b.operators.map(|o| Contacts {
                     email: o.email,
                     sms: o.sms,
+                    ..Contacts::default()
                 }),
             })
             .collect(),
@@ -1227,6 +1261,42 @@ fn network(
             .collect(),
         stations,
         index: Default::default(),
+    }
+}
+
+/// `<bureau>.<channel>[i]` for each of `n` robots: the non-secret names by which contacts,
+/// outbox files and logs refer to a bureau's robots.
+fn labels(bureau: &str, channel: &str, n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("{bureau}.{channel}[{i}]")).collect()
+}
+
+/// Validates a bureau's chat robots and webhooks (`<at>.wecom[i]`, …) into `chat`, each
+/// under its label.
+fn chat_contacts(
+    b: &RawBureau,
+    at: &str,
+    base: &Path,
+    chat: &mut crate::notify::ChatConfig,
+    p: &mut Problems,
+) {
+    use crate::notify::{dingtalk, webhook, wecom};
+    for (i, r) in b.wecom.iter().enumerate() {
+        let label = format!("{}.wecom[{i}]", b.id);
+        let key = format!("{at}.wecom[{i}]");
+        chat.wecom
+            .extend(wecom::config::validate(r, label, &key, base, p));
+    }
+    for (i, r) in b.dingtalk.iter().enumerate() {
+        let label = format!("{}.dingtalk[{i}]", b.id);
+        let key = format!("{at}.dingtalk[{i}]");
+        chat.dingtalk
+            .extend(dingtalk::config::validate(r, label, &key, base, p));
+    }
+    for (i, r) in b.webhook.iter().enumerate() {
+        let label = format!("{}.webhook[{i}]", b.id);
+        let key = format!("{at}.webhook[{i}]");
+        chat.webhook
+            .extend(webhook::config::validate(r, label, &key, base, p));
     }
 }
 

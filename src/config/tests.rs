@@ -304,3 +304,176 @@ fn fault_persistence_and_digest_interval() {
         assert_eq!(keys(&err), [key], "{alerts}: {err}");
     }
 }
+
+/// The chat robots and webhooks of SPEC §10 are accepted as written there, labelled
+/// `<bureau>.<channel>[i]` in the bureau's contacts, with their secrets as sources only.
+#[test]
+fn chat_robots_and_webhooks_as_spec_writes_them() {
+    let with = |lines: &str| {
+        parse_str(&MINIMAL.replace(
+            "email = [\"duty@qy.example.org\"]",
+            &format!("email = [\"duty@qy.example.org\"]\n{lines}"),
+        ))
+    };
+    let cfg = with(
+        r#"wecom = [{ url_env = "RIVERWATCH_GZ_WECOM_URL" }]
+dingtalk = [{ url_env = "RIVERWATCH_GZ_DINGTALK_URL", secret_env = "RIVERWATCH_GZ_DINGTALK_SECRET", keywords = ["水质"], at_mobiles = ["13800000000"], at_all = true }]
+webhook = [{ url = "https://bus.example.org/alerts", secret_env = "RIVERWATCH_GZ_HOOK_SECRET" }, { url_file = "hook-url", secret_file = "hook-secret" }]"#,
+    )
+    .unwrap();
+    let duty = &cfg.network.bureaus[0].duty;
+    assert_eq!(duty.wecom, ["qingyuan.wecom[0]"]);
+    assert_eq!(duty.dingtalk, ["qingyuan.dingtalk[0]"]);
+    assert_eq!(duty.webhook, ["qingyuan.webhook[0]", "qingyuan.webhook[1]"]);
+    let d = &cfg.chat.dingtalk[0];
+    assert_eq!(
+        (d.keywords.as_slice(), d.at_mobiles.as_slice(), d.at_all),
+        (
+            &["水质".to_string()][..],
+            &["13800000000".to_string()][..],
+            true
+        )
+    );
+    assert_eq!(
+        cfg.chat.webhook[1].secret,
+        SecretSource::File("/etc/riverwatch/hook-secret".into())
+    );
+    // A bureau with robots only is reachable.
+    let robots_only = MINIMAL.replace(
+        "email = [\"duty@qy.example.org\"]",
+        "wecom = [{ url_env = \"W\" }]",
+    );
+    assert!(parse_str(&robots_only).is_ok());
+
+    // Each problem named by its key.
+    let table = [
+        (
+            r#"wecom = [{ url = "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=k" }]"#,
+            vec!["bureau[0].wecom[0].url"],
+        ),
+        ("wecom = [{}]", vec!["bureau[0].wecom[0]"]),
+        (
+            r#"wecom = [{ url_env = "A", url_file = "b" }]"#,
+            vec!["bureau[0].wecom[0].url", "bureau[0].wecom[0]"],
+        ),
+        (
+            r#"dingtalk = [{ url_env = "U", secret = "SECabc" }]"#,
+            vec!["bureau[0].dingtalk[0].secret"],
+        ),
+        (
+            r#"dingtalk = [{ url_env = "U", keywords = [" "], at_mobiles = ["call me"] }]"#,
+            vec![
+                "bureau[0].dingtalk[0].keywords[0]",
+                "bureau[0].dingtalk[0].at_mobiles[0]",
+            ],
+        ),
+        (
+            r#"webhook = [{ url = "https://bus.example.org/alerts" }]"#,
+            vec!["bureau[0].webhook[0]"],
+        ),
+        (
+            r#"webhook = [{ url = "ftp://bus.example.org/", secret_env = "S" }]"#,
+            vec!["bureau[0].webhook[0].url"],
+        ),
+        (
+            r#"webhook = [{ secret_env = "S" }]"#,
+            vec!["bureau[0].webhook[0]"],
+        ),
+    ];
+    for (line, expected) in table {
+        let err = with(line).unwrap_err();
+        assert_eq!(keys(&err), expected, "{line}: {err}");
+    }
+    // Unknown keys of an entry: the bureau does not parse (its station's city is unknown).
+    let err = with(r#"wecom = [{ url_env = "A", token = "t" }]"#).unwrap_err();
+    assert_eq!(keys(&err), ["bureau[0]", "station[0].city"], "{err}");
+}
+
+/// `[sms] success` as SPEC §10 writes it, with a retry list and numeric codes.
+#[test]
+fn sms_success_reads_the_provider_verdict() {
+    let with = |success: &str| {
+        parse_str(&format!(
+            "{MINIMAL}\n[sms]\nurl = \"https://sms.example/send\"\n{success}\n"
+        ))
+    };
+    let cfg = with(r#"success = { path = "Code", equals = "OK" }"#).unwrap();
+    let s = cfg.sms.and_then(|s| s.success).expect("success");
+    assert_eq!(
+        (s.path.as_slice(), s.equals.as_str()),
+        (&["Code".to_string()][..], "OK")
+    );
+    assert!(s.retry.is_empty());
+    let cfg = with(r#"success = { path = "Response.SendStatusSet.0.Code", equals = 0, retry = [-1, "isv.BUSINESS_LIMIT_CONTROL"] }"#).unwrap();
+    let s = cfg.sms.and_then(|s| s.success).expect("success");
+    assert_eq!(s.path.len(), 4);
+    assert_eq!(
+        (s.equals.as_str(), s.retry.as_slice()),
+        (
+            "0",
+            &["-1".to_string(), "isv.BUSINESS_LIMIT_CONTROL".to_string()][..]
+        )
+    );
+    for (line, key) in [
+        (
+            r#"success = { path = "a..b", equals = "OK" }"#,
+            "sms.success.path",
+        ),
+        (r#"success = { path = "Code" }"#, "sms"),
+        (
+            r#"success = { path = "Code", equals = "OK", also = 1 }"#,
+            "sms",
+        ),
+    ] {
+        let err = with(line).unwrap_err();
+        assert_eq!(keys(&err), [key], "{line}: {err}");
+    }
+}
+
+/// The provider-style `[sms]` of config/riverwatch.toml's comments (and the README) is valid
+/// once uncommented.
+#[test]
+fn the_documented_provider_style_sms_is_valid() {
+    let shipped = include_str!("../../config/riverwatch.toml");
+    let example: String = shipped
+        .lines()
+        .skip_while(|l| !l.starts_with("# A provider-style gateway"))
+        .skip(1)
+        .take_while(|l| !l.trim().is_empty())
+        .filter_map(|l| l.strip_prefix("# "))
+        .filter(|l| !l.starts_with(' '))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert!(example.contains("success = {"), "{example}");
+    let cfg = parse_str(&format!("{MINIMAL}\n[sms]\n{example}")).unwrap();
+    let s = cfg.sms.and_then(|s| s.success).expect("success");
+    assert_eq!(s.retry, ["isv.BUSINESS_LIMIT_CONTROL", "isp.SYSTEM_ERROR"]);
+}
+
+/// `check-config` notes each robot secret this machine does not hold, by label, never by value.
+#[test]
+fn robot_secrets_not_here_are_noted() {
+    let cfg = parse_str(&MINIMAL.replace(
+        "email = [\"duty@qy.example.org\"]",
+        r#"email = ["duty@qy.example.org"]
+wecom = [{ url_env = "RIVERWATCH_TEST_UNSET_WECOM_URL" }]
+dingtalk = [{ url_env = "RIVERWATCH_TEST_UNSET_DINGTALK_URL", secret_file = "no-such-secret" }]
+webhook = [{ url = "https://bus.example.org/alerts", secret_env = "RIVERWATCH_TEST_UNSET_HOOK_SECRET" }]"#,
+    ))
+    .unwrap();
+    let notes = secret_notes(&cfg);
+    let labels: Vec<&str> = notes
+        .iter()
+        .map(|n| n.split(':').next().unwrap_or(""))
+        .collect();
+    assert_eq!(
+        labels,
+        [
+            "qingyuan.wecom[0] url",
+            "qingyuan.dingtalk[0] url",
+            "qingyuan.dingtalk[0] secret",
+            "qingyuan.webhook[0] secret"
+        ],
+        "{notes:?}"
+    );
+}

@@ -20,12 +20,23 @@ pub struct Contacts {
     pub email: Vec<String>,
     /// Phone numbers, `+` and 5 to 15 digits, checked by `config` (`+8613800000000`).
     pub sms: Vec<String>,
+    /// WeCom (企业微信) group robots, by label (`guangzhou.wecom[0]`): the robot's secret URL
+    /// is the channel's, resolved at start; the label is all an outbox file holds.
+    pub wecom: Vec<String>,
+    /// DingTalk (钉钉) custom robots, by label (`guangzhou.dingtalk[0]`).
+    pub dingtalk: Vec<String>,
+    /// Signed JSON webhooks of the bureau's own platform, by label (`guangzhou.webhook[0]`).
+    pub webhook: Vec<String>,
 }
 
 impl Contacts {
     /// Whether no channel has an address here.
     pub fn is_empty(&self) -> bool {
-        self.email.is_empty() && self.sms.is_empty()
+        self.email.is_empty()
+            && self.sms.is_empty()
+            && self.wecom.is_empty()
+            && self.dingtalk.is_empty()
+            && self.webhook.is_empty()
     }
 }
 
@@ -302,7 +313,7 @@ pub(crate) mod fixtures {
             name: name.to_string(),
             duty: Contacts {
                 email: vec![format!("duty@{id}.example.org")],
-                sms: vec![],
+                ..Contacts::default()
             },
             operators: None,
         };

@@ -13,17 +13,24 @@
 //! delivered, so SMTP or the gateway being down, or riverwatch being killed, delays it but never
 //! loses it.
 //!
-//! The seam: a channel is one folder here ([`email`], [`sms`]) implementing [`Channel`] —
+//! The seam: a channel is one folder here ([`email`], [`sms`], [`wecom`], [`dingtalk`],
+//! [`webhook`]) implementing [`Channel`] —
 //! its key, its addresses among a bureau's contacts, the drafts of a rendered text, one send and the
 //! classification of the answer — with its config section in the folder's `config.rs`
 //! (which `config` lists and validates), and one line in [`channels`], the only place that
 //! lists them. The outbox, the workers, the metrics ([`metrics`]) and `/readyz` iterate that list,
-//! so a new channel touches none of them.
+//! so a new channel touches none of them. What the HTTP channels share (fitting a text to a
+//! vendor's size limit, HMAC, reading an `errcode` answer through a channel's table) is in
+//! [`wire`].
 
+pub mod dingtalk;
 pub mod email;
 pub mod metrics;
 pub mod outbox;
 pub mod sms;
+pub mod webhook;
+pub mod wecom;
+pub mod wire;
 
 use crate::deadletter::DeadLetter;
 use crate::domain::alert::Transition;
@@ -31,6 +38,7 @@ use crate::domain::digest::{self, Digest};
 use crate::domain::incident::IncidentEvent;
 use crate::domain::message::{self, Text};
 use crate::domain::network::{Bureau, Contacts, Network};
+use crate::settings::secret::{Secret, SecretSource};
 use crate::state::on_blocking_pool;
 use crate::telemetry::Metrics;
 use email::config::SmtpConfig;
@@ -165,17 +173,57 @@ pub trait Channel: Send + Sync {
     fn send<'a>(&'a self, item: &'a Item) -> Sending<'a>;
 }
 
+/// The chat robots and webhooks of every bureau (`[[bureau]] wecom`, `dingtalk`, `webhook`),
+/// each under its label (`guangzhou.wecom[0]`), which the bureau's [`Contacts`] list.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ChatConfig {
+    pub wecom: Vec<wecom::config::WecomRobot>,
+    pub dingtalk: Vec<dingtalk::config::DingtalkRobot>,
+    pub webhook: Vec<webhook::config::WebhookTarget>,
+}
+
 /// Every channel the daemon runs, in delivery-worker and metrics order: the ONE place a
 /// channel is registered. Built inside the runtime (lettre's pool spawns its task when
 /// built); secrets are resolved here. A channel whose section is missing either fails the
-/// start (email) or is kept disabled, rendering nothing, after one log line (SMS). Takes the
-/// channels' sections one by one, since `config` (which assembles them) imports this module.
+/// start (email) or is kept disabled, rendering nothing, after one log line (SMS); the chat
+/// channels render nothing where no bureau lists a robot. Takes the channels' sections one by
+/// one, since `config` (which assembles them) imports this module.
 pub fn channels(
     smtp: Option<&SmtpConfig>,
     sms: Option<&SmsConfig>,
+    chat: &ChatConfig,
     net: &Network,
 ) -> Result<Vec<Arc<dyn Channel>>, SetupError> {
-    Ok(vec![email::from_config(smtp)?, sms::from_config(sms, net)?])
+    Ok(vec![
+        email::from_config(smtp)?,
+        sms::from_config(sms, net)?,
+        wecom::from_config(&chat.wecom)?,
+        dingtalk::from_config(&chat.dingtalk)?,
+        webhook::from_config(&chat.webhook)?,
+    ])
+}
+
+/// A robot's or endpoint's URL read from its secret source and checked to be http(s); errors
+/// name `label` and the source, never the value (it holds a key or token).
+pub(crate) fn resolve_url(source: &SecretSource, label: &str) -> Result<Secret, SetupError> {
+    let url = source
+        .resolve()
+        .map_err(|e| format!("{label} url ({source:?}): {e}"))?;
+    match reqwest::Url::parse(url.expose()) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") && u.has_host() => Ok(url),
+        _ => Err(SetupError::Setting(format!(
+            "{label} url ({source:?}): not an http(s) URL"
+        ))),
+    }
+}
+
+/// The HTTP client of one channel: requests time out after `timeout`, so a delivery attempt
+/// ends in bounded time.
+pub(crate) fn http_client(timeout: Duration) -> Result<reqwest::Client, SetupError> {
+    reqwest::Client::builder()
+        .timeout(timeout)
+        .build()
+        .map_err(|e| SetupError::Setting(format!("cannot build the HTTP client: {e}")))
 }
 
 /// Longest wait between two attempts of one notification.
@@ -200,6 +248,8 @@ pub fn render(t: &Transition, net: &Network, channels: &[Arc<dyn Channel>]) -> V
         .to_lowercase(),
         alert_id: t.alert_id.clone(),
         state: t.state.key().to_string(),
+        level: Some(t.level.key().to_string()),
+        station: Some(t.station.clone()),
     };
     net.recipients(station, t.rule)
         .into_iter()
@@ -222,6 +272,8 @@ pub fn render_incident(
         key: e.key().to_lowercase(),
         alert_id: e.incident.id.clone(),
         state: e.kind.key().to_string(),
+        level: Some(e.incident.level.key().to_string()),
+        station: Some(e.incident.origin.clone()),
     };
     net.incident_recipients(&e.incident)
         .into_iter()
@@ -241,6 +293,10 @@ pub struct Origin {
     pub alert_id: String,
     /// `firing`, `resolved`, `digest`, or an incident event (`opened`, …, `ended`).
     pub state: String,
+    /// The alert's level (`blue` … `red`), the incident's highest; `None` for a digest.
+    pub level: Option<String>,
+    /// The alert's station, the incident's origin; `None` for a digest (it spans stations).
+    pub station: Option<String>,
 }
 
 /// The outbox items that carry `text` to the contacts `to` of `bureau` (its duty officers or
@@ -265,6 +321,8 @@ pub fn address(
                 channel: channel.key().to_string(),
                 alert_id: origin.alert_id.clone(),
                 state: origin.state.clone(),
+                level: origin.level.clone(),
+                station: origin.station.clone(),
                 bureau: bureau.id.clone(),
                 bureau_name: bureau.name.clone(),
                 to: draft.to,
@@ -287,6 +345,8 @@ pub fn render_digest(d: &Digest, net: &Network, channels: &[Arc<dyn Channel>]) -
         key: d.key(),
         alert_id: d.id(),
         state: "digest".to_string(),
+        level: None,
+        station: None,
     };
     let text = digest::text::text(d, net);
     address(&text, bureau, bureau.data_contacts(), &origin, channels)
@@ -501,7 +561,7 @@ mod tests {
         );
         net.bureaus[1].operators = Some(Contacts {
             email: vec!["ops@qingyuan.example.org".into()],
-            sms: vec![],
+            ..Contacts::default()
         });
         assert_eq!(
             sent(&net),
@@ -512,6 +572,95 @@ mod tests {
             )],
             "operators: they alone"
         );
+    }
+
+    /// The five channels with robots and endpoints for both bureaus of the fixture network,
+    /// their URLs and secrets in files (as `*_file` gives them).
+    fn every_channel(net: &mut Network, dir: &std::path::Path) -> Vec<Arc<dyn Channel>> {
+        use crate::settings::secret::SecretSource;
+        let file = |name: &str, value: &str| {
+            let path = dir.join(name);
+            std::fs::write(&path, value).expect("write");
+            SecretSource::File(path)
+        };
+        let mut chat = ChatConfig::default();
+        for b in &mut net.bureaus {
+            b.duty.sms = vec!["+8613800000001".into()];
+            b.duty.wecom = vec![format!("{}.wecom[0]", b.id)];
+            b.duty.dingtalk = vec![format!("{}.dingtalk[0]", b.id)];
+            b.duty.webhook = vec![format!("{}.webhook[0]", b.id)];
+            chat.wecom.push(wecom::config::WecomRobot {
+                label: b.duty.wecom[0].clone(),
+                url: file("w", "https://qyapi.example/send?key=k"),
+            });
+            chat.dingtalk.push(dingtalk::config::DingtalkRobot {
+                label: b.duty.dingtalk[0].clone(),
+                url: file("d", "https://oapi.example/robot/send?access_token=t"),
+                secret: Some(file("ds", "SECx")),
+                keywords: vec!["水质预警".into()],
+                at_mobiles: vec!["13800000000".into()],
+                at_all: false,
+            });
+            chat.webhook.push(webhook::config::WebhookTarget {
+                label: b.duty.webhook[0].clone(),
+                url: webhook::config::UrlSource::Plain("https://bus.example/alerts".into()),
+                secret: file("hs", "whsec"),
+            });
+        }
+        let sms: Arc<dyn Channel> = Arc::new(sms::SmsSink::Log("/dev/null".into()));
+        let mut all = vec![email(), sms];
+        all.push(wecom::from_config(&chat.wecom).expect("wecom"));
+        all.push(dingtalk::from_config(&chat.dingtalk).expect("dingtalk"));
+        all.push(webhook::from_config(&chat.webhook).expect("webhook"));
+        all
+    }
+
+    /// Every golden transition, rendered through every channel, fits that channel's limits;
+    /// the chat items name their robot by label, never by URL.
+    #[tokio::test]
+    async fn every_golden_message_fits_every_channel() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut net = crate::domain::message::tests::named();
+        let channels = every_channel(&mut net, dir.path());
+        for (name, t, _) in crate::domain::message::tests::cases() {
+            let items = render(&t, &net, &channels);
+            let first = items.first().map(|i| i.bureau.clone()).unwrap_or_default();
+            let seen: Vec<&str> = items
+                .iter()
+                .filter(|i| i.bureau == first)
+                .map(|i| i.channel.as_str())
+                .collect();
+            assert_eq!(
+                seen,
+                ["email", "sms", "wecom", "dingtalk", "webhook"],
+                "{name}: one bureau's items"
+            );
+            for i in &items {
+                let fits = match i.channel.as_str() {
+                    "sms" => i.text.chars().count() <= sms::MAX_CHARS,
+                    "wecom" => i.text.len() <= wecom::MAX_BYTES,
+                    "dingtalk" => {
+                        i.text.len() <= dingtalk::MAX_BYTES
+                            && i.subject.len() <= dingtalk::MAX_TITLE_BYTES
+                            && i.text.contains("水质预警")
+                            && i.text.contains("@13800000000")
+                    }
+                    "webhook" => i.text.len() <= webhook::MAX_TEXT_BYTES,
+                    _ => true,
+                };
+                assert!(fits, "{name}: {} item of {} bytes", i.channel, i.text.len());
+                if ["wecom", "dingtalk", "webhook"].contains(&i.channel.as_str()) {
+                    assert_eq!(i.to, [format!("{}.{}[0]", i.bureau, i.channel)], "{name}");
+                    let json = serde_json::to_string(i).expect("json");
+                    assert!(
+                        !json.contains("key=k") && !json.contains("access_token"),
+                        "{json}"
+                    );
+                }
+                assert_eq!(i.station.as_deref(), Some(t.station.as_str()));
+                assert_eq!(i.level.as_deref(), Some(t.level.key()));
+            }
+        }
     }
 
     #[test]

@@ -12,9 +12,10 @@
 //!
 //! The idempotency key is derived from the alert id, the transition (kind and reading time),
 //! the bureau, the channel and the recipient's position, so the same transition always gets
-//! the same key. It travels with the delivery (email Message-ID, the SMS gateway's
-//! `Idempotency-Key` header), for the rare copy sent twice: delivered, then a crash before
-//! the file moved to `sent/`.
+//! the same key. It travels with the delivery (email Message-ID, the SMS gateway's and the
+//! webhook's `Idempotency-Key` header; WeCom and DingTalk robots take none), for the rare copy
+//! sent twice: delivered, then a crash before the file moved to `sent/`. A chat robot's item
+//! names it by label (`guangzhou.wecom[0]`), never by its URL, which holds a secret.
 
 use crate::state::{replace_synced, write_atomic};
 use serde::{Deserialize, Serialize};
@@ -38,9 +39,17 @@ pub struct Item {
     pub alert_id: String,
     /// `firing` or `resolved`.
     pub state: String,
+    /// The alert's level (`blue` … `red`), where the notification has one (the webhook
+    /// sends it); absent in files written before it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub level: Option<String>,
+    /// The alert's station, where the notification has one (the webhook sends it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub station: Option<String>,
     pub bureau: String,
     pub bureau_name: String,
-    /// Email addresses (one email to all of a bureau's addresses), or one phone number.
+    /// Email addresses (one email to all of a bureau's addresses), one phone number, or one
+    /// robot's or endpoint's label (`guangzhou.wecom[0]`; never its URL, which is secret).
     pub to: Vec<String>,
     /// Email subject; empty for SMS.
     #[serde(default)]
@@ -233,15 +242,18 @@ impl Outbox {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn item(key: &str, channel: &str) -> Item {
+    /// An item of `channel` with key `key`, for tests of the channels.
+    pub(crate) fn item(key: &str, channel: &str) -> Item {
         Item {
             key: key.into(),
             channel: channel.into(),
             alert_id: "a".into(),
             state: "firing".into(),
+            level: None,
+            station: None,
             bureau: "guangzhou".into(),
             bureau_name: "广州市生态环境局".into(),
             to: vec!["duty@gz.example.org".into()],

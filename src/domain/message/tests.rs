@@ -39,8 +39,8 @@ pub(crate) fn firing() -> Transition {
     }
 }
 
-/// The fixture network with the stations' real names.
-fn named() -> Network {
+/// The fixture network with the stations' real names (notify's tests render it too).
+pub(crate) fn named() -> Network {
     let mut net = network();
     for (s, name) in net.stations.iter_mut().zip(["石角(界牌)", "七星岗"]) {
         s.name = name.to_string();
@@ -117,8 +117,8 @@ fn rate_context(params: usize) -> Context {
 }
 
 /// Every message kind the rules produce, by golden file name, each with the alert id its
-/// episode's start gives.
-fn cases() -> Vec<(&'static str, Transition, &'static str)> {
+/// episode's start gives (notify's tests render them through every channel).
+pub(crate) fn cases() -> Vec<(&'static str, Transition, &'static str)> {
     cases_as_built()
         .into_iter()
         .map(|(name, t, golden)| (name, with_id(t), golden))

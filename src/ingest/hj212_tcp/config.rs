@@ -5,6 +5,7 @@
 //! Fed by `config`, which deserializes the table into [`RawHj212Tcp`] and calls [`validate`];
 //! feeds the listener ([`super::Hj212Tcp::bind`]).
 
+use crate::settings::secret::SecretSource;
 use crate::settings::{duration, Problems};
 use serde::Deserialize;
 use std::net::SocketAddr;
@@ -31,6 +32,17 @@ pub struct Hj212TcpConfig {
     /// Refused frames in a row (bad framing, unknown MN, wrong PW) after which the
     /// connection is closed (`refused`).
     pub max_refusals: u32,
+}
+
+/// Where one station's HJ 212 access password (PW) is read from (`[[station]] hj212_pw_env` /
+/// `hj212_pw_file`, collected by `config`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct LoggerPassword {
+    /// The config key, for errors (`station[2].hj212_pw`).
+    pub key: String,
+    /// The station's id.
+    pub station: String,
+    pub source: SecretSource,
 }
 
 /// The `[hj212_tcp]` table as written; `listen` is required.

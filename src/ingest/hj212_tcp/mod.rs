@@ -167,7 +167,7 @@ impl Hj212Tcp {
     pub async fn bind(
         cfg: &Hj212TcpConfig,
         net: &Network,
-        passwords: &[crate::config::LoggerPassword],
+        passwords: &[config::LoggerPassword],
         state_dir: &std::path::Path,
     ) -> Result<Hj212Tcp, SetupError> {
         let acked = Acked::open(state_dir, chrono::Utc::now().timestamp()).map_err(|source| {

@@ -5,7 +5,6 @@
 use super::*;
 use crate::domain::flow::Reply;
 use std::io::ErrorKind;
-use std::path::Path;
 use tokio::io::AsyncBufReadExt;
 
 const MN: &str = "QY-BJ-SJ-0001";
@@ -22,46 +21,26 @@ struct Harness {
 }
 
 /// A listener for one station (石角, MN [`MN`], password [`PW`] in a file) and a second
-/// station without a password; `tcp` adds keys to `[hj212_tcp]`.
+/// station without a password; `tcp` adds keys to `[hj212_tcp]`. Built without `config`,
+/// which imports this module.
 async fn harness(tcp: &str) -> Harness {
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::write(dir.path().join("pw"), format!("{PW}\n")).expect("password file");
-    let text = format!(
-        r#"
-[hj212_tcp]
-listen = "127.0.0.1:0"
-{tcp}
-
-[[bureau]]
-id = "qingyuan"
-name = "清远市生态环境局"
-email = ["duty@qy.example.org"]
-
-[[river]]
-id = "bei"
-name = "北江"
-
-[[station]]
-id = "shijiao"
-name = "石角"
-river = "bei"
-city = "qingyuan"
-target_class = 2
-hj212_mn = "{MN}"
-hj212_pw_file = "pw"
-
-[[station]]
-id = "feilaixia"
-name = "飞来峡"
-river = "bei"
-city = "qingyuan"
-target_class = 2
-hj212_mn = "QY-BJ-FLX-0002"
-"#
-    );
-    let cfg = crate::config::parse(&text, dir.path(), Path::new("test.toml")).expect("config");
-    let tcp = cfg.hj212_tcp.as_ref().expect("[hj212_tcp]");
-    let listener = Hj212Tcp::bind(tcp, &cfg.network, &cfg.hj212_passwords, dir.path())
+    let raw: config::RawHj212Tcp =
+        toml::from_str(&format!("listen = \"127.0.0.1:0\"\n{tcp}")).expect("[hj212_tcp]");
+    let mut problems = crate::settings::Problems::default();
+    let tcp = config::validate(raw, &mut problems).expect("valid [hj212_tcp]");
+    assert!(problems.0.is_empty(), "{problems}");
+    // 石角 has its logger's MN and password; 七星岗 an MN and no password.
+    let mut net = crate::domain::network::fixtures::network();
+    net.stations[0].hj212_mn = Some(MN.into());
+    net.stations[1].hj212_mn = Some("QY-BJ-FLX-0002".into());
+    let passwords = [config::LoggerPassword {
+        key: "station[0].hj212_pw".into(),
+        station: "shijiao".into(),
+        source: crate::settings::secret::SecretSource::File(dir.path().join("pw")),
+    }];
+    let listener = Hj212Tcp::bind(&tcp, &net, &passwords, dir.path())
         .await
         .expect("bound");
     let addr = listener.local_addr().expect("address");

@@ -246,6 +246,8 @@ mod tests {
             channel: "email".into(),
             alert_id: "shijiao-exceedance-nh3n-20261126T060000".into(),
             state: "firing".into(),
+            level: None,
+            station: None,
             bureau: "qingyuan".into(),
             bureau_name: "清远市生态环境局".into(),
             to: vec!["duty@qy.example.org".into()],

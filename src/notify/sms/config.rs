@@ -1,5 +1,6 @@
-//! The `[sms]` section: the gateway URL, the JSON body template, the timeout and extra
-//! headers (plain or secret), validated into [`SmsConfig`].
+//! The `[sms]` section: the gateway URL, the JSON body template, the timeout, extra
+//! headers (plain or secret) and the rule that reads the provider's verdict from its answer
+//! (`success`), validated into [`SmsConfig`].
 //!
 //! Fed by `config`, which deserializes the table into [`RawSms`] and calls [`validate`];
 //! feeds the SMS channel ([`super::SmsSink::gateway`]).
@@ -21,6 +22,23 @@ pub struct SmsConfig {
     /// Extra request headers (an API key, say); secret values come from the environment or a
     /// file.
     pub headers: Vec<(String, HeaderSource)>,
+    /// How a 2xx answer says whether the provider took the message; `None`: any 2xx does.
+    pub success: Option<Success>,
+}
+
+/// `success = { path = "Code", equals = "OK", retry = ["isv.BUSINESS_LIMIT_CONTROL"] }`: the
+/// provider's verdict read from its JSON answer, for providers that answer HTTP 200 with an
+/// error code in the body (Aliyun, Tencent Cloud, MAS gateways).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Success {
+    /// The dotted path to the verdict (`Code`, `Response.SendStatusSet.0.Code`): object keys,
+    /// or array positions where the segment is a number.
+    pub path: Vec<String>,
+    /// The value that means delivered, compared as text (a JSON number by its digits).
+    pub equals: String,
+    /// Verdicts (as text) that mean "try again later" (a rate limit, a busy system); any other
+    /// mismatch is a permanent refusal.
+    pub retry: Vec<String>,
 }
 
 /// Where an SMS gateway header's value comes from.
@@ -39,6 +57,34 @@ pub struct RawSms {
     timeout: Option<String>,
     #[serde(default)]
     headers: BTreeMap<String, RawHeader>,
+    success: Option<RawSuccess>,
+}
+
+/// `success = { path, equals, retry? }` as written.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSuccess {
+    path: String,
+    equals: Scalar,
+    #[serde(default)]
+    retry: Vec<Scalar>,
+}
+
+/// A provider's code as written: a string or an integer.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Scalar {
+    Text(String),
+    Int(i64),
+}
+
+impl Scalar {
+    fn text(self) -> String {
+        match self {
+            Scalar::Text(s) => s,
+            Scalar::Int(i) => i.to_string(),
+        }
+    }
 }
 
 /// An SMS gateway header: a plain value, or a secret read from the environment or a file.
@@ -98,10 +144,29 @@ pub fn validate(raw: RawSms, base: &Path, p: &mut Problems) -> Option<SmsConfig>
         };
         headers.extend(source.map(|s| (name, s)));
     }
+    let success = raw.success.and_then(|s| {
+        let path: Vec<String> = s.path.split('.').map(str::to_string).collect();
+        if path.iter().any(String::is_empty) {
+            p.add(
+                "sms.success.path",
+                format!(
+                    "{:?} is not a dotted path like \"Code\" or \"Response.SendStatusSet.0.Code\"",
+                    s.path
+                ),
+            );
+            return None;
+        }
+        Some(Success {
+            path,
+            equals: s.equals.text(),
+            retry: s.retry.into_iter().map(Scalar::text).collect(),
+        })
+    });
     Some(SmsConfig {
         url: raw.url,
         body,
         timeout: duration(raw.timeout.as_deref(), "10s", "sms.timeout", p),
         headers,
+        success,
     })
 }

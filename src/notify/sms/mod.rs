@@ -7,8 +7,11 @@
 //! worker with one rendered
 //! notification (text and phone number). Each request carries the configured headers (secret values
 //! resolved at start, never logged) and `Idempotency-Key`, the notification's key, so a gateway
-//! that deduplicates can drop the rare second copy. Gateway answers: 2xx delivered; 4xx permanent
-//! (the request itself is wrong); 5xx, timeouts and refused connections transient.
+//! that deduplicates can drop the rare second copy. Gateway answers: 2xx delivered, unless
+//! `[sms] success` reads another verdict from the JSON answer ([`verdict`]: a code of its
+//! `retry` list transient, any other permanent); 408, 429 (rate limits) and 5xx, timeouts and
+//! refused connections transient; other 4xx permanent (the request itself is wrong). A text
+//! is at most [`MAX_CHARS`] characters (one SMS), cut with a visible `…`.
 
 pub mod config;
 
@@ -17,7 +20,7 @@ use super::{Channel, Draft, Names, SendError, Sending, SetupError};
 use crate::domain::message::Text;
 use crate::domain::network::{Bureau, Contacts, Network};
 use chrono::{SecondsFormat, Utc};
-use config::{HeaderSource, SmsConfig};
+use config::{HeaderSource, SmsConfig, Success};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -27,6 +30,9 @@ pub const NAMES: Names = Names {
     noun: "SMS",
     ..Names::of("sms")
 };
+
+/// The most characters of one text: one SMS of Chinese (UCS-2) text.
+pub const MAX_CHARS: usize = 70;
 
 /// Builds the SMS channel from `[sms]`; without it the channel is disabled, which is said
 /// here, once, when bureaus of `net` list phone numbers.
@@ -57,6 +63,8 @@ pub enum SmsSink {
         /// Configured headers; secret values are marked sensitive, so reqwest hides them in
         /// `Debug` output too.
         headers: HeaderMap,
+        /// How a 2xx answer's body gives the provider's verdict.
+        success: Option<Success>,
     },
     /// Appends `{"time","to","alert_id","state","text"}` lines.
     Log(PathBuf),
@@ -105,6 +113,7 @@ impl SmsSink {
             url: cfg.url.clone(),
             body: cfg.body.clone(),
             headers,
+            success: cfg.success.clone(),
         })
     }
 
@@ -118,6 +127,7 @@ impl SmsSink {
                 url,
                 body,
                 headers,
+                success,
             } => {
                 let resp = client
                     .post(url)
@@ -129,17 +139,13 @@ impl SmsSink {
                     .await
                     .map_err(|e| SendError::Transient(format!("SMS gateway unreachable: {e}")))?;
                 let status = resp.status();
-                if status.is_success() {
-                    return Ok(());
+                let text = resp.text().await.unwrap_or_default();
+                let answer: String = text.chars().take(300).collect();
+                classify(status, &answer)?;
+                match success {
+                    Some(rule) => verdict(rule, &text),
+                    None => Ok(()),
                 }
-                let answer: String = resp
-                    .text()
-                    .await
-                    .unwrap_or_default()
-                    .chars()
-                    .take(300)
-                    .collect();
-                classify(status, &answer)
             }
             SmsSink::Log(path) => {
                 use tokio::io::AsyncWriteExt;
@@ -171,18 +177,55 @@ impl SmsSink {
     }
 }
 
-/// The gateway's answer as a delivery outcome: 2xx delivered; 4xx permanent (the request
-/// itself is wrong, sending it again cannot help); anything else (5xx, a 3xx we do not
-/// follow) transient. `answer` is the start of the body, for the log.
+/// The gateway's answer as a delivery outcome by its status: 2xx delivered (as far as the
+/// status says); 408 and 429 transient (a timeout, a rate limit: later can succeed); other 4xx
+/// permanent (the request itself is wrong, sending it again cannot help); anything else (5xx,
+/// a 3xx we do not follow) transient. `answer` is the start of the body, for the log.
 fn classify(status: reqwest::StatusCode, answer: &str) -> Result<(), SendError> {
     if status.is_success() {
         return Ok(());
     }
     let why = format!("SMS gateway answered {status}: {answer}");
-    if status.is_client_error() {
+    if status.is_client_error() && !matches!(status.as_u16(), 408 | 429) {
         Err(SendError::Permanent(why))
     } else {
         Err(SendError::Transient(why))
+    }
+}
+
+/// The provider's verdict in a 2xx answer `body` by `rule`: the value at its path equal to
+/// `equals` (as text) delivered; one of `retry` transient; any other value, or an answer
+/// without the path, permanent (the provider refused, and says why in the body).
+pub fn verdict(rule: &Success, body: &str) -> Result<(), SendError> {
+    let answer: String = body.chars().take(300).collect();
+    let parsed: Option<serde_json::Value> = serde_json::from_str(body).ok();
+    let found = rule.path.iter().try_fold(parsed.as_ref(), |at, seg| {
+        let at = at?;
+        Some(match seg.parse::<usize>() {
+            Ok(i) if at.is_array() => at.get(i),
+            _ => at.get(seg.as_str()),
+        })
+    });
+    let text = match found.flatten() {
+        Some(serde_json::Value::String(s)) => s.clone(),
+        Some(v @ (serde_json::Value::Number(_) | serde_json::Value::Bool(_))) => v.to_string(),
+        _ => {
+            return Err(SendError::Permanent(format!(
+                "SMS gateway answered without {}: {answer}",
+                rule.path.join(".")
+            )))
+        }
+    };
+    if text == rule.equals {
+        Ok(())
+    } else if rule.retry.contains(&text) {
+        Err(SendError::Transient(format!(
+            "SMS provider answered {text} (retried later): {answer}"
+        )))
+    } else {
+        Err(SendError::Permanent(format!(
+            "SMS provider answered {text}: {answer}"
+        )))
     }
 }
 
@@ -207,7 +250,7 @@ impl Channel for SmsSink {
                 suffix: format!("sms{i}"),
                 to: vec![phone],
                 subject: String::new(),
-                text: text.short.clone(),
+                text: super::wire::fit_chars(&text.short, MAX_CHARS),
             })
             .collect()
     }
@@ -240,6 +283,61 @@ pub fn masked(phone: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Providers' answers read by a `success` rule: Aliyun's `Code`, Tencent Cloud's nested
+    /// array, a numeric code; rate-limit codes of the retry list retried, others refused.
+    #[test]
+    fn provider_verdicts_are_read_from_the_body() {
+        let rule = |path: &str, equals: &str, retry: &[&str]| Success {
+            path: path.split('.').map(str::to_string).collect(),
+            equals: equals.into(),
+            retry: retry.iter().map(|s| s.to_string()).collect(),
+        };
+        let aliyun = rule("Code", "OK", &["isv.BUSINESS_LIMIT_CONTROL"]);
+        let tencent = rule(
+            "Response.SendStatusSet.0.Code",
+            "Ok",
+            &["LimitExceeded.PhoneNumberOneHourLimit"],
+        );
+        let numeric = rule("result", "0", &["-1"]);
+        let check = |r: &Success, body: &str| match verdict(r, body) {
+            Ok(()) => "delivered",
+            Err(SendError::Transient(_)) => "retried",
+            Err(SendError::Permanent(_)) => "refused",
+        };
+        for (r, body, outcome) in [
+            (&aliyun, r#"{"Code":"OK","Message":"OK"}"#, "delivered"),
+            (
+                &aliyun,
+                r#"{"Code":"isv.BUSINESS_LIMIT_CONTROL"}"#,
+                "retried",
+            ),
+            (
+                &aliyun,
+                r#"{"Code":"isv.MOBILE_NUMBER_ILLEGAL"}"#,
+                "refused",
+            ),
+            (&aliyun, r#"{"Message":"no code"}"#, "refused"),
+            (&aliyun, "not json", "refused"),
+            (
+                &tencent,
+                r#"{"Response":{"SendStatusSet":[{"Code":"Ok"}]}}"#,
+                "delivered",
+            ),
+            (
+                &tencent,
+                r#"{"Response":{"SendStatusSet":[{"Code":"LimitExceeded.PhoneNumberOneHourLimit"}]}}"#,
+                "retried",
+            ),
+            (&tencent, r#"{"Response":{"SendStatusSet":[]}}"#, "refused"),
+            (&numeric, r#"{"result":0}"#, "delivered"),
+            (&numeric, r#"{"result":-1}"#, "retried"),
+            (&numeric, r#"{"result":"0"}"#, "delivered"),
+            (&numeric, r#"{"result":17}"#, "refused"),
+        ] {
+            assert_eq!(check(r, body), outcome, "{:?} {body}", r.path);
+        }
+    }
 
     #[test]
     fn template_is_filled_with_escaped_strings() {
@@ -276,7 +374,8 @@ mod tests {
             (301, "transient"),
             (400, "permanent"),
             (401, "permanent"),
-            (429, "permanent"),
+            (408, "transient"),
+            (429, "transient"),
             (500, "transient"),
             (503, "transient"),
         ] {
