@@ -79,6 +79,37 @@ pub struct Code {
     pub meaning: &'static str,
 }
 
+/// One draft per robot or endpoint of `to` (non-secret labels such as `guangzhou.wecom[0]`),
+/// keyed `<key><i>` by its place in the bureau's list, each with `subject` and the text
+/// `text_for(label)` makes for it.
+pub fn one_per_label(
+    key: &str,
+    to: Vec<String>,
+    subject: &str,
+    text_for: impl Fn(&str) -> String,
+) -> Vec<super::Draft> {
+    to.into_iter()
+        .enumerate()
+        .map(|(i, label)| super::Draft {
+            suffix: format!("{key}{i}"),
+            subject: subject.to_string(),
+            text: text_for(&label),
+            to: vec![label],
+        })
+        .collect()
+}
+
+/// How logs name one delivery to labelled robots: `<noun> to <labels> for <alert> (<state>)`;
+/// the labels are not secret, unlike the URLs behind them.
+pub fn describe(noun: &str, item: &super::outbox::Item) -> String {
+    format!(
+        "{noun} to {} for {} ({})",
+        item.to.join(","),
+        item.alert_id,
+        item.state
+    )
+}
+
 /// How transport-level answers are read by every HTTP channel: 2xx goes on to the body;
 /// 408 (timeout), 429 (too many requests) and 5xx are retried, as are 3xx (not followed);
 /// any other 4xx is refused (the request itself is wrong).

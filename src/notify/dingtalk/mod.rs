@@ -233,30 +233,18 @@ impl Channel for DingtalkSink {
     /// One message per robot, keyed `dingtalk<i>` by the robot's place in the list, each with
     /// that robot's keyword and mentions.
     fn drafts(&self, text: &Text, to: Vec<String>) -> Vec<Draft> {
-        to.into_iter()
-            .enumerate()
-            .map(|(i, label)| {
-                let (keywords, at) = self
-                    .robots
-                    .get(&label)
-                    .map_or((&[][..], &[][..]), |r| (&r.keywords[..], &r.at_mobiles[..]));
-                Draft {
-                    suffix: format!("dingtalk{i}"),
-                    subject: wire::fit_bytes(&text.subject, MAX_TITLE_BYTES),
-                    text: markdown(text, keywords, at),
-                    to: vec![label],
-                }
-            })
-            .collect()
+        let title = wire::fit_bytes(&text.subject, MAX_TITLE_BYTES);
+        wire::one_per_label("dingtalk", to, &title, |label| {
+            let (keywords, at) = self
+                .robots
+                .get(label)
+                .map_or((&[][..], &[][..]), |r| (&r.keywords[..], &r.at_mobiles[..]));
+            markdown(text, keywords, at)
+        })
     }
 
     fn describe(&self, item: &Item) -> String {
-        format!(
-            "DingTalk message to {} for {} ({})",
-            item.to.join(","),
-            item.alert_id,
-            item.state
-        )
+        wire::describe("DingTalk message", item)
     }
 
     fn send<'a>(&'a self, item: &'a Item) -> Sending<'a> {

@@ -172,24 +172,11 @@ impl Channel for WebhookSink {
     /// receiver's platform shows what it wants), within [`MAX_TEXT_BYTES`].
     fn drafts(&self, text: &Text, to: Vec<String>) -> Vec<Draft> {
         let body = wire::fit_bytes(&text.body, MAX_TEXT_BYTES);
-        to.into_iter()
-            .enumerate()
-            .map(|(i, label)| Draft {
-                suffix: format!("webhook{i}"),
-                to: vec![label],
-                subject: text.subject.clone(),
-                text: body.clone(),
-            })
-            .collect()
+        wire::one_per_label("webhook", to, &text.subject, |_| body.clone())
     }
 
     fn describe(&self, item: &Item) -> String {
-        format!(
-            "webhook delivery to {} for {} ({})",
-            item.to.join(","),
-            item.alert_id,
-            item.state
-        )
+        wire::describe("webhook delivery", item)
     }
 
     fn send<'a>(&'a self, item: &'a Item) -> Sending<'a> {

@@ -158,24 +158,11 @@ impl Channel for WecomSink {
     /// One message per robot, keyed `wecom<i>` by the robot's place in the list.
     fn drafts(&self, text: &Text, to: Vec<String>) -> Vec<Draft> {
         let content = Self::content(text);
-        to.into_iter()
-            .enumerate()
-            .map(|(i, label)| Draft {
-                suffix: format!("wecom{i}"),
-                to: vec![label],
-                subject: text.subject.clone(),
-                text: content.clone(),
-            })
-            .collect()
+        wire::one_per_label("wecom", to, &text.subject, |_| content.clone())
     }
 
     fn describe(&self, item: &Item) -> String {
-        format!(
-            "WeCom message to {} for {} ({})",
-            item.to.join(","),
-            item.alert_id,
-            item.state
-        )
+        wire::describe("WeCom message", item)
     }
 
     fn send<'a>(&'a self, item: &'a Item) -> Sending<'a> {
