@@ -62,6 +62,11 @@ pub const CODES: &[Code] = &[
         meaning: "send too fast: over 20 messages a minute",
     },
     Code {
+        code: 90030,
+        reaction: Reaction::Retry,
+        meaning: "webhook over limit: the robot's sending limit",
+    },
+    Code {
         code: 410100,
         reaction: Reaction::Retry,
         meaning: "send too fast: rate limited",
@@ -267,6 +272,7 @@ mod tests {
             (0, "delivered"),
             (-1, "retried"),
             (130101, "retried"),
+            (90030, "retried"),
             (410100, "retried"),
             (660026, "retried"),
             (300001, "refused"),
