@@ -643,21 +643,34 @@ pub fn decode_hj212(
         }
         Err(e) => return refuse(RefusalKind::BadFrame, format!("HJ 212 frame refused: {e}")),
     };
+    // From here the frame is this station's whole data message, so a refusal is about its
+    // content: it is dead-lettered, and acknowledged like a stored one when the frame asks.
+    // Sending it again cannot make it valid, and a logger keeps what was not acknowledged
+    // and sends it on every reconnect, to be refused again each time.
+    let ack = frame.needs_ack().then(|| frame.data_ack().encode());
+    let refuse = |kind, reason: String| Hj212Outcome {
+        ack: ack.clone(),
+        ..refuse(kind, reason)
+    };
     let data = match hj212::data(&frame, map) {
         Ok(d) => d,
         Err(e) => return refuse(RefusalKind::BadFrame, format!("HJ 212 frame refused: {e}")),
     };
     out.unknown_codes = data.unknown.keys().cloned().collect();
     let Some(local) = data.data_time else {
-        return refuse(
-            RefusalKind::MissingTs,
-            "the frame's CP has no DataTime".into(),
-        );
+        return Hj212Outcome {
+            unknown_codes: out.unknown_codes,
+            ..refuse(
+                RefusalKind::MissingTs,
+                "the frame's CP has no DataTime".into(),
+            )
+        };
     };
     let ts = local.with_timezone(&Utc);
     if let Err(r) = check_time("DataTime", &local.to_rfc3339(), ts, now, limits) {
         return refuse(r.kind, r.reason);
     }
+    out.ack = ack.clone();
     // A value that cannot be read (an empty `-Rtd=`) or is implausible refuses that value
     // alone; the frame's others are stored, judged and acknowledged (SPEC §4, §5a).
     let mut values = Vec::with_capacity(data.values.len());
@@ -692,7 +705,7 @@ pub fn decode_hj212(
                 "the frame holds no known parameter".into(),
             );
         }
-        // Every value was refused: nothing to store, so nothing to acknowledge.
+        // Every value was refused: each is dead-lettered, and the frame acknowledged.
         return out;
     }
     out.decoded.readings.push(Reading {
@@ -701,9 +714,6 @@ pub fn decode_hj212(
         values,
         seq: None,
     });
-    if frame.needs_ack() {
-        out.ack = Some(frame.data_ack().encode());
-    }
     out
 }
 
@@ -1054,44 +1064,49 @@ pub(crate) mod tests {
                     f.encode()
                 })
                 .unwrap();
-        let table: Vec<(Option<&str>, String, RefusalKind, &str)> = vec![
+        // (MN, frame, refusal, reason, acknowledged): a frame that is not this station's data
+        // message gets no answer; one whose content is refused is dead-lettered and answered.
+        let table: Vec<(Option<&str>, String, RefusalKind, &str, bool)> = vec![
             (
                 Some("OTHER-MN"),
                 SYNTHETIC_RTD.into(),
                 RefusalKind::MnMismatch,
                 "is not station \"shijiao\"'s MN",
+                false,
             ),
             (
                 None,
                 SYNTHETIC_RTD.into(),
                 RefusalKind::MnMismatch,
                 "no hj212_mn configured",
+                false,
             ),
             (
                 Some("QY-BJ-SJ-0001"),
                 bad_crc,
                 RefusalKind::BadFrame,
                 "crc mismatch: frame says 8642, computed 8641",
+                false,
             ),
             (
                 Some("QY-BJ-SJ-0001"),
                 cmd,
                 RefusalKind::NotData,
                 "CN=1062 is not a data upload",
+                false,
             ),
             (
                 Some("QY-BJ-SJ-0001"),
                 future,
                 RefusalKind::FutureTs,
                 "in the future",
+                true,
             ),
         ];
-        for (mn, frame, kind, needle) in table {
+        for (mn, frame, kind, needle, acknowledged) in table {
             let out = hj212(&hj212_station(mn), &frame);
-            assert!(
-                out.decoded.readings.is_empty() && out.ack.is_none(),
-                "{frame}"
-            );
+            assert!(out.decoded.readings.is_empty(), "{frame}");
+            assert_eq!(out.ack.is_some(), acknowledged, "{frame}");
             let [(None, r)] = out.decoded.refused.as_slice() else {
                 panic!("{frame}: {:?}", out.decoded.refused)
             };
@@ -1312,7 +1327,8 @@ pub(crate) mod tests {
         f.cp =
             f.cp.replace("DataTime=20250601100000", "DataTime=20240601100000");
         let out = hj212(&hj212_station(Some("QY-BJ-SJ-0001")), &f.encode());
-        assert!(out.decoded.readings.is_empty() && out.ack.is_none());
+        // Dead-lettered and answered: sending it again cannot make it younger.
+        assert!(out.decoded.readings.is_empty() && out.ack.is_some());
         let [(None, r)] = out.decoded.refused.as_slice() else {
             panic!("{:?}", out.decoded.refused)
         };
