@@ -67,18 +67,24 @@ fn a_channel_defined_outside_the_crate_hears_a_boundary_exceedance_for_both_bure
     wait_for(Duration::from_secs(20), "an empty outbox", || {
         (running.outbox.count_pending() == 0).then_some(())
     });
-    let room_sent = running
-        .channels
-        .counts("room")
-        .expect("room registered")
-        .sent_total();
-    let mut metrics_text = String::new();
-    running.channels.prometheus(&mut metrics_text);
     let left = running.outbox.count_pending();
+    // Counted after the stop, when nothing more can be delivered, so the count and what the
+    // room heard describe the same deliveries (a later notice may still arrive before it).
+    let channels = Arc::clone(&running.channels);
     assert!(
         runtime.block_on(running.stop(Duration::from_secs(10))),
         "clean stop"
     );
+    // Read, and dropped, inside the runtime: the email channel's pool needs it to close.
+    let (room_sent, metrics_text) = runtime.block_on(async move {
+        let sent = channels
+            .counts("room")
+            .expect("room registered")
+            .sent_total();
+        let mut text = String::new();
+        channels.prometheus(&mut text);
+        (sent, text)
+    });
 
     let items = heard.lock().expect("room").clone();
     let exceedance = exceedance(&items);
