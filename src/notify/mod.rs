@@ -411,11 +411,12 @@ impl Worker {
             tries += 1;
             match channel.send(&p.item).await {
                 Ok(()) => {
-                    // The delivery is recorded before anything else: every step between the
-                    // server's acceptance and this record is a window in which a crash sends
-                    // the notification again.
-                    let (outbox, done) = (Arc::clone(&self.outbox), p.clone());
-                    if let Err(e) = on_blocking_pool(move || outbox.delivered(&done)).await {
+                    // The delivery is recorded before anything else, and right here rather than
+                    // on the blocking pool: every instant between the server's acceptance and
+                    // this record is one in which a kill sends the notification again, and a
+                    // hand-off to another thread (and back) lengthened it when the runtime was
+                    // busy. The record is one synced append of a line (about 0.2 ms).
+                    if let Err(e) = self.outbox.delivered(&p) {
                         tracing::error!(error = %e, "{what} was sent but cannot be marked so; it may be sent again after a restart");
                     }
                     counts.sent(&what, tries, &p.item.key);
