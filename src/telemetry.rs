@@ -121,8 +121,11 @@ pub enum CloseReason {
     TooLong,
     /// `max_refusals` frames in a row refused (bad framing, unknown MN, wrong PW).
     Refused,
-    /// Accepted while `max_connections` were open: closed at once.
+    /// Accepted while `max_connections` were open, all of them loggers': closed at once.
     Capacity,
+    /// Closed to make room at `max_connections`: the oldest connection that had sent no
+    /// valid frame.
+    Evicted,
     /// The same logger (MN) connected again: its older connection is closed.
     Replaced,
     /// The logger did not read its acknowledgements (the write timed out or its queue filled).
@@ -132,13 +135,14 @@ pub enum CloseReason {
 }
 
 impl CloseReason {
-    pub const ALL: [CloseReason; 9] = [
+    pub const ALL: [CloseReason; 10] = [
         CloseReason::Peer,
         CloseReason::Idle,
         CloseReason::SlowFrame,
         CloseReason::TooLong,
         CloseReason::Refused,
         CloseReason::Capacity,
+        CloseReason::Evicted,
         CloseReason::Replaced,
         CloseReason::Unresponsive,
         CloseReason::Shutdown,
@@ -152,6 +156,7 @@ impl CloseReason {
             CloseReason::TooLong => "too_long",
             CloseReason::Refused => "refused",
             CloseReason::Capacity => "capacity",
+            CloseReason::Evicted => "evicted",
             CloseReason::Replaced => "replaced",
             CloseReason::Unresponsive => "unresponsive",
             CloseReason::Shutdown => "shutdown",

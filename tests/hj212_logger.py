@@ -15,8 +15,9 @@ Usage: hj212_logger.py stream SPEC.json
        hj212_logger.py crowd SPEC.json
          Opens ``idle`` connections that never send, one slowloris client that sends a byte of
          a frame every 0.5 s, then one normal logger that sends one frame; prints a JSON line
-         with the seconds the normal logger waited for its acknowledgement, and whether one
-         connection more than ``max_connections`` was closed at once by the listener.
+         with the seconds the normal logger waited for its acknowledgement, and, for one
+         connection more than ``max_connections``, whether the listener closed the oldest idle
+         connection to make room and kept the newcomer.
 
 SPEC keys: host, port, vm (stream), interval, deadline, reconnect_for, stations: [{mn, station,
 frames: [{segment, qn, ack, ts_ms, check}]}] where ``check`` is the VictoriaMetrics series
@@ -217,12 +218,20 @@ def crowd(spec):
         buf += chunk
         if b"CN=9014" in buf and f["qn"].encode() in buf:
             waited = time.monotonic() - began
-    # One connection more than the cap: the listener closes it at once.
+    # One connection more than the cap: the listener makes room by closing the oldest
+    # connection that never sent a valid frame (the first idle one), and keeps the newcomer.
     extra = socket.create_connection(addr, timeout=5)
     try:
-        closed_at_once = extra.recv(1) == b""
+        evicted_oldest_idle = idle[0].recv(1) == b""
     except OSError:
-        closed_at_once = True
+        evicted_oldest_idle = True
+    extra.settimeout(1)
+    try:
+        extra_kept = extra.recv(1) != b""
+    except socket.timeout:
+        extra_kept = True
+    except OSError:
+        extra_kept = False
     # The connections already open are kept: the normal logger is served again.
     f2 = logger["frames"][1]
     s.sendall(frame(f2["segment"]))
@@ -237,7 +246,8 @@ def crowd(spec):
     stop.set()
     print(json.dumps({
         "ack_seconds": waited,
-        "extra_closed_at_once": closed_at_once,
+        "evicted_oldest_idle": evicted_oldest_idle,
+        "extra_kept": extra_kept,
         "served_again": served_again,
     }), flush=True)
     for c in idle + [slow, s, extra]:

@@ -79,6 +79,9 @@ pub enum SetupError {
     /// A station's logger password cannot be read.
     #[error("{key}: {source}")]
     Password { key: String, source: SecretError },
+    /// A station's logger password is empty: it would let frames without a PW in.
+    #[error("{key}: the password is empty (a logger must send its PW; set a non-empty one)")]
+    EmptyPassword { key: String },
     /// The record of acknowledged frames under `[spool] dir` cannot be opened.
     #[error("cannot open {}: {source}", path.display())]
     Record {
@@ -125,7 +128,14 @@ struct Shared {
     conns: Mutex<HashMap<u64, Conn>>,
     /// Why a [`Conn::close`] was told, by connection.
     kicked: Mutex<HashMap<u64, CloseReason>>,
+    /// Refusals recorded per peer address in the current minute (see [`Shared::record`]).
+    recorded: Mutex<HashMap<std::net::IpAddr, (Instant, u32)>>,
 }
+
+/// Refusals of one peer address recorded (logged and dead-lettered) per minute; past it they
+/// are only counted. A client that reconnects to send garbage would otherwise fill the disk
+/// with dead letters and the log with warnings.
+const RECORDED_PER_MINUTE: u32 = 20;
 
 impl Shared {
     fn conns(&self) -> MutexGuard<'_, HashMap<u64, Conn>> {
@@ -142,6 +152,25 @@ impl Shared {
                 .insert(id, reason);
             close.notify_one();
         }
+    }
+
+    /// Whether a refusal from `ip` at `now` is still to be recorded in full (logged,
+    /// dead-lettered), and whether it is the first one past the limit (said once).
+    fn record(&self, ip: std::net::IpAddr, now: Instant) -> (bool, bool) {
+        let mut map = self.recorded.lock().unwrap_or_else(|p| p.into_inner());
+        let minute = Duration::from_secs(60);
+        if map.len() > 10_000 {
+            map.retain(|_, (since, _)| now.saturating_duration_since(*since) < minute);
+        }
+        let entry = map.entry(ip).or_insert((now, 0));
+        if now.saturating_duration_since(entry.0) >= minute {
+            *entry = (now, 0);
+        }
+        entry.1 += 1;
+        (
+            entry.1 <= RECORDED_PER_MINUTE,
+            entry.1 == RECORDED_PER_MINUTE + 1,
+        )
     }
 
     fn kicked_for(&self, id: u64) -> CloseReason {
@@ -186,10 +215,16 @@ impl Hj212Tcp {
                     tracing::warn!(station = %station.id, "the station has an hj212_mn but no hj212_pw_env/hj212_pw_file: its frames over TCP are refused");
                     None
                 }
-                Some(p) => Some(p.source.resolve().map_err(|source| SetupError::Password {
-                    key: p.key.clone(),
-                    source,
-                })?),
+                Some(p) => {
+                    let pw = p.source.resolve().map_err(|source| SetupError::Password {
+                        key: p.key.clone(),
+                        source,
+                    })?;
+                    if pw.expose().is_empty() {
+                        return Err(SetupError::EmptyPassword { key: p.key.clone() });
+                    }
+                    Some(pw)
+                }
             };
             loggers.insert(
                 mn.clone(),
@@ -214,6 +249,7 @@ impl Hj212Tcp {
                 loggers,
                 conns: Mutex::default(),
                 kicked: Mutex::default(),
+                recorded: Mutex::default(),
             }),
         })
     }
@@ -295,10 +331,24 @@ async fn accept(tcp: Hj212Tcp, io: SourceIo) {
                 };
                 Metrics::add(&metrics.tcp_accepted, 1);
                 if shared.conns().len() >= shared.cfg.max_connections {
-                    metrics.tcp_closed(CloseReason::Capacity);
-                    tracing::warn!(%peer, max_connections = shared.cfg.max_connections, "HJ 212 TCP connection refused: at hj212_tcp.max_connections");
-                    drop(stream);
-                    continue;
+                    // Full: make room by closing the oldest connection that never sent a
+                    // valid frame (no logger of ours, or not yet); when every connection is
+                    // a logger, the newcomer is the one refused.
+                    let oldest_unbound = shared
+                        .conns()
+                        .iter()
+                        .filter(|(_, c)| c.mn.is_none())
+                        .map(|(id, _)| *id)
+                        .min();
+                    match oldest_unbound {
+                        Some(id) => shared.kick(id, CloseReason::Evicted),
+                        None => {
+                            metrics.tcp_closed(CloseReason::Capacity);
+                            tracing::warn!(%peer, max_connections = shared.cfg.max_connections, "HJ 212 TCP connection refused: every connection is a logger's, at hj212_tcp.max_connections");
+                            drop(stream);
+                            continue;
+                        }
+                    }
                 }
                 let id = next_id.fetch_add(1, Ordering::Relaxed);
                 let conn = Connection::open(id, peer, index, &shared, &metrics, &deadletter);
@@ -473,6 +523,9 @@ impl Connection {
         let mut buf: Vec<u8> = Vec::with_capacity(1024);
         let mut chunk = vec![0u8; 4096];
         let mut last_read = Instant::now();
+        // Idleness counts from the last line that was not blank: CR LF alone keeps nothing
+        // open.
+        let mut last_line = last_read;
         // When the first byte of the frame now in `buf` arrived.
         let mut frame_began: Option<Instant> = None;
         let mut rate = Rate::new(cfg.max_frame_rate);
@@ -483,6 +536,7 @@ impl Connection {
                 if line.iter().all(|b| b.is_ascii_whitespace()) {
                     continue;
                 }
+                last_line = last_read;
                 if let Some(wait) = rate.take(Instant::now()) {
                     Metrics::add(&self.metrics.tcp_throttled, 1);
                     tokio::time::sleep(wait).await;
@@ -520,15 +574,23 @@ impl Connection {
                     }
                     Err((kind, reason)) => {
                         let origin = format!("hj212_tcp://{}", self.peer);
-                        record_refusal(
-                            &self.deadletter,
-                            &self.metrics,
-                            &origin,
-                            &reason,
-                            kind,
-                            None,
-                            &line,
-                        );
+                        match self.shared.record(self.peer.ip(), Instant::now()) {
+                            (true, _) => record_refusal(
+                                &self.deadletter,
+                                &self.metrics,
+                                &origin,
+                                &reason,
+                                kind,
+                                None,
+                                &line,
+                            ),
+                            (false, first) => {
+                                self.metrics.refused(kind);
+                                if first {
+                                    tracing::warn!(peer = %self.peer.ip(), limit = RECORDED_PER_MINUTE, "HJ 212 TCP: more refusals from this address this minute are counted, not logged or dead-lettered");
+                                }
+                            }
+                        }
                         self.refusals += 1;
                         if self.refusals >= cfg.max_refusals {
                             return Ended::Closed(CloseReason::Refused);
@@ -542,7 +604,7 @@ impl Connection {
             if buf.len() > MAX_LINE {
                 return Ended::Closed(CloseReason::TooLong);
             }
-            let idle_until = last_read + cfg.idle_timeout;
+            let idle_until = last_line + cfg.idle_timeout;
             let (deadline, late) = match frame_began {
                 Some(began) if began + cfg.frame_timeout < idle_until => {
                     (began + cfg.frame_timeout, CloseReason::SlowFrame)

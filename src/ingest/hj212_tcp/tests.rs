@@ -8,6 +8,7 @@ use std::io::ErrorKind;
 use tokio::io::AsyncBufReadExt;
 
 const MN: &str = "QY-BJ-SJ-0001";
+const MN2: &str = "QY-BJ-FLX-0003";
 const PW: &str = "837201";
 
 struct Harness {
@@ -35,11 +36,20 @@ async fn harness(tcp: &str) -> Harness {
     let mut net = crate::domain::network::fixtures::network();
     net.stations[0].hj212_mn = Some(MN.into());
     net.stations[1].hj212_mn = Some("QY-BJ-FLX-0002".into());
-    let passwords = [config::LoggerPassword {
-        key: "station[0].hj212_pw".into(),
-        station: "shijiao".into(),
+    // A second logger with a password, 飞来峡, for tests that need two.
+    let mut second = net.stations[1].clone();
+    second.id = "feilaixia".into();
+    second.hj212_mn = Some(MN2.into());
+    net.stations.push(second);
+    let pw = |key: &str, station: &str| config::LoggerPassword {
+        key: key.into(),
+        station: station.into(),
         source: crate::settings::secret::SecretSource::File(dir.path().join("pw")),
-    }];
+    };
+    let passwords = [
+        pw("station[0].hj212_pw", "shijiao"),
+        pw("station[2].hj212_pw", "feilaixia"),
+    ];
     let listener = Hj212Tcp::bind(&tcp, &net, &passwords, dir.path())
         .await
         .expect("bound");
@@ -256,24 +266,110 @@ async fn slow_silent_and_endless_clients_are_closed_while_others_are_served() {
 }
 
 #[tokio::test]
-async fn at_max_connections_new_ones_are_closed_and_the_old_ones_kept() {
+async fn at_max_connections_the_oldest_stranger_makes_room_and_loggers_stay() {
     let mut h = harness("max_connections = 2").await;
-    let mut kept = Vec::new();
-    for _ in 0..2 {
-        kept.push(connect(h.addr).await);
-    }
+    let mut logger = connect(h.addr).await;
+    logger
+        .write_all(frame(MN, PW, 1).encode().as_bytes())
+        .await
+        .expect("sent");
+    next_inbound(&mut h).await;
+    // A connection that never sends a valid frame, then a newcomer: the stranger goes.
+    let mut stranger = connect(h.addr).await;
     eventually("two connections open", || {
         Metrics::get(&h.metrics.tcp_connections) == 2
     })
     .await;
+    let mut second = connect(h.addr).await;
+    assert!(closed(&mut stranger).await, "the stranger is closed");
+    eventually("the eviction counted", || {
+        closed_for(&h, CloseReason::Evicted) == 1
+    })
+    .await;
+    second
+        .write_all(frame(MN2, PW, 1).encode().as_bytes())
+        .await
+        .expect("sent");
+    assert_eq!(next_inbound(&mut h).await.topic, "wq/bei/feilaixia/hj212");
+    // Both connections are loggers' now: one more is the one refused.
     let mut third = connect(h.addr).await;
     assert!(closed(&mut third).await, "the third is closed at once");
     assert_eq!(closed_for(&h, CloseReason::Capacity), 1);
-    kept[1]
-        .write_all(frame(MN, PW, 1).encode().as_bytes())
+    logger
+        .write_all(frame(MN, PW, 2).encode().as_bytes())
         .await
         .expect("sent");
     assert_eq!(next_inbound(&mut h).await.topic, "wq/bei/shijiao/hj212");
+}
+
+/// Blank lines are no activity: a client sending only CR LF is closed as idle.
+#[tokio::test]
+async fn blank_lines_do_not_keep_a_connection_open() {
+    let h = harness("idle_timeout = \"300ms\"").await;
+    let mut client = connect(h.addr).await;
+    let began = Instant::now();
+    // CR LF every 50 ms, well within the idle timeout, until the listener closes.
+    let closed_at = loop {
+        if client.write_all(b"\r\n").await.is_err() {
+            break Instant::now();
+        }
+        let mut byte = [0u8; 1];
+        match tokio::time::timeout(Duration::from_millis(50), client.read(&mut byte)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => break Instant::now(),
+            _ => {}
+        }
+        assert!(
+            began.elapsed() < Duration::from_secs(5),
+            "still open after 5 s"
+        );
+    };
+    assert!(closed_at.duration_since(began) >= Duration::from_millis(300));
+    eventually("closed as idle", || closed_for(&h, CloseReason::Idle) == 1).await;
+}
+
+/// A peer sending garbage over and over: its refusals are all counted, but only the first
+/// [`RECORDED_PER_MINUTE`] of a minute are logged and dead-lettered.
+#[tokio::test]
+async fn a_flood_of_refusals_is_counted_but_not_all_dead_lettered() {
+    let h = harness("max_refusals = 1").await;
+    for _ in 0..(RECORDED_PER_MINUTE + 10) {
+        let mut client = connect(h.addr).await;
+        client.write_all(b"garbage\r\n").await.expect("sent");
+        assert!(closed(&mut client).await);
+    }
+    eventually("every refusal counted", || {
+        refused(&h, RefusalKind::BadFrame) == u64::from(RECORDED_PER_MINUTE) + 10
+    })
+    .await;
+    let dead =
+        std::fs::read_to_string(h._dir.path().join("deadletter.jsonl")).expect("dead letters");
+    assert_eq!(dead.lines().count(), RECORDED_PER_MINUTE as usize);
+}
+
+/// An empty password would let frames without PW in: the listener refuses to start.
+#[tokio::test]
+async fn an_empty_password_stops_the_start() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("pw"), "\n").expect("empty password file");
+    let raw: config::RawHj212Tcp = toml::from_str("listen = \"127.0.0.1:0\"").expect("raw");
+    let mut problems = crate::settings::Problems::default();
+    let tcp = config::validate(raw, &mut problems).expect("valid");
+    let mut net = crate::domain::network::fixtures::network();
+    net.stations[0].hj212_mn = Some(MN.into());
+    let passwords = [config::LoggerPassword {
+        key: "station[0].hj212_pw".into(),
+        station: "shijiao".into(),
+        source: crate::settings::secret::SecretSource::File(dir.path().join("pw")),
+    }];
+    let err = Hj212Tcp::bind(&tcp, &net, &passwords, dir.path())
+        .await
+        .err()
+        .expect("refused");
+    assert!(
+        err.to_string()
+            .starts_with("station[0].hj212_pw: the password is empty"),
+        "{err}"
+    );
 }
 
 #[tokio::test]
