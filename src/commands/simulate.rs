@@ -52,6 +52,9 @@ pub struct Options {
     /// one connection per station, instead of publishing to a broker; implies `--format hj212`.
     #[arg(long, value_name = "HOST:PORT")]
     pub tcp: Option<String>,
+    /// With `--tcp`: give up when no acknowledgement came for this long, like "30s".
+    #[arg(long, default_value = "30s", value_parser = crate::config::units::parse_duration)]
+    pub ack_timeout: Duration,
     /// Messages to publish.
     #[arg(long, default_value_t = 1000)]
     pub count: u64,
@@ -230,6 +233,9 @@ pub enum SimulateError {
     /// The config has no station to play.
     #[error("the config lists no stations")]
     NoStations,
+    /// `--tcp`: no station of the config has an `hj212_mn`, so there is no logger to play.
+    #[error("no station has an hj212_mn: there is no data logger to play over TCP")]
+    NoLoggers,
     /// `--interval` is not a positive duration.
     #[error("--interval {0:?} is not a positive duration")]
     Interval(String),
@@ -269,7 +275,7 @@ pub async fn run(cfg: &Config, o: &Options) -> Result<(u64, f64), SimulateError>
         return run_tcp(cfg, o, addr).await;
     }
     let (host, port) = crate::config::broker_address(o.broker.as_deref().unwrap_or_default())?;
-    let plan = Plan::new(cfg, o)?;
+    let plan = Plan::new(&cfg.network.stations, o)?;
     let expected = plan.len();
     let mut opts = MqttOptions::new(&o.client_id, host, port);
     opts.set_keep_alive(Duration::from_secs(30))
@@ -361,13 +367,16 @@ impl Planned {
 }
 
 impl Plan {
+    /// The plan over the first `--stations` of `stations`.
+    ///
     /// # Errors
     /// [`SimulateError`]: no station, a bad `--interval` or `--params`.
-    fn new(cfg: &Config, o: &Options) -> Result<Plan, SimulateError> {
-        let stations: Vec<Arc<Station>> = cfg
-            .network
-            .stations
-            .iter()
+    fn new<'a>(
+        stations: impl IntoIterator<Item = &'a Station>,
+        o: &Options,
+    ) -> Result<Plan, SimulateError> {
+        let stations: Vec<Arc<Station>> = stations
+            .into_iter()
             .take(o.stations.unwrap_or(usize::MAX))
             .map(|s| Arc::new(s.clone()))
             .collect();
@@ -445,7 +454,23 @@ impl Iterator for Plan {
 /// the frame's QN); returns (acknowledged, seconds).
 async fn run_tcp(cfg: &Config, o: &Options, addr: &str) -> Result<(u64, f64), SimulateError> {
     use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-    let plan = Plan::new(cfg, o)?;
+    // Only a station with an MN has a logger to play; the others are said and left out.
+    let (loggers, without): (Vec<&Station>, Vec<&Station>) = cfg
+        .network
+        .stations
+        .iter()
+        .partition(|s| s.hj212_mn.is_some());
+    if !without.is_empty() {
+        let ids: Vec<&str> = without.iter().map(|s| s.id.as_str()).collect();
+        eprintln!(
+            "simulate: stations without hj212_mn are not played over TCP: {}",
+            ids.join(", ")
+        );
+    }
+    let plan = Plan::new(loggers, o).map_err(|e| match e {
+        SimulateError::NoStations => SimulateError::NoLoggers,
+        e => e,
+    })?;
     let mut passwords = std::collections::HashMap::new();
     for p in &cfg.hj212_passwords {
         let secret = p
@@ -528,10 +553,19 @@ async fn run_tcp(cfg: &Config, o: &Options, addr: &str) -> Result<(u64, f64), Si
         }
     }
     while acked < expected {
-        match acks_rx.recv().await {
-            Some(Ok(())) => acked += 1,
-            Some(Err(why)) => return Err(failed(why, acked)),
-            None => return Err(failed("every connection closed".into(), acked)),
+        match tokio::time::timeout(o.ack_timeout, acks_rx.recv()).await {
+            Ok(Some(Ok(()))) => acked += 1,
+            Ok(Some(Err(why))) => return Err(failed(why, acked)),
+            Ok(None) => return Err(failed("every connection closed".into(), acked)),
+            Err(_) => {
+                return Err(failed(
+                    format!(
+                        "no acknowledgement for {} s; the daemon's log says why it refused frames (a wrong PW, an unknown MN)",
+                        o.ack_timeout.as_secs()
+                    ),
+                    acked,
+                ))
+            }
         }
     }
     Ok((acked, started.elapsed().as_secs_f64()))
