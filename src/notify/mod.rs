@@ -5,10 +5,11 @@
 //! Fed by the judging task (`alerts`), which calls [`render`] and `Outbox::enqueue` for each batch
 //! of transitions before the message that caused them is acknowledged, and [`address`] for each
 //! digest of data-level alerts a bureau's operators receive; one [`Worker`] per channel
-//! then sends the outbox's pending notifications of that channel, one at a time in enqueue order,
-//! so a bureau never reads a resolution before its alert, and an SMTP outage does not hold back
-//! SMS. A failed delivery is retried with exponential backoff (1 s doubling to 30 s) while it is
-//! transient; a permanent refusal (SMTP 5xx, gateway 4xx) is logged, counted, moved to the outbox's
+//! then sends the outbox's pending notifications of that channel, one at a time, in enqueue order
+//! per recipient, so a bureau never reads a resolution before its alert, an SMTP outage does not
+//! hold back SMS, and one robot or phone number that is down does not hold back another's. A
+//! failed delivery is retried with exponential backoff (1 s doubling to 30 s) while it is
+//! transient, its recipient's later notifications waiting behind it; a permanent refusal (SMTP 5xx, gateway 4xx) is logged, counted, moved to the outbox's
 //! `failed/` and written to the dead-letter file. A notification leaves the outbox only once
 //! delivered, so SMTP or the gateway being down, or riverwatch being killed, delays it but never
 //! loses it.
@@ -45,6 +46,7 @@ use email::config::SmtpConfig;
 use metrics::Registered;
 use outbox::{Item, Outbox, Pending};
 use sms::config::SmsConfig;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -367,11 +369,35 @@ pub struct Worker {
     pub stopping: watch::Receiver<bool>,
 }
 
+/// A recipient (an address, a phone number, a robot's label) whose last attempt failed
+/// transiently: when to try it again, the wait after that, and the attempts so far.
+#[derive(Debug)]
+struct Backoff {
+    retry_at: tokio::time::Instant,
+    next_wait: Duration,
+    tries: u32,
+}
+
+/// What one attempt came to.
+enum Attempt {
+    /// Delivered or refused for good: the recipient's next notification may go.
+    Done,
+    /// Failed transiently: the recipient waits.
+    Retry,
+}
+
 impl Worker {
     /// Delivers pending notifications until the daemon stops and nothing is pending for this
     /// channel; the shutdown sequence aborts it when the grace period ends first (what is
     /// pending stays in the outbox for the next start).
+    ///
+    /// Order and waiting are per recipient (the item's `to`): a recipient's notifications go
+    /// in enqueue order, and one that fails transiently waits with exponential backoff (1 s
+    /// doubling to 30 s) together with that recipient's later ones, while the other
+    /// recipients' notifications go on. One robot or gateway number that is down never holds
+    /// back another bureau's.
     pub async fn deliver(mut self) {
+        let mut waiting: HashMap<String, Backoff> = HashMap::new();
         loop {
             let outbox = Arc::clone(&self.outbox);
             let key = self.channel.channel.key();
@@ -384,6 +410,7 @@ impl Worker {
                 }
             };
             if pending.is_empty() {
+                waiting.clear();
                 if *self.stopping.borrow() {
                     return;
                 }
@@ -395,57 +422,90 @@ impl Worker {
                 }
                 continue;
             }
+            let now = tokio::time::Instant::now();
+            // Recipients that wait: their notifications keep their order behind the one that
+            // failed.
+            let mut held: HashSet<String> = waiting
+                .iter()
+                .filter(|(_, b)| b.retry_at > now)
+                .map(|(to, _)| to.clone())
+                .collect();
             for p in pending {
-                self.one(p).await;
+                let to = p.item.to.join(",");
+                if held.contains(&to) {
+                    continue;
+                }
+                let backoff = waiting.remove(&to);
+                match self.one(&p, backoff.as_ref()).await {
+                    Attempt::Done => {}
+                    Attempt::Retry => {
+                        let (tries, wait) = backoff
+                            .map_or((1, Duration::from_secs(1)), |b| (b.tries + 1, b.next_wait));
+                        waiting.insert(
+                            to.clone(),
+                            Backoff {
+                                retry_at: tokio::time::Instant::now() + wait,
+                                next_wait: (wait * 2).min(MAX_BACKOFF),
+                                tries,
+                            },
+                        );
+                        held.insert(to);
+                    }
+                }
+            }
+            let outbox = Arc::clone(&self.outbox);
+            if let Ok(left) = on_blocking_pool(move || Ok(outbox.count_pending())).await {
+                Metrics::set(&self.metrics.outbox_pending, left as u64);
+            }
+            // Until the next recipient may be tried again, or something new is enqueued.
+            if let Some(next) = waiting.values().map(|b| b.retry_at).min() {
+                tokio::select! {
+                    _ = self.wake.notified() => {}
+                    _ = self.stopping.changed() => {}
+                    _ = tokio::time::sleep_until(next) => {}
+                }
             }
         }
     }
 
-    async fn one(&self, p: Pending) {
+    /// One attempt at `p`, whose recipient failed `backoff.tries` times before.
+    async fn one(&self, p: &Pending, backoff: Option<&Backoff>) -> Attempt {
         let channel = &self.channel.channel;
         let counts = &self.channel.counts;
         let what = channel.describe(&p.item);
-        let mut backoff = Duration::from_secs(1);
-        let mut tries = 0u32;
-        loop {
-            tries += 1;
-            match channel.send(&p.item).await {
-                Ok(()) => {
-                    // The delivery is recorded before anything else, and right here rather than
-                    // on the blocking pool: every instant between the server's acceptance and
-                    // this record is one in which a kill sends the notification again, and a
-                    // hand-off to another thread (and back) lengthened it when the runtime was
-                    // busy. The record is one synced append of a line (about 0.2 ms).
-                    if let Err(e) = self.outbox.delivered(&p) {
-                        tracing::error!(error = %e, "{what} was sent but cannot be marked so; it may be sent again after a restart");
-                    }
-                    counts.sent(&what, tries, &p.item.key);
-                    break;
+        let tries = backoff.map_or(1, |b| b.tries + 1);
+        match channel.send(&p.item).await {
+            Ok(()) => {
+                // The delivery is recorded before anything else, and right here rather than
+                // on the blocking pool: every instant between the server's acceptance and
+                // this record is one in which a kill sends the notification again, and a
+                // hand-off to another thread (and back) lengthened it when the runtime was
+                // busy. The record is one synced append of a line (about 0.2 ms).
+                if let Err(e) = self.outbox.delivered(p) {
+                    tracing::error!(error = %e, "{what} was sent but cannot be marked so; it may be sent again after a restart");
                 }
-                Err(SendError::Permanent(e)) => {
-                    counts.refused(&what, &e);
-                    self.deadletter.record(
-                        &format!("notify/{}", channel.key()),
-                        &format!("{what} refused permanently: {e}"),
-                        None,
-                        p.item.key.as_bytes(),
-                    );
-                    let (outbox, done) = (Arc::clone(&self.outbox), p.clone());
-                    if let Err(e) = on_blocking_pool(move || outbox.failed(&done)).await {
-                        tracing::error!(error = %e, "cannot move a refused notification out of the outbox");
-                    }
-                    break;
-                }
-                Err(SendError::Transient(e)) => {
-                    counts.retrying(&what, &e, tries, backoff);
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(MAX_BACKOFF);
-                }
+                counts.sent(&what, tries, &p.item.key);
+                Attempt::Done
             }
-        }
-        let outbox = Arc::clone(&self.outbox);
-        if let Ok(left) = on_blocking_pool(move || Ok(outbox.count_pending())).await {
-            Metrics::set(&self.metrics.outbox_pending, left as u64);
+            Err(SendError::Permanent(e)) => {
+                counts.refused(&what, &e);
+                self.deadletter.record(
+                    &format!("notify/{}", channel.key()),
+                    &format!("{what} refused permanently: {e}"),
+                    None,
+                    p.item.key.as_bytes(),
+                );
+                let (outbox, done) = (Arc::clone(&self.outbox), p.clone());
+                if let Err(e) = on_blocking_pool(move || outbox.failed(&done)).await {
+                    tracing::error!(error = %e, "cannot move a refused notification out of the outbox");
+                }
+                Attempt::Done
+            }
+            Err(SendError::Transient(e)) => {
+                let wait = backoff.map_or(Duration::from_secs(1), |b| b.next_wait);
+                counts.retrying(&what, &e, tries, wait);
+                Attempt::Retry
+            }
         }
     }
 }
@@ -673,5 +733,86 @@ mod tests {
             "{:?}",
             twice.err()
         );
+    }
+
+    /// A channel whose recipient "down" fails transiently until `up` is set; every delivery
+    /// is kept in order.
+    struct Flaky {
+        up: std::sync::atomic::AtomicBool,
+        got: std::sync::Mutex<Vec<String>>,
+    }
+
+    impl Channel for Flaky {
+        fn names(&self) -> Names {
+            Names::of("flaky")
+        }
+        fn recipients(&self, _: &Contacts) -> Vec<String> {
+            Vec::new()
+        }
+        fn drafts(&self, _: &Text, _: Vec<String>) -> Vec<Draft> {
+            Vec::new()
+        }
+        fn send<'a>(&'a self, item: &'a Item) -> Sending<'a> {
+            Box::pin(async move {
+                let down = item.to == ["down"];
+                if down && !self.up.load(std::sync::atomic::Ordering::SeqCst) {
+                    return Err(SendError::Transient("down".into()));
+                }
+                self.got.lock().expect("lock").push(item.key.clone());
+                Ok(())
+            })
+        }
+    }
+
+    /// One recipient failing does not hold back another's notifications; its own wait and
+    /// then go in order.
+    #[tokio::test]
+    async fn a_failing_recipient_waits_alone_and_keeps_its_order() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let outbox = Arc::new(Outbox::open(&dir.path().join("outbox")).expect("outbox"));
+        let item = |key: &str, to: &str| Item {
+            to: vec![to.into()],
+            ..outbox::tests::item(key, "flaky")
+        };
+        outbox
+            .enqueue(&[
+                item("a1", "down"),
+                item("b1", "up"),
+                item("a2", "down"),
+                item("b2", "up"),
+            ])
+            .expect("enqueue");
+        let flaky = Arc::new(Flaky {
+            up: false.into(),
+            got: Default::default(),
+        });
+        let channels =
+            metrics::Channels::new(vec![flaky.clone() as Arc<dyn Channel>]).expect("channels");
+        let (stop, stopping) = watch::channel(false);
+        let worker = Worker {
+            outbox: Arc::clone(&outbox),
+            channel: Arc::clone(channels.iter().next().expect("registered")),
+            metrics: Arc::default(),
+            deadletter: Arc::new(
+                DeadLetter::open(&dir.path().join("dead.jsonl")).expect("dead letters"),
+            ),
+            wake: Arc::new(Notify::new()),
+            stopping,
+        };
+        let task = tokio::spawn(worker.deliver());
+        let got = || flaky.got.lock().expect("lock").clone();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while got() != ["b1", "b2"] {
+            assert!(tokio::time::Instant::now() < deadline, "{:?}", got());
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        flaky.up.store(true, std::sync::atomic::Ordering::SeqCst);
+        stop.send(true).expect("stop");
+        tokio::time::timeout(Duration::from_secs(10), task)
+            .await
+            .expect("the worker ends once the outbox is empty")
+            .expect("no panic");
+        assert_eq!(got(), ["b1", "b2", "a1", "a2"]);
+        assert_eq!(outbox.count_pending(), 0);
     }
 }
