@@ -584,6 +584,53 @@ fn reject_inline_secrets(mut value: toml::Value, key: &str, p: &mut Problems) ->
     value
 }
 
+/// A robot or webhook written as a bare string (`wecom = ["https://…?key=…"]`) is a URL with
+/// its key inline: said without echoing it, and dropped before the bureau is read (serde's
+/// own message would quote the value). Returns the table without such entries.
+fn scrub_robot_urls(table: &toml::Table, p: &mut Problems) -> toml::Table {
+    let mut table = table.clone();
+    let Some(bureaus) = table.get_mut("bureau").and_then(|b| b.as_array_mut()) else {
+        return table;
+    };
+    for (i, bureau) in bureaus.iter_mut().enumerate() {
+        let Some(b) = bureau.as_table_mut() else {
+            continue;
+        };
+        for (channel, form) in [
+            ("wecom", r#"{ url_env = "…" } or { url_file = "…" }"#),
+            ("dingtalk", r#"{ url_env = "…", secret_env = "…" }"#),
+            ("webhook", r#"{ url = "…", secret_env = "…" }"#),
+        ] {
+            let Some(list) = b.get_mut(channel) else {
+                continue;
+            };
+            if list.is_str() {
+                *list = toml::Value::Array(Vec::new());
+                p.add(
+                    format!("bureau[{i}].{channel}"),
+                    format!("is a list of tables like [{form}], not a string (the value is not repeated here: a robot's URL holds its key)"),
+                );
+                continue;
+            }
+            if let Some(items) = list.as_array_mut() {
+                let mut j = 0;
+                items.retain(|item| {
+                    let keep = !item.is_str();
+                    if !keep {
+                        p.add(
+                            format!("bureau[{i}].{channel}[{j}]"),
+                            format!("write {form}: a robot's URL holds its key, so it is read from the environment or a file, never written in the config (the value is not repeated here)"),
+                        );
+                    }
+                    j += 1;
+                    keep
+                });
+            }
+        }
+    }
+    table
+}
+
 /// Host and port of a plain `mqtt://` broker URL given on the command line (`simulate`).
 ///
 /// # Errors
@@ -1006,7 +1053,8 @@ fn network(
     passwords: &mut Vec<LoggerPassword>,
     p: &mut Problems,
 ) -> Network {
-    let raw_bureaus = entries::<RawBureau>(table, "bureau", p);
+    let scrubbed = scrub_robot_urls(table, p);
+    let raw_bureaus = entries::<RawBureau>(&scrubbed, "bureau", p);
     let raw_rivers = entries::<RawRiver>(table, "river", p);
     let raw_stations = entries::<RawStation>(table, "station", p);
 

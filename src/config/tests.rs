@@ -477,3 +477,31 @@ webhook = [{ url = "https://bus.example.org/alerts", secret_env = "RIVERWATCH_TE
         "{notes:?}"
     );
 }
+
+/// A robot written as a bare URL holds its key inline: named by key, the value never
+/// repeated, and no false follow-on problem about the bureau.
+#[test]
+fn a_robot_written_as_a_bare_url_is_refused_without_echoing_it() {
+    for (line, key) in [
+        (
+            r#"wecom = ["https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=SECRETKEY123"]"#,
+            "bureau[0].wecom[0]",
+        ),
+        (
+            r#"dingtalk = "https://oapi.dingtalk.com/robot/send?access_token=SECRETKEY123""#,
+            "bureau[0].dingtalk",
+        ),
+        (
+            r#"webhook = [{ url = "https://bus.example.org/a", secret_env = "S" }, "https://x/?t=SECRETKEY123"]"#,
+            "bureau[0].webhook[1]",
+        ),
+    ] {
+        let text = MINIMAL.replace(
+            "email = [\"duty@qy.example.org\"]",
+            &format!("email = [\"duty@qy.example.org\"]\n{line}"),
+        );
+        let err = parse_str(&text).err().expect("refused");
+        assert_eq!(keys(&err), [key], "{err}");
+        assert!(!err.to_string().contains("SECRETKEY123"), "{err}");
+    }
+}
