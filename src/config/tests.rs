@@ -500,7 +500,7 @@ fn a_robot_written_as_a_bare_url_is_refused_without_echoing_it() {
             "email = [\"duty@qy.example.org\"]",
             &format!("email = [\"duty@qy.example.org\"]\n{line}"),
         );
-        let err = parse_str(&text).err().expect("refused");
+        let err = parse_str(&text).expect_err("refused");
         assert_eq!(keys(&err), [key], "{err}");
         assert!(!err.to_string().contains("SECRETKEY123"), "{err}");
     }

@@ -137,7 +137,12 @@ pub fn errcode_verdict(
     let answer: String = body.chars().take(300).collect();
     status_verdict(status, vendor, &answer)?;
     let parsed: Option<serde_json::Value> = serde_json::from_str(body).ok();
-    let Some(code) = parsed.as_ref().and_then(|v| v.get("errcode")?.as_i64()) else {
+    // A number, or a number written as a string (`"errcode":"0"`), as some gateways answer.
+    let errcode = |v: &serde_json::Value| {
+        let e = v.get("errcode")?;
+        e.as_i64().or_else(|| e.as_str()?.trim().parse().ok())
+    };
+    let Some(code) = parsed.as_ref().and_then(errcode) else {
         return Err(SendError::Permanent(format!(
             "{vendor} answered without an errcode: {answer}"
         )));
@@ -236,7 +241,9 @@ mod tests {
         };
         for (status, body, outcome) in [
             (200, r#"{"errcode":0,"errmsg":"ok"}"#, "delivered"),
+            (200, r#"{"errcode":"0","errmsg":"ok"}"#, "delivered"),
             (200, r#"{"errcode":45009,"errmsg":"freq"}"#, "transient"),
+            (200, r#"{"errcode":"45009","errmsg":"freq"}"#, "transient"),
             (
                 200,
                 r#"{"errcode":93000,"errmsg":"invalid webhook url"}"#,
