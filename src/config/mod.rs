@@ -153,14 +153,23 @@ pub fn secret_notes(cfg: &Config) -> Vec<String> {
     for pw in cfg.hj212_tcp.iter().flat_map(|_| &cfg.hj212_passwords) {
         sources.push((pw.key.as_str(), &pw.source));
     }
-    let mut notes: Vec<String> = sources
-        .into_iter()
-        .filter_map(|(key, s)| {
-            s.resolve()
-                .err()
-                .map(|e| format!("{key}: {e} (needed by `run`)"))
-        })
-        .collect();
+    let mut unauthenticated = Vec::new();
+    if cfg.hj212_tcp.is_some() {
+        for (i, st) in cfg.network.stations.iter().enumerate() {
+            if st.hj212_mn.is_some() && !cfg.hj212_passwords.iter().any(|p| p.station == st.id) {
+                unauthenticated.push(format!(
+                    "station[{i}] ({}): an hj212_mn without hj212_pw_env or hj212_pw_file, so its logger's frames over TCP are refused",
+                    st.id
+                ));
+            }
+        }
+    }
+    let mut notes: Vec<String> = unauthenticated;
+    notes.extend(sources.into_iter().filter_map(|(key, s)| {
+        s.resolve()
+            .err()
+            .map(|e| format!("{key}: {e} (needed by `run`)"))
+    }));
     for r in &cfg.chat.wecom {
         sources_note(&mut notes, &format!("{} url", r.label), &r.url);
     }
@@ -487,6 +496,17 @@ pub fn parse(text: &str, base: &Path, file: &Path) -> Result<Config, ConfigError
     let global_qc = qc_tables(&raw_qc, "qc", &mut p);
     let hj212_tcp = section::<RawHj212Tcp>(&table, "hj212_tcp", &mut p)
         .and_then(|r| hj212_tcp::validate(r, &mut p));
+    if let Some(tcp) = &hj212_tcp {
+        if tcp.listen.port() != 0 && tcp.listen == http.listen {
+            p.add(
+                "hj212_tcp.listen",
+                format!(
+                    "{} is also [http] listen: the two listeners need their own ports",
+                    tcp.listen
+                ),
+            );
+        }
+    }
     let mut hj212_passwords = Vec::new();
     let mut chat = crate::notify::ChatConfig::default();
     let network = network(
@@ -1171,6 +1191,12 @@ fn network(
                 p.add(
                     key("hj212_mn"),
                     format!("{mn:?} is not an HJ 212 MN (1–24 ASCII characters)"),
+                );
+            } else if mn.contains([';', ',', '=', '&']) {
+                // A frame could never carry it: these characters separate its fields.
+                p.add(
+                    key("hj212_mn"),
+                    format!("{mn:?} holds ; , = or &, which separate an HJ 212 frame's fields"),
                 );
             }
             if !seen_mn.insert(mn.as_str()) {

@@ -505,3 +505,28 @@ fn a_robot_written_as_a_bare_url_is_refused_without_echoing_it() {
         assert!(!err.to_string().contains("SECRETKEY123"), "{err}");
     }
 }
+
+/// `[hj212_tcp]` next to what it depends on: an MN a frame could not carry, the HTTP port,
+/// and a logger without a password (a note: valid, but its frames would be refused).
+#[test]
+fn the_tcp_listener_is_checked_with_its_stations() {
+    let with = |extra: &str, station: &str| {
+        MINIMAL.replace("target_class = 2", &format!("target_class = 2\n{station}")) + extra
+    };
+    let tcp = "\n[hj212_tcp]\nlisten = \"127.0.0.1:9750\"\n";
+    let err = parse_str(&with(tcp, "hj212_mn = \"QY;BJ\"")).expect_err("refused");
+    assert_eq!(
+        keys(&err),
+        ["hj212_tcp.listen", "station[0].hj212_mn"],
+        "{err}"
+    );
+    let cfg = parse_str(&with(
+        "\n[hj212_tcp]\nlisten = \"0.0.0.0:9212\"\n",
+        "hj212_mn = \"QY-BJ-SJ-0001\"",
+    ))
+    .expect("valid");
+    assert_eq!(
+        secret_notes(&cfg),
+        ["station[0] (shijiao): an hj212_mn without hj212_pw_env or hj212_pw_file, so its logger's frames over TCP are refused"]
+    );
+}
