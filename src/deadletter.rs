@@ -26,7 +26,14 @@ impl DeadLetter {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)?;
         }
-        let file = OpenOptions::new().create(true).append(true).open(path)?;
+        // Readable by the service alone: a refused payload may hold what it should not show
+        // (an HJ 212 frame carries its logger's password).
+        use std::os::unix::fs::OpenOptionsExt;
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(path)?;
         Ok(DeadLetter {
             path: path.to_path_buf(),
             file: Mutex::new(file),
