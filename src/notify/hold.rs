@@ -12,7 +12,8 @@
 //!   was deleted) and the alert still fires, they go out once, re-keyed
 //!   `released.<silence>.<original key>` (so the outbox, which has seen nothing under the
 //!   original key but must not take the release for it, keeps both apart) and marked
-//!   "released from silence" in the email subject; otherwise they are dropped.
+//!   "released from silence" in the email's subject and first line; otherwise they are
+//!   dropped.
 //! - **Quiet hours.** A blue or data-level notification (a digest of station faults counts as
 //!   data) for a bureau inside its quiet period waits until the period ends; then all that
 //!   waited go out as one summary per bureau and address (one per email list, phone, robot),
@@ -181,8 +182,13 @@ fn level(item: &Item) -> Option<Level> {
 /// `released.<silence>.`, and said so in the email subject.
 fn released(mut item: Item, silence: &str) -> Item {
     item.key = format!("released.{silence}.{}", item.key).to_lowercase();
+    // Email only: an SMS or chat text is already cut to its limit.
     if !item.subject.is_empty() {
         item.subject = format!("【静默结束后补发 released from silence】{}", item.subject);
+        item.text = format!(
+            "（静默结束后补发：该告警在静默期间仍在持续 / Released from silence: the alert still fires now that the silence ended）\n\n{}",
+            item.text
+        );
     }
     item
 }
