@@ -2,8 +2,11 @@
 //! QC flags and firing alerts; the firing alerts; acknowledgements and silences.
 //!
 //! Fed by the judging task (`alerts`), which hands over each judged message once and
-//! asks, before queueing notifications, whether a transition is muted; read and written by the
-//! endpoints in `http`. Acknowledgements and silences are kept in `<[spool] dir>/api.json`
+//! asks, before queueing notifications, whether a transition or incident event is muted and
+//! by which silence (and, on its timer, whether that silence is still in force and the alert
+//! still open); read and written by the endpoints in `http`. A silence is checked against the
+//! rules of `domain::silence` (a matcher, at most `[alerts] max_silence`, orange and red only
+//! when named, an author); `DELETE` ends it, and it stays listed, ended, for a day. Acknowledgements and silences are kept in `<[spool] dir>/api.json`
 //! (written atomically on every change), so they survive a restart like the alert state does;
 //! the firing alerts are rebuilt at start from the saved alert episodes. Write endpoints need
 //! `Authorization: Bearer <[http] token>`, compared in constant time.
