@@ -21,19 +21,33 @@
 //! (keyed by the digest's batch), then the pending digests are saved without them. A crash in
 //! between releases the same batch again after the restart, under the same keys, and the
 //! outbox drops the copy.
+//!
+//! Held notifications ([`Holds`], `held.json`): a transition or incident event muted by a
+//! silence is still rendered, and its notifications kept with the silence; on the timer, those
+//! of silences no longer in force go out if their alert still fires (once; see
+//! `notify::hold`). A blue or data-level notification (digests included) for a bureau in its
+//! quiet hours waits; at the end of the period, one summary per address goes out. Held
+//! notifications are saved before `alerts.json`, and after a release once the released ones are
+//! in the outbox, as digests are. Data-level transitions muted by a silence are not kept: a
+//! station fault or an offline station under a silence is the maintenance the silence
+//! announced, and its clearing reaches the digest as usual.
 
 use crate::api::Live;
 use crate::domain::alert::{Kind, Transition};
 use crate::domain::digest::{Digests, Entry};
 use crate::domain::flow::Judged;
-use crate::domain::incident::IncidentEvent;
+use crate::domain::incident::{EventKind, IncidentEvent};
 use crate::domain::network::Network;
+use crate::domain::quiet::QuietHours;
+use crate::domain::silence::Subject;
 use crate::ingest::{Decoder, Inbound};
+use crate::notify::hold::Holds;
 use crate::notify::outbox::{Item, Outbox};
 use crate::notify::Channel;
 use crate::screen::Screen;
 use crate::telemetry::Metrics;
 use chrono::Utc;
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -55,6 +69,10 @@ pub struct Alerts {
     pub channels: Vec<Arc<dyn Channel>>,
     /// The API's view, kept current, and the silences and acknowledgements it holds.
     pub live: Arc<Live>,
+    /// `held.json`: the notifications held by silences and quiet hours.
+    pub held_state: PathBuf,
+    /// `[[bureau]] quiet_hours`, by bureau id.
+    pub quiet_hours: BTreeMap<String, QuietHours>,
     pub metrics: Arc<Metrics>,
 }
 
@@ -69,6 +87,7 @@ impl Alerts {
         mut decoder: Decoder,
         mut screen: Screen,
         mut digests: Digests,
+        mut holds: Holds,
         mut input: mpsc::Receiver<Inbound>,
         store: mpsc::Sender<Judged>,
     ) {
@@ -103,7 +122,8 @@ impl Alerts {
                 },
                 _ = timer.tick() => {
                     let now = Utc::now();
-                    self.release_digests(screen.network(), &mut digests, now).await;
+                    self.release_digests(screen.network(), &mut digests, &mut holds, now).await;
+                    self.release_holds(screen.network(), &mut holds, now).await;
                     match screen.tick(now) {
                         Some(judged) => judged,
                         None => {
@@ -134,6 +154,7 @@ impl Alerts {
                 self.make_durable(
                     &screen,
                     &mut digests,
+                    &mut holds,
                     &judged.transitions,
                     &judged.incidents,
                 )
@@ -161,6 +182,7 @@ impl Alerts {
         &self,
         screen: &Screen,
         digests: &mut Digests,
+        holds: &mut Holds,
         transitions: &[Transition],
         incidents: &[IncidentEvent],
     ) {
@@ -168,17 +190,35 @@ impl Alerts {
         let net = screen.network();
         let mut items = Vec::new();
         let mut digested = false;
+        let mut held = false;
         let heard = transitions
             .iter()
             // An alert that belongs to an incident is told through the incident's events.
             .filter(|t| t.rule.notifies() && t.incident.is_none())
-            .filter(|t| match self.live.muted(t, now) {
-                Some(why) => {
-                    tracing::info!(alert_id = %t.alert_id, kind = ?t.kind, %why, "notifications held back");
-                    false
+            .filter(|t| {
+                if let Some(silence) = self.live.silencing(&Subject::of(t), now) {
+                    tracing::info!(alert_id = %t.alert_id, kind = ?t.kind, %silence, "notifications held back by a silence");
+                    // Kept for the silence's end, unless it resolved (nothing left to tell).
+                    held |= match (t.kind, t.rule.is_data()) {
+                        (_, true) => false,
+                        (Kind::Resolved, _) => holds.forget(&t.alert_id),
+                        _ => holds.silence(
+                            &t.alert_id,
+                            &silence,
+                            crate::notify::render(t, net, &self.channels),
+                        ),
+                    };
+                    return false;
                 }
-                None => true,
-            });
+                if let Some(why) = self.live.muted(t, now) {
+                    tracing::info!(alert_id = %t.alert_id, kind = ?t.kind, %why, "notifications held back");
+                    return false;
+                }
+                // Told now: what a silence held of it is out of date.
+                held |= holds.forget(&t.alert_id);
+                true
+            })
+            .collect::<Vec<_>>();
         for t in heard {
             if !t.rule.is_data() {
                 items.extend(crate::notify::render(t, net, &self.channels));
@@ -193,11 +233,27 @@ impl Alerts {
             }
         }
         for e in incidents {
-            items.extend(crate::notify::render_incident(e, net, &self.channels));
+            let rendered = crate::notify::render_incident(e, net, &self.channels);
+            let id = &e.incident.id;
+            if let Some(silence) = self.live.silencing(&Subject::of_incident(e), now) {
+                tracing::info!(incident_id = %id, event = e.kind.key(), %silence, "notifications held back by a silence");
+                held |= if e.kind == EventKind::Ended {
+                    holds.forget(id)
+                } else {
+                    holds.silence(id, &silence, rendered)
+                };
+                continue;
+            }
+            held |= holds.forget(id);
+            items.extend(rendered);
         }
+        let (items, quiet) = holds.quiet(items, &self.quiet_hours, now);
         self.enqueue(items).await;
         if digested {
             self.save_digests(digests).await;
+        }
+        if held || quiet {
+            self.save_holds(holds).await;
         }
         self.save_state(screen).await;
         self.wake_workers();
@@ -209,6 +265,7 @@ impl Alerts {
         &self,
         net: &Network,
         digests: &mut Digests,
+        holds: &mut Holds,
         now: chrono::DateTime<Utc>,
     ) {
         let released = digests.release(now);
@@ -224,9 +281,60 @@ impl Alerts {
             );
             items.extend(rendered);
         }
+        // A digest is data level: in its bureau's quiet hours it waits with the rest.
+        let (items, quiet) = holds.quiet(items, &self.quiet_hours, now);
         self.enqueue(items).await;
+        if quiet {
+            self.save_holds(holds).await;
+        }
         self.save_digests(digests).await;
         self.wake_workers();
+    }
+
+    /// Releases, at wall time `now`, what silences held once they are no longer in force
+    /// (their alert still firing) and what waited for quiet hours that ended (as summaries):
+    /// into the outbox first, then `held.json` saved without them (see `notify::hold`).
+    async fn release_holds(&self, net: &Network, holds: &mut Holds, now: chrono::DateTime<Utc>) {
+        if holds.is_empty() {
+            return;
+        }
+        let live = &self.live;
+        let (released, mut changed) =
+            holds.release_silenced(|s| live.silence_active(s, now), |id| live.is_open(id));
+        if !released.is_empty() {
+            tracing::info!(
+                notifications = released.len(),
+                "notifications held by a silence that ended released: their alerts still fire"
+            );
+        }
+        // Released into quiet hours, a blue alert waits for their end like any other.
+        let (mut items, quiet) = holds.quiet(released, &self.quiet_hours, now);
+        let (summaries, ended) = holds.release_quiet(now, &self.quiet_hours, net, &self.channels);
+        if !summaries.is_empty() {
+            tracing::info!(
+                summaries = summaries.len(),
+                "quiet hours ended: summaries of the notifications that waited released"
+            );
+        }
+        items.extend(summaries);
+        changed |= quiet || ended;
+        if !items.is_empty() {
+            self.enqueue(items).await;
+            self.wake_workers();
+        }
+        if changed {
+            self.save_holds(holds).await;
+        }
+    }
+
+    /// Saves the held notifications, retrying until the disk takes them (see `make_durable`).
+    async fn save_holds(&self, holds: &Holds) {
+        let holds = Arc::new(holds.clone());
+        let path = self.held_state.clone();
+        retry_on_blocking_pool("cannot save the held notifications", move || {
+            crate::notify::hold::save(&path, &holds)
+        })
+        .await;
     }
 
     /// Writes `items` to the outbox, synced, retrying until the disk takes them.

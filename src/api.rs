@@ -2,14 +2,17 @@
 //! QC flags and firing alerts; the firing alerts; acknowledgements and silences.
 //!
 //! Fed by the judging task (`alerts`), which hands over each judged message once and
-//! asks, before queueing notifications, whether a transition is muted; read and written by the
-//! endpoints in `http`. Acknowledgements and silences are kept in `<[spool] dir>/api.json`
+//! asks, before queueing notifications, whether a transition or incident event is muted and
+//! by which silence (and, on its timer, whether that silence is still in force and the alert
+//! still open); read and written by the endpoints in `http`. A silence is checked against the
+//! rules of `domain::silence` (a matcher, at most `[alerts] max_silence`, orange and red only
+//! when named, an author); `DELETE` ends it, and it stays listed, ended, for a day. Acknowledgements and silences are kept in `<[spool] dir>/api.json`
 //! (written atomically on every change), so they survive a restart like the alert state does;
 //! the firing alerts are rebuilt at start from the saved alert episodes. Write endpoints need
 //! `Authorization: Bearer <[http] token>`, compared in constant time.
 
 use crate::config::secret::Secret;
-use crate::domain::alert::{Kind, Rule, Saved, Transition};
+use crate::domain::alert::{Kind, Level, Rule, Saved, Transition};
 use crate::domain::flow::Judged;
 use crate::domain::incident::{Arrival, EventKind, Incident};
 use crate::domain::network::{Network, Station};
@@ -135,6 +138,7 @@ struct Kept {
     silences: Vec<KeptSilence>,
 }
 
+/// A silence as `api.json` keeps it and `GET /api/v1/silences` lists it (with `active`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct KeptSilence {
     pub id: String,
@@ -144,12 +148,45 @@ pub struct KeptSilence {
     pub rule: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub param: Option<String>,
+    /// The levels it mutes (`data` … `red`); files written before levels existed hold none,
+    /// which means [`silence::DEFAULT_LEVELS`].
+    #[serde(default)]
+    pub levels: Vec<String>,
+    /// When it was created; the epoch in files written before it was recorded.
+    #[serde(default)]
+    pub starts: DateTime<Utc>,
+    /// When it ends, or ended: `DELETE` sets it to the moment it was ended.
     pub until: DateTime<Utc>,
+    /// Who asked for it; empty in files written before it was recorded.
+    #[serde(default)]
+    pub author: String,
     pub reason: String,
 }
 
+/// A silence as the API shows it: what is kept, and whether it is in force now.
+#[derive(Debug, Clone, Serialize)]
+pub struct SilenceView {
+    #[serde(flatten)]
+    pub silence: KeptSilence,
+    pub active: bool,
+}
+
+/// How long an ended silence stays listed (as `"active": false`) before it is forgotten.
+pub const ENDED_SILENCE_KEPT: chrono::Duration = chrono::Duration::hours(24);
+
+/// The default `[alerts] max_silence`.
+pub const MAX_SILENCE: chrono::Duration = chrono::Duration::days(7);
+
 impl KeptSilence {
     fn to_domain(&self) -> Option<Silence> {
+        let levels = if self.levels.is_empty() {
+            silence::DEFAULT_LEVELS.to_vec()
+        } else {
+            self.levels
+                .iter()
+                .map(|l| Level::ALL.into_iter().find(|x| x.key() == l))
+                .collect::<Option<Vec<_>>>()?
+        };
         Some(Silence {
             id: self.id.clone(),
             station: self.station.clone(),
@@ -161,9 +198,44 @@ impl KeptSilence {
                 None => None,
                 Some(p) => Some(Param::from_key(p)?),
             },
+            levels,
+            starts: self.starts,
             until: self.until,
+            author: self.author.clone(),
             reason: self.reason.clone(),
         })
+    }
+
+    fn of(s: &Silence) -> KeptSilence {
+        KeptSilence {
+            id: s.id.clone(),
+            station: s.station.clone(),
+            rule: s.rule.map(|r| r.key().to_string()),
+            param: s.param.map(|p| p.key().to_string()),
+            levels: s.levels.iter().map(|l| l.key().to_string()).collect(),
+            starts: s.starts,
+            until: s.until,
+            author: s.author.clone(),
+            reason: s.reason.clone(),
+        }
+    }
+
+    fn view(&self, now: DateTime<Utc>) -> SilenceView {
+        SilenceView {
+            silence: self.clone(),
+            active: self.starts <= now && now < self.until,
+        }
+    }
+}
+
+/// A duration as the config writes one: `7d`, `36h`, `90m`, `45s`.
+fn duration_text(d: chrono::Duration) -> String {
+    let s = d.num_seconds();
+    match s {
+        _ if s % 86_400 == 0 => format!("{}d", s / 86_400),
+        _ if s % 3_600 == 0 => format!("{}h", s / 3_600),
+        _ if s % 60 == 0 => format!("{}m", s / 60),
+        _ => format!("{s}s"),
     }
 }
 
@@ -181,6 +253,8 @@ pub struct Live {
     inner: Mutex<Inner>,
     path: PathBuf,
     token: Option<Secret>,
+    /// `[alerts] max_silence`: no silence lasts longer.
+    max_silence: chrono::Duration,
 }
 
 /// A refused API request: status and message.
@@ -276,7 +350,14 @@ impl Live {
             }),
             path,
             token,
+            max_silence: MAX_SILENCE,
         })
+    }
+
+    /// The same view, whose silences last at most `max` (`[alerts] max_silence`).
+    pub fn with_max_silence(mut self, max: std::time::Duration) -> Live {
+        self.max_silence = chrono::Duration::from_std(max).unwrap_or(MAX_SILENCE);
+        self
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -407,6 +488,33 @@ impl Live {
         silence::muted(t, &silences, &inner.acked, now)
     }
 
+    /// The id of the silence in force at `now` that matches `subject`, if one does: its
+    /// notifications are held until that silence ends (see `alerts`).
+    pub fn silencing(&self, subject: &silence::Subject<'_>, now: DateTime<Utc>) -> Option<String> {
+        let inner = self.lock();
+        let silences: Vec<Silence> = inner
+            .silences
+            .iter()
+            .filter_map(KeptSilence::to_domain)
+            .collect();
+        silence::silencing(subject, &silences, now).map(|s| s.id.clone())
+    }
+
+    /// Whether the silence `id` is in force at `now` (false when it ended, was deleted or was
+    /// forgotten).
+    pub fn silence_active(&self, id: &str, now: DateTime<Utc>) -> bool {
+        self.lock()
+            .silences
+            .iter()
+            .any(|s| s.id == id && s.starts <= now && now < s.until)
+    }
+
+    /// Whether `id` names an alert that fires or an incident that is open.
+    pub fn is_open(&self, id: &str) -> bool {
+        let inner = self.lock();
+        inner.alerts.contains_key(id) || inner.incidents.contains_key(id)
+    }
+
     pub fn stations(&self) -> Vec<StationView> {
         self.lock().stations.values().cloned().collect()
     }
@@ -415,13 +523,14 @@ impl Live {
         self.lock().alerts.values().cloned().collect()
     }
 
-    pub fn silences(&self, now: DateTime<Utc>) -> Vec<KeptSilence> {
+    /// The silences in force and those that ended within [`ENDED_SILENCE_KEPT`], oldest first.
+    pub fn silences(&self, now: DateTime<Utc>) -> Vec<SilenceView> {
         let inner = self.lock();
         inner
             .silences
             .iter()
-            .filter(|s| s.until > now)
-            .cloned()
+            .filter(|s| now < s.until + ENDED_SILENCE_KEPT)
+            .map(|s| s.view(now))
             .collect()
     }
 
@@ -458,59 +567,101 @@ impl Live {
         Ok(out)
     }
 
-    /// Adds a silence after checking its fields against the network.
+    /// Adds a silence after checking its fields against the network and the rules of
+    /// [`silence::Draft::check`]; 400 with the reason when refused.
     pub fn silence(
         &self,
         net: &Network,
         request: SilenceRequest,
         now: DateTime<Utc>,
-    ) -> Result<KeptSilence, Refusal> {
+    ) -> Result<SilenceView, Refusal> {
         let bad = |m: String| Err((400, m));
         if let Some(s) = &request.station {
             if net.station(s).is_none() {
                 return bad(format!("station {s:?} is not configured"));
             }
         }
-        if let Some(r) = &request.rule {
-            if !Rule::ALL.iter().any(|x| x.key() == r) {
-                return bad(format!("rule {r:?} is not a rule"));
+        let rule = match &request.rule {
+            None => None,
+            Some(r) => match Rule::ALL.into_iter().find(|x| x.key() == r) {
+                Some(rule) => Some(rule),
+                None => return bad(format!("rule {r:?} is not a rule")),
+            },
+        };
+        let param = match &request.param {
+            None => None,
+            Some(p) => match Param::from_key(p) {
+                Some(param) => Some(param),
+                None => return bad(format!("param {p:?} is not a parameter key")),
+            },
+        };
+        let levels = match &request.levels {
+            None => None,
+            Some(keys) => {
+                let mut levels = Vec::new();
+                for k in keys {
+                    match Level::ALL.into_iter().find(|l| l.key() == k) {
+                        Some(l) => levels.push(l),
+                        None => {
+                            return bad(format!(
+                                "level {k:?} is not a level (data, blue, yellow, orange, red)"
+                            ))
+                        }
+                    }
+                }
+                Some(levels)
             }
-        }
-        if let Some(p) = &request.param {
-            if Param::from_key(p).is_none() {
-                return bad(format!("param {p:?} is not a parameter key"));
-            }
-        }
+        };
         let Ok(duration) = crate::config::units::parse_duration(&request.duration) else {
             return bad(format!(
                 "duration {:?} is not a duration like \"2h\"",
                 request.duration
             ));
         };
-        let until = chrono::Duration::from_std(duration)
-            .ok()
-            .and_then(|d| now.checked_add_signed(d))
-            .filter(|u| *u > now);
-        let Some(until) = until else {
-            return bad("duration must be positive".into());
-        };
-        if request.reason.trim().is_empty() {
-            return bad("reason is required".into());
-        }
-        let mut inner = self.lock();
-        let inner = &mut *inner;
-        inner.silences.retain(|s| s.until > now);
-        let silence = KeptSilence {
-            id: format!("silence-{}", now.format("%Y%m%dT%H%M%S%3fZ")),
+        // A duration beyond chrono's range is longer than any maximum.
+        let duration = chrono::Duration::from_std(duration).unwrap_or(chrono::Duration::MAX);
+        let draft = silence::Draft {
             station: request.station,
-            rule: request.rule,
-            param: request.param,
-            until,
+            rule,
+            param,
+            levels,
+            duration,
+            author: request.author.unwrap_or_default(),
             reason: request.reason,
         };
-        inner.silences.push(silence.clone());
+        let mut inner = self.lock();
+        let inner = &mut *inner;
+        inner
+            .silences
+            .retain(|s| now < s.until + ENDED_SILENCE_KEPT);
+        let mut id = format!("silence-{}", now.format("%Y%m%dT%H%M%S%3fZ"));
+        while inner.silences.iter().any(|s| s.id == id) {
+            id.push('x');
+        }
+        let silence = draft
+            .check(id, now, self.max_silence, &duration_text(self.max_silence))
+            .map_err(|why| (400, why.to_string()))?;
+        let kept = KeptSilence::of(&silence);
+        inner.silences.push(kept.clone());
         self.keep(inner).map_err(|e| (500, e.to_string()))?;
-        Ok(silence)
+        Ok(kept.view(now))
+    }
+
+    /// Ends the silence `id` at `now`: it stays listed, ended, for [`ENDED_SILENCE_KEPT`]; what
+    /// it held is notified by the judging task on its next tick. 404 when unknown; a silence
+    /// that already ended is answered as it is.
+    pub fn end_silence(&self, id: &str, now: DateTime<Utc>) -> Result<SilenceView, Refusal> {
+        let mut inner = self.lock();
+        let inner = &mut *inner;
+        let Some(s) = inner.silences.iter_mut().find(|s| s.id == id) else {
+            return Err((404, format!("no silence {id:?}")));
+        };
+        if now < s.until {
+            s.until = now.max(s.starts);
+        }
+        let out = s.view(now);
+        self.keep(inner).map_err(|e| (500, e.to_string()))?;
+        Ok(out)
     }
 
     /// Writes the acknowledgements and silences to `api.json`.
@@ -560,8 +711,12 @@ pub struct SilenceRequest {
     pub station: Option<String>,
     pub rule: Option<String>,
     pub param: Option<String>,
-    /// How long, like "2h".
+    /// The levels it mutes; absent: data, blue and yellow (orange and red only when named).
+    pub levels: Option<Vec<String>>,
+    /// How long, like "2h"; at most `[alerts] max_silence`.
     pub duration: String,
+    /// Who asks for it (required; an `Option` so that its absence is refused with a reason).
+    pub author: Option<String>,
     pub reason: String,
 }
 

@@ -293,13 +293,16 @@ pub fn start(cfg: &Config, inputs: Inputs, outputs: Outputs) -> Result<Running, 
             "alert state restored"
         );
     }
-    let live = Arc::new(crate::api::Live::open(
-        &net,
-        &saved.episodes,
-        &saved.incidents,
-        &cfg.spool.dir,
-        outputs.api_token,
-    )?);
+    let live = Arc::new(
+        crate::api::Live::open(
+            &net,
+            &saved.episodes,
+            &saved.incidents,
+            &cfg.spool.dir,
+            outputs.api_token,
+        )?
+        .with_max_silence(cfg.max_silence),
+    );
     rules.restore_alerts(saved.episodes);
     let mut incidents = Incidents::new(IncidentConfig {
         tolerance: cfg.rules.arrival_tolerance,
@@ -314,6 +317,11 @@ pub fn start(cfg: &Config, inputs: Inputs, outputs: Outputs) -> Result<Running, 
     );
     if !digests.is_empty() {
         tracing::info!("digests of station faults and offline stations from an earlier run are still to be sent");
+    }
+    let held_state = crate::notify::hold::path(&cfg.spool.dir);
+    let holds = crate::notify::hold::load(&held_state)?;
+    if !holds.is_empty() {
+        tracing::info!("notifications held by silences or quiet hours in an earlier run are kept");
     }
     // Offline clocks run only for the stations this instance listens to.
     let shard = cfg.mqtt.shard;
@@ -349,10 +357,12 @@ pub fn start(cfg: &Config, inputs: Inputs, outputs: Outputs) -> Result<Running, 
         digest_state,
         channels: channels.channels(),
         live: Arc::clone(&live),
+        held_state,
+        quiet_hours: cfg.quiet_hours.clone(),
         metrics: Arc::clone(&metrics),
     };
     let screen = Screen::new(Arc::clone(&net), rules, incidents);
-    let judge = tokio::spawn(alerts.run(decoder, screen, digests, inbound_rx, judged_tx));
+    let judge = tokio::spawn(alerts.run(decoder, screen, digests, holds, inbound_rx, judged_tx));
     let (batch_size, flush_interval) = cfg
         .influxdb
         .as_ref()

@@ -66,6 +66,7 @@ pub async fn serve(
         .route("/api/v1/incidents", get(incidents))
         .route("/api/v1/alerts/:id/ack", post(acknowledge))
         .route("/api/v1/silences", get(silences).post(add_silence))
+        .route("/api/v1/silences/:id", axum::routing::delete(end_silence))
         .with_state(shared);
     let task = tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, app).await {
@@ -174,8 +175,35 @@ async fn add_silence(
             .unwrap_or_else(|e| Err((500, format!("the silence failed: {e}"))));
     match added {
         Ok(silence) => {
-            tracing::info!(id = %silence.id, until = %silence.until, reason = %silence.reason, "silence added through the API");
+            let k = &silence.silence;
+            tracing::info!(id = %k.id, until = %k.until, author = %k.author, reason = %k.reason, levels = ?k.levels, "silence added through the API");
             json(StatusCode::CREATED, serde_json::json!(silence))
+        }
+        Err(r) => refused(r),
+    }
+}
+
+/// `DELETE /api/v1/silences/{id}`: ends the silence now (it stays listed, ended); what it
+/// held and still fires is notified by the judging task on its next tick.
+async fn end_silence(
+    State(s): State<Shared>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> axum::response::Response {
+    if let Err(r) = authorized(&s, &headers) {
+        return refused(r);
+    }
+    // `api.json` is written synced: on the blocking pool.
+    let live = Arc::clone(&s.live);
+    let silence_id = id.clone();
+    let ended =
+        tokio::task::spawn_blocking(move || live.end_silence(&silence_id, chrono::Utc::now()))
+            .await
+            .unwrap_or_else(|e| Err((500, format!("ending the silence failed: {e}"))));
+    match ended {
+        Ok(silence) => {
+            tracing::info!(id = %id, "silence ended through the API");
+            json(StatusCode::OK, serde_json::json!(silence))
         }
         Err(r) => refused(r),
     }

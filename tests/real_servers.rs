@@ -1198,8 +1198,7 @@ fn http_endpoints_answer_and_count_what_was_published() {
 
     // Write endpoints: 401 without the token or with a wrong one.
     let ack = format!("/api/v1/alerts/{alert_id}/ack");
-    let silence =
-        r#"{"station":"qixinggang","rule":"offline","duration":"2h","reason":"maintenance"}"#;
+    let silence = r#"{"station":"qixinggang","rule":"offline","duration":"2h","author":"张三","reason":"maintenance"}"#;
     for headers in [vec![], vec!["Authorization: Bearer wrong-token"]] {
         assert_eq!(common::http_request(&addr, "POST", &ack, &headers).0, 401);
         assert_eq!(
@@ -1224,7 +1223,7 @@ fn http_endpoints_answer_and_count_what_was_published() {
         &addr,
         "/api/v1/silences",
         &auth,
-        r#"{"station":"nowhere","duration":"2h","reason":"x"}"#,
+        r#"{"station":"nowhere","duration":"2h","author":"张三","reason":"x"}"#,
     );
     assert_eq!(status, 400, "an unknown station is refused");
 

@@ -111,6 +111,12 @@ pub struct Config {
     /// offline stations per this interval, sent this long after the first transition it holds
     /// (default 15 min, between 1 s and 1 day).
     pub digest_interval: Duration,
+    /// `[alerts] max_silence`: the longest silence the API accepts (default 7 days, between
+    /// 1 min and 30 days).
+    pub max_silence: Duration,
+    /// `[[bureau]] quiet_hours`, by bureau id: when its blue and data-level notifications
+    /// wait (UTC+8). Bureaus without quiet hours are absent.
+    pub quiet_hours: BTreeMap<String, crate::domain::quiet::QuietHours>,
     pub network: Network,
     /// The bureaus' chat robots and webhooks, by the labels their contacts list.
     pub chat: crate::notify::ChatConfig,
@@ -241,6 +247,7 @@ struct RawAlerts {
     fault_fire_after: Option<i64>,
     fault_window: Option<i64>,
     digest_interval: Option<String>,
+    max_silence: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -293,6 +300,10 @@ struct RawBureau {
     /// `webhook = [{ url = "…", secret_env = "…" }]`: the bureau's own platform.
     #[serde(default)]
     webhook: Vec<crate::notify::webhook::config::RawWebhook>,
+    /// `quiet_hours = "22:00-07:00"` (UTC+8): blue and data-level notifications wait. Declared
+    /// so the entry's type is checked with the rest; its window is read by `quiet_hours`.
+    #[allow(dead_code)]
+    quiet_hours: Option<String>,
 }
 
 /// A contact list: the bureau's own `email`/`sms`, or its `operators`.
@@ -483,6 +494,7 @@ pub fn parse(text: &str, base: &Path, file: &Path) -> Result<Config, ConfigError
     );
     let mut raw_alerts: RawAlerts = section(&table, "alerts", &mut p).unwrap_or_default();
     let digest_interval = digest_interval(raw_alerts.digest_interval.take(), &mut p);
+    let max_silence = max_silence(raw_alerts.max_silence.take(), &mut p);
     let rules = rules(
         raw_alerts,
         section(&table, "trend", &mut p).unwrap_or_default(),
@@ -509,6 +521,7 @@ pub fn parse(text: &str, base: &Path, file: &Path) -> Result<Config, ConfigError
     }
     let mut hj212_passwords = Vec::new();
     let mut chat = crate::notify::ChatConfig::default();
+    let quiet_hours = quiet_hours(&table, &mut p);
     let network = network(
         &table,
         national_precision,
@@ -531,6 +544,8 @@ pub fn parse(text: &str, base: &Path, file: &Path) -> Result<Config, ConfigError
         ingest,
         rules,
         digest_interval,
+        max_silence,
+        quiet_hours,
         network,
         chat,
         national_precision,
@@ -900,6 +915,47 @@ fn digest_interval(raw: Option<String>, p: &mut Problems) -> Duration {
     interval.clamp(DIGEST_INTERVAL.0, DIGEST_INTERVAL.1)
 }
 
+/// The shortest and longest `[alerts] max_silence`: a silence shorter than a minute mutes
+/// nothing, and one longer than a month is a rule change that belongs in the config.
+const MAX_SILENCE: (Duration, Duration) =
+    (Duration::from_secs(60), Duration::from_secs(30 * 86_400));
+
+fn max_silence(raw: Option<String>, p: &mut Problems) -> Duration {
+    let key = "alerts.max_silence";
+    let max = duration(raw.as_deref(), "7d", key, p);
+    // Zero: the text was refused already, with its reason.
+    if !max.is_zero() && !(MAX_SILENCE.0..=MAX_SILENCE.1).contains(&max) {
+        p.add(key, "must be between 1m and 30d");
+    }
+    max.clamp(MAX_SILENCE.0, MAX_SILENCE.1)
+}
+
+/// Each `[[bureau]] quiet_hours`, by bureau id, read from the table beside the bureau's other
+/// checks (its type is checked with the rest of the entry, so only the window is checked
+/// here).
+fn quiet_hours(
+    table: &toml::Table,
+    p: &mut Problems,
+) -> BTreeMap<String, crate::domain::quiet::QuietHours> {
+    let mut out = BTreeMap::new();
+    let bureaus = table.get("bureau").and_then(|b| b.as_array());
+    for (i, b) in bureaus.into_iter().flatten().enumerate() {
+        let (Some(id), Some(text)) = (
+            b.get("id").and_then(|v| v.as_str()),
+            b.get("quiet_hours").and_then(|v| v.as_str()),
+        ) else {
+            continue;
+        };
+        match crate::domain::quiet::QuietHours::parse(text) {
+            Ok(q) => {
+                out.insert(id.to_string(), q);
+            }
+            Err(why) => p.add(format!("bureau[{i}].quiet_hours"), why.to_string()),
+        }
+    }
+    out
+}
+
 fn precision(raw: RawProfiles, p: &mut Problems) -> Precision {
     let mut out = Precision::default();
     let Some(nr) = raw.national_realtime else {
@@ -1087,6 +1143,7 @@ fn network(
         }
         contacts(&b.email, &b.sms, path, p);
         chat_contacts(b, path, base, chat, p);
+
         let robots = b.wecom.len() + b.dingtalk.len() + b.webhook.len();
         if b.email.is_empty() && b.sms.is_empty() && robots == 0 {
             p.add(

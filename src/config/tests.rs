@@ -305,6 +305,40 @@ fn fault_persistence_and_digest_interval() {
     }
 }
 
+/// `[alerts] max_silence` (default 7 days) and `[[bureau]] quiet_hours` (UTC+8, may wrap
+/// midnight): accepted as SPEC §10 writes them, refused with the key and the reason otherwise.
+#[test]
+fn max_silence_and_quiet_hours() {
+    let cfg = parse_str(MINIMAL).unwrap();
+    assert_eq!(cfg.max_silence, Duration::from_secs(7 * 86_400));
+    assert!(cfg.quiet_hours.is_empty());
+    let with = |alerts: &str, quiet: &str| {
+        parse_str(&format!(
+            "{}\n[alerts]\n{alerts}\n",
+            MINIMAL.replace(
+                "email = [\"duty@qy.example.org\"]",
+                &format!("email = [\"duty@qy.example.org\"]\n{quiet}"),
+            )
+        ))
+    };
+    let cfg = with("max_silence = \"2d\"", "quiet_hours = \"22:00-07:00\"").unwrap();
+    assert_eq!(cfg.max_silence, Duration::from_secs(2 * 86_400));
+    let (id, q) = cfg.quiet_hours.iter().next().expect("quiet hours");
+    assert_eq!((id.as_str(), q.text()), ("qingyuan", "22:00-07:00".into()));
+    let table = [
+        ("max_silence = \"10s\"", "", "alerts.max_silence"),
+        ("max_silence = \"3650d\"", "", "alerts.max_silence"),
+        ("max_silence = \"forever\"", "", "alerts.max_silence"),
+        ("", "quiet_hours = \"22:00\"", "bureau[0].quiet_hours"),
+        ("", "quiet_hours = \"07:00-07:00\"", "bureau[0].quiet_hours"),
+        ("", "quiet_hours = \"25:00-07:00\"", "bureau[0].quiet_hours"),
+    ];
+    for (alerts, quiet, key) in table {
+        let err = with(alerts, quiet).unwrap_err();
+        assert_eq!(keys(&err), [key], "{alerts}{quiet}: {err}");
+    }
+}
+
 /// The chat robots and webhooks of SPEC §10 are accepted as written there, labelled
 /// `<bureau>.<channel>[i]` in the bureau's contacts, with their secrets as sources only.
 #[test]

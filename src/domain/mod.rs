@@ -18,6 +18,7 @@ pub mod network;
 pub mod param;
 pub mod profile;
 pub mod qc;
+pub mod quiet;
 pub mod reading;
 pub mod ring;
 pub mod rules;

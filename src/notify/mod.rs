@@ -26,6 +26,7 @@
 
 pub mod dingtalk;
 pub mod email;
+pub mod hold;
 pub mod metrics;
 pub mod outbox;
 pub mod sms;
