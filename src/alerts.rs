@@ -195,6 +195,14 @@ impl Alerts {
         for e in incidents {
             items.extend(crate::notify::render_incident(e, net, &self.channels));
         }
+        // The feeds (MQTT) carry every transition and incident event, silenced or not: see
+        // `notify::feed`.
+        for t in transitions {
+            items.extend(crate::notify::feed::items(t, net, &self.channels));
+        }
+        for e in incidents {
+            items.extend(crate::notify::feed::incident_items(e, net, &self.channels));
+        }
         self.enqueue(items).await;
         if digested {
             self.save_digests(digests).await;

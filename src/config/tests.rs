@@ -477,3 +477,60 @@ webhook = [{ url = "https://bus.example.org/alerts", secret_env = "RIVERWATCH_TE
         "{notes:?}"
     );
 }
+
+#[test]
+fn mqtt_output_topics() {
+    let cfg = parse_str(MINIMAL).unwrap();
+    assert_eq!(
+        (
+            cfg.mqtt.status_topic.as_str(),
+            cfg.mqtt.alerts_topic.as_str(),
+            cfg.mqtt.publish_alerts
+        ),
+        ("riverwatch/status", "riverwatch/alerts", true)
+    );
+    let with = |keys: &str| parse_str(&format!("[mqtt]\n{keys}\n{MINIMAL}"));
+    let cfg = with(
+        "status_topic = \"gq/rw/status\"\nalerts_topic = \"gq/rw/alerts\"\npublish_alerts = false",
+    )
+    .unwrap();
+    assert_eq!(
+        (
+            cfg.mqtt.status_topic.as_str(),
+            cfg.mqtt.alerts_topic.as_str(),
+            cfg.mqtt.publish_alerts
+        ),
+        ("gq/rw/status", "gq/rw/alerts", false)
+    );
+    for (lines, key, why) in [
+        (
+            "status_topic = \"\"",
+            "mqtt.status_topic",
+            "must not be empty",
+        ),
+        ("status_topic = \"rw/#\"", "mqtt.status_topic", "wildcard"),
+        (
+            "alerts_topic = \"rw/+/alerts\"",
+            "mqtt.alerts_topic",
+            "wildcard",
+        ),
+        (
+            "alerts_topic = \"$SYS/rw\"",
+            "mqtt.alerts_topic",
+            "must not start with $",
+        ),
+        (
+            "alerts_topic = \"rw/alerts/\"",
+            "mqtt.alerts_topic",
+            "must not end with one",
+        ),
+        ("publish_alerts = \"yes\"", "mqtt", "invalid type"),
+    ] {
+        let err = with(lines).unwrap_err();
+        let text = err.to_string();
+        assert!(
+            keys(&err).iter().any(|k| k.starts_with(key)) && text.contains(why),
+            "{lines}: {text}"
+        );
+    }
+}
