@@ -19,6 +19,10 @@
 //! polls the event loop and matches each PUBACK to the delivery waiting for it; it ends,
 //! with a DISCONNECT, when the channel is dropped.
 //!
+//! Its settings are `[mqtt]`'s (`ingest::mqtt::config`: the broker, credentials and TLS it
+//! shares with the source, plus `alerts_topic` and `publish_alerts`), so it has no
+//! `config.rs` of its own.
+//!
 //! The payload ([`payload`], schema version 1, documented in the README): `version`, `kind`
 //! (`alert` or `incident`), `id`, `rule`, `level`, `state`, `event`, `station`, `param`,
 //! `value`, `limit`, `ts`, `incident`, `bureaus`, `text` (the short Chinese text) and
