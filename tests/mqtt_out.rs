@@ -361,8 +361,13 @@ fn an_alert_made_while_the_broker_is_down_arrives_when_it_returns() {
             .then_some(())
     });
     mqtt.start();
+    let back = std::time::Instant::now();
     let watch = Watcher::start(mqtt.port, Some(&id));
     let seen = watch.next_on("riverwatch/alerts/qixinggang", Duration::from_secs(60));
+    eprintln!(
+        "broker outage: the offline alert arrived {:.1} s after the broker returned",
+        back.elapsed().as_secs_f64()
+    );
     let v = &seen.json;
     assert_eq!(
         (
