@@ -247,7 +247,15 @@ impl Alerts {
             held |= holds.forget(id);
             items.extend(rendered);
         }
-        let (items, quiet) = holds.quiet(items, &self.quiet_hours, now);
+        let (mut items, quiet) = holds.quiet(items, &self.quiet_hours, now);
+        // The feeds (MQTT) carry every transition and incident event, silenced or not: see
+        // `notify::feed`.
+        for t in transitions {
+            items.extend(crate::notify::feed::items(t, net, &self.channels));
+        }
+        for e in incidents {
+            items.extend(crate::notify::feed::incident_items(e, net, &self.channels));
+        }
         self.enqueue(items).await;
         if digested {
             self.save_digests(digests).await;

@@ -112,8 +112,13 @@ fn cannot_open(
 /// [`BuildError`], naming the key.
 pub fn outputs(cfg: &Config) -> Result<Outputs, BuildError> {
     let writer = crate::store::build_backend(cfg.influxdb.as_ref())?;
-    let channels =
-        crate::notify::channels(cfg.smtp.as_ref(), cfg.sms.as_ref(), &cfg.chat, &cfg.network)?;
+    let channels = crate::notify::channels(
+        cfg.smtp.as_ref(),
+        cfg.sms.as_ref(),
+        &cfg.chat,
+        &cfg.mqtt,
+        &cfg.network,
+    )?;
     let api_token = resolve_optional(cfg.http.token.as_ref(), "http.token")?;
     Ok(Outputs {
         writer,
@@ -243,9 +248,15 @@ pub fn start(cfg: &Config, inputs: Inputs, outputs: Outputs) -> Result<Running, 
     };
     let mut sources: Vec<Box<dyn Source>> = Vec::new();
     if let Some(options) = inputs.mqtt {
+        let status = mqtt::status::Status {
+            topic: cfg.mqtt.status_topic.clone(),
+            client_id: cfg.mqtt.client_id.clone(),
+            started_at: chrono::Utc::now(),
+        };
         sources.push(Box::new(MqttSource::new(
             options,
             mqtt::filters(&cfg.mqtt, &net),
+            status,
             Arc::clone(&session),
             Arc::clone(&metrics),
         )));

@@ -22,7 +22,9 @@
 //! - [`config`]: the TOML file → validated domain types; each adapter validates its own section
 //!   (a `config.rs` in its folder) from the shared parts in [`settings`] (problems, secrets,
 //!   units).
-//! - [`ingest`]: input sources behind the `Source` seam (MQTT today) and the shared decoder.
+//! - [`ingest`]: input sources behind the `Source` seam (MQTT, whose connection also keeps
+//!   the retained `riverwatch/status` with its last will; HJ 212 over TCP) and the shared
+//!   decoder.
 //! - [`screen`]: `Decoded` → `Judged`, the domain rules and the incidents, nothing else.
 //! - [`alerts`]: the judging task — runs the screen, makes transitions durable, collects
 //!   station faults and offline into per-bureau digests and releases them on its timer, keeps
@@ -30,7 +32,8 @@
 //! - [`store`]: encodes and puts judged messages in custody behind the `Backend` seam
 //!   (InfluxDB v1/v2, a file), answers receipts in order.
 //! - [`notify`]: the outbox and its delivery workers, one per channel behind the `Channel`
-//!   seam (email, SMS, WeCom and DingTalk robots, signed webhooks).
+//!   seam (email, SMS, WeCom and DingTalk robots, signed webhooks, and the MQTT feed of
+//!   every transition to `riverwatch/alerts/<station>` for other systems).
 //! - [`app`]: the only place that wires stages together (sources and channels are registered
 //!   there); [`http`]: `/healthz`, `/readyz`, `/metrics` and the API, whose view of the
 //!   pipeline (stations, alerts, incidents, acknowledgements, silences) is [`api`].

@@ -8,7 +8,9 @@
 //! hours (station fault) on another river; and stations with a cadence under a minute played
 //! live in wall time until they fall silent (offline). Stations with an `hj212_mn` send HJ 212
 //! hourly frames instead of JSON. A few malformed payloads show refusals. Readings go to a line-protocol file under `--out` (or InfluxDB's v1
-//! API with `--influx-url`), emails to `.eml` files, SMS to a JSON-lines log; a summary ends it.
+//! API with `--influx-url`), emails to `.eml` files, SMS to a JSON-lines log, every alert
+//! transition and incident event to `riverwatch/alerts/<station>` on the in-process broker (the
+//! status too, on `riverwatch/status`); a summary ends it.
 //!
 //! Simulated time runs from `now − duration` to `now`, so no reading is in the future.
 
@@ -115,6 +117,9 @@ pub enum DemoError {
     Build(#[from] app::BuildError),
     #[error(transparent)]
     Start(#[from] app::StartError),
+    /// The MQTT alert channel on the in-process broker.
+    #[error(transparent)]
+    Channel(#[from] crate::notify::SetupError),
     /// `--influx-url` cannot be used.
     #[error("--influx-url: {0}")]
     Influx(#[from] crate::store::influx::BuildError),
@@ -237,13 +242,15 @@ async fn run(
     let outputs = Outputs {
         writer,
         api_token: None,
-        // The run's channels in their file modes: emails as .eml files, SMS as log lines.
+        // The run's channels in their file modes: emails as .eml files, SMS as log lines; and
+        // the MQTT feed on the in-process broker (`riverwatch/alerts/<station>`), as in `run`.
         channels: vec![
             Arc::new(EmailSink::Folder {
                 dir: out.join("outbox"),
                 from,
             }),
             Arc::new(SmsSink::Log(out.join("sms.jsonl"))),
+            crate::notify::mqtt::from_config(&cfg.mqtt)?,
         ],
     };
     let options = app::mqtt_options(cfg)?;
@@ -307,13 +314,17 @@ async fn run(
         Metrics::get(&metrics.digests_pending) == 0 && Metrics::get(&metrics.outbox_pending) == 0
     })
     .await;
+    let published_alerts = running
+        .channels
+        .counts(crate::notify::mqtt::NAMES.key)
+        .map_or(0, |c| c.sent_total());
     running.stop(Duration::from_secs(10)).await;
     let frames = messages
         .iter()
         .filter(|m| m.topic.ends_with("/hj212"))
         .count();
     let frame_acks = stations.close(frames as u64).await;
-    summarise(out, &metrics, published, frame_acks)
+    summarise(out, &metrics, published, frame_acks, published_alerts)
 }
 
 /// One scheduled publication.
@@ -762,7 +773,13 @@ fn sent_per_bureau(out: &Path) -> serde_json::Map<String, serde_json::Value> {
 }
 
 /// Prints the summary and writes `summary.json`; true when every message was taken in custody.
-fn summarise(out: &Path, m: &Metrics, published: u64, frame_acks: u64) -> Result<bool, DemoError> {
+fn summarise(
+    out: &Path,
+    m: &Metrics,
+    published: u64,
+    frame_acks: u64,
+    mqtt_alerts: u64,
+) -> Result<bool, DemoError> {
     let emails = std::fs::read_dir(out.join("outbox"))
         .map(|d| {
             d.flatten()
@@ -806,6 +823,7 @@ fn summarise(out: &Path, m: &Metrics, published: u64, frame_acks: u64) -> Result
         "messages_published": published,
         "messages_acknowledged": Metrics::get(&m.messages_acked),
         "hj212_acks": frame_acks,
+        "mqtt_alerts": mqtt_alerts,
     });
     // A `Value` always serialises.
     let text = serde_json::to_string_pretty(&summary).unwrap_or_default();
@@ -868,6 +886,10 @@ fn summarise(out: &Path, m: &Metrics, published: u64, frame_acks: u64) -> Result
     line(
         "SMS logged",
         format!("{sms}  ({})", out.join("sms.jsonl").display()),
+    );
+    line(
+        "MQTT alerts published",
+        format!("{mqtt_alerts}  (riverwatch/alerts/<station>, broker PUBACK)"),
     );
     line("summary", out.join("summary.json").display().to_string());
     Ok(Metrics::get(&m.messages_acked) >= published && emails > 0)

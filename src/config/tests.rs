@@ -564,3 +564,60 @@ fn the_tcp_listener_is_checked_with_its_stations() {
         ["station[0] (shijiao): an hj212_mn without hj212_pw_env or hj212_pw_file, so its logger's frames over TCP are refused"]
     );
 }
+
+#[test]
+fn mqtt_output_topics() {
+    let cfg = parse_str(MINIMAL).unwrap();
+    assert_eq!(
+        (
+            cfg.mqtt.status_topic.as_str(),
+            cfg.mqtt.alerts_topic.as_str(),
+            cfg.mqtt.publish_alerts
+        ),
+        ("riverwatch/status", "riverwatch/alerts", true)
+    );
+    let with = |keys: &str| parse_str(&format!("[mqtt]\n{keys}\n{MINIMAL}"));
+    let cfg = with(
+        "status_topic = \"gq/rw/status\"\nalerts_topic = \"gq/rw/alerts\"\npublish_alerts = false",
+    )
+    .unwrap();
+    assert_eq!(
+        (
+            cfg.mqtt.status_topic.as_str(),
+            cfg.mqtt.alerts_topic.as_str(),
+            cfg.mqtt.publish_alerts
+        ),
+        ("gq/rw/status", "gq/rw/alerts", false)
+    );
+    for (lines, key, why) in [
+        (
+            "status_topic = \"\"",
+            "mqtt.status_topic",
+            "must not be empty",
+        ),
+        ("status_topic = \"rw/#\"", "mqtt.status_topic", "wildcard"),
+        (
+            "alerts_topic = \"rw/+/alerts\"",
+            "mqtt.alerts_topic",
+            "wildcard",
+        ),
+        (
+            "alerts_topic = \"$SYS/rw\"",
+            "mqtt.alerts_topic",
+            "must not start with $",
+        ),
+        (
+            "alerts_topic = \"rw/alerts/\"",
+            "mqtt.alerts_topic",
+            "must not end with one",
+        ),
+        ("publish_alerts = \"yes\"", "mqtt", "invalid type"),
+    ] {
+        let err = with(lines).unwrap_err();
+        let text = err.to_string();
+        assert!(
+            keys(&err).iter().any(|k| k.starts_with(key)) && text.contains(why),
+            "{lines}: {text}"
+        );
+    }
+}

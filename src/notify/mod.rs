@@ -15,19 +15,23 @@
 //! loses it.
 //!
 //! The seam: a channel is one folder here ([`email`], [`sms`], [`wecom`], [`dingtalk`],
-//! [`webhook`]) implementing [`Channel`] —
+//! [`webhook`], [`mqtt`]) implementing [`Channel`] —
 //! its key, its addresses among a bureau's contacts, the drafts of a rendered text, one send and the
 //! classification of the answer — with its config section in the folder's `config.rs`
 //! (which `config` lists and validates), and one line in [`channels`], the only place that
 //! lists them. The outbox, the workers, the metrics ([`metrics`]) and `/readyz` iterate that list,
 //! so a new channel touches none of them. What the HTTP channels share (fitting a text to a
 //! vendor's size limit, HMAC, reading an `errcode` answer through a channel's table) is in
-//! [`wire`].
+//! [`wire`]. A feed — a channel for other systems, such as [`mqtt`] — reaches no bureau's
+//! contacts: it drafts one item per alert transition or incident event through
+//! [`Channel::feed`], which [`feed`] calls for the judging task.
 
 pub mod dingtalk;
 pub mod email;
+pub mod feed;
 pub mod hold;
 pub mod metrics;
+pub mod mqtt;
 pub mod outbox;
 pub mod sms;
 pub mod webhook;
@@ -40,6 +44,7 @@ use crate::domain::digest::{self, Digest};
 use crate::domain::incident::IncidentEvent;
 use crate::domain::message::{self, Text};
 use crate::domain::network::{Bureau, Contacts, Network};
+use crate::ingest::mqtt::config::MqttConfig;
 use crate::settings::secret::{Secret, SecretSource};
 use crate::state::on_blocking_pool;
 use crate::telemetry::Metrics;
@@ -170,6 +175,15 @@ pub trait Channel: Send + Sync {
         )
     }
 
+    /// A feed (a channel for other systems, not for a bureau's people) drafts here the one
+    /// notification of an alert transition or incident event it publishes, whoever hears of
+    /// it ([`feed`] decides which events, keys the item `<event key>.<suffix>`); channels
+    /// that reach bureaus keep the default, none, and a feed answers no
+    /// [`Channel::recipients`]. Pure, like [`Channel::drafts`].
+    fn feed(&self, _event: &feed::Event) -> Option<Draft> {
+        None
+    }
+
     /// Sends one rendered item once, classifying the answer: `Ok` delivered,
     /// [`SendError::Transient`] retried with backoff, [`SendError::Permanent`] moved to
     /// `failed/` and dead-lettered. Must finish in bounded time (the worker waits for it).
@@ -189,12 +203,14 @@ pub struct ChatConfig {
 /// channel is registered. Built inside the runtime (lettre's pool spawns its task when
 /// built); secrets are resolved here. A channel whose section is missing either fails the
 /// start (email) or is kept disabled, rendering nothing, after one log line (SMS); the chat
-/// channels render nothing where no bureau lists a robot. Takes the channels' sections one by
+/// channels render nothing where no bureau lists a robot; the MQTT feed publishes every
+/// event unless `[mqtt] publish_alerts = false`. Takes the channels' sections one by
 /// one, since `config` (which assembles them) imports this module.
 pub fn channels(
     smtp: Option<&SmtpConfig>,
     sms: Option<&SmsConfig>,
     chat: &ChatConfig,
+    mqtt_out: &MqttConfig,
     net: &Network,
 ) -> Result<Vec<Arc<dyn Channel>>, SetupError> {
     Ok(vec![
@@ -203,6 +219,7 @@ pub fn channels(
         wecom::from_config(&chat.wecom)?,
         dingtalk::from_config(&chat.dingtalk)?,
         webhook::from_config(&chat.webhook)?,
+        mqtt::from_config(mqtt_out)?,
     ])
 }
 
@@ -241,19 +258,7 @@ pub fn render(t: &Transition, net: &Network, channels: &[Arc<dyn Channel>]) -> V
     let Some(text) = message::text(t, net) else {
         return Vec::new();
     };
-    let origin = Origin {
-        key: format!(
-            "{}.{}.{}",
-            t.alert_id,
-            t.kind.key(),
-            t.evidence.ts.format("%Y%m%dT%H%M%SZ")
-        )
-        .to_lowercase(),
-        alert_id: t.alert_id.clone(),
-        state: t.state.key().to_string(),
-        level: Some(t.level.key().to_string()),
-        station: Some(t.station.clone()),
-    };
+    let origin = Origin::alert(t);
     net.recipients(station, t.rule)
         .into_iter()
         .flat_map(|bureau| address(&text, bureau, &bureau.duty, &origin, channels))
@@ -271,13 +276,7 @@ pub fn render_incident(
     let Some(text) = message::incident::text(e, net) else {
         return Vec::new();
     };
-    let origin = Origin {
-        key: e.key().to_lowercase(),
-        alert_id: e.incident.id.clone(),
-        state: e.kind.key().to_string(),
-        level: Some(e.incident.level.key().to_string()),
-        station: Some(e.incident.origin.clone()),
-    };
+    let origin = Origin::incident(e);
     net.incident_recipients(&e.incident)
         .into_iter()
         .flat_map(|bureau| address(&text, bureau, &bureau.duty, &origin, channels))
@@ -300,6 +299,36 @@ pub struct Origin {
     pub level: Option<String>,
     /// The alert's station, the incident's origin; `None` for a digest (it spans stations).
     pub station: Option<String>,
+}
+
+impl Origin {
+    /// What the notifications of one alert transition carry.
+    pub fn alert(t: &Transition) -> Origin {
+        Origin {
+            key: format!(
+                "{}.{}.{}",
+                t.alert_id,
+                t.kind.key(),
+                t.evidence.ts.format("%Y%m%dT%H%M%SZ")
+            )
+            .to_lowercase(),
+            alert_id: t.alert_id.clone(),
+            state: t.state.key().to_string(),
+            level: Some(t.level.key().to_string()),
+            station: Some(t.station.clone()),
+        }
+    }
+
+    /// What the notifications of one incident event carry.
+    pub fn incident(e: &IncidentEvent) -> Origin {
+        Origin {
+            key: e.key().to_lowercase(),
+            alert_id: e.incident.id.clone(),
+            state: e.kind.key().to_string(),
+            level: Some(e.incident.level.key().to_string()),
+            station: Some(e.incident.origin.clone()),
+        }
+    }
 }
 
 /// The outbox items that carry `text` to the contacts `to` of `bureau` (its duty officers or

@@ -1,8 +1,10 @@
 //! The `[mqtt]` section: the broker URL, client identity, credentials, TLS files, keep-alive,
-//! and this instance's shard, validated into [`MqttConfig`].
+//! this instance's shard, and the topics riverwatch publishes to (SPEC §3), validated into
+//! [`MqttConfig`].
 //!
 //! Fed by `config`, which deserializes the table into [`RawMqtt`] and calls [`validate`];
-//! feeds [`super::options`] and [`super::filters`].
+//! feeds [`super::options`], [`super::filters`], the source's status announcements and the
+//! `mqtt` notification channel (`notify::mqtt`).
 
 use crate::settings::secret::SecretSource;
 use crate::settings::{duration, host_port, secret_source, Problems};
@@ -30,7 +32,21 @@ pub struct MqttConfig {
     /// Subscribe through `$share/<group>/…` (for brokers whose shared-subscription strategy
     /// keeps a topic on one member).
     pub shared_group: Option<String>,
+    /// Where the daemon's status is retained (`online`, `offline` by the last will):
+    /// `riverwatch/status` unless `[mqtt] status_topic` says otherwise.
+    pub status_topic: String,
+    /// The prefix of the alert topics, `<alerts_topic>/<station>`: `riverwatch/alerts` unless
+    /// `[mqtt] alerts_topic` says otherwise.
+    pub alerts_topic: String,
+    /// Whether alert transitions and incident events are published (`[mqtt] publish_alerts`,
+    /// default true).
+    pub publish_alerts: bool,
 }
+
+/// The default of `[mqtt] status_topic` (SPEC §3).
+pub const STATUS_TOPIC: &str = "riverwatch/status";
+/// The default of `[mqtt] alerts_topic` (SPEC §3).
+pub const ALERTS_TOPIC: &str = "riverwatch/alerts";
 
 /// The `[mqtt]` table as written; every key is optional.
 #[derive(Deserialize, Default)]
@@ -47,6 +63,9 @@ pub struct RawMqtt {
     keep_alive: Option<String>,
     shard: Option<RawShard>,
     shared_group: Option<String>,
+    status_topic: Option<String>,
+    alerts_topic: Option<String>,
+    publish_alerts: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -132,6 +151,16 @@ pub fn validate(raw: RawMqtt, base: &Path, p: &mut Problems) -> MqttConfig {
             );
         }
     }
+    let status_topic = raw.status_topic.unwrap_or_else(|| STATUS_TOPIC.into());
+    check_topic(&status_topic, "mqtt.status_topic", p);
+    let alerts_topic = raw.alerts_topic.unwrap_or_else(|| ALERTS_TOPIC.into());
+    check_topic(&alerts_topic, "mqtt.alerts_topic", p);
+    if alerts_topic.ends_with('/') {
+        p.add(
+            "mqtt.alerts_topic",
+            format!("{alerts_topic:?} is a prefix: the station id follows after a /, so it must not end with one"),
+        );
+    }
     MqttConfig {
         host,
         port,
@@ -144,5 +173,25 @@ pub fn validate(raw: RawMqtt, base: &Path, p: &mut Problems) -> MqttConfig {
         keep_alive,
         shard,
         shared_group: raw.shared_group,
+        status_topic,
+        alerts_topic,
+        publish_alerts: raw.publish_alerts.unwrap_or(true),
     }
+}
+
+/// A topic riverwatch publishes to: not empty, no wildcard (`+`, `#`), no NUL, not a broker's
+/// own `$` topic, and short enough that topic and payload stay far below any broker's limit.
+fn check_topic(topic: &str, key: &str, p: &mut Problems) {
+    let why = if topic.is_empty() {
+        "must not be empty"
+    } else if topic.contains(['+', '#', '\0']) {
+        "must not hold a wildcard (+, #) or NUL: it is a topic to publish to"
+    } else if topic.starts_with('$') {
+        "must not start with $ (topics the broker keeps for itself)"
+    } else if topic.len() > 200 {
+        "must be at most 200 bytes"
+    } else {
+        return;
+    };
+    p.add(key, format!("{topic:?} {why}"));
 }

@@ -25,8 +25,13 @@
 //! Acknowledgements carry the connection generation: after a reconnect the broker redelivers
 //! everything unacknowledged, so acks of the older copies are dropped rather than sent on a
 //! connection where their packet ids may mean other messages.
+//!
+//! Status: this connection's last will is the retained `offline` of [`status`]; the source
+//! publishes `online` (retained) after subscribing on every ConnAck and `offline` before a
+//! clean DISCONNECT, both queued on the request channel like the acknowledgements.
 
 pub mod config;
+pub mod status;
 
 use super::{Acknowledge, Inbound, Phase, Source, SourceIo};
 use crate::domain::flow::Receipt;
@@ -37,6 +42,7 @@ use config::MqttConfig;
 use rumqttc::{
     AsyncClient, Event, EventLoop, MqttOptions, Packet, Publish, QoS, TlsConfiguration, Transport,
 };
+use status::Status;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -180,23 +186,29 @@ pub struct MqttSource {
     eventloop: EventLoop,
     client: AsyncClient,
     filters: Vec<String>,
+    /// Announced on every ConnAck and before a clean stop; its `offline` is the last will.
+    status: Status,
     session: Arc<Session>,
     metrics: Arc<Metrics>,
 }
 
 impl MqttSource {
-    /// Builds the client from `options`; `session` is shared with readiness checks.
+    /// Builds the client from `options`, with `status`'s `offline` as its last will;
+    /// `session` is shared with readiness checks.
     pub fn new(
-        options: MqttOptions,
+        mut options: MqttOptions,
         filters: Vec<String>,
+        status: Status,
         session: Arc<Session>,
         metrics: Arc<Metrics>,
     ) -> MqttSource {
+        options.set_last_will(status.will());
         let (client, eventloop) = client(options);
         MqttSource {
             eventloop,
             client,
             filters,
+            status,
             session,
             metrics,
         }
@@ -221,6 +233,7 @@ impl Source for MqttSource {
             mut eventloop,
             client,
             filters,
+            status,
             session,
             metrics,
         } = *self;
@@ -236,6 +249,7 @@ impl Source for MqttSource {
                 &mut eventloop,
                 &client,
                 &filters,
+                &status,
                 to_pipeline,
                 &session,
                 &metrics,
@@ -244,7 +258,7 @@ impl Source for MqttSource {
             .await;
             // By `Disconnect` the store has released its last receipts; their acknowledgements
             // sit in the request channel ahead of the DISCONNECT, so they go out first.
-            disconnect(&mut eventloop, &client, &session).await;
+            disconnect(&mut eventloop, &client, &status, &session).await;
         })
     }
 }
@@ -255,12 +269,14 @@ struct Pipeline {
     messages: mpsc::Sender<Inbound>,
 }
 
-/// Polls the event loop until told to disconnect. `filters` are (re)subscribed on every
-/// ConnAck.
+/// Polls the event loop until told to disconnect. `filters` are (re)subscribed and `status`
+/// announced online on every ConnAck.
+#[allow(clippy::too_many_arguments)]
 async fn drive(
     eventloop: &mut EventLoop,
     client: &AsyncClient,
     filters: &[String],
+    status: &Status,
     pipeline: Pipeline,
     session: &Session,
     metrics: &Metrics,
@@ -302,6 +318,7 @@ async fn drive(
                 if let Err(e) = client.try_subscribe_many(many) {
                     tracing::error!(?filters, error = %e, "cannot queue the subscription");
                 }
+                announce(client, status, status::State::Online);
             }
             Ok(Event::Incoming(Packet::SubAck(s))) => {
                 if s.return_codes
@@ -371,10 +388,33 @@ async fn drive(
     }
 }
 
-/// Sends DISCONNECT and polls until it is written (or a short deadline passes), so the broker
-/// does not publish our last will for a clean stop.
-async fn disconnect(eventloop: &mut EventLoop, client: &AsyncClient, session: &Session) {
-    if !session.is_connected() || client.try_disconnect().is_err() {
+/// Queues `state` on `status.topic`, retained, QoS 1; never waits (see [`INFLIGHT_BOUND`]).
+fn announce(client: &AsyncClient, status: &Status, state: status::State) {
+    if let Err(e) = client.try_publish(
+        status.topic.as_str(),
+        QoS::AtLeastOnce,
+        true,
+        status.payload(state),
+    ) {
+        tracing::warn!(topic = %status.topic, state = state.key(), error = %e, "cannot publish the status");
+    }
+}
+
+/// Announces `offline`, then sends DISCONNECT and polls until it is written (or a short
+/// deadline passes), so the broker does not publish our last will for a clean stop: the
+/// `offline` status, queued first, reaches the broker before the DISCONNECT on the same
+/// stream.
+async fn disconnect(
+    eventloop: &mut EventLoop,
+    client: &AsyncClient,
+    status: &Status,
+    session: &Session,
+) {
+    if !session.is_connected() {
+        return;
+    }
+    announce(client, status, status::State::Offline);
+    if client.try_disconnect().is_err() {
         return;
     }
     let deadline = tokio::time::sleep(Duration::from_secs(2));
