@@ -237,6 +237,7 @@ async fn run(
     let outputs = Outputs {
         writer,
         api_token: None,
+        bureau_tokens: Vec::new(),
         // The run's channels in their file modes: emails as .eml files, SMS as log lines.
         channels: vec![
             Arc::new(EmailSink::Folder {

@@ -121,6 +121,19 @@ pub struct Config {
     /// The loggers' access passwords (`[[station]] hj212_pw_env` / `hj212_pw_file`), checked
     /// against each TCP frame's `PW`; resolved when the listener is built.
     pub hj212_passwords: Vec<LoggerPassword>,
+    /// The bureaus' own API tokens (`[[bureau]] api_token_env` / `api_token_file`), resolved
+    /// at start: a request bearing one acts as that bureau (the `[http] token` is the
+    /// operator's).
+    pub bureau_tokens: Vec<BureauToken>,
+}
+
+/// Where one bureau's API token is read from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BureauToken {
+    pub bureau: String,
+    /// `bureau[i].api_token`, for messages.
+    pub key: String,
+    pub source: SecretSource,
 }
 
 impl Config {
@@ -152,6 +165,9 @@ pub fn secret_notes(cfg: &Config) -> Vec<String> {
     }
     for pw in cfg.hj212_tcp.iter().flat_map(|_| &cfg.hj212_passwords) {
         sources.push((pw.key.as_str(), &pw.source));
+    }
+    for t in &cfg.bureau_tokens {
+        sources.push((t.key.as_str(), &t.source));
     }
     let mut notes: Vec<String> = sources
         .into_iter()
@@ -284,6 +300,13 @@ struct RawBureau {
     /// `webhook = [{ url = "…", secret_env = "…" }]`: the bureau's own platform.
     #[serde(default)]
     webhook: Vec<crate::notify::webhook::config::RawWebhook>,
+    /// The bureau's own API token: requests bearing it act as this bureau.
+    api_token_env: Option<String>,
+    api_token_file: Option<String>,
+    /// `escalate_after = "30m"`: a yellow-or-above alert or incident not acknowledged by this
+    /// bureau by then also goes to `escalation`.
+    escalate_after: Option<String>,
+    escalation: Option<RawContacts>,
 }
 
 /// A contact list: the bureau's own `email`/`sms`, or its `operators`.
@@ -489,6 +512,7 @@ pub fn parse(text: &str, base: &Path, file: &Path) -> Result<Config, ConfigError
         .and_then(|r| hj212_tcp::validate(r, &mut p));
     let mut hj212_passwords = Vec::new();
     let mut chat = crate::notify::ChatConfig::default();
+    let bureau_tokens = bureau_tokens(&table, base, &mut p);
     let network = network(
         &table,
         national_precision,
@@ -516,7 +540,25 @@ pub fn parse(text: &str, base: &Path, file: &Path) -> Result<Config, ConfigError
         national_precision,
         hj212_tcp,
         hj212_passwords,
+        bureau_tokens,
     })
+}
+
+/// The bureaus' API token sources (`bureau[i].api_token_env` / `_file`). The entries are read
+/// again here, quietly: `network` reports what is wrong with them.
+fn bureau_tokens(table: &toml::Table, base: &Path, p: &mut Problems) -> Vec<BureauToken> {
+    let raw = entries::<RawBureau>(table, "bureau", &mut Problems::default());
+    raw.into_iter()
+        .filter_map(|(path, b)| {
+            let key = format!("{path}.api_token");
+            let source = secret_source(b.api_token_env, b.api_token_file, &key, base, p)?;
+            Some(BureauToken {
+                bureau: b.id,
+                key,
+                source,
+            })
+        })
+        .collect()
 }
 
 fn one_line(s: &str) -> String {
@@ -1029,6 +1071,7 @@ fn network(
                 ),
             );
         }
+        escalation(b, path, p);
         if let Some(ops) = &b.operators {
             let at = format!("{path}.operators");
             contacts(&ops.email, &ops.sms, &at, p);
@@ -1250,6 +1293,19 @@ fn network(
                     sms: o.sms,
                     ..Contacts::default()
                 }),
+                escalation: match (&b.escalate_after, b.escalation) {
+                    (Some(after), Some(to)) => crate::config::units::parse_duration(after)
+                        .ok()
+                        .map(|after| crate::domain::network::Escalation {
+                            after,
+                            to: Contacts {
+                                email: to.email,
+                                sms: to.sms,
+                                ..Contacts::default()
+                            },
+                        }),
+                    _ => None,
+                },
             })
             .collect(),
         rivers: raw_rivers
@@ -1297,6 +1353,30 @@ fn chat_contacts(
         let key = format!("{at}.webhook[{i}]");
         chat.webhook
             .extend(webhook::config::validate(r, label, &key, base, p));
+    }
+}
+
+/// Checks a bureau's `escalate_after` and `escalation`: both or neither, a positive duration,
+/// at least one valid recipient.
+fn escalation(b: &RawBureau, at: &str, p: &mut Problems) {
+    match (&b.escalate_after, &b.escalation) {
+        (None, None) => {}
+        (Some(_), None) => p.add(
+            format!("{at}.escalate_after"),
+            "needs `escalation = { email = [...], sms = [...] }`: whom to tell when nobody acknowledges",
+        ),
+        (None, Some(_)) => p.add(
+            format!("{at}.escalation"),
+            "needs `escalate_after` (like \"30m\"): how long the bureau has to acknowledge",
+        ),
+        (Some(after), Some(to)) => {
+            duration(Some(after), "", &format!("{at}.escalate_after"), p);
+            let key = format!("{at}.escalation");
+            contacts(&to.email, &to.sms, &key, p);
+            if to.email.is_empty() && to.sms.is_empty() {
+                p.add(key, "lists no email or sms recipient");
+            }
+        }
     }
 }
 
