@@ -1128,6 +1128,160 @@ mod tests {
         assert_eq!(show(&[(Param::Ph, 9.0)], 0).0, [("do", 6.0), ("ph", 7.2)]);
     }
 
+    /// The fixture network with escalation for both bureaus after 30 min.
+    fn escalating() -> Network {
+        let mut net = crate::domain::message::tests::named();
+        for b in &mut net.bureaus {
+            b.escalation = Some(crate::domain::network::Escalation {
+                after: std::time::Duration::from_secs(1800),
+                to: crate::domain::network::Contacts {
+                    email: vec![format!("chief@{}.example.org", b.id)],
+                    ..Default::default()
+                },
+            });
+        }
+        net
+    }
+
+    fn ack(by: &str, bureau: Option<&str>) -> AckRequest {
+        AckRequest {
+            by: by.into(),
+            comment: "on it".into(),
+            bureau: bureau.map(String::from),
+        }
+    }
+
+    #[test]
+    fn who_may_acknowledge_for_which_bureau() {
+        let now = chrono::DateTime::from_timestamp(1_795_658_400, 0).expect("time");
+        let gz = Actor::Bureau("guangzhou".into());
+        let both = ["guangzhou".to_string(), "qingyuan".to_string()];
+        let qy_only = ["qingyuan".to_string()];
+        // (actor, request, bureaus it went to, status or the bureau acknowledging)
+        type Case<'a> = (&'a Actor, AckRequest, &'a [String], Result<&'a str, u16>);
+        let table: [Case; 9] = [
+            (&gz, ack("陈工", None), &both, Ok("guangzhou")),
+            (&gz, ack("陈工", Some("guangzhou")), &both, Ok("guangzhou")),
+            (&gz, ack("陈工", Some("qingyuan")), &both, Err(403)),
+            (&gz, ack("陈工", None), &qy_only, Err(403)),
+            (&gz, ack("  ", None), &both, Err(400)),
+            (&Actor::Operator, ack("值班长", None), &both, Err(400)),
+            (
+                &Actor::Operator,
+                ack("值班长", Some("qingyuan")),
+                &both,
+                Ok("qingyuan"),
+            ),
+            (
+                &Actor::Operator,
+                ack("值班长", Some("guangzhou")),
+                &qy_only,
+                Err(400),
+            ),
+            (&gz, ack(&"x".repeat(ACK_BY_MAX + 1), None), &both, Err(400)),
+        ];
+        for (actor, request, bureaus, expected) in table {
+            let what = format!("{actor:?} {request:?} {bureaus:?}");
+            let got = Live::ack_of(actor, request, bureaus, now);
+            match expected {
+                Ok(b) => assert_eq!(got.map(|a| a.bureau).as_deref(), Ok(b), "{what}"),
+                Err(status) => assert_eq!(got.map_err(|e| e.0).err(), Some(status), "{what}"),
+            }
+        }
+    }
+
+    #[test]
+    fn an_unacknowledged_alert_escalates_once_per_bureau_and_survives_a_restart() {
+        let net = escalating();
+        let dir = tempfile::tempdir().expect("temp dir");
+        let token = |t: &str| Secret::new(t);
+        let open = || {
+            Live::open(&net, &[], &[], dir.path(), Some(token("op")))
+                .expect("live view")
+                .with_bureau_tokens(vec![("guangzhou".into(), token("gz"))])
+        };
+        let live = open();
+        assert_eq!(live.authorize(Some("Bearer op")), Ok(Actor::Operator));
+        assert_eq!(
+            live.authorize(Some("Bearer gz")),
+            Ok(Actor::Bureau("guangzhou".into()))
+        );
+        assert_eq!(live.authorize(Some("Bearer qy")).map_err(|e| e.0), Err(401));
+        assert_eq!(live.authorize(None).map_err(|e| e.0), Err(401));
+
+        // A yellow exceedance at the boundary section, told to both bureaus at t0.
+        let t = crate::domain::message::tests::firing();
+        let t0 = chrono::DateTime::from_timestamp(1_795_658_400, 0).expect("time");
+        let judged = Judged {
+            transitions: vec![t.clone()],
+            ..Judged::default()
+        };
+        assert!(live.watch(&net, &judged, t0));
+        live.observe(&net, &judged);
+        let at = |m: i64| t0 + chrono::Duration::minutes(m);
+        assert!(live.escalations_due(&net, None, at(29)).is_empty());
+        // Guangzhou acknowledges; Qingyuan does not.
+        let gz = Actor::Bureau("guangzhou".into());
+        let (view, _) = live
+            .acknowledge(&t.alert_id, &gz, ack("陈工", None), at(5))
+            .expect("acknowledged");
+        assert!(!view.acknowledged, "Qingyuan has not");
+        let due = live.escalations_due(&net, None, at(30));
+        let who: Vec<(&str, u32)> = due.iter().map(|d| (d.bureau.as_str(), d.nth)).collect();
+        assert_eq!(who, [("qingyuan", 1)]);
+        assert!(
+            due[0].text.subject.contains("黄色预警"),
+            "{:?}",
+            due[0].text
+        );
+        live.escalated(&due, at(30)).expect("kept");
+        assert!(live.escalations_due(&net, None, at(600)).is_empty(), "once");
+        // With re-notify every hour, again an hour after the last.
+        let hourly = Some(chrono::Duration::hours(1));
+        assert!(live.escalations_due(&net, hourly, at(89)).is_empty());
+        assert_eq!(live.escalations_due(&net, hourly, at(90))[0].nth, 2);
+
+        // A restart keeps the acknowledgement and what was sent.
+        drop(live);
+        let saved = Saved {
+            key: crate::domain::alert::AlertKey {
+                station: t.station.clone(),
+                rule: t.rule,
+                param: t.param,
+            },
+            last_ts: Some(t.evidence.ts),
+            recent: Vec::new(),
+            firing: Some(crate::domain::alert::SavedFiring {
+                id: t.alert_id.clone(),
+                since: t.since,
+                level: t.level,
+                notified_at: t.evidence.ts,
+                clearing: 0,
+                peak: t.peak,
+            }),
+        };
+        let live = Live::open(&net, std::slice::from_ref(&saved), &[], dir.path(), None)
+            .expect("reopened");
+        assert!(
+            live.escalations_due(&net, None, at(600)).is_empty(),
+            "not repeated"
+        );
+        let alert = live.alerts().into_iter().next().expect("the alert");
+        assert_eq!(alert.acks.len(), 1);
+        assert_eq!(alert.acks[0].by, "陈工");
+        // Qingyuan acknowledges through the operator: acknowledged by every bureau.
+        let (view, _) = live
+            .acknowledge(
+                &t.alert_id,
+                &Actor::Operator,
+                ack("值班长", Some("qingyuan")),
+                at(700),
+            )
+            .expect("acknowledged");
+        assert!(view.acknowledged);
+        assert!(live.escalations_due(&net, hourly, at(6000)).is_empty());
+    }
+
     #[test]
     fn tokens_compare_whole() {
         assert!(same_secret(b"s3cret", b"s3cret"));
