@@ -21,7 +21,7 @@
 
 use crate::config::secret::Secret;
 use crate::domain::alert::{Kind, Level, Rule, Saved, Transition};
-use crate::domain::escalation;
+use crate::domain::escalation::{self, Due};
 use crate::domain::flow::Judged;
 use crate::domain::incident::{Arrival, EventKind, Incident};
 use crate::domain::message::Text;
@@ -212,23 +212,6 @@ struct KeptWatch {
     subject: String,
     body: String,
     short: String,
-}
-
-/// An escalation due now: its notifications are rendered from this (`notify::render_escalation`).
-#[derive(Debug, Clone, PartialEq)]
-pub struct Due {
-    /// The alert's or incident's id.
-    pub target: String,
-    pub incident: bool,
-    pub bureau: String,
-    pub level: String,
-    pub station: String,
-    /// When the bureau was first told.
-    pub since: DateTime<Utc>,
-    /// 1 for the first escalation, then 2, …
-    pub nth: u32,
-    /// What the bureau was last sent about it.
-    pub text: Text,
 }
 
 #[derive(Debug, Clone, Serialize)]

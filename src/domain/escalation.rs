@@ -4,11 +4,13 @@
 //!
 //! Fed by the API's view (`api::Live`), which keeps one [`Watch`] per (alert or incident,
 //! bureau) from the moment the bureau is notified until it acknowledges or the alert ends,
-//! and asked by the judging task on its timer, with the wall time. Pure: `now` is an
-//! argument. The first escalation goes `after` the bureau was first told; later ones follow
-//! the re-notify interval (`[alerts] renotify`), and there are none when re-notify is off.
+//! and asked by the judging task on its timer, with the wall time; what is due ([`Due`]) goes
+//! to `notify::render_escalation`. Pure: `now` is an argument. The first escalation goes
+//! `after` the bureau was first told; later ones follow the re-notify interval
+//! (`[alerts] renotify`), and there are none when re-notify is off.
 
 use super::alert::Level;
+use super::message::Text;
 use chrono::{DateTime, Duration, Utc};
 
 /// One bureau's wait for its acknowledgement of one alert or incident.
@@ -20,6 +22,23 @@ pub struct Watch {
     pub sent: u32,
     /// When the last one went out.
     pub last: Option<DateTime<Utc>>,
+}
+
+/// An escalation due now: its notifications are rendered from this (`notify::render_escalation`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Due {
+    /// The alert's or incident's id.
+    pub target: String,
+    pub incident: bool,
+    pub bureau: String,
+    pub level: String,
+    pub station: String,
+    /// When the bureau was first told.
+    pub since: DateTime<Utc>,
+    /// 1 for the first escalation, then 2, …
+    pub nth: u32,
+    /// What the bureau was last sent about it.
+    pub text: Text,
 }
 
 /// Whether the level asks for an acknowledgement: yellow and above (blue and data levels are

@@ -286,7 +286,7 @@ pub fn render_incident(
 /// `<id>.unacknowledged<n>.<bureau>.<suffix>`, so an escalation rendered again after a crash
 /// is recognised.
 pub fn render_escalation(
-    d: &crate::api::Due,
+    d: &crate::domain::escalation::Due,
     net: &Network,
     channels: &[Arc<dyn Channel>],
 ) -> Vec<Item> {
