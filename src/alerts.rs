@@ -31,6 +31,13 @@
 //! in the outbox, as digests are. Data-level transitions muted by a silence are not kept: a
 //! station fault or an offline station under a silence is the maintenance the silence
 //! announced, and its clearing reaches the digest as usual.
+//!
+//! Escalations (a bureau that has not acknowledged a yellow-or-above alert or incident within
+//! its `escalate_after`) are decided on the same timer, with the wall time: the API's view
+//! watches what each bureau was told ([`Live::watch`]) and says which escalations are due;
+//! their notifications go to the outbox (keyed `<id>.unacknowledged<n>`), then the view
+//! records them sent in `api.json`. A crash in between renders the same escalation again
+//! after the restart, under the same keys, and the outbox drops the copy.
 
 use crate::api::Live;
 use crate::domain::alert::{Kind, Transition};
@@ -74,6 +81,8 @@ pub struct Alerts {
     /// `[[bureau]] quiet_hours`, by bureau id.
     pub quiet_hours: BTreeMap<String, QuietHours>,
     pub metrics: Arc<Metrics>,
+    /// `[alerts] renotify`: escalations after the first follow it; none when it is off.
+    pub renotify: Option<chrono::Duration>,
 }
 
 impl Alerts {
@@ -103,6 +112,13 @@ impl Alerts {
             .iter()
             .map(|s| s.cadence)
             .chain([interval])
+            .chain(
+                screen
+                    .network()
+                    .bureaus
+                    .iter()
+                    .filter_map(|b| b.escalation.as_ref().map(|e| e.after)),
+            )
             .min()
             .unwrap_or_default()
             .clamp(Duration::from_secs(1), Duration::from_secs(10));
@@ -124,6 +140,7 @@ impl Alerts {
                     let now = Utc::now();
                     self.release_digests(screen.network(), &mut digests, &mut holds, now).await;
                     self.release_holds(screen.network(), &mut holds, now).await;
+                    self.escalate(screen.network(), now).await;
                     match screen.tick(now) {
                         Some(judged) => judged,
                         None => {
@@ -137,7 +154,8 @@ impl Alerts {
                     }
                 }
             };
-            if self.live.observe(screen.network(), &judged) {
+            let watched = self.live.watch(screen.network(), &judged, Utc::now());
+            if self.live.observe(screen.network(), &judged) | watched {
                 // A resolved alert's acknowledgement leaves `api.json`: a synced write, so on
                 // the blocking pool. A failure is logged by `persist`; the stale entry only
                 // lingers in the file.
@@ -343,6 +361,32 @@ impl Alerts {
             crate::notify::hold::save(&path, &holds)
         })
         .await;
+    }
+
+    /// Sends the escalations due at wall time `now` to the bureaus' escalation recipients:
+    /// their notifications to the outbox first, then recorded sent (see the module docs).
+    async fn escalate(&self, net: &Network, now: chrono::DateTime<Utc>) {
+        let due = self.live.escalations_due(net, self.renotify, now);
+        if due.is_empty() {
+            return;
+        }
+        let mut items = Vec::new();
+        for d in &due {
+            let rendered = crate::notify::render_escalation(d, net, &self.channels);
+            tracing::info!(
+                id = %d.target, bureau = %d.bureau, nth = d.nth, notifications = rendered.len(),
+                "not acknowledged in time: escalated"
+            );
+            items.extend(rendered);
+        }
+        self.enqueue(items).await;
+        let live = Arc::clone(&self.live);
+        let due = Arc::new(due);
+        retry_on_blocking_pool("cannot save the escalations sent", move || {
+            live.escalated(&due, now).map_err(std::io::Error::other)
+        })
+        .await;
+        self.wake_workers();
     }
 
     /// Writes `items` to the outbox, synced, retrying until the disk takes them.

@@ -9,12 +9,25 @@
 //! when named, an author); `DELETE` ends it, and it stays listed, ended, for a day. Acknowledgements and silences are kept in `<[spool] dir>/api.json`
 //! (written atomically on every change), so they survive a restart like the alert state does;
 //! the firing alerts are rebuilt at start from the saved alert episodes. Write endpoints need
-//! `Authorization: Bearer <[http] token>`, compared in constant time.
+//! `Authorization: Bearer <token>`, compared in constant time: the `[http] token` is the
+//! operator's and may act for any bureau (an acknowledgement then names its `bureau`); a
+//! bureau's own token (`[[bureau]] api_token_env`) acts as that bureau only.
+//!
+//! Acknowledgements are per bureau, with who and a comment: an alert or incident is
+//! `acknowledged` once every bureau it went to has acknowledged it (then no more reminders).
+//! For escalation the view keeps one watch per (yellow-or-above alert or incident, bureau
+//! with an `escalation`) from the bureau's first notification until it acknowledges or the
+//! alert ends, with the text it was sent; the judging task asks which are due
+//! ([`Live::escalations_due`], decided by `domain::escalation`) and records each one sent
+//! ([`Live::escalated`]) after its notifications are in the outbox. Watches live in `api.json`
+//! too, so a restart neither repeats nor forgets an escalation.
 
 use crate::config::secret::Secret;
 use crate::domain::alert::{Kind, Level, Rule, Saved, Transition};
+use crate::domain::escalation::{self, Due};
 use crate::domain::flow::Judged;
 use crate::domain::incident::{Arrival, EventKind, Incident};
+use crate::domain::message::Text;
 use crate::domain::network::{Network, Station};
 use crate::domain::param::Param;
 use crate::domain::qc::Flag;
@@ -71,6 +84,12 @@ pub struct IncidentView {
     pub alerts: Vec<String>,
     pub peak_station: String,
     pub peak_value: f64,
+    /// The bureaus told of it, which each acknowledge it.
+    pub bureaus: Vec<String>,
+    /// The bureaus' acknowledgements, oldest first.
+    pub acks: Vec<Ack>,
+    /// Whether every bureau in `bureaus` acknowledged it.
+    pub acknowledged: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -114,7 +133,88 @@ fn incident_view(i: &Incident, last_event: &str, ended: bool) -> IncidentView {
         alerts: i.members.iter().map(|m| m.alert_id.clone()).collect(),
         peak_station: i.peak.station.clone(),
         peak_value: i.peak.value,
+        bureaus: Vec::new(),
+        acks: Vec::new(),
+        acknowledged: false,
     }
+}
+
+/// [`incident_view`] with the bureaus told of the incident.
+fn incident_view_in(net: &Network, i: &Incident, last_event: &str, ended: bool) -> IncidentView {
+    let mut v = incident_view(i, last_event, ended);
+    v.bureaus = net
+        .incident_recipients(i)
+        .into_iter()
+        .map(|b| b.id.clone())
+        .collect();
+    v
+}
+
+/// The ids of the bureaus an alert of `rule` at `station` goes to.
+fn alert_bureaus(net: &Network, station: &str, rule: Rule) -> Vec<String> {
+    net.station(station)
+        .map(|s| {
+            net.recipients(s, rule)
+                .into_iter()
+                .map(|b| b.id.clone())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// One bureau's acknowledgement of an alert or incident.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Ack {
+    pub bureau: String,
+    /// Who acknowledged (the duty officer's name).
+    pub by: String,
+    #[serde(default)]
+    pub comment: String,
+    pub at: DateTime<Utc>,
+}
+
+/// Who a request acts as.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Actor {
+    /// The `[http] token`: any bureau.
+    Operator,
+    /// A bureau's own token: that bureau (its id).
+    Bureau(String),
+}
+
+/// The body of `POST /api/v1/alerts/{id}/ack` and `POST /api/v1/incidents/{id}/ack`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AckRequest {
+    /// Who acknowledges; required.
+    pub by: String,
+    #[serde(default)]
+    pub comment: String,
+    /// For which bureau: required with the operator's token, optional (and then its own)
+    /// with a bureau's.
+    pub bureau: Option<String>,
+}
+
+/// The longest `by` and `comment` an acknowledgement keeps, in characters.
+const ACK_BY_MAX: usize = 100;
+const ACK_COMMENT_MAX: usize = 2000;
+
+/// One bureau's wait for its acknowledgement, with the text it was last sent (what an
+/// escalation forwards).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct KeptWatch {
+    /// The alert's or incident's id.
+    target: String,
+    incident: bool,
+    bureau: String,
+    level: String,
+    station: String,
+    since: DateTime<Utc>,
+    sent: u32,
+    last: Option<DateTime<Utc>>,
+    subject: String,
+    body: String,
+    short: String,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -128,14 +228,26 @@ pub struct AlertView {
     /// Time of the observation behind the latest transition.
     pub updated: DateTime<Utc>,
     pub value: f64,
+    /// Whether every bureau in `bureaus` acknowledged it.
     pub acknowledged: bool,
+    /// The bureaus it goes to.
+    pub bureaus: Vec<String>,
+    /// The bureaus' acknowledgements, oldest first.
+    pub acks: Vec<Ack>,
 }
 
 /// What `api.json` holds.
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct Kept {
+    /// Alerts acknowledged by every bureau they went to.
     acknowledged: Vec<String>,
     silences: Vec<KeptSilence>,
+    /// Acknowledgements by alert or incident id.
+    #[serde(default)]
+    acks: BTreeMap<String, Vec<Ack>>,
+    /// The escalation watches.
+    #[serde(default)]
+    watches: Vec<KeptWatch>,
 }
 
 /// A silence as `api.json` keeps it and `GET /api/v1/silences` lists it (with `active`).
@@ -247,6 +359,8 @@ struct Inner {
     ended: std::collections::VecDeque<IncidentView>,
     acked: HashSet<String>,
     silences: Vec<KeptSilence>,
+    acks: BTreeMap<String, Vec<Ack>>,
+    watches: Vec<KeptWatch>,
 }
 
 pub struct Live {
@@ -255,6 +369,8 @@ pub struct Live {
     token: Option<Secret>,
     /// `[alerts] max_silence`: no silence lasts longer.
     max_silence: chrono::Duration,
+    /// Each bureau's own token, by bureau id.
+    bureau_tokens: Vec<(String, Secret)>,
 }
 
 /// A refused API request: status and message.
@@ -332,13 +448,21 @@ impl Live {
                     updated: f.notified_at,
                     value: f.peak.value,
                     acknowledged: acked.contains(&f.id),
+                    bureaus: alert_bureaus(net, &s.key.station, s.key.rule),
+                    acks: Vec::new(),
                 },
             );
         }
-        let incidents = incidents
+        let incidents: BTreeMap<String, IncidentView> = incidents
             .iter()
-            .map(|i| (i.id.clone(), incident_view(i, "opened", false)))
+            .map(|i| (i.id.clone(), incident_view_in(net, i, "opened", false)))
             .collect();
+        // What ended while the daemon was down leaves nothing behind.
+        let current = |id: &String| alerts.contains_key(id) || incidents.contains_key(id);
+        let mut acks = kept.acks;
+        acks.retain(|id, _| current(id));
+        let mut watches = kept.watches;
+        watches.retain(|w| current(&w.target));
         Ok(Live {
             inner: Mutex::new(Inner {
                 stations,
@@ -347,11 +471,20 @@ impl Live {
                 ended: Default::default(),
                 acked,
                 silences: kept.silences,
+                acks,
+                watches,
             }),
             path,
             token,
             max_silence: MAX_SILENCE,
+            bureau_tokens: Vec::new(),
         })
+    }
+
+    /// The bureaus' own API tokens (bureau id, token), resolved at start.
+    pub fn with_bureau_tokens(mut self, tokens: Vec<(String, Secret)>) -> Live {
+        self.bureau_tokens = tokens;
+        self
     }
 
     /// The same view, whose silences last at most `max` (`[alerts] max_silence`).
@@ -376,12 +509,13 @@ impl Live {
         }
         let mut changed = false;
         for t in &judged.transitions {
-            changed |= Self::transition(&mut inner, t);
+            changed |= Self::transition(&mut inner, net, t);
         }
         for e in &judged.incidents {
             let ended = e.kind == EventKind::Ended;
-            let v = incident_view(&e.incident, e.kind.key(), ended);
+            let v = incident_view_in(net, &e.incident, e.kind.key(), ended);
             if ended {
+                changed |= Self::forget(&mut inner, &v.id);
                 inner.incidents.remove(&v.id);
                 if inner.ended.len() >= ENDED_KEPT {
                     inner.ended.pop_front();
@@ -402,7 +536,21 @@ impl Live {
             .values()
             .cloned()
             .chain(inner.ended.iter().rev().cloned())
+            .map(|mut v| {
+                v.acks = inner.acks.get(&v.id).cloned().unwrap_or_default();
+                v.acknowledged = all_acknowledged(&v.bureaus, &v.acks);
+                v
+            })
             .collect()
+    }
+
+    /// Drops the acknowledgements and escalation watches of an alert or incident that ended;
+    /// true when there were any (the kept state changed).
+    fn forget(inner: &mut Inner, id: &str) -> bool {
+        let before = inner.watches.len();
+        inner.watches.retain(|w| w.target != id);
+        let acks = inner.acks.remove(id).is_some();
+        acks | (inner.watches.len() != before) | inner.acked.remove(id)
     }
 
     /// Writes the acknowledgements and silences to `api.json` (synced): a blocking call.
@@ -446,7 +594,7 @@ impl Live {
     }
 
     /// Records an alert transition: firing alerts are listed, resolved ones leave the list.
-    fn transition(inner: &mut Inner, t: &Transition) -> bool {
+    fn transition(inner: &mut Inner, net: &Network, t: &Transition) -> bool {
         let firing = t.kind != Kind::Resolved;
         if let Some(st) = inner.stations.get_mut(&t.station) {
             st.alerts.retain(|id| *id != t.alert_id);
@@ -456,7 +604,7 @@ impl Live {
         }
         if !firing {
             inner.alerts.remove(&t.alert_id);
-            return inner.acked.remove(&t.alert_id);
+            return Self::forget(inner, &t.alert_id);
         }
         let acknowledged = inner.acked.contains(&t.alert_id);
         inner.alerts.insert(
@@ -471,6 +619,8 @@ impl Live {
                 updated: t.evidence.ts,
                 value: t.evidence.value,
                 acknowledged,
+                bureaus: alert_bureaus(net, &t.station, t.rule),
+                acks: Vec::new(),
             },
         );
         false
@@ -520,7 +670,20 @@ impl Live {
     }
 
     pub fn alerts(&self) -> Vec<AlertView> {
-        self.lock().alerts.values().cloned().collect()
+        let inner = self.lock();
+        inner
+            .alerts
+            .values()
+            .map(|a| Self::alert_with_acks(&inner, a))
+            .collect()
+    }
+
+    /// An alert's view with its acknowledgements.
+    fn alert_with_acks(inner: &Inner, a: &AlertView) -> AlertView {
+        let mut v = a.clone();
+        v.acks = inner.acks.get(&v.id).cloned().unwrap_or_default();
+        v.acknowledged = inner.acked.contains(&v.id) || all_acknowledged(&v.bureaus, &v.acks);
+        v
     }
 
     /// The silences in force and those that ended within [`ENDED_SILENCE_KEPT`], oldest first.
@@ -534,37 +697,364 @@ impl Live {
             .collect()
     }
 
-    /// Checks an `Authorization` header value for the configured bearer token.
-    pub fn authorize(&self, header: Option<&str>) -> Result<(), Refusal> {
-        let Some(token) = &self.token else {
+    /// Who an `Authorization` header value's bearer token is: the operator (`[http] token`)
+    /// or a bureau (its own token). Every configured token is compared, each in constant time.
+    pub fn authorize(&self, header: Option<&str>) -> Result<Actor, Refusal> {
+        if self.token.is_none() && self.bureau_tokens.is_empty() {
             return Err((
                 401,
-                "no [http] token is configured; write endpoints are disabled".into(),
+                "no [http] token nor bureau token is configured; write endpoints are disabled"
+                    .into(),
             ));
-        };
+        }
         let given = header.and_then(|h| h.strip_prefix("Bearer ")).ok_or((
             401,
             "an Authorization: Bearer token is required".to_string(),
         ))?;
-        if same_secret(given.trim().as_bytes(), token.expose().as_bytes()) {
-            Ok(())
-        } else {
-            Err((401, "the bearer token is not valid".into()))
+        let given = given.trim().as_bytes();
+        let mut actor = None;
+        if let Some(token) = &self.token {
+            if same_secret(given, token.expose().as_bytes()) {
+                actor = Some(Actor::Operator);
+            }
+        }
+        for (bureau, token) in &self.bureau_tokens {
+            if same_secret(given, token.expose().as_bytes()) && actor.is_none() {
+                actor = Some(Actor::Bureau(bureau.clone()));
+            }
+        }
+        actor.ok_or((401, "the bearer token is not valid".into()))
+    }
+
+    /// `GET /api/v1/whoami`: `{"role": "operator"|"bureau", "bureau": null|id, "name": …}`
+    /// (the bureau's display name, or "operator").
+    pub fn whoami(net: &Network, actor: &Actor) -> serde_json::Value {
+        match actor {
+            Actor::Operator => {
+                serde_json::json!({ "role": "operator", "bureau": null, "name": "operator" })
+            }
+            Actor::Bureau(id) => serde_json::json!({
+                "role": "bureau",
+                "bureau": id,
+                "name": net.bureau(id).map_or(id.as_str(), |b| b.name.as_str()),
+            }),
         }
     }
 
-    /// Acknowledges a firing alert: no more reminders for it.
-    pub fn acknowledge(&self, id: &str) -> Result<AlertView, Refusal> {
+    /// The acknowledgement `request` makes as `actor` for one of `bureaus` (those the alert
+    /// or incident went to), at `now`: 400 without `by` or with a bureau it did not go to
+    /// (operator), 403 for another bureau than the token's.
+    fn ack_of(
+        actor: &Actor,
+        request: AckRequest,
+        bureaus: &[String],
+        now: DateTime<Utc>,
+    ) -> Result<Ack, Refusal> {
+        let by = request.by.trim().to_string();
+        if by.is_empty() {
+            return Err((400, "`by` (who acknowledges) is required".into()));
+        }
+        if by.chars().count() > ACK_BY_MAX || request.comment.chars().count() > ACK_COMMENT_MAX {
+            return Err((
+                400,
+                format!("`by` is at most {ACK_BY_MAX} characters, `comment` {ACK_COMMENT_MAX}"),
+            ));
+        }
+        let bureau = match (actor, request.bureau) {
+            (Actor::Operator, None) => {
+                return Err((
+                    400,
+                    "`bureau` is required with the operator's token: which bureau acknowledges"
+                        .into(),
+                ))
+            }
+            (Actor::Operator, Some(b)) => b,
+            (Actor::Bureau(own), Some(b)) if b != *own => {
+                return Err((
+                    403,
+                    format!("this token acts for bureau {own:?}, not {b:?}"),
+                ))
+            }
+            (Actor::Bureau(own), _) => own.clone(),
+        };
+        if !bureaus.contains(&bureau) {
+            let status = if *actor == Actor::Operator { 400 } else { 403 };
+            return Err((status, format!("it was not sent to bureau {bureau:?}")));
+        }
+        Ok(Ack {
+            bureau,
+            by,
+            comment: request.comment.trim().to_string(),
+            at: now,
+        })
+    }
+
+    /// Records `ack` of the firing alert `id`: its bureau's escalation watch ends; once every
+    /// bureau acknowledged it, no more reminders.
+    fn ack_alert(inner: &mut Inner, id: &str, ack: &Ack) {
+        inner
+            .watches
+            .retain(|w| !(w.target == id && w.bureau == ack.bureau));
+        inner
+            .acks
+            .entry(id.to_string())
+            .or_default()
+            .push(ack.clone());
+        let all = inner.alerts.get(id).is_some_and(|a| {
+            all_acknowledged(&a.bureaus, inner.acks.get(id).map_or(&[][..], |v| v))
+        });
+        if all {
+            inner.acked.insert(id.to_string());
+        }
+    }
+
+    /// Acknowledges a firing alert for a bureau (see [`AckRequest`]); kept in `api.json`
+    /// before the answer. Returns the alert's view and the acknowledgement (for the store).
+    pub fn acknowledge(
+        &self,
+        id: &str,
+        actor: &Actor,
+        request: AckRequest,
+        now: DateTime<Utc>,
+    ) -> Result<(AlertView, Ack), Refusal> {
         let mut inner = self.lock();
         let inner = &mut *inner;
-        let Some(alert) = inner.alerts.get_mut(id) else {
+        let Some(alert) = inner.alerts.get(id) else {
             return Err((404, format!("no firing alert {id:?}")));
         };
-        alert.acknowledged = true;
-        let out = alert.clone();
-        inner.acked.insert(id.to_string());
+        let ack = Self::ack_of(actor, request, &alert.bureaus, now)?;
+        Self::ack_alert(inner, id, &ack);
         self.keep(inner).map_err(|e| (500, e.to_string()))?;
-        Ok(out)
+        let view = inner
+            .alerts
+            .get(id)
+            .map(|a| Self::alert_with_acks(inner, a))
+            .ok_or((404, format!("no firing alert {id:?}")))?;
+        Ok((view, ack))
+    }
+
+    /// Acknowledges an open incident for a bureau, and with it the incident's firing alerts
+    /// that went to that bureau. Returns the incident's view, the acknowledgement and the
+    /// alerts acknowledged with it (for the store).
+    pub fn acknowledge_incident(
+        &self,
+        id: &str,
+        actor: &Actor,
+        request: AckRequest,
+        now: DateTime<Utc>,
+    ) -> Result<(IncidentView, Ack, Vec<AlertView>), Refusal> {
+        let mut inner = self.lock();
+        let inner = &mut *inner;
+        let Some(incident) = inner.incidents.get(id) else {
+            return Err((404, format!("no open incident {id:?}")));
+        };
+        let ack = Self::ack_of(actor, request, &incident.bureaus, now)?;
+        let members = incident.alerts.clone();
+        inner
+            .watches
+            .retain(|w| !(w.target == id && w.bureau == ack.bureau));
+        inner
+            .acks
+            .entry(id.to_string())
+            .or_default()
+            .push(ack.clone());
+        let mut alerts = Vec::new();
+        for m in &members {
+            if inner
+                .alerts
+                .get(m)
+                .is_some_and(|a| a.bureaus.contains(&ack.bureau))
+            {
+                Self::ack_alert(inner, m, &ack);
+                if let Some(a) = inner.alerts.get(m) {
+                    alerts.push(Self::alert_with_acks(inner, a));
+                }
+            }
+        }
+        self.keep(inner).map_err(|e| (500, e.to_string()))?;
+        let mut view = inner
+            .incidents
+            .get(id)
+            .cloned()
+            .ok_or((404, format!("no open incident {id:?}")))?;
+        view.acks = inner.acks.get(id).cloned().unwrap_or_default();
+        view.acknowledged = all_acknowledged(&view.bureaus, &view.acks);
+        Ok((view, ack, alerts))
+    }
+
+    /// Starts or updates the escalation watches of what `judged` notified at wall time `now`:
+    /// each yellow-or-above alert (not muted, not told through an incident) and incident, for
+    /// each bureau told of it that has an `escalation` and has not acknowledged it. True when
+    /// the kept state changed (the caller [`persist`](Self::persist)s it).
+    pub fn watch(&self, net: &Network, judged: &Judged, now: DateTime<Utc>) -> bool {
+        let mut inner = self.lock();
+        let inner = &mut *inner;
+        let mut changed = false;
+        let silences: Vec<Silence> = inner
+            .silences
+            .iter()
+            .filter_map(KeptSilence::to_domain)
+            .collect();
+        for t in &judged.transitions {
+            if t.incident.is_some() {
+                // Told through its incident from now on: the incident is watched instead.
+                let before = inner.watches.len();
+                inner.watches.retain(|w| w.target != t.alert_id);
+                changed |= inner.watches.len() != before;
+                continue;
+            }
+            let told = matches!(t.kind, Kind::Fired | Kind::Escalated)
+                && t.rule.notifies()
+                && escalation::is_watched(t.level)
+                && silence::muted(t, &silences, &inner.acked, now).is_none();
+            let (true, Some(text)) = (told, crate::domain::message::text(t, net)) else {
+                continue;
+            };
+            let Some(station) = net.station(&t.station) else {
+                continue;
+            };
+            for b in net.recipients(station, t.rule) {
+                changed |= Self::upsert(
+                    inner,
+                    b,
+                    &t.alert_id,
+                    false,
+                    t.level,
+                    &t.station,
+                    &text,
+                    now,
+                );
+            }
+        }
+        for e in &judged.incidents {
+            if e.kind == EventKind::Ended || !escalation::is_watched(e.incident.level) {
+                continue;
+            }
+            let Some(text) = crate::domain::message::incident::text(e, net) else {
+                continue;
+            };
+            for b in net.incident_recipients(&e.incident) {
+                changed |= Self::upsert(
+                    inner,
+                    b,
+                    &e.incident.id,
+                    true,
+                    e.incident.level,
+                    &e.incident.origin,
+                    &text,
+                    now,
+                );
+            }
+        }
+        changed
+    }
+
+    /// Starts `bureau`'s watch of `target` at `now`, or updates its level and text; nothing
+    /// for a bureau without escalation or that acknowledged it already. True when changed.
+    #[allow(clippy::too_many_arguments)]
+    fn upsert(
+        inner: &mut Inner,
+        bureau: &crate::domain::network::Bureau,
+        target: &str,
+        incident: bool,
+        level: Level,
+        station: &str,
+        text: &Text,
+        now: DateTime<Utc>,
+    ) -> bool {
+        if bureau.escalation.is_none()
+            || inner
+                .acks
+                .get(target)
+                .is_some_and(|v| v.iter().any(|a| a.bureau == bureau.id))
+        {
+            return false;
+        }
+        if let Some(w) = inner
+            .watches
+            .iter_mut()
+            .find(|w| w.target == target && w.bureau == bureau.id)
+        {
+            w.level = level.key().into();
+            w.subject.clone_from(&text.subject);
+            w.body.clone_from(&text.body);
+            w.short.clone_from(&text.short);
+            return true;
+        }
+        inner.watches.push(KeptWatch {
+            target: target.into(),
+            incident,
+            bureau: bureau.id.clone(),
+            level: level.key().into(),
+            station: station.into(),
+            since: now,
+            sent: 0,
+            last: None,
+            subject: text.subject.clone(),
+            body: text.body.clone(),
+            short: text.short.clone(),
+        });
+        true
+    }
+
+    /// The escalations due at wall time `now` (see `domain::escalation::due`), with the
+    /// re-notify interval `renotify`.
+    pub fn escalations_due(
+        &self,
+        net: &Network,
+        renotify: Option<chrono::Duration>,
+        now: DateTime<Utc>,
+    ) -> Vec<Due> {
+        let inner = self.lock();
+        inner
+            .watches
+            .iter()
+            .filter_map(|w| {
+                let after = net.bureau(&w.bureau)?.escalation.as_ref()?.after;
+                let after = chrono::Duration::from_std(after).ok()?;
+                let acked = inner
+                    .acks
+                    .get(&w.target)
+                    .is_some_and(|v| v.iter().any(|a| a.bureau == w.bureau));
+                let watch = escalation::Watch {
+                    since: w.since,
+                    sent: w.sent,
+                    last: w.last,
+                };
+                escalation::due(&watch, acked, after, renotify, now).then(|| Due {
+                    target: w.target.clone(),
+                    incident: w.incident,
+                    bureau: w.bureau.clone(),
+                    level: w.level.clone(),
+                    station: w.station.clone(),
+                    since: w.since,
+                    nth: w.sent + 1,
+                    text: Text {
+                        subject: w.subject.clone(),
+                        body: w.body.clone(),
+                        short: w.short.clone(),
+                    },
+                })
+            })
+            .collect()
+    }
+
+    /// Records the escalations `sent` (their notifications are in the outbox) at `now`, and
+    /// keeps them in `api.json`: a blocking call. Until it is kept, a restart renders the same
+    /// escalation again under the same keys, and the outbox drops the copy.
+    pub fn escalated(&self, sent: &[Due], now: DateTime<Utc>) -> Result<(), KeptError> {
+        let mut inner = self.lock();
+        for d in sent {
+            if let Some(w) = inner
+                .watches
+                .iter_mut()
+                .find(|w| w.target == d.target && w.bureau == d.bureau && w.sent + 1 == d.nth)
+            {
+                w.sent = d.nth;
+                w.last = Some(now);
+            }
+        }
+        self.keep(&inner)
     }
 
     /// Adds a silence after checking its fields against the network and the rules of
@@ -671,6 +1161,8 @@ impl Live {
         let kept = Kept {
             acknowledged,
             silences: inner.silences.clone(),
+            acks: inner.acks.clone(),
+            watches: inner.watches.clone(),
         };
         let json = serde_json::to_vec_pretty(&kept).map_err(std::io::Error::other);
         json.and_then(|json| crate::state::write_atomic(&self.path, &json))
@@ -682,6 +1174,11 @@ impl Live {
                 }
             })
     }
+}
+
+/// Whether each of `bureaus` (at least one) acknowledged, per `acks`.
+fn all_acknowledged(bureaus: &[String], acks: &[Ack]) -> bool {
+    !bureaus.is_empty() && bureaus.iter().all(|b| acks.iter().any(|a| a.bureau == *b))
 }
 
 /// Why `api.json` (the acknowledgements and silences) cannot be read or saved.
@@ -767,6 +1264,160 @@ mod tests {
         assert_eq!(qc, ["do", "ph"]);
         // An older reading changes nothing.
         assert_eq!(show(&[(Param::Ph, 9.0)], 0).0, [("do", 6.0), ("ph", 7.2)]);
+    }
+
+    /// The fixture network with escalation for both bureaus after 30 min.
+    fn escalating() -> Network {
+        let mut net = crate::domain::message::tests::named();
+        for b in &mut net.bureaus {
+            b.escalation = Some(crate::domain::network::Escalation {
+                after: std::time::Duration::from_secs(1800),
+                to: crate::domain::network::Contacts {
+                    email: vec![format!("chief@{}.example.org", b.id)],
+                    ..Default::default()
+                },
+            });
+        }
+        net
+    }
+
+    fn ack(by: &str, bureau: Option<&str>) -> AckRequest {
+        AckRequest {
+            by: by.into(),
+            comment: "on it".into(),
+            bureau: bureau.map(String::from),
+        }
+    }
+
+    #[test]
+    fn who_may_acknowledge_for_which_bureau() {
+        let now = chrono::DateTime::from_timestamp(1_795_658_400, 0).expect("time");
+        let gz = Actor::Bureau("guangzhou".into());
+        let both = ["guangzhou".to_string(), "qingyuan".to_string()];
+        let qy_only = ["qingyuan".to_string()];
+        // (actor, request, bureaus it went to, status or the bureau acknowledging)
+        type Case<'a> = (&'a Actor, AckRequest, &'a [String], Result<&'a str, u16>);
+        let table: [Case; 9] = [
+            (&gz, ack("陈工", None), &both, Ok("guangzhou")),
+            (&gz, ack("陈工", Some("guangzhou")), &both, Ok("guangzhou")),
+            (&gz, ack("陈工", Some("qingyuan")), &both, Err(403)),
+            (&gz, ack("陈工", None), &qy_only, Err(403)),
+            (&gz, ack("  ", None), &both, Err(400)),
+            (&Actor::Operator, ack("值班长", None), &both, Err(400)),
+            (
+                &Actor::Operator,
+                ack("值班长", Some("qingyuan")),
+                &both,
+                Ok("qingyuan"),
+            ),
+            (
+                &Actor::Operator,
+                ack("值班长", Some("guangzhou")),
+                &qy_only,
+                Err(400),
+            ),
+            (&gz, ack(&"x".repeat(ACK_BY_MAX + 1), None), &both, Err(400)),
+        ];
+        for (actor, request, bureaus, expected) in table {
+            let what = format!("{actor:?} {request:?} {bureaus:?}");
+            let got = Live::ack_of(actor, request, bureaus, now);
+            match expected {
+                Ok(b) => assert_eq!(got.map(|a| a.bureau).as_deref(), Ok(b), "{what}"),
+                Err(status) => assert_eq!(got.map_err(|e| e.0).err(), Some(status), "{what}"),
+            }
+        }
+    }
+
+    #[test]
+    fn an_unacknowledged_alert_escalates_once_per_bureau_and_survives_a_restart() {
+        let net = escalating();
+        let dir = tempfile::tempdir().expect("temp dir");
+        let token = |t: &str| Secret::new(t);
+        let open = || {
+            Live::open(&net, &[], &[], dir.path(), Some(token("op")))
+                .expect("live view")
+                .with_bureau_tokens(vec![("guangzhou".into(), token("gz"))])
+        };
+        let live = open();
+        assert_eq!(live.authorize(Some("Bearer op")), Ok(Actor::Operator));
+        assert_eq!(
+            live.authorize(Some("Bearer gz")),
+            Ok(Actor::Bureau("guangzhou".into()))
+        );
+        assert_eq!(live.authorize(Some("Bearer qy")).map_err(|e| e.0), Err(401));
+        assert_eq!(live.authorize(None).map_err(|e| e.0), Err(401));
+
+        // A yellow exceedance at the boundary section, told to both bureaus at t0.
+        let t = crate::domain::message::tests::firing();
+        let t0 = chrono::DateTime::from_timestamp(1_795_658_400, 0).expect("time");
+        let judged = Judged {
+            transitions: vec![t.clone()],
+            ..Judged::default()
+        };
+        assert!(live.watch(&net, &judged, t0));
+        live.observe(&net, &judged);
+        let at = |m: i64| t0 + chrono::Duration::minutes(m);
+        assert!(live.escalations_due(&net, None, at(29)).is_empty());
+        // Guangzhou acknowledges; Qingyuan does not.
+        let gz = Actor::Bureau("guangzhou".into());
+        let (view, _) = live
+            .acknowledge(&t.alert_id, &gz, ack("陈工", None), at(5))
+            .expect("acknowledged");
+        assert!(!view.acknowledged, "Qingyuan has not");
+        let due = live.escalations_due(&net, None, at(30));
+        let who: Vec<(&str, u32)> = due.iter().map(|d| (d.bureau.as_str(), d.nth)).collect();
+        assert_eq!(who, [("qingyuan", 1)]);
+        assert!(
+            due[0].text.subject.contains("黄色预警"),
+            "{:?}",
+            due[0].text
+        );
+        live.escalated(&due, at(30)).expect("kept");
+        assert!(live.escalations_due(&net, None, at(600)).is_empty(), "once");
+        // With re-notify every hour, again an hour after the last.
+        let hourly = Some(chrono::Duration::hours(1));
+        assert!(live.escalations_due(&net, hourly, at(89)).is_empty());
+        assert_eq!(live.escalations_due(&net, hourly, at(90))[0].nth, 2);
+
+        // A restart keeps the acknowledgement and what was sent.
+        drop(live);
+        let saved = Saved {
+            key: crate::domain::alert::AlertKey {
+                station: t.station.clone(),
+                rule: t.rule,
+                param: t.param,
+            },
+            last_ts: Some(t.evidence.ts),
+            recent: Vec::new(),
+            firing: Some(crate::domain::alert::SavedFiring {
+                id: t.alert_id.clone(),
+                since: t.since,
+                level: t.level,
+                notified_at: t.evidence.ts,
+                clearing: 0,
+                peak: t.peak,
+            }),
+        };
+        let live = Live::open(&net, std::slice::from_ref(&saved), &[], dir.path(), None)
+            .expect("reopened");
+        assert!(
+            live.escalations_due(&net, None, at(600)).is_empty(),
+            "not repeated"
+        );
+        let alert = live.alerts().into_iter().next().expect("the alert");
+        assert_eq!(alert.acks.len(), 1);
+        assert_eq!(alert.acks[0].by, "陈工");
+        // Qingyuan acknowledges through the operator: acknowledged by every bureau.
+        let (view, _) = live
+            .acknowledge(
+                &t.alert_id,
+                &Actor::Operator,
+                ack("值班长", Some("qingyuan")),
+                at(700),
+            )
+            .expect("acknowledged");
+        assert!(view.acknowledged);
+        assert!(live.escalations_due(&net, hourly, at(6000)).is_empty());
     }
 
     #[test]

@@ -56,6 +56,9 @@ pub struct Outputs {
     pub writer: Box<dyn Backend>,
     /// Bearer token of the API's write endpoints; without one they answer 401.
     pub api_token: Option<crate::config::secret::Secret>,
+    /// Each bureau's own API token (`[[bureau]] api_token_env`), by bureau id: requests bearing
+    /// one act as that bureau.
+    pub bureau_tokens: Vec<(String, crate::config::secret::Secret)>,
     /// The notification channels, one delivery worker each (`notify::channels` for `run`;
     /// the demo and tests bring their own).
     pub channels: Vec<Arc<dyn Channel>>,
@@ -75,6 +78,17 @@ pub enum BuildError {
     Mqtt(#[from] mqtt::OptionsError),
     #[error(transparent)]
     Hj212Tcp(#[from] crate::ingest::hj212_tcp::SetupError),
+    /// A bureau's API token that cannot be read.
+    #[error("{key}: {source}")]
+    BureauToken {
+        key: String,
+        source: crate::settings::secret::SecretError,
+    },
+    /// Two API tokens with the same value: a request could not tell who acts.
+    #[error(
+        "{0}: the same value as another API token; each bureau and the operator need their own"
+    )]
+    SharedToken(String),
 }
 
 /// Why the pipeline cannot start: a file under the spool folder it cannot open, or saved
@@ -120,9 +134,25 @@ pub fn outputs(cfg: &Config) -> Result<Outputs, BuildError> {
         &cfg.network,
     )?;
     let api_token = resolve_optional(cfg.http.token.as_ref(), "http.token")?;
+    let mut bureau_tokens: Vec<(String, crate::config::secret::Secret)> = Vec::new();
+    for t in &cfg.bureau_tokens {
+        let secret = t
+            .source
+            .resolve()
+            .map_err(|source| BuildError::BureauToken {
+                key: t.key.clone(),
+                source,
+            })?;
+        let taken = api_token.iter().chain(bureau_tokens.iter().map(|(_, s)| s));
+        if secret.expose().is_empty() || taken.into_iter().any(|s| s.expose() == secret.expose()) {
+            return Err(BuildError::SharedToken(t.key.clone()));
+        }
+        bureau_tokens.push((t.bureau.clone(), secret));
+    }
     Ok(Outputs {
         writer,
         api_token,
+        bureau_tokens,
         channels,
     })
 }
@@ -312,7 +342,8 @@ pub fn start(cfg: &Config, inputs: Inputs, outputs: Outputs) -> Result<Running, 
             &cfg.spool.dir,
             outputs.api_token,
         )?
-        .with_max_silence(cfg.max_silence),
+        .with_max_silence(cfg.max_silence)
+        .with_bureau_tokens(outputs.bureau_tokens),
     );
     rules.restore_alerts(saved.episodes);
     let mut incidents = Incidents::new(IncidentConfig {
@@ -371,6 +402,7 @@ pub fn start(cfg: &Config, inputs: Inputs, outputs: Outputs) -> Result<Running, 
         held_state,
         quiet_hours: cfg.quiet_hours.clone(),
         metrics: Arc::clone(&metrics),
+        renotify: cfg.rules.persistence.renotify,
     };
     let screen = Screen::new(Arc::clone(&net), rules, incidents);
     let judge = tokio::spawn(alerts.run(decoder, screen, digests, holds, inbound_rx, judged_tx));

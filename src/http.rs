@@ -4,11 +4,12 @@
 //! Fed by the running pipeline's shared state (MQTT session, the store's custody side with
 //! the spool, the outbox, the counters, the API view in `api`); read by systemd watchdogs,
 //! load balancers, Prometheus and the bureaus' own tools. Write endpoints answer 401 without
-//! the bearer token. Served with axum 0.7, which the embedded demo broker already brings, so the
+//! a valid bearer token (the operator's or a bureau's; see `api`), and 403 when a bureau's
+//! token acts for another bureau. Served with axum 0.7, which the embedded demo broker already brings, so the
 //! build holds no second HTTP server stack. Listens on `[http] listen` (port 0 picks a free
 //! port; the bound address is logged).
 
-use crate::api::{Live, SilenceRequest};
+use crate::api::{AckRequest, Actor, Live, SilenceRequest};
 use crate::app::Running;
 use crate::domain::network::Network;
 use crate::ingest::mqtt::Session;
@@ -65,6 +66,8 @@ pub async fn serve(
         .route("/api/v1/alerts", get(alerts))
         .route("/api/v1/incidents", get(incidents))
         .route("/api/v1/alerts/:id/ack", post(acknowledge))
+        .route("/api/v1/incidents/:id/ack", post(acknowledge_incident))
+        .route("/api/v1/whoami", get(whoami))
         .route("/api/v1/silences", get(silences).post(add_silence))
         .route("/api/v1/silences/:id", axum::routing::delete(end_silence))
         .with_state(shared);
@@ -91,7 +94,7 @@ fn refused((status, message): crate::api::Refusal) -> axum::response::Response {
     json(status, serde_json::json!({ "error": message }))
 }
 
-fn authorized(s: &Shared, headers: &HeaderMap) -> Result<(), crate::api::Refusal> {
+fn authorized(s: &Shared, headers: &HeaderMap) -> Result<Actor, crate::api::Refusal> {
     let given = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
@@ -117,40 +120,136 @@ async fn silences(State(s): State<Shared>) -> axum::response::Response {
     )
 }
 
+/// `GET /api/v1/whoami`: who the bearer token is (the console's login check).
+async fn whoami(State(s): State<Shared>, headers: HeaderMap) -> axum::response::Response {
+    match authorized(&s, &headers) {
+        Ok(actor) => json(StatusCode::OK, Live::whoami(&s.net, &actor)),
+        Err(r) => refused(r),
+    }
+}
+
+/// The body of an acknowledgement: `{"by", "comment"?, "bureau"?}`.
+fn ack_request(body: &[u8]) -> Result<AckRequest, crate::api::Refusal> {
+    serde_json::from_slice(body).map_err(|e| {
+        (
+            400,
+            format!("the body is not an acknowledgement {{\"by\", \"comment\", \"bureau\"}}: {e}"),
+        )
+    })
+}
+
+/// Puts store points in custody from a task of its own: with the database down and the spool
+/// full the points wait, and the answer must not. The acknowledgement is already kept in
+/// `api.json`.
+fn record(s: &Shared, lines: String) {
+    if lines.is_empty() {
+        return;
+    }
+    let store = Arc::clone(&s.store);
+    tokio::spawn(async move { store.record(lines).await });
+}
+
+/// Appends the `wq_alert` point of `alert`'s acknowledgement `ack`.
+fn alert_ack_point(
+    net: &Network,
+    alert: &crate::api::AlertView,
+    ack: &crate::api::Ack,
+    out: &mut String,
+) {
+    if let Some(station) = net.station(&alert.station) {
+        crate::store::points::acknowledgement(
+            station,
+            &alert.rule,
+            alert.param.as_deref(),
+            &alert.level,
+            &alert.id,
+            &acked_by(ack),
+            out,
+        );
+    }
+}
+
+fn acked_by(ack: &crate::api::Ack) -> crate::store::points::AckedBy<'_> {
+    crate::store::points::AckedBy {
+        bureau: &ack.bureau,
+        by: &ack.by,
+        comment: &ack.comment,
+        at: ack.at,
+    }
+}
+
 async fn acknowledge(
     State(s): State<Shared>,
     Path(id): Path<String>,
     headers: HeaderMap,
+    body: axum::body::Bytes,
 ) -> axum::response::Response {
-    if let Err(r) = authorized(&s, &headers) {
-        return refused(r);
-    }
+    let actor = match authorized(&s, &headers) {
+        Ok(a) => a,
+        Err(r) => return refused(r),
+    };
+    let request = match ack_request(&body) {
+        Ok(r) => r,
+        Err(r) => return refused(r),
+    };
     // The acknowledgement is kept in `api.json` (a synced write): on the blocking pool.
     let live = Arc::clone(&s.live);
     let alert_id = id.clone();
-    let acknowledged = tokio::task::spawn_blocking(move || live.acknowledge(&alert_id))
-        .await
-        .unwrap_or_else(|e| Err((500, format!("the acknowledgement failed: {e}"))));
+    let acknowledged = tokio::task::spawn_blocking(move || {
+        live.acknowledge(&alert_id, &actor, request, chrono::Utc::now())
+    })
+    .await
+    .unwrap_or_else(|e| Err((500, format!("the acknowledgement failed: {e}"))));
     match acknowledged {
-        Ok(alert) => {
-            tracing::info!(alert_id = %id, "alert acknowledged through the API");
-            if let Some(station) = s.net.station(&alert.station) {
-                let mut line = String::new();
-                crate::store::points::acknowledgement(
-                    station,
-                    &alert.rule,
-                    alert.param.as_deref(),
-                    &alert.level,
-                    &alert.id,
-                    chrono::Utc::now(),
-                    &mut line,
-                );
-                // Recorded by a task of its own: with the database down and the spool full
-                // the point waits, and the answer must not.
-                let store = Arc::clone(&s.store);
-                tokio::spawn(async move { store.record(line).await });
-            }
+        Ok((alert, ack)) => {
+            tracing::info!(alert_id = %id, bureau = %ack.bureau, by = %ack.by, "alert acknowledged through the API");
+            let mut lines = String::new();
+            alert_ack_point(&s.net, &alert, &ack, &mut lines);
+            record(&s, lines);
             json(StatusCode::OK, serde_json::json!(alert))
+        }
+        Err(r) => refused(r),
+    }
+}
+
+async fn acknowledge_incident(
+    State(s): State<Shared>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> axum::response::Response {
+    let actor = match authorized(&s, &headers) {
+        Ok(a) => a,
+        Err(r) => return refused(r),
+    };
+    let request = match ack_request(&body) {
+        Ok(r) => r,
+        Err(r) => return refused(r),
+    };
+    let live = Arc::clone(&s.live);
+    let incident_id = id.clone();
+    let acknowledged = tokio::task::spawn_blocking(move || {
+        live.acknowledge_incident(&incident_id, &actor, request, chrono::Utc::now())
+    })
+    .await
+    .unwrap_or_else(|e| Err((500, format!("the acknowledgement failed: {e}"))));
+    match acknowledged {
+        Ok((incident, ack, alerts)) => {
+            tracing::info!(incident_id = %id, bureau = %ack.bureau, by = %ack.by, alerts = alerts.len(), "incident acknowledged through the API");
+            let mut lines = String::new();
+            crate::store::points::incident_acknowledgement(
+                &incident.id,
+                &incident.level,
+                &incident.river,
+                &incident.stations.join(","),
+                &acked_by(&ack),
+                &mut lines,
+            );
+            for alert in &alerts {
+                alert_ack_point(&s.net, alert, &ack, &mut lines);
+            }
+            record(&s, lines);
+            json(StatusCode::OK, serde_json::json!(incident))
         }
         Err(r) => refused(r),
     }

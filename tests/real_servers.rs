@@ -1207,16 +1207,42 @@ fn http_endpoints_answer_and_count_what_was_published() {
         );
     }
     let auth = ["Authorization: Bearer api-token-for-tests"];
-    let (status, body) = common::http_request(&addr, "POST", &ack, &auth);
-    assert_eq!(status, 200, "{body}");
-    assert!(body.contains("\"acknowledged\":true"), "{body}");
-    let acks = influx_rows(
-        &servers.influx_v1,
-        &db,
-        "SELECT alert_id FROM wq_alert WHERE state = 'acknowledged'",
+    // An acknowledgement says who, and with the operator's token for which bureau; the alert
+    // of this boundary section went to both, so it is acknowledged once both have.
+    assert_eq!(common::http_request(&addr, "POST", &ack, &auth).0, 400);
+    assert_eq!(
+        common::http_post(&addr, &ack, &auth, r#"{"by":"值班员"}"#).0,
+        400
     );
-    assert_eq!(acks.len(), 1, "the acknowledgement is stored: {acks:?}");
-    assert_eq!(acks[0]["alert_id"], alert_id.as_str());
+    for (bureau, acknowledged) in [("qingyuan", false), ("guangzhou", true)] {
+        let (status, body) = common::http_post(
+            &addr,
+            &ack,
+            &auth,
+            &format!(r#"{{"by":"值班员","comment":"checking","bureau":"{bureau}"}}"#),
+        );
+        assert_eq!(status, 200, "{body}");
+        assert!(
+            body.contains(&format!("\"acknowledged\":{acknowledged}")),
+            "{body}"
+        );
+    }
+    let acks = common::wait_for(
+        Duration::from_secs(10),
+        "both acknowledgements stored",
+        || {
+            let rows = influx_rows(
+                &servers.influx_v1,
+                &db,
+                "SELECT alert_id, ack_bureau FROM wq_alert WHERE state = 'acknowledged'",
+            );
+            (rows.len() == 2).then_some(rows)
+        },
+    );
+    assert!(
+        acks.iter().all(|r| r["alert_id"] == alert_id.as_str()),
+        "{acks:?}"
+    );
     let (status, body) = common::http_post(&addr, "/api/v1/silences", &auth, silence);
     assert_eq!(status, 201, "{body}");
     let (status, _) = common::http_post(

@@ -242,6 +242,7 @@ async fn run(
     let outputs = Outputs {
         writer,
         api_token: None,
+        bureau_tokens: Vec::new(),
         // The run's channels in their file modes: emails as .eml files, SMS as log lines; and
         // the MQTT feed on the in-process broker (`riverwatch/alerts/<station>`), as in `run`.
         channels: vec![

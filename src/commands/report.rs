@@ -574,12 +574,14 @@ mod tests {
                     name: "广州市生态环境局".into(),
                     duty: Default::default(),
                     operators: None,
+                    escalation: None,
                 },
                 Bureau {
                     id: "qingyuan".into(),
                     name: "清远市生态环境局".into(),
                     duty: Default::default(),
                     operators: None,
+                    escalation: None,
                 },
             ],
             rivers: vec![River {

@@ -127,6 +127,19 @@ pub struct Config {
     /// The loggers' access passwords (`[[station]] hj212_pw_env` / `hj212_pw_file`), checked
     /// against each TCP frame's `PW`; resolved when the listener is built.
     pub hj212_passwords: Vec<LoggerPassword>,
+    /// The bureaus' own API tokens (`[[bureau]] api_token_env` / `api_token_file`), resolved
+    /// at start: a request bearing one acts as that bureau (the `[http] token` is the
+    /// operator's).
+    pub bureau_tokens: Vec<BureauToken>,
+}
+
+/// Where one bureau's API token is read from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BureauToken {
+    pub bureau: String,
+    /// `bureau[i].api_token`, for messages.
+    pub key: String,
+    pub source: SecretSource,
 }
 
 impl Config {
@@ -158,6 +171,9 @@ pub fn secret_notes(cfg: &Config) -> Vec<String> {
     }
     for pw in cfg.hj212_tcp.iter().flat_map(|_| &cfg.hj212_passwords) {
         sources.push((pw.key.as_str(), &pw.source));
+    }
+    for t in &cfg.bureau_tokens {
+        sources.push((t.key.as_str(), &t.source));
     }
     let mut unauthenticated = Vec::new();
     if cfg.hj212_tcp.is_some() {
@@ -304,6 +320,13 @@ struct RawBureau {
     /// so the entry's type is checked with the rest; its window is read by `quiet_hours`.
     #[allow(dead_code)]
     quiet_hours: Option<String>,
+    /// The bureau's own API token: requests bearing it act as this bureau.
+    api_token_env: Option<String>,
+    api_token_file: Option<String>,
+    /// `escalate_after = "30m"`: a yellow-or-above alert or incident not acknowledged by this
+    /// bureau by then also goes to `escalation`.
+    escalate_after: Option<String>,
+    escalation: Option<RawContacts>,
 }
 
 /// A contact list: the bureau's own `email`/`sms`, or its `operators`.
@@ -522,6 +545,7 @@ pub fn parse(text: &str, base: &Path, file: &Path) -> Result<Config, ConfigError
     let mut hj212_passwords = Vec::new();
     let mut chat = crate::notify::ChatConfig::default();
     let quiet_hours = quiet_hours(&table, &mut p);
+    let bureau_tokens = bureau_tokens(&table, base, &mut p);
     let network = network(
         &table,
         national_precision,
@@ -551,7 +575,25 @@ pub fn parse(text: &str, base: &Path, file: &Path) -> Result<Config, ConfigError
         national_precision,
         hj212_tcp,
         hj212_passwords,
+        bureau_tokens,
     })
+}
+
+/// The bureaus' API token sources (`bureau[i].api_token_env` / `_file`). The entries are read
+/// again here, quietly: `network` reports what is wrong with them.
+fn bureau_tokens(table: &toml::Table, base: &Path, p: &mut Problems) -> Vec<BureauToken> {
+    let raw = entries::<RawBureau>(table, "bureau", &mut Problems::default());
+    raw.into_iter()
+        .filter_map(|(path, b)| {
+            let key = format!("{path}.api_token");
+            let source = secret_source(b.api_token_env, b.api_token_file, &key, base, p)?;
+            Some(BureauToken {
+                bureau: b.id,
+                key,
+                source,
+            })
+        })
+        .collect()
 }
 
 fn one_line(s: &str) -> String {
@@ -1154,6 +1196,7 @@ fn network(
                 ),
             );
         }
+        escalation(b, path, p);
         if let Some(ops) = &b.operators {
             let at = format!("{path}.operators");
             contacts(&ops.email, &ops.sms, &at, p);
@@ -1381,6 +1424,19 @@ fn network(
                     sms: o.sms,
                     ..Contacts::default()
                 }),
+                escalation: match (&b.escalate_after, b.escalation) {
+                    (Some(after), Some(to)) => crate::config::units::parse_duration(after)
+                        .ok()
+                        .map(|after| crate::domain::network::Escalation {
+                            after,
+                            to: Contacts {
+                                email: to.email,
+                                sms: to.sms,
+                                ..Contacts::default()
+                            },
+                        }),
+                    _ => None,
+                },
             })
             .collect(),
         rivers: raw_rivers
@@ -1428,6 +1484,30 @@ fn chat_contacts(
         let key = format!("{at}.webhook[{i}]");
         chat.webhook
             .extend(webhook::config::validate(r, label, &key, base, p));
+    }
+}
+
+/// Checks a bureau's `escalate_after` and `escalation`: both or neither, a positive duration,
+/// at least one valid recipient.
+fn escalation(b: &RawBureau, at: &str, p: &mut Problems) {
+    match (&b.escalate_after, &b.escalation) {
+        (None, None) => {}
+        (Some(_), None) => p.add(
+            format!("{at}.escalate_after"),
+            "needs `escalation = { email = [...], sms = [...] }`: whom to tell when nobody acknowledges",
+        ),
+        (None, Some(_)) => p.add(
+            format!("{at}.escalation"),
+            "needs `escalate_after` (like \"30m\"): how long the bureau has to acknowledge",
+        ),
+        (Some(after), Some(to)) => {
+            duration(Some(after), "", &format!("{at}.escalate_after"), p);
+            let key = format!("{at}.escalation");
+            contacts(&to.email, &to.sms, &key, p);
+            if to.email.is_empty() && to.sms.is_empty() {
+                p.add(key, "lists no email or sms recipient");
+            }
+        }
     }
 }
 

@@ -621,3 +621,74 @@ fn mqtt_output_topics() {
         );
     }
 }
+
+#[test]
+fn bureau_tokens_and_escalation_as_spec_writes_them() {
+    let bureau = |lines: &str| {
+        format!(
+            "[[bureau]]\nid = \"qingyuan\"\nname = \"清远市生态环境局\"\nemail = [\"duty@qy.example.org\"]\n{lines}\n{}",
+            MINIMAL
+                .split_once("[[river]]")
+                .map(|(_, rest)| format!("[[river]]{rest}"))
+                .unwrap_or_default()
+        )
+    };
+    let cfg = parse_str(&bureau(
+        "api_token_env = \"RIVERWATCH_QY_API_TOKEN\"\nescalate_after = \"30m\"\nescalation = { email = [\"chief@qy.example.org\"], sms = [\"+8613900000000\"] }",
+    ))
+    .unwrap();
+    assert_eq!(
+        cfg.bureau_tokens,
+        [BureauToken {
+            bureau: "qingyuan".into(),
+            key: "bureau[0].api_token".into(),
+            source: SecretSource::Env("RIVERWATCH_QY_API_TOKEN".into()),
+        }]
+    );
+    let e = cfg.network.bureaus[0]
+        .escalation
+        .as_ref()
+        .expect("escalation");
+    assert_eq!(e.after, Duration::from_secs(1800));
+    assert_eq!(e.to.email, ["chief@qy.example.org"]);
+    assert_eq!(e.to.sms, ["+8613900000000"]);
+    let cfg = parse_str(&bureau("api_token_file = \"gz.token\"")).unwrap();
+    assert_eq!(
+        cfg.bureau_tokens[0].source,
+        SecretSource::File("/etc/riverwatch/gz.token".into())
+    );
+    assert!(parse_str(MINIMAL).unwrap().bureau_tokens.is_empty());
+    // Both or neither; a real duration; real recipients; one token source.
+    let table = [
+        ("escalate_after = \"30m\"", vec!["bureau[0].escalate_after"]),
+        (
+            "escalation = { email = [\"chief@qy.example.org\"] }",
+            vec!["bureau[0].escalation"],
+        ),
+        (
+            "escalate_after = \"soon\"\nescalation = { email = [\"chief@qy.example.org\"] }",
+            vec!["bureau[0].escalate_after"],
+        ),
+        (
+            "escalate_after = \"0s\"\nescalation = { email = [\"chief@qy.example.org\"] }",
+            vec!["bureau[0].escalate_after"],
+        ),
+        (
+            "escalate_after = \"30m\"\nescalation = { email = [] }",
+            vec!["bureau[0].escalation"],
+        ),
+        (
+            "escalate_after = \"30m\"\nescalation = { sms = [\"12\"] }",
+            vec!["bureau[0].escalation.sms[0]"],
+        ),
+        (
+            "api_token_env = \"A\"\napi_token_file = \"b\"",
+            vec!["bureau[0].api_token"],
+        ),
+        ("api_token_env = \"\"", vec!["bureau[0].api_token_env"]),
+    ];
+    for (lines, expected) in table {
+        let err = parse_str(&bureau(lines)).unwrap_err();
+        assert_eq!(keys(&err), expected, "{lines}: {err}");
+    }
+}

@@ -14,6 +14,7 @@
 //! as references beside them. A time of day alone means the reading's own day; any other day
 //! is written out.
 
+pub mod escalation;
 pub mod incident;
 
 use super::alert::{Context, FaultReason, Kind, Level, Rule, Step, Transition};

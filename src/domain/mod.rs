@@ -8,6 +8,7 @@
 pub mod alert;
 pub mod attainment;
 pub mod digest;
+pub mod escalation;
 pub mod flow;
 pub mod gb3838;
 pub mod hj212;

@@ -52,6 +52,17 @@ pub struct Bureau {
     /// offline stations. `None` where the bureau lists none; its duty officers then receive
     /// that digest.
     pub operators: Option<Contacts>,
+    /// `[[bureau]] escalate_after` and `escalation`: whom to tell when this bureau has not
+    /// acknowledged a yellow-or-above alert or incident in time; `None` where it sets neither.
+    pub escalation: Option<Escalation>,
+}
+
+/// A bureau's escalation (SPEC §10): after `after` without its acknowledgement, a yellow or
+/// higher alert or incident goes to `to` as well.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Escalation {
+    pub after: Duration,
+    pub to: Contacts,
 }
 
 impl Bureau {
@@ -316,6 +327,7 @@ pub(crate) mod fixtures {
                 ..Contacts::default()
             },
             operators: None,
+            escalation: None,
         };
         Network {
             bureaus: vec![

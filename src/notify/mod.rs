@@ -283,6 +283,42 @@ pub fn render_incident(
         .collect()
 }
 
+/// The notifications of one escalation: to the `escalation` recipients of the bureau that did
+/// not acknowledge, through every channel that reaches them, keyed
+/// `<id>.unacknowledged<n>.<bureau>.<suffix>`, so an escalation rendered again after a crash
+/// is recognised.
+pub fn render_escalation(
+    d: &crate::domain::escalation::Due,
+    net: &Network,
+    channels: &[Arc<dyn Channel>],
+) -> Vec<Item> {
+    let Some(bureau) = net.bureau(&d.bureau) else {
+        return Vec::new();
+    };
+    let Some(escalation) = &bureau.escalation else {
+        return Vec::new();
+    };
+    let text = message::escalation::text(
+        &d.text,
+        &message::escalation::Unacknowledged {
+            id: &d.target,
+            incident: d.incident,
+            bureau: &bureau.name,
+            after: escalation.after,
+            since: d.since,
+            nth: d.nth,
+        },
+    );
+    let origin = Origin {
+        key: format!("{}.unacknowledged{}", d.target, d.nth).to_lowercase(),
+        alert_id: d.target.clone(),
+        state: "unacknowledged".to_string(),
+        level: Some(d.level.clone()),
+        station: Some(d.station.clone()),
+    };
+    address(&text, bureau, &escalation.to, &origin, channels)
+}
+
 /// What every outbox item of one notification carries about where it comes from.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Origin {
@@ -293,7 +329,8 @@ pub struct Origin {
     pub key: String,
     /// The alert id, the incident's or the digest's id: logs and email file names show it.
     pub alert_id: String,
-    /// `firing`, `resolved`, `digest`, or an incident event (`opened`, …, `ended`).
+    /// `firing`, `resolved`, `digest`, `unacknowledged` (an escalation), or an incident event
+    /// (`opened`, …, `ended`).
     pub state: String,
     /// The alert's level (`blue` … `red`), the incident's highest; `None` for a digest.
     pub level: Option<String>,

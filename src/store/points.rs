@@ -108,31 +108,84 @@ pub fn reading(
     );
 }
 
+/// Who acknowledged, for which bureau, with what comment: the fields `ack_bureau`,
+/// `acked_by` and `ack_comment` of an acknowledgement's point.
+#[derive(Debug, Clone, Copy)]
+pub struct AckedBy<'a> {
+    pub bureau: &'a str,
+    pub by: &'a str,
+    pub comment: &'a str,
+    pub at: DateTime<Utc>,
+}
+
+impl AckedBy<'_> {
+    fn fields(&self) -> [(&str, Field<'_>); 3] {
+        [
+            ("ack_bureau", Field::Str(self.bureau)),
+            ("ack_comment", Field::Str(self.comment)),
+            ("acked_by", Field::Str(self.by)),
+        ]
+    }
+}
+
 /// Appends the `wq_alert` point of an acknowledgement made through the API: the alert's
 /// series (same tags as its transitions), at the time of the acknowledgement, with state
-/// `acknowledged`.
+/// `acknowledged` and who acknowledged for which bureau ([`AckedBy`]).
 pub fn acknowledgement(
     station: &Station,
     rule: &str,
     param: Option<&str>,
     level: &str,
     alert_id: &str,
-    at: DateTime<Utc>,
+    ack: &AckedBy,
     out: &mut String,
 ) {
     let mut tags = tags(station);
     tags.push(("rule", rule));
     tags.push(("param", param.unwrap_or("")));
     tags.push(("level", level));
+    let mut fields = vec![
+        ("state", Field::Str("acknowledged")),
+        ("alert_id", Field::Str(alert_id)),
+    ];
+    fields.extend(ack.fields());
     encode(
         &Point {
             measurement: ALERTS,
             tags,
-            fields: vec![
-                ("state", Field::Str("acknowledged")),
-                ("alert_id", Field::Str(alert_id)),
+            fields,
+            ts_ms: ack.at.timestamp_millis(),
+        },
+        out,
+    );
+}
+
+/// Appends the `wq_incident` point of an incident's acknowledgement through the API: state
+/// `acknowledged`, the stations reached, and [`AckedBy`]'s fields, at the acknowledgement's
+/// time.
+pub fn incident_acknowledgement(
+    incident_id: &str,
+    level: &str,
+    river: &str,
+    stations: &str,
+    ack: &AckedBy,
+    out: &mut String,
+) {
+    let mut fields = vec![
+        ("state", Field::Str("acknowledged")),
+        ("stations", Field::Str(stations)),
+    ];
+    fields.extend(ack.fields());
+    encode(
+        &Point {
+            measurement: INCIDENTS,
+            tags: vec![
+                ("incident_id", incident_id),
+                ("level", level),
+                ("river", river),
             ],
-            ts_ms: at.timestamp_millis(),
+            fields,
+            ts_ms: ack.at.timestamp_millis(),
         },
         out,
     );
