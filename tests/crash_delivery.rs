@@ -27,7 +27,7 @@ fn config(servers: &Servers, dir: &Path, db: &str) -> std::path::PathBuf {
         r#"
 [mqtt]
 url = "mqtt://127.0.0.1:{mqtt}"
-client_id = "rw-test-crash"
+client_id = "rw-test-crash-delivery"
 
 {store}
 
@@ -136,7 +136,7 @@ fn bursts_of_alerts_survive_twenty_kills_every_one_delivered() {
     let Some((servers, _serial, dir)) = real_test("crash_delivery") else {
         return;
     };
-    let db = fresh_database(&servers, "rw_crash");
+    let db = fresh_database(&servers, "rw_crash_delivery");
     let config = config(&servers, dir.path(), &db);
     let seed = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
