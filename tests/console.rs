@@ -141,6 +141,12 @@ impl Browser {
             .spawn()
             .expect("chromedriver runs (tests/servers.sh installs chromium-driver)");
         let addr = format!("127.0.0.1:{port}");
+        // Owned from here, so a failure below still stops chromedriver (Drop).
+        let mut browser = Browser {
+            driver,
+            addr: addr.clone(),
+            session: String::new(),
+        };
         wait_for(Duration::from_secs(30), "chromedriver ready", || {
             std::net::TcpStream::connect(&addr).ok()?;
             let (_, _, body) = exchange(&addr, "GET", "/status", &[], None);
@@ -168,11 +174,6 @@ impl Browser {
             "browserName": "chrome",
             "goog:chromeOptions": options,
         }}});
-        let mut browser = Browser {
-            driver,
-            addr,
-            session: String::new(),
-        };
         let created = browser
             .call("POST", "/session", Some(caps))
             .unwrap_or_else(|e| panic!("a Chromium session: {e}"));
