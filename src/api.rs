@@ -146,9 +146,6 @@ pub struct KeptSilence {
     pub param: Option<String>,
     pub until: DateTime<Utc>,
     pub reason: String,
-    /// Who created it (interim: optional until silences record their author as a rule).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub author: Option<String>,
 }
 
 impl KeptSilence {
@@ -178,8 +175,6 @@ struct Inner {
     ended: std::collections::VecDeque<IncidentView>,
     acked: HashSet<String>,
     silences: Vec<KeptSilence>,
-    /// Interim: the acknowledgements of incidents, by incident id, held in memory only.
-    incident_acks: BTreeMap<String, Vec<AckView>>,
 }
 
 pub struct Live {
@@ -278,7 +273,6 @@ impl Live {
                 ended: Default::default(),
                 acked,
                 silences: kept.silences,
-                incident_acks: BTreeMap::new(),
             }),
             path,
             token,
@@ -513,7 +507,6 @@ impl Live {
             param: request.param,
             until,
             reason: request.reason,
-            author: request.author,
         };
         inner.silences.push(silence.clone());
         self.keep(inner).map_err(|e| (500, e.to_string()))?;
@@ -570,115 +563,6 @@ pub struct SilenceRequest {
     /// How long, like "2h".
     pub duration: String,
     pub reason: String,
-    /// Who creates it (interim: optional).
-    #[serde(default)]
-    pub author: Option<String>,
-}
-
-// ---- Interim: incident acknowledgements with who and comment, and the end of a silence ------
-//
-// The smallest form of `POST /api/v1/incidents/{id}/ack` and `DELETE /api/v1/silences/{id}`
-// (SPEC §8) that the duty console needs: an incident's acknowledgements are held in memory
-// (not in `api.json`, not in InfluxDB) and acknowledge its firing alerts; ending a silence
-// moves its end to now. The per-bureau acknowledgements stored in `wq_alert`/`wq_incident`
-// and the silence rules replace this section.
-
-/// One acknowledgement as the API shows it: `{"bureau","by","comment","at"}`.
-#[derive(Debug, Clone, Serialize)]
-pub struct AckView {
-    pub bureau: String,
-    pub by: String,
-    pub comment: String,
-    pub at: DateTime<Utc>,
-}
-
-/// The body of `POST /api/v1/incidents/{id}/ack`: who acknowledges, for which bureau (the
-/// operator's token acts for any bureau and must name it), and an optional comment.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AckRequest {
-    pub by: String,
-    #[serde(default)]
-    pub comment: String,
-    pub bureau: Option<String>,
-}
-
-impl Live {
-    /// Acknowledges an open incident for a bureau, and with it the incident's firing alerts.
-    /// Errors: 400 without `by` or without a configured `bureau`, 404 for no open incident.
-    pub fn acknowledge_incident(
-        &self,
-        net: &Network,
-        id: &str,
-        request: AckRequest,
-        now: DateTime<Utc>,
-    ) -> Result<serde_json::Value, Refusal> {
-        let by = request.by.trim();
-        if by.is_empty() {
-            return Err((400, "by (who acknowledges) is required".into()));
-        }
-        let Some(bureau) = request.bureau.as_deref().map(str::trim) else {
-            return Err((400, "bureau is required with the operator's token".into()));
-        };
-        if !net.bureaus.iter().any(|b| b.id == bureau) {
-            return Err((400, format!("bureau {bureau:?} is not configured")));
-        }
-        let mut inner = self.lock();
-        let inner = &mut *inner;
-        let Some(incident) = inner.incidents.get(id).cloned() else {
-            return Err((404, format!("no open incident {id:?}")));
-        };
-        for alert in &incident.alerts {
-            if let Some(a) = inner.alerts.get_mut(alert) {
-                a.acknowledged = true;
-                inner.acked.insert(alert.clone());
-            }
-        }
-        let acks = inner.incident_acks.entry(id.to_string()).or_default();
-        acks.push(AckView {
-            bureau: bureau.to_string(),
-            by: by.to_string(),
-            comment: request.comment.trim().to_string(),
-            at: now,
-        });
-        let acks = acks.clone();
-        self.keep(inner).map_err(|e| (500, e.to_string()))?;
-        let mut view = serde_json::json!(incident);
-        view["acks"] = serde_json::json!(acks);
-        Ok(view)
-    }
-
-    /// [`incidents`](Self::incidents) with each one's `acks`.
-    pub fn incidents_with_acks(&self) -> serde_json::Value {
-        let list = self.incidents();
-        let inner = self.lock();
-        let views = list.into_iter().map(|i| {
-            let acks = inner.incident_acks.get(&i.id).cloned().unwrap_or_default();
-            let mut view = serde_json::json!(i);
-            view["acks"] = serde_json::json!(acks);
-            view
-        });
-        serde_json::Value::Array(views.collect())
-    }
-
-    /// Ends an active silence now; 404 for an unknown or already ended one. Returns it with
-    /// `"active": false`.
-    pub fn end_silence(&self, id: &str, now: DateTime<Utc>) -> Result<serde_json::Value, Refusal> {
-        let mut inner = self.lock();
-        let inner = &mut *inner;
-        let Some(silence) = inner
-            .silences
-            .iter_mut()
-            .find(|s| s.id == id && s.until > now)
-        else {
-            return Err((404, format!("no active silence {id:?}")));
-        };
-        silence.until = now;
-        let mut view = serde_json::json!(silence.clone());
-        view["active"] = false.into();
-        self.keep(inner).map_err(|e| (500, e.to_string()))?;
-        Ok(view)
-    }
 }
 
 #[cfg(test)]

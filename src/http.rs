@@ -20,7 +20,7 @@ use crate::telemetry::Metrics;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::IntoResponse;
-use axum::routing::{delete, get, post};
+use axum::routing::{get, post};
 use axum::Router;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -67,9 +67,6 @@ pub async fn serve(
         .route("/api/v1/incidents", get(incidents))
         .route("/api/v1/alerts/:id/ack", post(acknowledge))
         .route("/api/v1/silences", get(silences).post(add_silence))
-        // Interim (see the section at the end of `api`).
-        .route("/api/v1/incidents/:id/ack", post(acknowledge_incident))
-        .route("/api/v1/silences/:id", delete(end_silence))
         .merge(crate::console::routes())
         .with_state(shared);
     let task = tokio::spawn(async move {
@@ -111,7 +108,7 @@ async fn alerts(State(s): State<Shared>) -> axum::response::Response {
 }
 
 async fn incidents(State(s): State<Shared>) -> axum::response::Response {
-    json(StatusCode::OK, s.live.incidents_with_acks())
+    json(StatusCode::OK, serde_json::json!(s.live.incidents()))
 }
 
 async fn silences(State(s): State<Shared>) -> axum::response::Response {
@@ -181,59 +178,6 @@ async fn add_silence(
         Ok(silence) => {
             tracing::info!(id = %silence.id, until = %silence.until, reason = %silence.reason, "silence added through the API");
             json(StatusCode::CREATED, serde_json::json!(silence))
-        }
-        Err(r) => refused(r),
-    }
-}
-
-// ---- Interim: the endpoints of the interim section at the end of `api` --------------------
-
-async fn acknowledge_incident(
-    State(s): State<Shared>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-    body: axum::body::Bytes,
-) -> axum::response::Response {
-    if let Err(r) = authorized(&s, &headers) {
-        return refused(r);
-    }
-    let request: crate::api::AckRequest = match serde_json::from_slice(&body) {
-        Ok(r) => r,
-        Err(e) => return refused((400, format!("the body is not an acknowledgement: {e}"))),
-    };
-    let (live, net) = (Arc::clone(&s.live), Arc::clone(&s.net));
-    let incident = id.clone();
-    let acknowledged = tokio::task::spawn_blocking(move || {
-        live.acknowledge_incident(&net, &incident, request, chrono::Utc::now())
-    })
-    .await
-    .unwrap_or_else(|e| Err((500, format!("the acknowledgement failed: {e}"))));
-    match acknowledged {
-        Ok(view) => {
-            tracing::info!(incident_id = %id, "incident acknowledged through the API");
-            json(StatusCode::OK, view)
-        }
-        Err(r) => refused(r),
-    }
-}
-
-async fn end_silence(
-    State(s): State<Shared>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-) -> axum::response::Response {
-    if let Err(r) = authorized(&s, &headers) {
-        return refused(r);
-    }
-    let live = Arc::clone(&s.live);
-    let silence = id.clone();
-    let ended = tokio::task::spawn_blocking(move || live.end_silence(&silence, chrono::Utc::now()))
-        .await
-        .unwrap_or_else(|e| Err((500, format!("ending the silence failed: {e}"))));
-    match ended {
-        Ok(view) => {
-            tracing::info!(id = %id, "silence ended through the API");
-            json(StatusCode::OK, view)
         }
         Err(r) => refused(r),
     }
