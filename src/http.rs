@@ -1,5 +1,6 @@
 //! The operator's HTTP endpoint (SPEC §8): liveness, readiness with the reason when not ready,
-//! Prometheus metrics, and the API — stations, alerts, acknowledgements and silences.
+//! Prometheus metrics, the API — stations, alerts, acknowledgements and silences — and the
+//! duty console at `/` (its files and headers in `console`).
 //!
 //! Fed by the running pipeline's shared state (MQTT session, the store's custody side with
 //! the spool, the outbox, the counters, the API view in `api`); read by systemd watchdogs,
@@ -70,6 +71,7 @@ pub async fn serve(
         .route("/api/v1/whoami", get(whoami))
         .route("/api/v1/silences", get(silences).post(add_silence))
         .route("/api/v1/silences/:id", axum::routing::delete(end_silence))
+        .merge(crate::console::routes())
         .with_state(shared);
     let task = tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, app).await {

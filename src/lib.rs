@@ -36,7 +36,8 @@
 //!   every transition to `riverwatch/alerts/<station>` for other systems).
 //! - [`app`]: the only place that wires stages together (sources and channels are registered
 //!   there); [`http`]: `/healthz`, `/readyz`, `/metrics` and the API, whose view of the
-//!   pipeline (stations, alerts, incidents, acknowledgements, silences) is [`api`].
+//!   pipeline (stations, alerts, incidents, acknowledgements, silences) is [`api`], and the
+//!   duty console at `/`, a page compiled into the binary ([`console`]).
 //! - [`deadletter`], [`telemetry`]: refused input and counted events; [`state`]: the alert
 //!   episodes, open incidents and pending digests kept across restarts; [`json`]: JSON helpers.
 //! - [`commands`]: `demo`, `simulate`, `assess`, `hj212 decode` and `report`.
@@ -70,6 +71,7 @@ pub mod notify;
 pub mod app;
 
 pub mod api;
+pub mod console;
 pub mod http;
 
 pub mod deadletter;

@@ -1,6 +1,6 @@
 # Sourced by tests/run.sh and tests/bench.sh: installs mosquitto, InfluxDB 1.x, VictoriaMetrics
-# (a real server of the InfluxDB v2 write API) and aiosmtpd when they are missing (Debian/Ubuntu,
-# as root or with sudo), starts each on a free loopback port with its data in a temporary
+# (a real server of the InfluxDB v2 write API), aiosmtpd and headless Chromium with chromedriver
+# when they are missing (Debian/Ubuntu, as root or with sudo), starts each on a free loopback port with its data in a temporary
 # folder ($work), exports their addresses in RIVERWATCH_TEST_* variables, and stops them by PID
 # when the sourcing script exits.
 
@@ -15,6 +15,11 @@ command -v victoria-metrics >/dev/null || packages+=(victoria-metrics)
 /usr/bin/python3 -c 'import aiosmtpd' 2>/dev/null || packages+=(python3-aiosmtpd)
 command -v curl >/dev/null || packages+=(curl)
 command -v openssl >/dev/null || packages+=(openssl)
+# Headless Chromium and its WebDriver for the duty console test (tests/console.rs), and a CJK
+# font so that its screenshot shows the Chinese labels.
+command -v chromium >/dev/null || packages+=(chromium)
+command -v chromedriver >/dev/null || packages+=(chromium-driver)
+fc-list :lang=zh 2>/dev/null | grep -q . || packages+=(fonts-wqy-microhei)
 if ((${#packages[@]})); then
   log "installing ${packages[*]}"
   sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
