@@ -140,6 +140,21 @@ fn ack_request(body: &[u8]) -> Result<AckRequest, crate::api::Refusal> {
     })
 }
 
+/// Who acknowledges, and what: the caller's token and the body, checked; then `keep` run with
+/// them on the blocking pool, since it writes `api.json` synced.
+async fn acknowledged<T: Send + 'static>(
+    s: &Shared,
+    headers: &HeaderMap,
+    body: &[u8],
+    keep: impl FnOnce(Actor, AckRequest) -> Result<T, crate::api::Refusal> + Send + 'static,
+) -> Result<T, crate::api::Refusal> {
+    let actor = authorized(s, headers)?;
+    let request = ack_request(body)?;
+    tokio::task::spawn_blocking(move || keep(actor, request))
+        .await
+        .unwrap_or_else(|e| Err((500, format!("the acknowledgement failed: {e}"))))
+}
+
 /// Puts store points in custody from a task of its own: with the database down and the spool
 /// full the points wait, and the answer must not. The acknowledgement is already kept in
 /// `api.json`.
@@ -186,23 +201,12 @@ async fn acknowledge(
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> axum::response::Response {
-    let actor = match authorized(&s, &headers) {
-        Ok(a) => a,
-        Err(r) => return refused(r),
-    };
-    let request = match ack_request(&body) {
-        Ok(r) => r,
-        Err(r) => return refused(r),
-    };
-    // The acknowledgement is kept in `api.json` (a synced write): on the blocking pool.
-    let live = Arc::clone(&s.live);
-    let alert_id = id.clone();
-    let acknowledged = tokio::task::spawn_blocking(move || {
+    let (live, alert_id) = (Arc::clone(&s.live), id.clone());
+    let done = acknowledged(&s, &headers, &body, move |actor, request| {
         live.acknowledge(&alert_id, &actor, request, chrono::Utc::now())
     })
-    .await
-    .unwrap_or_else(|e| Err((500, format!("the acknowledgement failed: {e}"))));
-    match acknowledged {
+    .await;
+    match done {
         Ok((alert, ack)) => {
             tracing::info!(alert_id = %id, bureau = %ack.bureau, by = %ack.by, "alert acknowledged through the API");
             let mut lines = String::new();
@@ -220,22 +224,12 @@ async fn acknowledge_incident(
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> axum::response::Response {
-    let actor = match authorized(&s, &headers) {
-        Ok(a) => a,
-        Err(r) => return refused(r),
-    };
-    let request = match ack_request(&body) {
-        Ok(r) => r,
-        Err(r) => return refused(r),
-    };
-    let live = Arc::clone(&s.live);
-    let incident_id = id.clone();
-    let acknowledged = tokio::task::spawn_blocking(move || {
+    let (live, incident_id) = (Arc::clone(&s.live), id.clone());
+    let done = acknowledged(&s, &headers, &body, move |actor, request| {
         live.acknowledge_incident(&incident_id, &actor, request, chrono::Utc::now())
     })
-    .await
-    .unwrap_or_else(|e| Err((500, format!("the acknowledgement failed: {e}"))));
-    match acknowledged {
+    .await;
+    match done {
         Ok((incident, ack, alerts)) => {
             tracing::info!(incident_id = %id, bureau = %ack.bureau, by = %ack.by, alerts = alerts.len(), "incident acknowledged through the API");
             let mut lines = String::new();
