@@ -250,6 +250,18 @@ fn bursts_of_alerts_survive_twenty_kills_every_one_delivered() {
         q(1.0)
     );
     eprintln!("{} recorded as sent", sent.len());
+    // How the first copy twice came about: each run's log lines about it.
+    if let Some(id) = twice.first() {
+        let key = id.trim_start_matches('<').trim_end_matches("@riverwatch>");
+        for run in 0..=log {
+            let text = std::fs::read_to_string(dir.path().join(format!("daemon-{run}.log")))
+                .unwrap_or_default();
+            for line in text.lines().filter(|l| l.contains(key)) {
+                eprintln!("run {run}: {line}");
+            }
+        }
+        eprintln!("copies at {:?}", copies.get(*id));
+    }
     if sent.len() != KILLS * STATIONS {
         let mut by_station: BTreeMap<&str, Vec<&String>> = BTreeMap::new();
         for k in &sent {

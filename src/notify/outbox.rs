@@ -146,7 +146,12 @@ impl Outbox {
         };
         if !logged.is_empty() {
             for key in &logged {
-                fs::File::create(sent.join(key))?.sync_all()?;
+                // An existing marker keeps its time (the delivery's), which `sent/`'s expiry
+                // reads.
+                let marker = sent.join(key);
+                if !marker.exists() {
+                    fs::File::create(&marker)?.sync_all()?;
+                }
             }
             sync_dir(&sent)?;
             for e in fs::read_dir(&pending)?.filter_map(Result::ok) {
