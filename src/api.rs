@@ -887,6 +887,11 @@ impl Live {
     /// each bureau told of it that has an `escalation` and has not acknowledged it. True when
     /// the kept state changed (the caller [`persist`](Self::persist)s it).
     pub fn watch(&self, net: &Network, judged: &Judged, now: DateTime<Utc>) -> bool {
+        // Called for every message: most change nothing, and need neither the lock nor the
+        // silences' copy below.
+        if judged.transitions.is_empty() && judged.incidents.is_empty() {
+            return false;
+        }
         let mut inner = self.lock();
         let inner = &mut *inner;
         let mut changed = false;

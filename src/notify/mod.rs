@@ -237,6 +237,20 @@ pub(crate) fn resolve_url(source: &SecretSource, label: &str) -> Result<Secret, 
     }
 }
 
+/// Sends one request of an HTTP channel and reads the answer: (status, body). A request that
+/// gets no answer is transient; its error names `vendor`, never the URL (it may hold a key).
+pub(crate) async fn exchange(
+    request: reqwest::RequestBuilder,
+    vendor: &str,
+) -> Result<(u16, String), SendError> {
+    let resp = request
+        .send()
+        .await
+        .map_err(|e| SendError::Transient(format!("{vendor} unreachable: {}", e.without_url())))?;
+    let status = resp.status().as_u16();
+    Ok((status, resp.text().await.unwrap_or_default()))
+}
+
 /// The HTTP client of one channel: requests time out after `timeout`, so a delivery attempt
 /// ends in bounded time.
 pub(crate) fn http_client(timeout: Duration) -> Result<reqwest::Client, SetupError> {

@@ -208,15 +208,8 @@ impl DingtalkSink {
             let (timestamp, sign) = sign(secret.expose(), chrono::Utc::now().timestamp_millis());
             request = request.query(&[("timestamp", timestamp), ("sign", sign)]);
         }
-        let resp = request
-            .json(&Self::body(item, &robot.at_mobiles, robot.at_all))
-            .send()
-            .await
-            .map_err(|e| {
-                SendError::Transient(format!("DingTalk unreachable: {}", e.without_url()))
-            })?;
-        let status = resp.status().as_u16();
-        let body = resp.text().await.unwrap_or_default();
+        let request = request.json(&Self::body(item, &robot.at_mobiles, robot.at_all));
+        let (status, body) = super::exchange(request, "DingTalk").await?;
         wire::errcode_verdict(status, &body, CODES, "DingTalk")
     }
 }

@@ -129,7 +129,7 @@ impl WebhookSink {
         };
         let body = payload(item).to_string();
         let timestamp = chrono::Utc::now().timestamp();
-        let resp = self
+        let request = self
             .client
             .post(endpoint.url.expose())
             .header(reqwest::header::CONTENT_TYPE, "application/json")
@@ -143,14 +143,8 @@ impl WebhookSink {
                     body.as_bytes(),
                 ),
             )
-            .body(body)
-            .send()
-            .await
-            .map_err(|e| {
-                SendError::Transient(format!("webhook unreachable: {}", e.without_url()))
-            })?;
-        let status = resp.status().as_u16();
-        let text = resp.text().await.unwrap_or_default();
+            .body(body);
+        let (status, text) = super::exchange(request, "webhook").await?;
         answer_verdict(status, &text)
     }
 }

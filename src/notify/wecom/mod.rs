@@ -128,15 +128,8 @@ impl WecomSink {
                 "robot {label} is no longer configured"
             )));
         };
-        let resp = self
-            .client
-            .post(url.expose())
-            .json(&Self::body(item))
-            .send()
-            .await
-            .map_err(|e| SendError::Transient(format!("WeCom unreachable: {}", e.without_url())))?;
-        let status = resp.status().as_u16();
-        let body = resp.text().await.unwrap_or_default();
+        let request = self.client.post(url.expose()).json(&Self::body(item));
+        let (status, body) = super::exchange(request, "WeCom").await?;
         wire::errcode_verdict(status, &body, CODES, "WeCom")
     }
 }
