@@ -39,7 +39,8 @@
 //!   pipeline (stations, alerts, incidents, acknowledgements, silences) is [`api`], and the
 //!   duty console at `/`, a page compiled into the binary ([`console`]).
 //! - [`deadletter`], [`telemetry`]: refused input and counted events; [`state`]: the alert
-//!   episodes, open incidents and pending digests kept across restarts; [`json`]: JSON helpers.
+//!   episodes, open incidents and pending digests kept across restarts; [`json`]: JSON helpers;
+//!   [`outbound`]: the one builder of outbound HTTP clients (HTTP/1.1 only).
 //! - [`commands`]: `demo`, `simulate`, `assess`, `hj212 decode` and `report`.
 //!
 //! # Architecture invariants
@@ -76,6 +77,7 @@ pub mod http;
 
 pub mod deadletter;
 pub mod json;
+pub mod outbound;
 pub mod state;
 pub mod telemetry;
 

@@ -183,3 +183,26 @@ fn the_modules_import_each_other_without_cycles() {
     }
     assert!(graph.len() >= 10, "modules found: {:?}", graph.keys());
 }
+
+/// Every outbound HTTP client is built by `outbound::client_builder`, so none offers HTTP/2:
+/// the h2 0.3 that reqwest 0.11 compiles (RUSTSEC-2026-0258) stays unreachable.
+#[test]
+fn every_http_client_comes_from_the_one_builder() {
+    let mut found = Vec::new();
+    for file in rust_files(&root().join("src")) {
+        let text = std::fs::read_to_string(&file).unwrap();
+        let compact: String = text.split_whitespace().collect();
+        for pattern in [
+            "reqwest::Client::builder(",
+            "reqwest::Client::new(",
+            "ClientBuilder::new(",
+        ] {
+            if compact.contains(pattern) && !file.ends_with("src/outbound.rs") {
+                found.push(format!("{}: {pattern}", file.display()));
+            }
+        }
+    }
+    assert!(found.is_empty(), "HTTP clients built elsewhere: {found:#?}");
+    let builder = std::fs::read_to_string(root().join("src/outbound.rs")).unwrap();
+    assert!(builder.contains(".http1_only()"), "{builder}");
+}

@@ -254,8 +254,7 @@ pub(crate) async fn exchange(
 /// The HTTP client of one channel: requests time out after `timeout`, so a delivery attempt
 /// ends in bounded time.
 pub(crate) fn http_client(timeout: Duration) -> Result<reqwest::Client, SetupError> {
-    reqwest::Client::builder()
-        .timeout(timeout)
+    crate::outbound::client_builder(timeout)
         .build()
         .map_err(|e| SetupError::Setting(format!("cannot build the HTTP client: {e}")))
 }

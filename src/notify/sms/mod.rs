@@ -88,8 +88,7 @@ pub fn fill(template: &str, phone: &str, text: &str) -> String {
 impl SmsSink {
     /// Builds the gateway client, resolving secret header values; errors name the key.
     pub fn gateway(cfg: &SmsConfig) -> Result<SmsSink, SetupError> {
-        let client = reqwest::Client::builder()
-            .timeout(cfg.timeout)
+        let client = crate::outbound::client_builder(cfg.timeout)
             .build()
             .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
         let mut headers = HeaderMap::new();

@@ -42,8 +42,7 @@ impl QueryClient {
     /// least 30 s: a write timeout suits one batch, while a query may scan a month of points.
     pub fn new(influx: &InfluxConfig) -> Result<QueryClient, BuildError> {
         let credentials = Credentials::resolve(&influx.api)?;
-        let client = reqwest::Client::builder()
-            .timeout(influx.timeout.max(Duration::from_secs(30)))
+        let client = crate::outbound::client_builder(influx.timeout.max(Duration::from_secs(30)))
             .build()
             .map_err(BuildError::Http)?;
         let db = match &influx.api {

@@ -31,8 +31,7 @@ impl V1Writer {
         auth: Option<(String, Secret)>,
         timeout: Duration,
     ) -> Result<V1Writer, BuildError> {
-        let client = reqwest::Client::builder()
-            .timeout(timeout)
+        let client = crate::outbound::client_builder(timeout)
             .build()
             .map_err(BuildError::Http)?;
         let mut params = vec![

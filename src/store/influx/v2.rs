@@ -26,7 +26,7 @@ impl V2Writer {
         token: Option<&Secret>,
         timeout: Duration,
     ) -> Result<V2Writer, BuildError> {
-        let builder = reqwest::Client::builder().timeout(timeout);
+        let builder = crate::outbound::client_builder(timeout);
         // The URL was validated by config, so the builder's URL parse cannot panic.
         let client = influxdb2::ClientBuilder::with_builder(
             builder,
