@@ -206,3 +206,32 @@ fn every_http_client_comes_from_the_one_builder() {
     let builder = std::fs::read_to_string(root().join("src/outbound.rs")).unwrap();
     assert!(builder.contains(".http1_only()"), "{builder}");
 }
+
+/// The advisories knowingly built with are the same in `.cargo/deny.toml` (with reasons) and
+/// `.cargo/audit.toml` (which `cargo audit` reads), and each has its reason.
+#[test]
+fn ignored_advisories_are_listed_alike_with_reasons() {
+    let read = |name: &str| -> toml::Value {
+        let text = std::fs::read_to_string(root().join(".cargo").join(name)).unwrap();
+        toml::from_str(&text).unwrap()
+    };
+    let deny = read("deny.toml");
+    let audit = read("audit.toml");
+    let mut from_deny: Vec<String> = Vec::new();
+    for entry in deny["advisories"]["ignore"].as_array().unwrap() {
+        let id = entry["id"].as_str().unwrap();
+        let reason = entry["reason"].as_str().unwrap_or("");
+        assert!(reason.len() > 20, "{id} needs a reason in deny.toml");
+        from_deny.push(id.to_string());
+    }
+    let mut from_audit: Vec<String> = audit["advisories"]["ignore"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect();
+    from_deny.sort();
+    from_audit.sort();
+    assert_eq!(from_deny, from_audit);
+    assert!(!from_deny.is_empty());
+}
