@@ -49,6 +49,10 @@ pub struct StationView {
     pub boundary: bool,
     /// Time of the latest reading received since start.
     pub last_reading: Option<DateTime<Utc>>,
+    /// Per parameter, the time of its latest valid value (QARTOD flag other than fail or
+    /// missing, so judged against GB 3838) since start: a sensor that still reports but only
+    /// fails shows here while `last_reading` stays fresh.
+    pub last_valid: BTreeMap<&'static str, DateTime<Utc>>,
     pub values: BTreeMap<&'static str, f64>,
     /// QARTOD flag per value (1 pass, 2 not evaluated, 3 suspect, 4 fail, 9 missing).
     pub qc: BTreeMap<&'static str, u8>,
@@ -385,6 +389,7 @@ fn view(s: &Station) -> StationView {
         target_class: s.target.number(),
         boundary: s.boundary,
         last_reading: None,
+        last_valid: BTreeMap::new(),
         values: BTreeMap::new(),
         qc: BTreeMap::new(),
         class: None,
@@ -586,6 +591,9 @@ impl Live {
         }
         for (p, f) in qc {
             v.qc.insert(p.key(), f.code());
+            if f.is_judgeable() {
+                v.last_valid.insert(p.key(), r.ts);
+            }
         }
         if v.qc.len() != qc.len() {
             v.qc.retain(|k, _| qc.iter().any(|(p, _)| p.key() == *k));

@@ -422,10 +422,19 @@ async fn metrics(State(s): State<Shared>) -> impl IntoResponse {
         Metrics::set(&s.metrics.outbox_pending, pending as u64);
     }
     let connected = u64::from(s.session.is_connected());
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        render(&s.metrics, &s.channels, connected),
-    )
+    let mut text = render(&s.metrics, &s.channels, connected);
+    crate::telemetry::state::prometheus(
+        &s.live.stations(),
+        &s.live.alerts(),
+        &s.live.incidents(),
+        chrono::Utc::now(),
+        &mut text,
+    );
+    // /proc is read on the blocking pool; without it (not Linux) the process metrics are left out.
+    if let Ok(Ok(sample)) = tokio::task::spawn_blocking(crate::telemetry::process::sample).await {
+        crate::telemetry::process::prometheus(&sample, &mut text);
+    }
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text)
 }
 
 /// The Prometheus text exposition of every counter and gauge, the notification channels'
@@ -434,6 +443,7 @@ pub fn render(m: &Metrics, channels: &Channels, mqtt_connected: u64) -> String {
     let mut out = format!(
         "# HELP riverwatch_mqtt_connected 1 while connected to the broker.\n# TYPE riverwatch_mqtt_connected gauge\nriverwatch_mqtt_connected {mqtt_connected}\n"
     );
+    crate::telemetry::prometheus_build_info(&mut out);
     m.prometheus_counters(&mut out);
     channels.prometheus(&mut out);
     m.prometheus_latency(&mut out);

@@ -11,6 +11,20 @@ use crate::domain::incident::EventKind;
 use std::sync::atomic::{AtomicU64, Ordering};
 use tracing_subscriber::EnvFilter;
 
+pub mod process;
+pub mod state;
+
+/// `riverwatch_build_info`: 1, labelled with the version, so a dashboard shows which build
+/// runs and an upgrade is visible as a change of label.
+pub fn prometheus_build_info(out: &mut String) {
+    use std::fmt::Write as _;
+    let _ = writeln!(
+        out,
+        "# HELP riverwatch_build_info The running build: 1, with its version as a label.\n# TYPE riverwatch_build_info gauge\nriverwatch_build_info{{version=\"{}\"}} 1",
+        env!("CARGO_PKG_VERSION")
+    );
+}
+
 /// Installs the log subscriber: human-readable lines on stderr, level from `RIVERWATCH_LOG`
 /// (e.g. `debug`, `riverwatch=debug,rumqttc=warn`), `info` by default. The demo's in-process
 /// broker (rumqttd) is silenced by default: its connection chatter is not the operator's concern.

@@ -14,6 +14,8 @@ command -v influxd >/dev/null || packages+=(influxdb)
 command -v victoria-metrics >/dev/null || packages+=(victoria-metrics)
 /usr/bin/python3 -c 'import aiosmtpd' 2>/dev/null || packages+=(python3-aiosmtpd)
 command -v curl >/dev/null || packages+=(curl)
+# promtool checks a live /metrics scrape (tests/metrics.rs); Debian ships it with Prometheus.
+command -v promtool >/dev/null || packages+=(prometheus)
 command -v openssl >/dev/null || packages+=(openssl)
 # Headless Chromium and its WebDriver for the duty console test (tests/console.rs), and a CJK
 # font so that its screenshot shows the Chinese labels.

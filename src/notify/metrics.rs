@@ -20,6 +20,9 @@ const NOTIFICATIONS_HELP: &str = "Notifications by channel and outcome.";
 /// Transient delivery failures that were retried, all channels together.
 pub const RETRIES: &str = "riverwatch_notify_retries_total";
 const RETRIES_HELP: &str = "Notification deliveries that failed transiently and were retried.";
+pub const FAILING: &str = "riverwatch_notify_channel_failing";
+const FAILING_HELP: &str =
+    "1 while the channel's last delivery attempt failed and is being retried (as /readyz shows), else 0.";
 
 /// The counters of one channel.
 #[derive(Debug, Default)]
@@ -174,6 +177,18 @@ impl Channels {
                     Metrics::get(counter)
                 );
             }
+        }
+        let _ = writeln!(
+            out,
+            "# HELP {FAILING} {FAILING_HELP}\n# TYPE {FAILING} gauge"
+        );
+        for r in &self.list {
+            let _ = writeln!(
+                out,
+                "{FAILING}{{channel=\"{}\"}} {}",
+                r.channel.key(),
+                u8::from(r.counts.is_failing())
+            );
         }
     }
 }
