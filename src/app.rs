@@ -259,8 +259,12 @@ pub fn start(cfg: &Config, inputs: Inputs, outputs: Outputs) -> Result<Running, 
     let metrics = Arc::new(Metrics::default());
     let deadletter_path = cfg.deadletter_path();
     let deadletter = Arc::new(
-        DeadLetter::open(&deadletter_path)
-            .map_err(cannot_open("dead-letter file", &deadletter_path))?,
+        DeadLetter::open_with(
+            &deadletter_path,
+            cfg.spool.dead_letter_max_size,
+            Arc::clone(&metrics),
+        )
+        .map_err(cannot_open("dead-letter file", &deadletter_path))?,
     );
     let net: Arc<Network> = Arc::new(cfg.network.clone());
     let session = Arc::new(Session::default());

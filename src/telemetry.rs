@@ -229,6 +229,17 @@ pub struct Metrics {
     pub tcp_throttled: AtomicU64,
     /// Frames sent again whose acknowledgement had been written: acknowledged again, not stored.
     pub tcp_duplicates: AtomicU64,
+    /// Dead-letter records written and their bytes, records whose payload was cut to its first
+    /// KiB, rotations of the file, and records that could not be written (`deadletter`).
+    pub dead_letters_written: AtomicU64,
+    pub dead_letter_bytes: AtomicU64,
+    pub dead_letters_truncated: AtomicU64,
+    pub dead_letter_rotations: AtomicU64,
+    pub dead_letters_failed: AtomicU64,
+    /// MQTT connections the broker accepted (ConnAcks), and client-id takeover episodes: the
+    /// broker closing connections again and again right after accepting them (`ingest::mqtt`).
+    pub mqtt_connects: AtomicU64,
+    pub mqtt_takeovers: AtomicU64,
 }
 
 /// Upper bounds (seconds) of the write latency histogram buckets; the last bucket is +Inf.
@@ -479,6 +490,48 @@ impl Metrics {
                 "counter",
                 "HJ 212 frames sent again after their acknowledgement: acknowledged again, not stored twice.",
                 &self.tcp_duplicates,
+            ),
+            (
+                "riverwatch_dead_letters_written_total",
+                "counter",
+                "Records appended to the dead-letter file.",
+                &self.dead_letters_written,
+            ),
+            (
+                "riverwatch_dead_letters_written_bytes_total",
+                "counter",
+                "Bytes appended to the dead-letter file.",
+                &self.dead_letter_bytes,
+            ),
+            (
+                "riverwatch_dead_letters_truncated_total",
+                "counter",
+                "Dead-letter records whose payload was over 1 KiB: kept as its first KiB with length and SHA-256.",
+                &self.dead_letters_truncated,
+            ),
+            (
+                "riverwatch_dead_letters_rotations_total",
+                "counter",
+                "Rotations of the dead-letter file at [spool] dead_letter_max_size.",
+                &self.dead_letter_rotations,
+            ),
+            (
+                "riverwatch_dead_letters_failed_total",
+                "counter",
+                "Dead-letter records that could not be written (disk full, rotation failed).",
+                &self.dead_letters_failed,
+            ),
+            (
+                "riverwatch_mqtt_connects_total",
+                "counter",
+                "Connections the MQTT broker accepted (ConnAck).",
+                &self.mqtt_connects,
+            ),
+            (
+                "riverwatch_mqtt_takeovers_total",
+                "counter",
+                "Episodes of the broker closing our connection right after accepting it, again and again: another client with the same client_id.",
+                &self.mqtt_takeovers,
             ),
         ];
         for (name, kind, help, value) in plain {

@@ -472,3 +472,165 @@ fn a_full_spool_stops_acknowledgements_and_loses_nothing() {
         "spool full: {acked} of 1000 acknowledged when the 32 KiB spool filled ({spool_bytes} bytes); 1000 of 1000 stored after InfluxDB returned"
     );
 }
+
+/// A 3 MB payload published over MQTT is refused as too large and leaves one dead-letter line
+/// under 4 KiB: its first KiB, its length and its SHA-256, which match what was sent.
+#[test]
+fn a_3_mb_refused_payload_leaves_a_short_dead_letter_line() {
+    let Some((servers, _serial, dir)) = real_test("big_payload") else {
+        return;
+    };
+    let db = fresh_database(&servers, "rw_big_payload");
+    let mut mqtt = Private::mosquitto(&dir.path().join("mqtt"));
+    mqtt.start();
+    let config = Setup::new(
+        &servers,
+        "big-payload",
+        dir.path(),
+        mqtt.port,
+        &servers.influx_v1,
+        &db,
+    )
+    .write();
+    let mut daemon = Daemon::subscribed(&config, &dir.path().join("run.log"));
+    // Text that differs along its length, so a cut anywhere else would not match.
+    let payload: Vec<u8> = (0..3_000_000u32)
+        .map(|i| b"0123456789abcdef"[((i * 7 + i / 4096) % 16) as usize])
+        .collect();
+    let file = dir.path().join("big.json");
+    std::fs::write(&file, &payload).expect("payload written");
+    // From a file: one argument of 3 MB is past the kernel's limit for a command line.
+    let status = std::process::Command::new("mosquitto_pub")
+        .args(["-h", "127.0.0.1", "-p", &mqtt.port.to_string(), "-q", "1"])
+        .args(["-t", "wq/bei/shijiao/reading", "-f"])
+        .arg(&file)
+        .status()
+        .expect("mosquitto_pub runs");
+    assert!(status.success());
+    let dead_path = dir.path().join("spool/deadletter.jsonl");
+    let line = wait_for(Duration::from_secs(20), "the dead-letter line", || {
+        let text = std::fs::read_to_string(&dead_path).ok()?;
+        text.lines()
+            .find(|l| l.contains("payload_len"))
+            .map(str::to_string)
+    });
+    assert!(line.len() < 4096, "{} bytes", line.len());
+    let v: serde_json::Value = serde_json::from_str(&line).expect("a JSON line");
+    assert_eq!(v["topic"], "wq/bei/shijiao/reading");
+    assert_eq!(v["payload_len"], 3_000_000);
+    let sha: String = ring::digest::digest(&ring::digest::SHA256, &payload)
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert_eq!(v["payload_sha256"], sha.as_str());
+    use base64::Engine;
+    let kept = base64::engine::general_purpose::STANDARD
+        .decode(v["payload"].as_str().expect("payload"))
+        .expect("base64");
+    assert_eq!(kept, payload[..1024]);
+    let reason = v["reason"].as_str().expect("reason");
+    assert!(reason.contains("3000000"), "{reason}");
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&dead_path)
+            .expect("file")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    assert_eq!(daemon.metric("riverwatch_dead_letters_truncated_total"), 1);
+    assert_eq!(
+        daemon.metric("riverwatch_dead_letters_written_bytes_total"),
+        line.len() as u64 + 1
+    );
+    let (status, _) = daemon.terminate();
+    assert!(status.success());
+    eprintln!(
+        "big payload: 3,000,000 bytes refused, dead-letter line {} bytes",
+        line.len()
+    );
+}
+
+/// Two daemons with one client id on one broker: each connect closes the other's connection.
+/// Within 15 s a log names the takeover (once) with the remedy, and the two together connect
+/// fewer than 20 times in those 15 s.
+#[test]
+fn two_daemons_with_one_client_id_name_the_takeover_and_back_off() {
+    let Some((servers, _serial, dir)) = real_test("takeover") else {
+        return;
+    };
+    let db = fresh_database(&servers, "rw_takeover");
+    let mut mqtt = Private::mosquitto(&dir.path().join("mqtt"));
+    mqtt.start();
+    let mut daemons = Vec::new();
+    for which in ["a", "b"] {
+        let sub = dir.path().join(which);
+        std::fs::create_dir_all(&sub).expect("daemon dir");
+        // The same name, so the same client id; each its own spool folder.
+        let config = Setup::new(
+            &servers,
+            "takeover",
+            &sub,
+            mqtt.port,
+            &servers.influx_v1,
+            &db,
+        )
+        .write();
+        let log = sub.join("run.log");
+        daemons.push(if daemons.is_empty() {
+            Daemon::subscribed(&config, &log)
+        } else {
+            Daemon::start(&config, &log)
+        });
+    }
+    let began = Instant::now();
+    let needle = "client-id takeover";
+    let named = wait_for(Duration::from_secs(15), "a log naming the takeover", || {
+        daemons.iter().find_map(|d| {
+            let log = d.log_text();
+            log.lines().find(|l| l.contains(needle)).map(str::to_string)
+        })
+    });
+    let named_after = began.elapsed();
+    assert!(
+        named.contains("\"rw-fault-takeover\"") && named.contains("[mqtt] client_id"),
+        "{named}"
+    );
+    // Connects, counted by each daemon, over the 15 s from the second daemon's start; checked
+    // as they happen, so that a storm fails at once.
+    let mut connects = 0;
+    let window = Duration::from_secs(15);
+    while began.elapsed() < window {
+        connects = daemons
+            .iter_mut()
+            .map(|d| d.metric("riverwatch_mqtt_connects_total"))
+            .sum();
+        assert!(
+            connects < 20,
+            "{connects} connects after {:?}",
+            began.elapsed()
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    let takeovers: u64 = daemons
+        .iter_mut()
+        .map(|d| d.metric("riverwatch_mqtt_takeovers_total"))
+        .sum();
+    assert!(takeovers >= 1);
+    for d in &daemons {
+        assert!(
+            d.log_text().matches(needle).count() <= 1,
+            "{}",
+            d.log_text()
+        );
+    }
+    for d in daemons {
+        let (status, _) = d.terminate();
+        assert!(status.success());
+    }
+    eprintln!(
+        "takeover: named after {:.2} s; {connects} connects and {takeovers} episodes in 15 s",
+        named_after.as_secs_f64()
+    );
+}

@@ -75,6 +75,9 @@ pub struct SpoolConfig {
     /// Holds the spool (`wal/`), the alert state, the outbox, the API state and the dead letters.
     pub dir: PathBuf,
     pub max_size: u64,
+    /// Bytes at which `deadletter.jsonl` rotates (`[spool] dead_letter_max_size`, default
+    /// 64 MiB); `deadletter` keeps three rotated files.
+    pub dead_letter_max_size: u64,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -231,6 +234,7 @@ fn sources_note(notes: &mut Vec<String>, what: &str, source: &SecretSource) {
 struct RawSpool {
     dir: Option<String>,
     max_size: Option<String>,
+    dead_letter_max_size: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -722,9 +726,26 @@ pub fn broker_address(url: &str) -> Result<(String, u16), Problems> {
 
 fn spool(raw: RawSpool, base: &Path, p: &mut Problems) -> SpoolConfig {
     let dir = base.join(raw.dir.as_deref().unwrap_or("/var/lib/riverwatch/spool"));
+    let dead_letter_max_size = size(
+        raw.dead_letter_max_size.as_deref(),
+        "64MiB",
+        "spool.dead_letter_max_size",
+        p,
+    );
+    let parsed = raw
+        .dead_letter_max_size
+        .as_deref()
+        .is_some_and(|t| crate::settings::units::parse_size(t).is_ok());
+    if parsed && dead_letter_max_size < crate::deadletter::MIN_MAX_SIZE {
+        p.add(
+            "spool.dead_letter_max_size",
+            "must be at least 4KiB (one record must fit)",
+        );
+    }
     SpoolConfig {
         dir,
         max_size: size(raw.max_size.as_deref(), "2GiB", "spool.max_size", p),
+        dead_letter_max_size,
     }
 }
 

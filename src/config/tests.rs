@@ -692,3 +692,25 @@ fn bureau_tokens_and_escalation_as_spec_writes_them() {
         assert_eq!(keys(&err), expected, "{lines}: {err}");
     }
 }
+
+/// `[spool] dead_letter_max_size`: 64 MiB by default, any size of at least 4 KiB, one problem
+/// for a size too small or not a size.
+#[test]
+fn the_dead_letter_limit_has_a_default_and_a_floor() {
+    let table: &[(&str, Result<u64, ()>)] = &[
+        ("", Ok(64 << 20)),
+        ("dead_letter_max_size = \"4KiB\"", Ok(4096)),
+        ("dead_letter_max_size = \"1GiB\"", Ok(1 << 30)),
+        ("dead_letter_max_size = \"1KiB\"", Err(())),
+        ("dead_letter_max_size = \"0\"", Err(())),
+        ("dead_letter_max_size = \"lots\"", Err(())),
+    ];
+    for (line, expected) in table {
+        let text = format!("[spool]\n{line}\n{MINIMAL}");
+        match (parse_str(&text), expected) {
+            (Ok(cfg), Ok(bytes)) => assert_eq!(cfg.spool.dead_letter_max_size, *bytes, "{line}"),
+            (Err(e), Err(())) => assert_eq!(keys(&e), ["spool.dead_letter_max_size"], "{line}"),
+            (got, _) => panic!("{line}: {:?}", got.map(|c| c.spool.dead_letter_max_size)),
+        }
+    }
+}

@@ -13,9 +13,12 @@
 //! Session: QoS 1, clean session off and a fixed client id, so the broker keeps messages we
 //! have not acknowledged across disconnects and restarts. Subscriptions are renewed on every
 //! ConnAck, since a broker that lost the session also lost them. After an error the loop waits
-//! with exponential backoff (0.1 s to 2 s) before reconnecting: the cap is low so that ingest
-//! resumes within seconds of a broker restart, and one connection attempt every 2 s costs a
-//! broker nothing.
+//! before reconnecting, as [`reconnect`] decides: exponential back-off with full jitter from
+//! 0.1 s to 30 s, reset once a connection has held for a minute. A broker that closes our
+//! connection right after accepting it, again and again, is another client with our client id
+//! taking the session over: [`reconnect`] detects it, the loop logs it once per episode with
+//! the remedy and counts it (`riverwatch_mqtt_takeovers_total`), and waits near the cap
+//! meanwhile.
 //!
 //! Bounds: the broker never has more than 65,535 unacknowledged QoS 1 messages out to one
 //! client (the packet-identifier space), and usually far fewer (mosquitto's
@@ -31,6 +34,7 @@
 //! clean DISCONNECT, both queued on the request channel like the acknowledgements.
 
 pub mod config;
+pub mod reconnect;
 pub mod status;
 
 use super::{Acknowledge, Inbound, Phase, Source, SourceIo};
@@ -39,8 +43,10 @@ use crate::domain::network::Network;
 use crate::settings::secret::Secret;
 use crate::telemetry::Metrics;
 use config::MqttConfig;
+use reconnect::{Ended, Reconnect};
 use rumqttc::{
-    AsyncClient, Event, EventLoop, MqttOptions, Packet, Publish, QoS, TlsConfiguration, Transport,
+    AsyncClient, ConnectionError, Event, EventLoop, MqttOptions, Packet, Publish, QoS, StateError,
+    TlsConfiguration, Transport,
 };
 use status::Status;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -283,8 +289,12 @@ async fn drive(
     mut phase: watch::Receiver<Phase>,
 ) {
     let mut inbound = Some(pipeline);
-    let mut backoff = Duration::from_millis(100);
+    let mut reconnect = Reconnect::default();
+    // When the current connection's ConnAck arrived; `None` while disconnected.
+    let mut connected_at: Option<tokio::time::Instant> = None;
+    // Set after the first loss is logged, so a broker that stays away is logged once.
     let mut failing = false;
+    let random = ring::rand::SystemRandom::new();
     loop {
         let event = tokio::select! {
             changed = phase.changed() => {
@@ -303,12 +313,20 @@ async fn drive(
                 session.generation.fetch_add(1, Ordering::Relaxed);
                 session.connected.store(1, Ordering::Relaxed);
                 session.subscribed.store(0, Ordering::Relaxed);
-                backoff = Duration::from_millis(100);
+                Metrics::add(&metrics.mqtt_connects, 1);
+                connected_at = Some(tokio::time::Instant::now());
                 failing = false;
-                tracing::info!(
-                    session_present = ack.session_present,
-                    "connected to the MQTT broker"
-                );
+                if reconnect.in_takeover() {
+                    tracing::debug!(
+                        session_present = ack.session_present,
+                        "connected to the MQTT broker"
+                    );
+                } else {
+                    tracing::info!(
+                        session_present = ack.session_present,
+                        "connected to the MQTT broker"
+                    );
+                }
                 // One SUBSCRIBE for every filter, so one SubAck says all are granted (a shard
                 // subscribes two filters per station). try_ never waits: the request channel
                 // is sized for the worst case.
@@ -331,7 +349,11 @@ async fn drive(
                     );
                 } else {
                     session.subscribed.store(1, Ordering::Relaxed);
-                    tracing::info!(?filters, "subscribed");
+                    if reconnect.in_takeover() {
+                        tracing::debug!(?filters, "subscribed");
+                    } else {
+                        tracing::info!(?filters, "subscribed");
+                    }
                 }
             }
             Ok(Event::Incoming(Packet::Publish(p))) => {
@@ -365,14 +387,32 @@ async fn drive(
                 if *phase.borrow() == Phase::Disconnect {
                     break;
                 }
-                if failing {
-                    tracing::debug!(error = %e, retry_in = ?backoff, "MQTT still unreachable");
+                let ended = match connected_at.take() {
+                    None => Ended::NotConnected,
+                    Some(at) if closed_by_broker(&e) => Ended::ClosedByBroker(at.elapsed()),
+                    Some(at) => Ended::Failed(at.elapsed()),
+                };
+                let next = reconnect.lost(ended, random_fraction(&random));
+                let retry_in = next.wait;
+                if next.takeover_began {
+                    Metrics::add(&metrics.mqtt_takeovers, 1);
+                    tracing::error!(
+                        client_id = %status.client_id,
+                        closes = reconnect::TAKEOVER_AFTER,
+                        ?retry_in,
+                        "MQTT client-id takeover: the broker closed our connection {} times right after accepting it; another client uses client_id {:?} (mosquitto logs \"Client {} already connected, closing old connection\") — give each instance its own [mqtt] client_id; reconnecting every 15–30 s meanwhile",
+                        reconnect::TAKEOVER_AFTER,
+                        status.client_id,
+                        status.client_id,
+                    );
+                } else if failing || reconnect.in_takeover() {
+                    tracing::debug!(error = %e, ?retry_in, "MQTT still unreachable");
                 } else {
-                    tracing::warn!(error = %e, retry_in = ?backoff, "MQTT connection lost; reconnecting");
-                    failing = true;
+                    tracing::warn!(error = %e, ?retry_in, "MQTT connection lost; reconnecting");
                 }
+                failing = true;
                 tokio::select! {
-                    _ = tokio::time::sleep(backoff) => {}
+                    _ = tokio::time::sleep(retry_in) => {}
                     _ = phase.changed() => {
                         if *phase.borrow() != Phase::Running {
                             inbound = None;
@@ -382,9 +422,47 @@ async fn drive(
                         }
                     }
                 }
-                backoff = (backoff * 2).min(Duration::from_secs(2));
             }
         }
+        // Checked on every event: keep-alive answers arrive at least every `keep_alive`, so a
+        // connection that has held is noticed within a minute and a half.
+        if let Some(at) = connected_at {
+            if at.elapsed() >= reconnect::STABLE && reconnect.held() {
+                tracing::info!(
+                    client_id = %status.client_id,
+                    "the MQTT connection has held for a minute: the client-id takeover is over"
+                );
+            }
+        }
+    }
+}
+
+/// Whether the broker ended the connection (end of stream, reset): how a broker closes the
+/// older of two connections with one client id. A keep-alive timeout or a protocol error is
+/// not counted so.
+fn closed_by_broker(e: &ConnectionError) -> bool {
+    use std::io::ErrorKind::{BrokenPipe, ConnectionAborted, ConnectionReset, UnexpectedEof};
+    let closed = |e: &std::io::Error| {
+        matches!(
+            e.kind(),
+            UnexpectedEof | ConnectionReset | ConnectionAborted | BrokenPipe
+        )
+    };
+    match e {
+        ConnectionError::MqttState(StateError::ConnectionAborted) => true,
+        ConnectionError::MqttState(StateError::Io(e)) | ConnectionError::Io(e) => closed(e),
+        _ => false,
+    }
+}
+
+/// A fraction uniform in [0, 1) from the system's random source (0.5 should it fail), for the
+/// reconnection jitter.
+fn random_fraction(random: &ring::rand::SystemRandom) -> f64 {
+    use ring::rand::SecureRandom;
+    let mut bytes = [0u8; 4];
+    match random.fill(&mut bytes) {
+        Ok(()) => f64::from(u32::from_le_bytes(bytes)) / 4_294_967_296.0,
+        Err(_) => 0.5,
     }
 }
 
