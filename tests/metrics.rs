@@ -2,8 +2,8 @@
 //! metrics` (installed by tests/servers.sh), and each state gauge moves with a scenario — a
 //! station reporting (freshness), a sensor failing QC (its valid-value age grows while the
 //! station stays fresh), an exceedance (a firing alert and an open incident), an SMS gateway
-//! that is down (its channel failing), a logger connected over HJ 212 TCP — beside the build
-//! and process metrics.
+//! that is down (its channel failing), a logger connected over HJ 212 TCP, a payload refused
+//! (dead-letter bytes) — beside the build and process metrics.
 
 mod common;
 
@@ -133,6 +133,8 @@ fn a_live_scrape_passes_promtool_and_each_state_gauge_moves() {
             r#"[{{"ts":"{old}","values":{{"ph":7.4,"do":7.5,"nh3n":0.3}}}},{{"ts":"{mid}","values":{{"ph":7.4,"do":30.0,"nh3n":1.2}}}},{{"ts":"{new}","values":{{"ph":7.4,"do":30.0,"nh3n":1.2}}}}]"#
         ),
     );
+    // A payload that is not JSON: refused and dead-lettered.
+    servers.publish("wq/bei/shijiao/reading", "not json");
     let logger = std::net::TcpStream::connect(("127.0.0.1", tcp)).expect("TCP connect");
     let after = wait_for(
         Duration::from_secs(30),
@@ -146,7 +148,7 @@ fn a_live_scrape_passes_promtool_and_each_state_gauge_moves() {
             );
             let tcp = sample(&text, "riverwatch_hj212_tcp_connections", "");
             let acked = sample(&text, "riverwatch_messages_acked_total", "");
-            (failing == Some(1.0) && tcp == Some(1.0) && acked == Some(1.0)).then_some(text)
+            (failing == Some(1.0) && tcp == Some(1.0) && acked == Some(2.0)).then_some(text)
         },
     );
     drop(logger);
@@ -184,6 +186,16 @@ fn a_live_scrape_passes_promtool_and_each_state_gauge_moves() {
         ),
         None,
         "a station not heard from has no series"
+    );
+    assert_eq!(
+        sample(&after, "riverwatch_dead_letters_written_total", ""),
+        Some(1.0)
+    );
+    let bytes = sample(&after, "riverwatch_dead_letters_written_bytes_total", "").unwrap_or(0.0);
+    assert!(bytes > 20.0, "dead-letter bytes {bytes}");
+    assert_eq!(
+        sample(&before, "riverwatch_dead_letters_written_bytes_total", ""),
+        Some(0.0)
     );
     let yellow = "{level=\"yellow\"}";
     assert!(
