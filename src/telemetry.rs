@@ -615,6 +615,47 @@ impl Metrics {
 mod tests {
     use super::*;
 
+    #[test]
+    fn the_log_filter_comes_from_riverwatch_log_then_rust_log_then_the_default() {
+        let cases = [
+            (
+                Some("debug"),
+                Some("warn"),
+                (Some("RIVERWATCH_LOG"), "debug"),
+            ),
+            (None, Some("warn"), (Some("RUST_LOG"), "warn")),
+            (Some(""), Some("warn"), (Some("RUST_LOG"), "warn")),
+            (Some(" "), None, (None, DEFAULT_LOG_FILTER)),
+            (None, None, (None, DEFAULT_LOG_FILTER)),
+        ];
+        for (riverwatch_log, rust_log, want) in cases {
+            assert_eq!(
+                log_directives(riverwatch_log, rust_log),
+                want,
+                "{riverwatch_log:?} {rust_log:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn colour_only_on_a_terminal_without_no_color() {
+        use std::ffi::OsStr;
+        let cases = [
+            (true, None, true),
+            (true, Some(""), true),
+            (true, Some("1"), false),
+            (false, None, false),
+            (false, Some("1"), false),
+        ];
+        for (terminal, no_color, want) in cases {
+            assert_eq!(
+                colour_wanted(terminal, no_color.map(OsStr::new)),
+                want,
+                "{terminal} {no_color:?}"
+            );
+        }
+    }
+
     /// Every level, rule and refusal has its counter: the arrays are sized from the `ALL`
     /// lists the counting functions search, so a new variant is counted, never out of bounds.
     #[test]
