@@ -166,6 +166,78 @@ pub fn mqtt_options(cfg: &Config) -> Result<rumqttc::MqttOptions, BuildError> {
     Ok(mqtt::options(&cfg.mqtt, password.as_ref())?)
 }
 
+/// A service the config marks `required = true` that did not accept a connection at start.
+#[derive(Debug, thiserror::Error)]
+#[error("{service} at {address} is unreachable at start ({why}); [{section}] required = true, so riverwatch stops (exit 69)")]
+pub struct Unreachable {
+    /// "the MQTT broker" or "InfluxDB".
+    pub service: &'static str,
+    /// The config section whose `required` asked for the check.
+    pub section: &'static str,
+    /// `host:port` as configured.
+    pub address: String,
+    pub why: String,
+}
+
+/// Checks that every service marked `[mqtt] required = true` or `[influxdb] required = true`
+/// accepts a TCP connection within `timeout`: a broker or database that is down, refused or
+/// unresolvable then stops `run` before anything starts, instead of the usual spool-and-retry.
+/// A TCP connection is the check because it needs no credentials and says exactly "reachable";
+/// a refused login is reported by the adapter itself once running.
+///
+/// # Errors
+/// [`Unreachable`] for the first required service that did not answer.
+pub async fn check_required(cfg: &Config, timeout: Duration) -> Result<(), Unreachable> {
+    let mut wanted: Vec<(&'static str, &'static str, String, u16)> = Vec::new();
+    if cfg.mqtt.required {
+        wanted.push((
+            "the MQTT broker",
+            "mqtt",
+            cfg.mqtt.host.clone(),
+            cfg.mqtt.port,
+        ));
+    }
+    if let Some(influx) = cfg.influxdb.as_ref().filter(|i| i.required) {
+        if let Ok(url) = reqwest::Url::parse(&influx.url) {
+            let host = url.host_str().unwrap_or_default();
+            let host = host
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_string();
+            wanted.push((
+                "InfluxDB",
+                "influxdb",
+                host,
+                url.port_or_known_default().unwrap_or(8086),
+            ));
+        }
+    }
+    for (service, section, host, port) in wanted {
+        let address = if host.contains(':') {
+            format!("[{host}]:{port}")
+        } else {
+            format!("{host}:{port}")
+        };
+        let why = match tokio::time::timeout(
+            timeout,
+            tokio::net::TcpStream::connect((host.as_str(), port)),
+        )
+        .await
+        {
+            Ok(Ok(_)) => continue,
+            Ok(Err(e)) => e.to_string(),
+            Err(_) => format!("no connection within {} s", timeout.as_secs_f64()),
+        };
+        return Err(Unreachable {
+            service,
+            section,
+            address,
+            why,
+        });
+    }
+    Ok(())
+}
+
 /// The runtime every long-running command uses; `None` (after saying why on stderr) when the
 /// system refuses threads.
 ///

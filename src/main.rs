@@ -1,5 +1,7 @@
 //! The `riverwatch` command line: parses arguments, loads the config, runs one command and
-//! maps its outcome to an exit code (0 success, 64 invalid usage or config, 1 anything else).
+//! maps its outcome to an exit code (SPEC §2): 0 success, 64 invalid usage or config (a
+//! command-line error, a problem in the file, a secret that cannot be read), 69 a service
+//! marked `required = true` unreachable at start, 1 anything else.
 
 use clap::{Parser, Subcommand};
 use riverwatch::commands::demo;
@@ -12,6 +14,16 @@ use std::time::Duration;
 #[derive(Parser)]
 #[command(name = "riverwatch", version)]
 struct Cli {
+    /// Log lines on stderr: "text" (one line per event) or "json" (one object per line with
+    /// timestamp, level, target, message and the event's fields).
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        env = "RIVERWATCH_LOG_FORMAT",
+        default_value = "text"
+    )]
+    log_format: telemetry::LogFormat,
     #[command(subcommand)]
     command: Command,
 }
@@ -26,6 +38,7 @@ enum Command {
     },
     /// Validate the config and print every problem at once.
     CheckConfig {
+        /// Config file (default: $RIVERWATCH_CONFIG, else config/riverwatch.toml).
         #[arg(long)]
         config: Option<PathBuf>,
     },
@@ -36,16 +49,19 @@ enum Command {
         /// Readings: CSV with a header `station,ts,<param>...`, or JSON lines with `station`.
         #[arg(long)]
         input: PathBuf,
+        /// Config file (default: $RIVERWATCH_CONFIG, else config/riverwatch.toml).
         #[arg(long)]
         config: Option<PathBuf>,
         /// Judge every station by this profile instead of its configured one.
         #[arg(long, value_enum)]
         profile: Option<riverwatch::commands::assess::ProfileChoice>,
+        /// Output: JSON lines (SPEC §11) or CSV with a header row.
         #[arg(long, value_enum, default_value = "json")]
         format: riverwatch::commands::assess::OutputFormat,
     },
     /// Publish station readings to a real broker at QoS 1 (load generator, scenario player).
     Simulate {
+        /// Config file (default: $RIVERWATCH_CONFIG, else config/riverwatch.toml).
         #[arg(long)]
         config: Option<PathBuf>,
         #[command(flatten)]
@@ -67,6 +83,10 @@ enum Hj212Command {
 }
 
 const EXIT_CONFIG: u8 = 64;
+/// A service marked `required = true` did not answer at start (SPEC §2, sysexits' EX_UNAVAILABLE).
+const EXIT_UNAVAILABLE: u8 = 69;
+/// How long `run` waits for a required service to accept a connection at start.
+const REQUIRED_TIMEOUT: Duration = Duration::from_secs(5);
 
 fn config_path(flag: Option<PathBuf>) -> PathBuf {
     flag.or_else(|| std::env::var_os("RIVERWATCH_CONFIG").map(PathBuf::from))
@@ -77,8 +97,19 @@ fn main() -> ExitCode {
     // reqwest 0.11 and lettre use their own rustls; rumqttc uses rustls 0.23, which needs one
     // process-wide crypto provider before the first TLS handshake.
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let cli = Cli::parse();
-    telemetry::init_logging();
+    // clap exits 2 on a usage error; SPEC §2 says 64. Help and version are no errors.
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() {
+                ExitCode::from(EXIT_CONFIG)
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
+    telemetry::init_logging(cli.log_format);
     match cli.command {
         Command::CheckConfig { config } => check_config(&config_path(config)),
         Command::Run { config } => run(&config_path(config)),
@@ -171,7 +202,25 @@ fn run(path: &std::path::Path) -> ExitCode {
         Ok(both) => both,
         Err(code) => return code,
     };
+    // Every secret that cannot be read, at once, before anything connects.
+    let unreadable = config::unreadable_secrets(&cfg);
+    if !unreadable.is_empty() {
+        eprintln!(
+            "{}: {} secret{} cannot be read",
+            path.display(),
+            unreadable.len(),
+            if unreadable.len() == 1 { "" } else { "s" }
+        );
+        for why in unreadable {
+            eprintln!("  {}: {why}", path.display());
+        }
+        return ExitCode::from(EXIT_CONFIG);
+    }
     runtime.block_on(async {
+        if let Err(e) = app::check_required(&cfg, REQUIRED_TIMEOUT).await {
+            eprintln!("{}: {e}", path.display());
+            return ExitCode::from(EXIT_UNAVAILABLE);
+        }
         // Built inside the runtime: lettre's connection pool spawns its task when built.
         let built = match app::inputs(&cfg).await {
             Ok(inputs) => app::outputs(&cfg).map(|o| (inputs, o)),
@@ -252,6 +301,12 @@ fn report(options: &riverwatch::commands::report::Options) -> ExitCode {
         Ok(text) => {
             print!("{text}");
             ExitCode::SUCCESS
+        }
+        // A bad option or a config without what the report needs (a secret it cannot read,
+        // no [influxdb], no boundary section) is the operator's to fix: 64.
+        Err(e) if e.is_usage() => {
+            eprintln!("report: {e}");
+            ExitCode::from(EXIT_CONFIG)
         }
         Err(e) => {
             eprintln!("report: {e}");

@@ -25,17 +25,84 @@ pub fn prometheus_build_info(out: &mut String) {
     );
 }
 
-/// Installs the log subscriber: human-readable lines on stderr, level from `RIVERWATCH_LOG`
-/// (e.g. `debug`, `riverwatch=debug,rumqttc=warn`), `info` by default. The demo's in-process
-/// broker (rumqttd) is silenced by default: its connection chatter is not the operator's concern.
-pub fn init_logging() {
-    let filter = EnvFilter::try_from_env("RIVERWATCH_LOG")
-        .unwrap_or_else(|_| EnvFilter::new("info,rumqttd=off,rumqttc=warn"));
-    // A second call (tests) keeps the first subscriber.
-    let _ = tracing_subscriber::fmt()
+/// How log lines are written on stderr (`--log-format`, `RIVERWATCH_LOG_FORMAT`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum LogFormat {
+    /// One human-readable line per event; coloured only on a terminal.
+    #[default]
+    Text,
+    /// One JSON object per line with stable keys: `timestamp` (RFC 3339, UTC), `level`
+    /// (`ERROR` … `TRACE`), `target` (the Rust module, e.g. `riverwatch::store`), `message`,
+    /// and each of the event's own fields (`station`, `error`, …) beside them.
+    Json,
+}
+
+/// The log filter used when neither `RIVERWATCH_LOG` nor `RUST_LOG` says otherwise. The
+/// demo's in-process broker (rumqttd) is silenced: its connection chatter is not the
+/// operator's concern.
+pub const DEFAULT_LOG_FILTER: &str = "info,rumqttd=off,rumqttc=warn";
+
+/// Which variable sets the log filter, and its text: `RIVERWATCH_LOG` first (this program's
+/// own), then `RUST_LOG` (the Rust convention), then [`DEFAULT_LOG_FILTER`]. An empty
+/// variable counts as unset.
+pub fn log_directives<'a>(
+    riverwatch_log: Option<&'a str>,
+    rust_log: Option<&'a str>,
+) -> (Option<&'static str>, &'a str) {
+    match (
+        riverwatch_log.filter(|v| !v.trim().is_empty()),
+        rust_log.filter(|v| !v.trim().is_empty()),
+    ) {
+        (Some(v), _) => (Some("RIVERWATCH_LOG"), v),
+        (None, Some(v)) => (Some("RUST_LOG"), v),
+        (None, None) => (None, DEFAULT_LOG_FILTER),
+    }
+}
+
+/// Whether log lines carry ANSI colour: only when stderr is a terminal, and never when
+/// `NO_COLOR` is set to a non-empty value (<https://no-color.org>). journald and pipes get
+/// plain text.
+pub fn colour_wanted(stderr_is_terminal: bool, no_color: Option<&std::ffi::OsStr>) -> bool {
+    stderr_is_terminal && no_color.is_none_or(|v| v.is_empty())
+}
+
+/// Installs the log subscriber on stderr in `format`, filtered by `RIVERWATCH_LOG` or
+/// `RUST_LOG` (e.g. `debug`, `riverwatch=debug,rumqttc=warn`; see [`log_directives`]). A
+/// filter that does not parse is reported once and [`DEFAULT_LOG_FILTER`] is used.
+pub fn init_logging(format: LogFormat) {
+    use std::io::IsTerminal;
+    let riverwatch_log = std::env::var("RIVERWATCH_LOG").ok();
+    let rust_log = std::env::var("RUST_LOG").ok();
+    let (variable, directives) = log_directives(riverwatch_log.as_deref(), rust_log.as_deref());
+    let (filter, refused) = match EnvFilter::try_new(directives) {
+        Ok(f) => (f, None),
+        Err(e) => (EnvFilter::new(DEFAULT_LOG_FILTER), Some(e)),
+    };
+    let ansi = colour_wanted(
+        std::io::stderr().is_terminal(),
+        std::env::var_os("NO_COLOR").as_deref(),
+    );
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+        .with_writer(std::io::stderr);
+    // A second call (tests) keeps the first subscriber.
+    let _ = match format {
+        LogFormat::Text => builder.with_ansi(ansi).try_init(),
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .with_span_list(false)
+            .with_ansi(false)
+            .try_init(),
+    };
+    if let (Some(variable), Some(e)) = (variable, refused) {
+        tracing::warn!(
+            variable,
+            error = %e,
+            "cannot parse the log filter; logging with the default ({DEFAULT_LOG_FILTER})"
+        );
+    }
 }
 
 /// Why a payload or a reading was refused; the key is the metric label.
@@ -614,6 +681,47 @@ impl Metrics {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_log_filter_comes_from_riverwatch_log_then_rust_log_then_the_default() {
+        let cases = [
+            (
+                Some("debug"),
+                Some("warn"),
+                (Some("RIVERWATCH_LOG"), "debug"),
+            ),
+            (None, Some("warn"), (Some("RUST_LOG"), "warn")),
+            (Some(""), Some("warn"), (Some("RUST_LOG"), "warn")),
+            (Some(" "), None, (None, DEFAULT_LOG_FILTER)),
+            (None, None, (None, DEFAULT_LOG_FILTER)),
+        ];
+        for (riverwatch_log, rust_log, want) in cases {
+            assert_eq!(
+                log_directives(riverwatch_log, rust_log),
+                want,
+                "{riverwatch_log:?} {rust_log:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn colour_only_on_a_terminal_without_no_color() {
+        use std::ffi::OsStr;
+        let cases = [
+            (true, None, true),
+            (true, Some(""), true),
+            (true, Some("1"), false),
+            (false, None, false),
+            (false, Some("1"), false),
+        ];
+        for (terminal, no_color, want) in cases {
+            assert_eq!(
+                colour_wanted(terminal, no_color.map(OsStr::new)),
+                want,
+                "{terminal} {no_color:?}"
+            );
+        }
+    }
 
     /// Every level, rule and refusal has its counter: the arrays are sized from the `ALL`
     /// lists the counting functions search, so a new variant is counted, never out of bounds.

@@ -666,3 +666,453 @@ fn simulate_over_tcp_needs_a_station_with_an_mn() {
         "{err}"
     );
 }
+
+/// A config that `run` accepts and that stops at once without any server: the broker, the
+/// database and SMTP on a closed port, and `[http] listen` on a port the caller holds, so the
+/// daemon logs (WARN, INFO) and exits 1 with an ERROR line "cannot listen for HTTP".
+fn stopping_config(dir: &std::path::Path, http: u16, extra: &str) -> std::path::PathBuf {
+    let closed = common::free_port();
+    let text = format!(
+        "[mqtt]\nurl = \"mqtt://127.0.0.1:{closed}\"\n{extra}\n[influxdb]\nurl = \"http://127.0.0.1:{closed}\"\napi = \"v1\"\ndatabase = \"water\"\n\n[smtp]\nurl = \"smtp://127.0.0.1:{closed}\"\nfrom = \"rw <alerts@example.org>\"\n\n[spool]\ndir = \"spool\"\n\n[http]\nlisten = \"127.0.0.1:{http}\"\n\n{}",
+        include_str!("fixtures/config/minimal.toml")
+    );
+    common::write_config(dir.join("stopping.toml"), &text)
+}
+
+fn held_port() -> (std::net::TcpListener, u16) {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    (l, port)
+}
+
+#[test]
+fn piped_logs_carry_no_colour_and_a_terminal_gets_colour_unless_no_color() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_held, http) = held_port();
+    let config = stopping_config(dir.path(), http, "");
+    // journald and pipes: plain text even when TERM says the terminal could do colour.
+    let out = riverwatch()
+        .env_remove("NO_COLOR")
+        .env("TERM", "xterm-256color")
+        .args(["run", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("ERROR riverwatch: cannot listen for HTTP"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains('\u{1b}'),
+        "escape codes in a pipe:\n{stderr}"
+    );
+
+    // A terminal (a pseudo-terminal from `script`) gets colour; NO_COLOR turns it off.
+    let command = format!(
+        "{} run --config {}",
+        env!("CARGO_BIN_EXE_riverwatch"),
+        config.display()
+    );
+    for (no_color, coloured) in [(None, true), (Some("1"), false)] {
+        let mut c = Command::new("script");
+        c.args(["-qec", &command, "/dev/null"])
+            .env("TERM", "xterm-256color")
+            .env_remove("NO_COLOR");
+        if let Some(v) = no_color {
+            c.env("NO_COLOR", v);
+        }
+        let Ok(out) = c.output() else {
+            eprintln!("no `script` here: the terminal half is checked by the unit tests only");
+            return;
+        };
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains("cannot listen for HTTP"), "{text}");
+        assert_eq!(
+            text.contains('\u{1b}'),
+            coloured,
+            "NO_COLOR={no_color:?}:\n{text}"
+        );
+    }
+}
+
+#[test]
+fn json_logs_have_the_documented_fields_and_rust_log_filters() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_held, http) = held_port();
+    let config = stopping_config(dir.path(), http, "");
+    for how in ["--log-format", "RIVERWATCH_LOG_FORMAT"] {
+        let mut c = riverwatch();
+        if how == "--log-format" {
+            // A global option: accepted after the subcommand too.
+            c.args(["run", "--log-format", "json", "--config"]);
+        } else {
+            c.env("RIVERWATCH_LOG_FORMAT", "json")
+                .args(["run", "--config"]);
+        }
+        let out = c.arg(&config).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let lines: Vec<serde_json::Value> = stderr
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{how}: {l:?}: {e}")))
+            .collect();
+        let error = lines
+            .iter()
+            .find(|l| l["level"] == "ERROR")
+            .unwrap_or_else(|| panic!("{how}: no ERROR line in {stderr}"));
+        assert_eq!(error["message"], "cannot listen for HTTP (http.listen)");
+        assert_eq!(error["target"], "riverwatch");
+        assert_eq!(error["listen"], format!("127.0.0.1:{http}"));
+        let ts = error["timestamp"].as_str().unwrap();
+        assert!(chrono::DateTime::parse_from_rfc3339(ts).is_ok(), "{ts}");
+    }
+    // RUST_LOG=error keeps the ERROR line and drops the INFO and WARN ones; RIVERWATCH_LOG,
+    // when set, wins over it.
+    let levels = |envs: &[(&str, &str)]| {
+        let mut c = riverwatch();
+        c.env_remove("RUST_LOG").env_remove("RIVERWATCH_LOG");
+        for (k, v) in envs {
+            c.env(k, v);
+        }
+        let out = c.args(["run", "--config"]).arg(&config).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+        ["ERROR", "WARN", "INFO"].map(|l| stderr.contains(&format!(" {l} ")))
+    };
+    assert_eq!(levels(&[]), [true, true, true]);
+    assert_eq!(levels(&[("RUST_LOG", "error")]), [true, false, false]);
+    assert_eq!(
+        levels(&[("RUST_LOG", "error"), ("RIVERWATCH_LOG", "info")]),
+        [true, true, true]
+    );
+}
+
+#[test]
+fn usage_errors_exit_64_and_help_and_version_exit_0() {
+    for (args, code) in [
+        (vec!["run", "--no-such-option"], 64),
+        (vec![], 64),
+        (vec!["frobnicate"], 64),
+        (vec!["simulate"], 64),
+        (vec!["--log-format", "xml", "run"], 64),
+        (vec!["--help"], 0),
+        (vec!["--version"], 0),
+        (vec!["report", "--help"], 0),
+    ] {
+        let out = riverwatch().args(&args).output().unwrap();
+        assert_eq!(out.status.code(), Some(code), "{args:?}: {out:?}");
+    }
+}
+
+/// Every option of every command, as `--help` lists it.
+fn options_of(command: &[&str]) -> Vec<(String, bool)> {
+    let out = riverwatch().args(command).arg("--help").output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let lines: Vec<&str> = text.lines().collect();
+    let mut options = Vec::new();
+    for (i, line) in lines.iter().enumerate() {
+        let trimmed = line.trim_start();
+        let Some(at) = trimmed.find("--") else {
+            continue;
+        };
+        if !(trimmed.starts_with('-')) {
+            continue;
+        }
+        let name: String = trimmed[at..]
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '-')
+            .collect();
+        if name == "--help" || name == "--version" {
+            continue;
+        }
+        // Help on the same line after two spaces, or on the next, indented further.
+        let helped = trimmed.trim_end().contains("  ")
+            || lines.get(i + 1).is_some_and(|n| {
+                n.len() - n.trim_start().len() > line.len() - trimmed.len() && !n.trim().is_empty()
+            });
+        options.push((name, helped));
+    }
+    options
+}
+
+#[test]
+fn every_option_has_help_and_is_in_the_readme() {
+    let readme = std::fs::read_to_string("README.md").unwrap();
+    let commands: [&[&str]; 8] = [
+        &["run"],
+        &["check-config"],
+        &["demo"],
+        &["assess"],
+        &["simulate"],
+        &["report"],
+        &["hj212", "decode"],
+        &[],
+    ];
+    let mut seen = 0;
+    for command in commands {
+        for (option, helped) in options_of(command) {
+            seen += 1;
+            assert!(helped, "{command:?} {option} has no help text");
+            assert!(
+                readme.contains(&option),
+                "README does not mention {command:?} {option}"
+            );
+        }
+    }
+    assert!(seen > 20, "only {seen} options found");
+}
+
+#[test]
+fn run_lists_every_missing_or_empty_secret_at_once_and_reads_systemd_credentials() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_held, http) = held_port();
+    let config = stopping_config(
+        dir.path(),
+        http,
+        "username = \"rw\"\npassword_env = \"RIVERWATCH_TEST_CLI_UNSET\"",
+    );
+    let text = std::fs::read_to_string(&config).unwrap().replace(
+        "[http]\nlisten",
+        "[http]\ntoken_env = \"RIVERWATCH_TEST_CLI_EMPTY\"\nlisten",
+    );
+    std::fs::write(&config, text).unwrap();
+    let out = riverwatch()
+        .env_remove("RIVERWATCH_TEST_CLI_UNSET")
+        .env("RIVERWATCH_TEST_CLI_EMPTY", "")
+        .env_remove("CREDENTIALS_DIRECTORY")
+        .args(["run", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(64), "{stderr}");
+    assert!(stderr.contains("2 secrets cannot be read"), "{stderr}");
+    assert!(
+        stderr.contains("mqtt.password: environment variable RIVERWATCH_TEST_CLI_UNSET is not set"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("http.token: environment variable RIVERWATCH_TEST_CLI_EMPTY is empty"),
+        "{stderr}"
+    );
+    // check-config says the same as notes (the file is valid).
+    let out = riverwatch()
+        .env_remove("RIVERWATCH_TEST_CLI_UNSET")
+        .env("RIVERWATCH_TEST_CLI_EMPTY", "")
+        .env_remove("CREDENTIALS_DIRECTORY")
+        .args(["check-config", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert_eq!(stdout.matches("(needed by `run`)").count(), 2, "{stdout}");
+
+    // systemd's LoadCredential=: files named after the variables come first.
+    let creds = dir.path().join("credentials");
+    std::fs::create_dir(&creds).unwrap();
+    std::fs::write(creds.join("RIVERWATCH_TEST_CLI_UNSET"), "mqtt-secret\n").unwrap();
+    std::fs::write(creds.join("RIVERWATCH_TEST_CLI_EMPTY"), "api-secret").unwrap();
+    let out = riverwatch()
+        .env_remove("RIVERWATCH_TEST_CLI_UNSET")
+        .env("RIVERWATCH_TEST_CLI_EMPTY", "")
+        .env("CREDENTIALS_DIRECTORY", &creds)
+        .args(["run", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    // Past the secrets: it stops only at the HTTP port the test holds.
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("cannot listen for HTTP"), "{stderr}");
+}
+
+#[test]
+fn a_required_service_unreachable_at_start_exits_69() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_held, http) = held_port();
+    let config = stopping_config(dir.path(), http, "required = true");
+    let out = riverwatch()
+        .args(["run", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(69), "{stderr}");
+    assert!(stderr.contains("the MQTT broker at 127.0.0.1:"), "{stderr}");
+    assert!(stderr.contains("[mqtt] required = true"), "{stderr}");
+
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("required = true", "")
+        .replace(
+            "database = \"water\"",
+            "database = \"water\"\nrequired = true",
+        );
+    std::fs::write(&config, text).unwrap();
+    let out = riverwatch()
+        .args(["run", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(69), "{stderr}");
+    assert!(stderr.contains("InfluxDB at 127.0.0.1:"), "{stderr}");
+    assert!(stderr.contains("[influxdb] required = true"), "{stderr}");
+}
+
+#[test]
+fn report_with_an_unreadable_secret_is_a_config_problem() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = common::write_config(
+        dir.path().join("report.toml"),
+        &format!(
+            "[influxdb]\nurl = \"http://127.0.0.1:1\"\napi = \"v2\"\norg = \"o\"\nbucket = \"b\"\ntoken_env = \"RIVERWATCH_TEST_CLI_UNSET\"\n\n{}",
+            include_str!("fixtures/config/minimal.toml").replace("target_class = 2", "target_class = 2\nboundary = true")
+        ),
+    );
+    let out = riverwatch()
+        .env_remove("RIVERWATCH_TEST_CLI_UNSET")
+        .args(["report", "--from", "2026-01", "--to", "2026-02", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(64), "{stderr}");
+    assert!(
+        stderr
+            .contains("influxdb.token: environment variable RIVERWATCH_TEST_CLI_UNSET is not set"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn report_reads_from_influx_url() {
+    let Some((servers, _serial, dir)) = common::real_test("report_reads_from_influx_url") else {
+        return;
+    };
+    let db = common::fresh_database(&servers, "cli_report");
+    // [influxdb] points at a closed port: only --influx-url can make the report succeed.
+    let closed = common::free_port();
+    let config = common::write_config(
+        dir.path().join("report.toml"),
+        &format!(
+            "[influxdb]\nurl = \"http://127.0.0.1:{closed}\"\napi = \"v1\"\ndatabase = \"{db}\"\n\n{}",
+            include_str!("fixtures/config/minimal.toml").replace("target_class = 2", "target_class = 2\nboundary = true")
+        ),
+    );
+    let report = |extra: &[&str]| {
+        riverwatch()
+            .args([
+                "report", "--from", "2026-01", "--to", "2026-01", "--format", "csv", "--config",
+            ])
+            .arg(&config)
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let out = report(&[]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let out = report(&["--influx-url", &servers.influx_v1]);
+    common::assert_success(&out, "report --influx-url");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("shijiao"),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn demo_creates_a_missing_database_and_fails_clearly_without_a_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let closed = common::free_port();
+    let out = riverwatch()
+        .args([
+            "demo",
+            "--duration",
+            "3h",
+            "--speed",
+            "100000",
+            "--influx-url",
+        ])
+        .arg(format!("http://127.0.0.1:{closed}"))
+        .arg("--out")
+        .arg(dir.path().join("demo"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("cannot create the database \"water\""),
+        "{stderr}"
+    );
+
+    let Some((servers, _serial, dir)) = common::real_test("demo_creates_a_missing_database") else {
+        return;
+    };
+    let db = format!("cli_demo_{}", std::process::id());
+    let config = common::write_config(
+        dir.path().join("demo.toml"),
+        &std::fs::read_to_string("config/demo.toml")
+            .unwrap()
+            .replace("database = \"water\"", &format!("database = \"{db}\"")),
+    );
+    let out = riverwatch()
+        .args(["demo", "--duration", "1d", "--speed", "100000", "--config"])
+        .arg(&config)
+        .arg("--influx-url")
+        .arg(&servers.influx_v1)
+        .arg("--out")
+        .arg(dir.path().join("demo"))
+        .output()
+        .unwrap();
+    common::assert_success(&out, "demo --influx-url to a missing database");
+    let stored = common::influx_count(&servers.influx_v1, &db, "ph", "water_quality");
+    assert!(stored > 0, "nothing stored in {db}");
+}
+
+#[test]
+fn spec_example_passes_check_config() {
+    let out = riverwatch()
+        .args([
+            "check-config",
+            "--config",
+            "tests/fixtures/config/spec_example.toml",
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!stdout.contains("not yet supported"), "{stdout}");
+}
+
+#[test]
+fn one_wrong_field_is_named_in_operator_words_without_follow_on_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!(
+        "{}\n[[station]]\nid = \"downstream\"\nname = \"D\"\nriver = \"bei\"\ncity = \"qingyuan\"\ntarget_class = 3\ncadence = 4\n\n[[station]]\nid = \"upstream\"\nname = \"U\"\nriver = \"bei\"\ncity = \"qingyuan\"\ntarget_class = 2\ndownstream = \"shijiao\"\ntravel_time = \"10h\"\n",
+        include_str!("fixtures/config/minimal.toml").replace("target_class = 2", "target_class = \"two\"")
+    );
+    let path = common::write_config(dir.path().join("wrong.toml"), &text);
+    let out = riverwatch()
+        .args(["check-config", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(64), "{stderr}");
+    assert!(stderr.contains("2 problems"), "{stderr}");
+    assert!(
+        stderr.contains("station[0].target_class: must be an integer 1–5 (a GB 3838 class), not a string \"two\""),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("station[1].cadence: must be a duration like \"30s\", not an integer 4"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("is not a configured station"), "{stderr}");
+    assert!(!stderr.contains("i64"), "{stderr}");
+}

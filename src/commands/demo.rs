@@ -49,9 +49,9 @@ pub struct Options {
     /// Output folder: outbox/*.eml, sms.jsonl, spool/, summary.json.
     #[arg(long, default_value = "riverwatch-demo")]
     out: PathBuf,
-    /// Store readings in InfluxDB through the v1 API at this URL (the database from the
-    /// config's [influxdb], default "water", must exist).
-    #[arg(long)]
+    /// Store readings in InfluxDB through the v1 API at this URL, in the database of the
+    /// config's v1 [influxdb] (default "water"), which the demo creates when it is missing.
+    #[arg(long, value_name = "URL")]
     influx_url: Option<String>,
 }
 
@@ -123,6 +123,13 @@ pub enum DemoError {
     /// `--influx-url` cannot be used.
     #[error("--influx-url: {0}")]
     Influx(#[from] crate::store::influx::BuildError),
+    /// The database could not be created at `--influx-url`.
+    #[error("--influx-url {url}: cannot create the database {database:?}: {why}")]
+    CreateDatabase {
+        url: String,
+        database: String,
+        why: String,
+    },
     /// The demo's sender address (a constant) does not parse.
     #[error("the demo's sender address: {0}")]
     Sender(#[from] lettre::address::AddressError),
@@ -133,6 +140,43 @@ pub enum DemoError {
     Stations(#[from] rumqttc::ClientError),
     #[error("--duration {0:?} is too long")]
     Span(String),
+}
+
+/// Creates `database` on the InfluxDB 1.x server at `url` (`CREATE DATABASE` through
+/// `POST /query`, a no-op when it exists), so the demo's readings are stored rather than
+/// refused with 404 and counted as "stored 0". A server that refuses (auth, not InfluxDB 1.x)
+/// or cannot be reached stops the demo before it starts, with the reason.
+/// See <https://docs.influxdata.com/influxdb/v1/query_language/manage-database/>.
+async fn create_database(url: &str, database: &str) -> Result<(), DemoError> {
+    let fail = |why: String| DemoError::CreateDatabase {
+        url: url.to_string(),
+        database: database.to_string(),
+        why,
+    };
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .map_err(|e| fail(e.to_string()))?;
+    // An identifier in double quotes, its own quotes and backslashes escaped (InfluxQL).
+    let quoted = database.replace('\\', "\\\\").replace('"', "\\\"");
+    let resp = client
+        .post(format!("{}/query", url.trim_end_matches('/')))
+        .form(&[("q", format!("CREATE DATABASE \"{quoted}\""))])
+        .send()
+        .await
+        .map_err(|e| fail(format!("cannot reach the server: {e}")))?;
+    let status = resp.status();
+    let body = resp.text().await.unwrap_or_default();
+    if !status.is_success() {
+        return Err(fail(format!("HTTP {status}: {}", body.trim())));
+    }
+    // InfluxDB answers 200 with the statement's error inside `results`.
+    let answer: serde_json::Value = serde_json::from_str(&body)
+        .map_err(|_| fail(format!("not an InfluxDB 1.x answer: {}", body.trim())))?;
+    match answer.pointer("/results/0/error").and_then(|e| e.as_str()) {
+        Some(error) => Err(fail(error.to_string())),
+        None => Ok(()),
+    }
 }
 
 /// [`DemoError::File`] for `path`.
@@ -228,6 +272,7 @@ async fn run(
                 Some(InfluxApi::V1 { database, .. }) => database.clone(),
                 _ => "water".to_string(),
             };
+            create_database(url, &database).await?;
             Box::new(V1Writer::new(
                 url,
                 &database,

@@ -11,7 +11,7 @@
 //! its v1-compatibility endpoint and the bucket's DBRP mapping). The handover column assumes
 //! the operating city is the upstream one (true of the configured sections).
 
-use crate::config::Config;
+use crate::config::{Config, InfluxApi, InfluxConfig};
 use crate::domain::attainment::{self, SectionMonth};
 use crate::domain::gb3838::{self, Class, WaterBody};
 use crate::domain::network::{Network, Station};
@@ -30,6 +30,7 @@ pub enum Format {
 
 #[derive(Debug, clap::Args)]
 pub struct Options {
+    /// Config file (default: $RIVERWATCH_CONFIG, else config/riverwatch.toml).
     #[arg(long)]
     pub config: Option<std::path::PathBuf>,
     /// First month, as YYYY-MM (or a date in it).
@@ -38,8 +39,14 @@ pub struct Options {
     /// Last month, as YYYY-MM (or a date in it).
     #[arg(long)]
     pub to: String,
+    /// Output: Markdown tables, CSV rows, or an HTML page with the class-per-month chart.
     #[arg(long, value_enum, default_value = "md")]
     pub format: Format,
+    /// Read from the InfluxDB at this URL instead of `[influxdb] url` (same API, database or
+    /// bucket, and credentials); without an `[influxdb]` section, its v1 API and the
+    /// database "water", where `demo --influx-url` writes.
+    #[arg(long, value_name = "URL")]
+    pub influx_url: Option<String>,
 }
 
 /// Why `report` printed nothing.
@@ -52,7 +59,7 @@ pub enum ReportError {
     #[error("--from {from} is after --to {to}")]
     Backwards { from: String, to: String },
     /// The config has no `[influxdb]` section to read from.
-    #[error("[influxdb] is required by `report` (where the data are read)")]
+    #[error("[influxdb] (or --influx-url) is required by `report` (where the data are read)")]
     NoInfluxdb,
     /// The config has no boundary section to report on.
     #[error("the config has no boundary section (boundary = true)")]
@@ -63,6 +70,50 @@ pub enum ReportError {
     /// A query failed.
     #[error(transparent)]
     Query(#[from] QueryError),
+}
+
+impl ReportError {
+    /// Whether the operator's options or config are at fault (a bad month, no `[influxdb]`,
+    /// no boundary section, a secret that cannot be read), as opposed to the database.
+    pub fn is_usage(&self) -> bool {
+        use crate::store::influx::BuildError;
+        match self {
+            ReportError::Month(_)
+            | ReportError::Backwards { .. }
+            | ReportError::NoInfluxdb
+            | ReportError::NoBoundarySection => true,
+            ReportError::Client(e) => {
+                matches!(e, BuildError::Password(_) | BuildError::Token(_))
+            }
+            ReportError::Query(_) => false,
+        }
+    }
+}
+
+/// The `[influxdb]` section `report` reads from: the config's, its URL replaced by
+/// `--influx-url` when given; with only `--influx-url`, the v1 API and database "water".
+fn influx_source(cfg: &Config, influx_url: Option<&str>) -> Result<InfluxConfig, ReportError> {
+    match (cfg.influxdb.clone(), influx_url) {
+        (Some(mut influx), Some(url)) => {
+            influx.url = url.trim_end_matches('/').to_string();
+            Ok(influx)
+        }
+        (Some(influx), None) => Ok(influx),
+        (None, Some(url)) => Ok(InfluxConfig {
+            url: url.trim_end_matches('/').to_string(),
+            api: InfluxApi::V1 {
+                database: "water".into(),
+                retention_policy: None,
+                username: None,
+                password: None,
+            },
+            batch_size: 1,
+            flush_interval: std::time::Duration::from_secs(1),
+            timeout: std::time::Duration::from_secs(30),
+            required: false,
+        }),
+        (None, None) => Err(ReportError::NoInfluxdb),
+    }
 }
 
 /// A calendar month.
@@ -547,8 +598,8 @@ pub async fn run(cfg: &Config, o: &Options) -> Result<String, ReportError> {
         });
     }
     let range = months(from, to);
-    let influx = cfg.influxdb.as_ref().ok_or(ReportError::NoInfluxdb)?;
-    let source = QueryClient::new(influx)?;
+    let influx = influx_source(cfg, o.influx_url.as_deref())?;
+    let source = QueryClient::new(&influx)?;
     let rows = build(&cfg.network, &source, &range).await?;
     Ok(match o.format {
         Format::Md => markdown(&cfg.network, &rows, &range),

@@ -30,15 +30,22 @@ use std::time::{Duration, Instant};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Scenario {
+    /// Diurnal temperature and DO with noise, every station within its target.
     Normal,
+    /// An NH3-N pulse at the first station with a downstream, arriving there after the
+    /// configured travel time.
     AmmoniaSpill,
+    /// The last station's DO probe spikes to 30 mg/L every 50th reading.
     SensorFault,
+    /// The last station falls silent halfway through.
     Outage,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
+    /// The JSON reading payload (SPEC §4).
     Json,
+    /// A raw HJ 212-2017 frame (SPEC §5).
     Hj212,
 }
 
@@ -64,8 +71,10 @@ pub struct Options {
     /// Publish for only the first N stations of the config.
     #[arg(long)]
     pub stations: Option<usize>,
+    /// What the readings show: normal diurnal water, or a scripted event (see the values).
     #[arg(long, value_enum, default_value = "normal")]
     pub scenario: Scenario,
+    /// Payload: the JSON reading (SPEC §4) or a raw HJ 212-2017 frame (SPEC §5).
     #[arg(long, value_enum, default_value = "json")]
     pub format: Format,
     /// The newest reading of each station is this many minutes before now (the others a

@@ -152,79 +152,85 @@ impl Config {
     }
 }
 
-/// Secrets the running daemon will need but this machine does not provide: `check-config`
-/// prints them as notes, since the file itself is valid.
-pub fn secret_notes(cfg: &Config) -> Vec<String> {
-    let mut sources: Vec<(&str, &SecretSource)> = Vec::new();
+/// Every secret `run` reads at start, each with the name problems call it by
+/// (`mqtt.password`, `guangzhou.wecom[0] url`).
+pub fn secret_sources(cfg: &Config) -> Vec<(String, &SecretSource)> {
+    let mut sources: Vec<(String, &SecretSource)> = Vec::new();
     if let Some(s) = &cfg.mqtt.password {
-        sources.push(("mqtt.password", s));
+        sources.push(("mqtt.password".into(), s));
     }
     match cfg.influxdb.as_ref().map(|i| &i.api) {
         Some(InfluxApi::V1 {
             password: Some(s), ..
-        }) => sources.push(("influxdb.password", s)),
-        Some(InfluxApi::V2 { token: Some(s), .. }) => sources.push(("influxdb.token", s)),
+        }) => sources.push(("influxdb.password".into(), s)),
+        Some(InfluxApi::V2 { token: Some(s), .. }) => sources.push(("influxdb.token".into(), s)),
         _ => {}
     }
     if let Some(s) = &cfg.http.token {
-        sources.push(("http.token", s));
+        sources.push(("http.token".into(), s));
     }
     if let Some(s) = cfg.smtp.as_ref().and_then(|s| s.password.as_ref()) {
-        sources.push(("smtp.password", s));
+        sources.push(("smtp.password".into(), s));
     }
     for pw in cfg.hj212_tcp.iter().flat_map(|_| &cfg.hj212_passwords) {
-        sources.push((pw.key.as_str(), &pw.source));
+        sources.push((pw.key.clone(), &pw.source));
     }
     for t in &cfg.bureau_tokens {
-        sources.push((t.key.as_str(), &t.source));
+        sources.push((t.key.clone(), &t.source));
     }
-    let mut unauthenticated = Vec::new();
+    for r in &cfg.chat.wecom {
+        sources.push((format!("{} url", r.label), &r.url));
+    }
+    for r in &cfg.chat.dingtalk {
+        sources.push((format!("{} url", r.label), &r.url));
+        if let Some(s) = &r.secret {
+            sources.push((format!("{} secret", r.label), s));
+        }
+    }
+    for r in &cfg.chat.webhook {
+        if let crate::notify::webhook::config::UrlSource::Secret(s) = &r.url {
+            sources.push((format!("{} url", r.label), s));
+        }
+        sources.push((format!("{} secret", r.label), &r.secret));
+    }
+    for (name, source) in cfg.sms.iter().flat_map(|s| &s.headers) {
+        if let HeaderSource::Secret(s) = source {
+            sources.push((format!("sms.headers.{name}"), s));
+        }
+    }
+    sources
+}
+
+/// Every secret `run` needs that cannot be read here (unset, empty, unreadable), each as
+/// `key: why`: `run` lists them all and exits 64 before connecting to anything.
+pub fn unreadable_secrets(cfg: &Config) -> Vec<String> {
+    secret_sources(cfg)
+        .into_iter()
+        .filter_map(|(key, s)| s.resolve().err().map(|e| format!("{key}: {e}")))
+        .collect()
+}
+
+/// What `check-config` notes about a valid file: stations whose HJ 212 logger frames would
+/// be refused for want of a password, and secrets the running daemon will need but this
+/// machine does not provide (the file itself is valid).
+pub fn secret_notes(cfg: &Config) -> Vec<String> {
+    let mut notes = Vec::new();
     if cfg.hj212_tcp.is_some() {
         for (i, st) in cfg.network.stations.iter().enumerate() {
             if st.hj212_mn.is_some() && !cfg.hj212_passwords.iter().any(|p| p.station == st.id) {
-                unauthenticated.push(format!(
+                notes.push(format!(
                     "station[{i}] ({}): an hj212_mn without hj212_pw_env or hj212_pw_file, so its logger's frames over TCP are refused",
                     st.id
                 ));
             }
         }
     }
-    let mut notes: Vec<String> = unauthenticated;
-    notes.extend(sources.into_iter().filter_map(|(key, s)| {
-        s.resolve()
-            .err()
-            .map(|e| format!("{key}: {e} (needed by `run`)"))
-    }));
-    for r in &cfg.chat.wecom {
-        sources_note(&mut notes, &format!("{} url", r.label), &r.url);
-    }
-    for r in &cfg.chat.dingtalk {
-        sources_note(&mut notes, &format!("{} url", r.label), &r.url);
-        if let Some(s) = &r.secret {
-            sources_note(&mut notes, &format!("{} secret", r.label), s);
-        }
-    }
-    for r in &cfg.chat.webhook {
-        if let crate::notify::webhook::config::UrlSource::Secret(s) = &r.url {
-            sources_note(&mut notes, &format!("{} url", r.label), s);
-        }
-        sources_note(&mut notes, &format!("{} secret", r.label), &r.secret);
-    }
-    for (name, source) in cfg.sms.iter().flat_map(|s| &s.headers) {
-        if let HeaderSource::Secret(s) = source {
-            if let Err(e) = s.resolve() {
-                notes.push(format!("sms.headers.{name}: {e} (needed by `run`)"));
-            }
-        }
-    }
+    notes.extend(
+        unreadable_secrets(cfg)
+            .into_iter()
+            .map(|why| format!("{why} (needed by `run`)")),
+    );
     notes
-}
-
-/// Adds a note when the secret `what` cannot be read here.
-fn sources_note(notes: &mut Vec<String>, what: &str, source: &SecretSource) {
-    if let Err(e) = source.resolve() {
-        notes.push(format!("{what}: {e} (needed by `run`)"));
-    }
 }
 
 // ---- the file format -------------------------------------------------------------------
@@ -604,17 +610,12 @@ fn one_line(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
-/// Deserializes one top-level table; `None` when absent or broken (the problem is recorded).
+/// Deserializes one top-level table field by field ([`fields::lenient`]); `None` when absent
+/// or not a table (the problem is recorded).
 fn section<T: DeserializeOwned>(table: &toml::Table, key: &str, p: &mut Problems) -> Option<T> {
     let value = table.get(key)?.clone();
     let value = reject_inline_secrets(value, key, p);
-    match value.try_into::<T>() {
-        Ok(v) => Some(v),
-        Err(e) => {
-            p.add(key, one_line(&e.to_string()));
-            None
-        }
-    }
+    fields::lenient(value, key, p)
 }
 
 /// Deserializes each entry of an array of tables, e.g. `[[station]]`.
@@ -639,13 +640,7 @@ fn entries<T: DeserializeOwned>(
         .enumerate()
         .filter_map(|(i, item)| {
             let path = format!("{key}[{i}]");
-            match item.clone().try_into::<T>() {
-                Ok(v) => Some((path, v)),
-                Err(e) => {
-                    p.add(path, one_line(&e.to_string()));
-                    None
-                }
-            }
+            fields::lenient(item.clone(), &path, p).map(|v| (path, v))
         })
         .collect()
 }
@@ -1579,6 +1574,8 @@ fn check_downstream_cycles(stations: &[Station], raw: &[(String, RawStation)], p
         }
     }
 }
+
+mod fields;
 
 #[cfg(test)]
 mod tests;

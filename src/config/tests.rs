@@ -71,7 +71,8 @@ fn every_problem_is_reported_at_once() {
         "station[3].river",
         "station[3].target_class",
         "station[3].travel_time",
-        "station[4]",
+        // A wrong type is named at its key; the station is still read.
+        "station[4].target_class",
     ] {
         assert!(
             got.contains(&expected),
@@ -265,10 +266,11 @@ fn operators_are_contacts_of_their_own() {
             vec!["bureau[0].operators.email[0]", "bureau[0].operators.sms[0]"],
         ),
         ("operators = { email = [] }", vec!["bureau[0].operators"]),
-        // A bureau that does not parse is left out, so its stations' city is unknown too.
+        // An unknown key is named at its place; the bureau is still read, so its stations'
+        // city is known (no follow-on problem).
         (
             "operators = { wecom = [] }",
-            vec!["bureau[0]", "station[0].city"],
+            vec!["bureau[0].operators.wecom", "bureau[0].operators"],
         ),
     ];
     for (line, expected) in table {
@@ -418,9 +420,10 @@ webhook = [{ url = "https://bus.example.org/alerts", secret_env = "RIVERWATCH_GZ
         let err = with(line).unwrap_err();
         assert_eq!(keys(&err), expected, "{line}: {err}");
     }
-    // Unknown keys of an entry: the bureau does not parse (its station's city is unknown).
+    // An unknown key of an entry is named; the bureau is still read (its station's city is
+    // known).
     let err = with(r#"wecom = [{ url_env = "A", token = "t" }]"#).unwrap_err();
-    assert_eq!(keys(&err), ["bureau[0]", "station[0].city"], "{err}");
+    assert_eq!(keys(&err), ["bureau[0].wecom[0].token"], "{err}");
 }
 
 /// `[sms] success` as SPEC §10 writes it, with a retry list and numeric codes.
@@ -453,10 +456,10 @@ fn sms_success_reads_the_provider_verdict() {
             r#"success = { path = "a..b", equals = "OK" }"#,
             "sms.success.path",
         ),
-        (r#"success = { path = "Code" }"#, "sms"),
+        (r#"success = { path = "Code" }"#, "sms.success.equals"),
         (
             r#"success = { path = "Code", equals = "OK", also = 1 }"#,
-            "sms",
+            "sms.success.also",
         ),
     ] {
         let err = with(line).unwrap_err();
@@ -611,7 +614,11 @@ fn mqtt_output_topics() {
             "mqtt.alerts_topic",
             "must not end with one",
         ),
-        ("publish_alerts = \"yes\"", "mqtt", "invalid type"),
+        (
+            "publish_alerts = \"yes\"",
+            "mqtt.publish_alerts",
+            "must be true or false",
+        ),
     ] {
         let err = with(lines).unwrap_err();
         let text = err.to_string();

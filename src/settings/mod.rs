@@ -23,9 +23,11 @@ pub struct Problem {
 }
 
 /// Collects problems while validation goes on; shown as `key: message` parts joined by `; `
-/// when a single field's problems are the error (a command-line option).
+/// when a single field's problems are the error (a command-line option). The second list
+/// holds the keys whose value could not be read at all (a wrong type): later checks of such a
+/// key, which see only a placeholder, add nothing.
 #[derive(Debug, Default)]
-pub struct Problems(pub(crate) Vec<Problem>);
+pub struct Problems(pub(crate) Vec<Problem>, pub(crate) Vec<String>);
 
 impl std::fmt::Display for Problems {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -41,11 +43,33 @@ impl std::error::Error for Problems {}
 
 impl Problems {
     /// Records one problem under its key path (`mqtt.port`, `station[3].id`).
+    /// Problems of a key at or under a broken one (see [`Problems::add_broken`]) are dropped:
+    /// they would be about a placeholder, not the operator's value.
     pub fn add(&mut self, key: impl Into<String>, message: impl Into<String>) {
+        let key = key.into();
+        if self.is_broken(&key) {
+            return;
+        }
         self.0.push(Problem {
-            key: key.into(),
+            key,
             message: message.into(),
         });
+    }
+
+    /// Records that `key`'s value could not be read (wrong type, missing, unknown), with why;
+    /// nothing more is said about it or the keys under it.
+    pub fn add_broken(&mut self, key: impl Into<String>, message: impl Into<String>) {
+        let key = key.into();
+        self.add(key.clone(), message);
+        self.1.push(key);
+    }
+
+    /// Whether `key` is, or lies under, a key recorded by [`Problems::add_broken`].
+    pub fn is_broken(&self, key: &str) -> bool {
+        self.1.iter().any(|b| {
+            key.strip_prefix(b.as_str())
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with(['.', '[']))
+        })
     }
 }
 

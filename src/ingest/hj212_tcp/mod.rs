@@ -216,9 +216,15 @@ impl Hj212Tcp {
                     None
                 }
                 Some(p) => {
-                    let pw = p.source.resolve().map_err(|source| SetupError::Password {
-                        key: p.key.clone(),
-                        source,
+                    let pw = p.source.resolve().map_err(|source| match source {
+                        // Said as before: an empty PW would let frames without one in.
+                        SecretError::EmptyVariable(_) | SecretError::EmptyFile(_) => {
+                            SetupError::EmptyPassword { key: p.key.clone() }
+                        }
+                        source => SetupError::Password {
+                            key: p.key.clone(),
+                            source,
+                        },
                     })?;
                     if pw.expose().is_empty() {
                         return Err(SetupError::EmptyPassword { key: p.key.clone() });

@@ -41,6 +41,9 @@ pub struct MqttConfig {
     /// Whether alert transitions and incident events are published (`[mqtt] publish_alerts`,
     /// default true).
     pub publish_alerts: bool,
+    /// `[mqtt] required = true`: `run` exits 69 when the broker does not accept a connection
+    /// at start, instead of starting and retrying (SPEC §2, §10). Default false.
+    pub required: bool,
 }
 
 /// The default of `[mqtt] status_topic` (SPEC §3).
@@ -66,6 +69,7 @@ pub struct RawMqtt {
     status_topic: Option<String>,
     alerts_topic: Option<String>,
     publish_alerts: Option<bool>,
+    required: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -176,6 +180,7 @@ pub fn validate(raw: RawMqtt, base: &Path, p: &mut Problems) -> MqttConfig {
         status_topic,
         alerts_topic,
         publish_alerts: raw.publish_alerts.unwrap_or(true),
+        required: raw.required.unwrap_or(false),
     }
 }
 

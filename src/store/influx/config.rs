@@ -38,6 +38,9 @@ pub struct InfluxConfig {
     pub flush_interval: Duration,
     /// Per-request timeout; a write that takes longer is retried.
     pub timeout: Duration,
+    /// `[influxdb] required = true`: `run` exits 69 when the server does not accept a
+    /// connection at start, instead of spooling until it returns (SPEC §2, §10). Default false.
+    pub required: bool,
 }
 
 /// The `[influxdb]` table as written; `url` is required.
@@ -58,6 +61,7 @@ pub struct RawInflux {
     batch_size: Option<i64>,
     flush_interval: Option<String>,
     timeout: Option<String>,
+    required: Option<bool>,
 }
 
 /// Validates `[influxdb]`, every problem recorded under `influxdb.<key>`; `None` when `api`
@@ -127,5 +131,6 @@ pub fn validate(raw: RawInflux, base: &Path, p: &mut Problems) -> Option<InfluxC
             p,
         ),
         timeout: duration(raw.timeout.as_deref(), "10s", "influxdb.timeout", p),
+        required: raw.required.unwrap_or(false),
     })
 }
