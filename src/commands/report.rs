@@ -1119,10 +1119,12 @@ mod tests {
         }
     }
 
+    /// (from, to, period labels, days per period, title)
+    type RangeCase<'a> = (&'a str, &'a str, &'a [&'a str], &'a [u64], &'a str);
+
     #[test]
     fn the_range_is_cut_into_utc8_months_with_partial_edges() {
-        // (from, to, period labels, days per period, title)
-        let cases: [(&str, &str, &[&str], &[u64], &str); 6] = [
+        let cases: [RangeCase; 6] = [
             (
                 "2025-11",
                 "2026-02",
