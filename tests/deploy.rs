@@ -385,7 +385,9 @@ fn the_report_reads_the_pipelines_output() {
     );
     let html = report("html");
     assert!(
-        html.starts_with("<!DOCTYPE html>") && html.contains("<svg"),
+        html.starts_with("<!DOCTYPE html>")
+            && html.contains("<div class=\"legend\"")
+            && html.contains("<div class=\"chart\""),
         "{html}"
     );
     eprintln!("report ({from} to {to}):\n{md}");
