@@ -97,6 +97,15 @@ pub struct IngestConfig {
     pub max_age: Duration,
 }
 
+/// `[report]`: how `riverwatch report` judges a section-month.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ReportConfig {
+    /// `min_coverage`: the share (0–1, default 0.75) of a section-month's expected readings
+    /// (from the station's cadence) that must hold valid data before the report claims a
+    /// monthly class or 达标 verdict; below it the month reads 数据不足 (insufficient data).
+    pub min_coverage: f64,
+}
+
 /// The validated configuration.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
@@ -134,6 +143,8 @@ pub struct Config {
     /// at start: a request bearing one acts as that bureau (the `[http] token` is the
     /// operator's).
     pub bureau_tokens: Vec<BureauToken>,
+    /// `[report]`: the monthly report's minimum coverage.
+    pub report: ReportConfig,
 }
 
 /// Where one bureau's API token is read from.
@@ -274,6 +285,12 @@ struct RawAlerts {
     fault_window: Option<i64>,
     digest_interval: Option<String>,
     max_silence: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawReport {
+    min_coverage: Option<f64>,
 }
 
 #[derive(Deserialize, Default)]
@@ -460,6 +477,7 @@ const SECTIONS: &[&str] = &[
     "shift",
     "rate",
     "hj212_tcp",
+    "report",
 ];
 
 /// Reads and validates a config file.
@@ -552,6 +570,10 @@ pub fn parse(text: &str, base: &Path, file: &Path) -> Result<Config, ConfigError
             );
         }
     }
+    let report = report(
+        section(&table, "report", &mut p).unwrap_or_default(),
+        &mut p,
+    );
     let mut hj212_passwords = Vec::new();
     let mut chat = crate::notify::ChatConfig::default();
     let quiet_hours = quiet_hours(&table, &mut p);
@@ -586,6 +608,7 @@ pub fn parse(text: &str, base: &Path, file: &Path) -> Result<Config, ConfigError
         hj212_tcp,
         hj212_passwords,
         bureau_tokens,
+        report,
     })
 }
 
@@ -971,6 +994,21 @@ fn digest_interval(raw: Option<String>, p: &mut Problems) -> Duration {
         p.add(key, "must be between 1s and 1d");
     }
     interval.clamp(DIGEST_INTERVAL.0, DIGEST_INTERVAL.1)
+}
+
+/// `[report]`: `min_coverage` is a share, 0 (claim a class from any data) to 1 (only from
+/// complete months).
+fn report(raw: RawReport, p: &mut Problems) -> ReportConfig {
+    let min_coverage = raw.min_coverage.unwrap_or(0.75);
+    if !(0.0..=1.0).contains(&min_coverage) {
+        p.add(
+            "report.min_coverage",
+            format!("{min_coverage} is not a share between 0 and 1 (e.g. 0.75)"),
+        );
+    }
+    ReportConfig {
+        min_coverage: min_coverage.clamp(0.0, 1.0),
+    }
 }
 
 /// The shortest and longest `[alerts] max_silence`: a silence shorter than a minute mutes

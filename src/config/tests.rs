@@ -721,3 +721,29 @@ fn the_dead_letter_limit_has_a_default_and_a_floor() {
         }
     }
 }
+
+/// `[report] min_coverage` (default 0.75): a share between 0 and 1, refused with its key
+/// otherwise.
+#[test]
+fn report_min_coverage() {
+    assert_eq!(parse_str(MINIMAL).unwrap().report.min_coverage, 0.75);
+    let with = |line: &str| parse_str(&format!("{MINIMAL}\n[report]\n{line}\n"));
+    for (line, got) in [
+        ("min_coverage = 0.5", 0.5),
+        ("min_coverage = 0", 0.0),
+        ("min_coverage = 1", 1.0),
+    ] {
+        let cfg = with(line).unwrap_or_else(|e| panic!("{line}: {e}"));
+        assert_eq!(cfg.report.min_coverage, got, "{line}");
+    }
+    for (line, key) in [
+        ("min_coverage = 1.5", "report.min_coverage"),
+        ("min_coverage = -0.1", "report.min_coverage"),
+        ("min_coverage = nan", "report.min_coverage"),
+        ("min_coverage = \"75%\"", "report.min_coverage"),
+        ("minimum = 0.75", "report.minimum"),
+    ] {
+        let err = with(line).unwrap_err();
+        assert_eq!(keys(&err), [key], "{line}: {err}");
+    }
+}

@@ -7,6 +7,10 @@
 //! parameters and profile apply); the main exceeding items follow WATER.md §2.3: the items
 //! worse than the target, worst class first, ties by the multiple (C − C_target)/C_target, at
 //! most three.
+//!
+//! Coverage (how much of a section-month the data cover) is counted here too: the cadence
+//! slots of the assessed window that hold at least one valid reading, against the slots the
+//! station's cadence promises. Below a minimum coverage no class is claimed ([`claim`]).
 
 use super::gb3838::{self, Class};
 use super::network::Station;
@@ -53,6 +57,65 @@ pub fn assess(station: &Station, ts: DateTime<Utc>, means: &[(Param, f64)]) -> S
         target: station.target,
         met: j.overall.map(|c| c <= station.target),
         exceeding,
+    }
+}
+
+/// How much of a window the data cover: `valid` cadence slots that hold at least one valid
+/// reading (one with a class, i.e. an evaluated parameter that passed QC) out of `expected`
+/// slots of the station's cadence. Counting slots rather than readings keeps a station that
+/// reports more often than its cadence from making up for days without data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Coverage {
+    pub valid: u64,
+    pub expected: u64,
+}
+
+impl Coverage {
+    /// The coverage of a window of `window_s` seconds by `slots_with_data` slots of
+    /// `cadence_s` seconds (the slots start at the window's start). `expected` is the number
+    /// of whole slots in the window, at least 1 for a non-empty window (a trailing part-slot
+    /// is not expected to hold a reading, but one found there still counts, up to
+    /// `expected`). A zero cadence is taken as 1 s.
+    pub fn of(slots_with_data: u64, window_s: u64, cadence_s: u64) -> Coverage {
+        let expected = if window_s == 0 {
+            0
+        } else {
+            (window_s / cadence_s.max(1)).max(1)
+        };
+        Coverage {
+            valid: slots_with_data.min(expected),
+            expected,
+        }
+    }
+
+    /// `valid / expected` in 0..=1; 0 for an empty window.
+    pub fn ratio(&self) -> f64 {
+        if self.expected == 0 {
+            0.0
+        } else {
+            self.valid as f64 / self.expected as f64
+        }
+    }
+
+    /// Whether a class may be claimed at the minimum share `min` (0..=1).
+    pub fn suffices(&self, min: f64) -> bool {
+        self.expected > 0 && self.ratio() >= min
+    }
+}
+
+/// What a report may claim for a section-month: `month` where its coverage reaches `min`,
+/// else a section-month without class, verdict or exceeding items (数据不足, insufficient
+/// data), which 达标率 does not count as evaluated.
+pub fn claim(month: SectionMonth, coverage: Coverage, min: f64) -> SectionMonth {
+    if coverage.suffices(min) {
+        month
+    } else {
+        SectionMonth {
+            class: None,
+            target: month.target,
+            met: None,
+            exceeding: Vec::new(),
+        }
     }
 }
 
@@ -115,6 +178,68 @@ mod tests {
         assert!(clean.exceeding.is_empty());
         let empty = month(&[]);
         assert_eq!((empty.class, empty.met), (None, None));
+    }
+
+    #[test]
+    fn coverage_counts_cadence_slots_of_the_window() {
+        const DAY: u64 = 86_400;
+        const H4: u64 = 4 * 3600;
+        // (slots with data, window s, cadence s, expected valid, expected slots, ratio)
+        let cases: [(u64, u64, u64, u64, u64, f64); 9] = [
+            // November, 4 h cadence: 6 a day × 30 days.
+            (180, 30 * DAY, H4, 180, 180, 1.0),
+            // 3 days of data in November: 18 of 180.
+            (18, 30 * DAY, H4, 18, 180, 0.1),
+            // February 2027 at 1 h.
+            (504, 28 * DAY, 3600, 504, 672, 0.75),
+            // A range ending on the 26th: 26 days of the month are expected.
+            (156, 26 * DAY, H4, 156, 156, 1.0),
+            // 7 h does not divide 30 days: 102 whole slots; a reading in the part-slot counts
+            // but coverage stops at 100 %.
+            (103, 30 * DAY, 7 * 3600, 102, 102, 1.0),
+            // A window shorter than the cadence still expects one reading.
+            (0, 3600, H4, 0, 1, 0.0),
+            (1, 3600, H4, 1, 1, 1.0),
+            // Empty window: nothing expected, nothing claimed.
+            (0, 0, H4, 0, 0, 0.0),
+            // A zero cadence is read as 1 s rather than dividing by zero.
+            (10, 10, 0, 10, 10, 1.0),
+        ];
+        for (slots, window, cadence, valid, expected, ratio) in cases {
+            let c = Coverage::of(slots, window, cadence);
+            assert_eq!(
+                (c.valid, c.expected),
+                (valid, expected),
+                "{slots} slots, {window} s at {cadence} s"
+            );
+            assert!((c.ratio() - ratio).abs() < 1e-12, "{c:?}");
+        }
+    }
+
+    #[test]
+    fn no_class_is_claimed_below_the_minimum_coverage() {
+        let m = month(&[(Param::Nh3n, 0.4)]);
+        // (valid, expected, minimum, claimed)
+        let cases = [
+            (18, 180, 0.75, false),
+            (135, 180, 0.75, true),
+            (134, 180, 0.75, false),
+            (0, 180, 0.0, true),
+            (0, 0, 0.0, false),
+            (180, 180, 1.0, true),
+        ];
+        for (valid, expected, min, claimed) in cases {
+            let c = Coverage { valid, expected };
+            let got = claim(m.clone(), c, min);
+            assert_eq!(c.suffices(min), claimed, "{c:?} at {min}");
+            if claimed {
+                assert_eq!(got, m);
+            } else {
+                assert_eq!((got.class, got.met), (None, None), "{c:?} at {min}");
+                assert!(got.exceeding.is_empty());
+                assert_eq!(rate(&[got]), None, "not an evaluated section-month");
+            }
+        }
     }
 
     #[test]
