@@ -39,7 +39,8 @@
 //!   pipeline (stations, alerts, incidents, acknowledgements, silences) is [`api`], and the
 //!   duty console at `/`, a page compiled into the binary ([`console`]).
 //! - [`deadletter`], [`telemetry`]: refused input and counted events; [`state`]: the alert
-//!   episodes, open incidents and pending digests kept across restarts; [`json`]: JSON helpers.
+//!   episodes, open incidents and pending digests kept across restarts; [`json`]: JSON helpers;
+//!   [`systemd`]: readiness, watchdog and stopping notifications for `Type=notify` units.
 //! - [`commands`]: `demo`, `simulate`, `assess`, `hj212 decode` and `report`.
 //!
 //! # Architecture invariants
@@ -77,6 +78,7 @@ pub mod http;
 pub mod deadletter;
 pub mod json;
 pub mod state;
+pub mod systemd;
 pub mod telemetry;
 
 pub mod commands;
