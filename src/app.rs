@@ -524,6 +524,25 @@ pub fn start(cfg: &Config, inputs: Inputs, outputs: Outputs) -> Result<Running, 
 }
 
 impl Running {
+    /// The first stage whose task has ended while the pipeline runs (it returned or panicked),
+    /// or `None`. Before [`Running::stop`] every stage runs until told to stop, so an ended one
+    /// means the pipeline no longer works; `run` then withholds systemd's watchdog pings.
+    pub fn ended_stage(&self) -> Option<&'static str> {
+        let stages = [
+            ("judging", &self.judge),
+            ("store", &self.store),
+            ("drainer", &self.drainer),
+        ];
+        let sources = self.sources.iter().map(|t| ("ingest", t));
+        let notify = self.notify.iter().map(|t| ("notify", t));
+        stages
+            .into_iter()
+            .chain(sources)
+            .chain(notify)
+            .find(|(_, task)| task.is_finished())
+            .map(|(name, _)| name)
+    }
+
     /// Runs the shutdown sequence within `grace`; returns false when a stage had to be aborted.
     pub async fn stop(self, grace: Duration) -> bool {
         let deadline = tokio::time::Instant::now() + grace;

@@ -40,7 +40,8 @@
 //!   duty console at `/`, a page compiled into the binary ([`console`]).
 //! - [`deadletter`], [`telemetry`]: refused input and counted events; [`state`]: the alert
 //!   episodes, open incidents and pending digests kept across restarts; [`json`]: JSON helpers;
-//!   [`outbound`]: the one builder of outbound HTTP clients (HTTP/1.1 only).
+//!   [`outbound`]: the one builder of outbound HTTP clients (HTTP/1.1 only);
+//!   [`systemd`]: readiness, watchdog and stopping notifications for `Type=notify` units.
 //! - [`commands`]: `demo`, `simulate`, `assess`, `hj212 decode` and `report`.
 //!
 //! # Architecture invariants
@@ -79,6 +80,7 @@ pub mod deadletter;
 pub mod json;
 pub mod outbound;
 pub mod state;
+pub mod systemd;
 pub mod telemetry;
 
 pub mod commands;

@@ -257,9 +257,15 @@ fn run(path: &std::path::Path) -> ExitCode {
             }
         };
         tracing::info!(config = %path.display(), stations = cfg.network.stations.len(), "riverwatch running");
-        if let Err(e) = shutdown_signal().await {
-            tracing::error!(error = %e, "cannot listen for signals; stopping");
+        // Under systemd (Type=notify): READY=1, then watchdog pings while the pipeline lives.
+        let session = std::sync::Arc::clone(&running.session);
+        tokio::select! {
+            signal = shutdown_signal() => if let Err(e) = signal {
+                tracing::error!(error = %e, "cannot listen for signals; stopping");
+            },
+            _ = riverwatch::systemd::supervise(|| session.is_subscribed(), || running.ended_stage()) => {}
         }
+        riverwatch::systemd::stopping();
         tracing::info!("stopping: draining the pipeline");
         let clean = running.stop(Duration::from_secs(10)).await;
         http.abort();

@@ -1,7 +1,11 @@
-//! deploy/ checked structurally (no container engine runs here): the compose file, Grafana's
-//! provisioning and dashboards, the container build, the mosquitto ACL and the systemd unit;
-//! and every dashboard query executed, with Grafana's macros substituted, against the real
-//! InfluxDB after the pipeline (`riverwatch demo --influx-url`) has written to it.
+//! deploy/ checked: the compose file (healthchecks, pinned images, mosquitto's TLS listener and
+//! private plain port, the secrets the config names), Grafana's provisioning and dashboards,
+//! the mosquitto ACL; the container build from a directory made of exactly what the
+//! Containerfile copies through `.dockerignore` (`cargo check --locked --offline`, and a real
+//! `podman build` where an engine runs); the systemd units through `systemd-analyze security`
+//! and `verify`, and the daemon's notifications on a `$NOTIFY_SOCKET` the test owns; and every
+//! dashboard query executed, with Grafana's macros substituted, against the real InfluxDB after
+//! the pipeline (`riverwatch demo --influx-url`) has written to it.
 
 mod common;
 
@@ -88,7 +92,10 @@ fn compose_and_provisioning_files_are_complete() {
     for (name, service) in services.as_hash().expect("services map") {
         for v in service["volumes"].as_vec().into_iter().flatten() {
             let source = v.as_str().unwrap_or("").split(':').next().unwrap_or("");
-            if !source.starts_with('.') || source.ends_with("/passwd") {
+            // The password file and the certificates are the operator's to make
+            // (deploy/mosquitto/README.md).
+            if !source.starts_with('.') || source.ends_with("/passwd") || source.ends_with("/certs")
+            {
                 continue;
             }
             assert!(
@@ -108,7 +115,12 @@ fn compose_and_provisioning_files_are_complete() {
         2,
         "multi-stage"
     );
-    assert!(containerfile.contains("USER riverwatch"));
+    assert!(
+        containerfile
+            .lines()
+            .any(|l| l.trim() == "USER 10001:10001"),
+        "a numeric non-root user"
+    );
 
     // Grafana: the datasource the dashboards name, and the folder the provider reads.
     let ds = yaml("grafana/provisioning/datasources/influxdb.yml");
@@ -196,20 +208,13 @@ fn deploy_files_follow_the_config() {
             .unwrap_or_else(|| panic!("{line}"));
         assert_eq!(station.river, parts[1], "{line}");
     }
-    // The unit's hardening and its start check.
-    let unit = std::fs::read_to_string(deploy("riverwatch.service")).expect("unit");
-    for directive in [
-        "DynamicUser=yes",
-        "ProtectSystem=strict",
-        "StateDirectory=riverwatch",
-        "NoNewPrivileges=yes",
-        "Restart=on-failure",
-        "ExecStartPre=/usr/local/bin/riverwatch check-config",
-    ] {
-        assert!(
-            unit.lines().any(|l| l.starts_with(directive)),
-            "{directive}"
-        );
+    // The units load every secret the shipped config names as a credential of that name.
+    for unit in ["riverwatch.service", "riverwatch@.service"] {
+        let text = std::fs::read_to_string(deploy(unit)).expect("unit");
+        for name in secret_variables(&shipped_config_text()) {
+            let line = format!("LoadCredential={name}:/etc/riverwatch/credentials/{name}");
+            assert!(text.lines().any(|l| l == line), "{unit}: {line}");
+        }
     }
 }
 
@@ -391,4 +396,768 @@ fn the_report_reads_the_pipelines_output() {
         "{html}"
     );
     eprintln!("report ({from} to {to}):\n{md}");
+}
+
+// ---- compose, Containerfile and mosquitto: what an operator's tools would flag ---------------
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn shipped_config_text() -> String {
+    std::fs::read_to_string(repo().join("config/riverwatch.toml")).expect("shipped config")
+}
+
+/// The environment variables a config names in its (uncommented) `*_env` keys.
+fn secret_variables(toml_text: &str) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    for line in toml_text.lines().map(str::trim) {
+        if line.starts_with('#') {
+            continue;
+        }
+        let code = line.split(" #").next().unwrap_or("");
+        let mut rest = code;
+        while let Some(at) = rest.find("_env") {
+            let after = rest[at + 4..].trim_start();
+            if let Some(value) = after.strip_prefix('=') {
+                if let Some(name) = value.trim_start().strip_prefix('"') {
+                    if let Some(end) = name.find('"') {
+                        out.insert(name[..end].to_string());
+                    }
+                }
+            }
+            rest = &rest[at + 4..];
+        }
+    }
+    out
+}
+
+/// An image reference pinned to an exact version: a tag with a full version (`2.0.22`,
+/// `1.95.0-bookworm`) or a dated snapshot (`bookworm-20250811-slim`), or a digest.
+fn pinned(image: &str) -> bool {
+    if image.contains("@sha256:") {
+        return true;
+    }
+    let Some((_, tag)) = image.rsplit_once(':') else {
+        return false;
+    };
+    let full_version = tag.split('-').next().is_some_and(|v| {
+        v.split('.').count() == 3 && v.split('.').all(|n| n.parse::<u32>().is_ok())
+    });
+    let dated = tag
+        .split('-')
+        .any(|part| part.len() == 8 && part.parse::<u32>().is_ok());
+    full_version || dated
+}
+
+#[test]
+fn image_pinning_is_recognised() {
+    for (image, expected) in [
+        ("eclipse-mosquitto:2.0.22", true),
+        ("docker.io/library/rust:1.95.0-bookworm", true),
+        ("debian:bookworm-20250811-slim", true),
+        ("influxdb:2.7@sha256:0123", true),
+        ("eclipse-mosquitto:2", false),
+        ("influxdb:2.7", false),
+        ("debian:bookworm-slim", false),
+        ("rust:latest", false),
+        ("grafana/grafana-oss", false),
+    ] {
+        assert_eq!(pinned(image), expected, "{image}");
+    }
+}
+
+#[test]
+fn compose_services_are_healthchecked_pinned_and_private() {
+    let compose = yaml("compose.yml");
+    let services = compose["services"].as_hash().expect("services");
+    for (name, service) in services {
+        let name = name.as_str().expect("service name");
+        let image = service["image"]
+            .as_str()
+            .expect("every service names its image");
+        assert!(pinned(image), "{name}: {image} is not pinned to a version");
+        let test = &service["healthcheck"]["test"];
+        assert!(
+            test.as_vec().is_some_and(|t| t.len() >= 2),
+            "{name}: a healthcheck"
+        );
+        // Each dependency is waited for until healthy, and has a healthcheck to wait on.
+        if let Some(deps) = service["depends_on"].as_hash() {
+            for (dep, how) in deps {
+                assert_eq!(
+                    how["condition"].as_str(),
+                    Some("service_healthy"),
+                    "{name} waits for {dep:?}"
+                );
+            }
+        } else {
+            assert!(
+                service["depends_on"].is_badvalue(),
+                "{name}: depends_on as a map"
+            );
+        }
+    }
+    let deps = |name: &str| -> Vec<String> {
+        compose["services"][name]["depends_on"]
+            .as_hash()
+            .map(|h| {
+                h.keys()
+                    .filter_map(|k| k.as_str().map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    assert_eq!(deps("riverwatch"), ["mosquitto", "influxdb"]);
+    assert_eq!(deps("grafana"), ["influxdb"]);
+
+    // mosquitto: TLS for the stations on 8883; plain 1883 published on loopback only.
+    let ports: Vec<&str> = compose["services"]["mosquitto"]["ports"]
+        .as_vec()
+        .expect("mosquitto ports")
+        .iter()
+        .filter_map(Yaml::as_str)
+        .collect();
+    assert!(ports.contains(&"8883:8883"), "{ports:?}");
+    for port in &ports {
+        if port.ends_with(":1883") {
+            assert!(
+                port.starts_with("127.0.0.1:"),
+                "plain MQTT published beyond loopback: {port}"
+            );
+        }
+    }
+    let conf = std::fs::read_to_string(deploy("mosquitto/mosquitto.conf")).expect("conf");
+    let tls = conf
+        .split("\nlistener ")
+        .find(|block| block.starts_with("8883"))
+        .expect("a listener on 8883");
+    for key in [
+        "certfile /mosquitto/config/certs/",
+        "keyfile /mosquitto/config/certs/",
+    ] {
+        assert!(tls.contains(key), "the 8883 listener has {key}");
+    }
+    assert!(conf.lines().any(|l| l == "allow_anonymous false"));
+    let readme = std::fs::read_to_string(deploy("mosquitto/README.md")).expect("README");
+    for step in ["mosquitto_passwd", "openssl", "subjectAltName", "acl"] {
+        assert!(readme.contains(step), "mosquitto/README.md explains {step}");
+    }
+    // The healthcheck's user exists in the ACL with no more than its one topic.
+    let acl = std::fs::read_to_string(deploy("mosquitto/acl")).expect("acl");
+    let health: Vec<&str> = acl
+        .split("\nuser ")
+        .find(|b| b.starts_with("health\n"))
+        .expect("user health")
+        .lines()
+        .filter(|l| l.starts_with("topic"))
+        .collect();
+    assert_eq!(health, ["topic read $SYS/broker/uptime"]);
+
+    // riverwatch gets every secret the shipped config names, from .env.
+    let env = &compose["services"]["riverwatch"]["environment"];
+    for name in secret_variables(&shipped_config_text()) {
+        let value = env[name.as_str()].as_str().unwrap_or_default();
+        assert!(
+            value.starts_with("${"),
+            "compose passes {name} from .env: {value:?}"
+        );
+        let from = value
+            .trim_start_matches("${")
+            .split(':')
+            .next()
+            .unwrap_or("");
+        let example = std::fs::read_to_string(deploy("env.example")).expect("env.example");
+        assert!(
+            example.lines().any(|l| l == format!("{from}=")),
+            "env.example lists {from}"
+        );
+    }
+}
+
+/// One COPY of the build stage: sources (relative to the build context) and the destination
+/// (relative to the stage's WORKDIR).
+struct Copy {
+    sources: Vec<String>,
+    dest: String,
+}
+
+/// The Containerfile's logical lines (continuations joined, comments dropped).
+fn containerfile_lines() -> Vec<String> {
+    let text = std::fs::read_to_string(deploy("Containerfile")).expect("Containerfile");
+    let mut out = Vec::new();
+    let mut current = String::new();
+    for line in text.lines() {
+        let trimmed = line.trim();
+        if current.is_empty() && (trimmed.starts_with('#') || trimmed.is_empty()) {
+            continue;
+        }
+        if let Some(head) = trimmed.strip_suffix('\\') {
+            current.push_str(head);
+            current.push(' ');
+        } else {
+            current.push_str(trimmed);
+            out.push(std::mem::take(&mut current));
+        }
+    }
+    out
+}
+
+/// The COPY lines of the first stage that read from the build context (not `--from=`), with
+/// the destinations made relative to the stage's WORKDIR.
+fn build_stage_copies() -> Vec<Copy> {
+    let mut copies = Vec::new();
+    let mut workdir = String::from("/");
+    let mut stages = 0;
+    for line in containerfile_lines() {
+        let mut words = line.split_whitespace();
+        match words.next() {
+            Some("FROM") => stages += 1,
+            Some("WORKDIR") if stages == 1 => workdir = words.next().expect("a path").into(),
+            Some("COPY") if stages == 1 => {
+                let args: Vec<&str> = words.filter(|w| !w.starts_with("--")).collect();
+                assert!(
+                    !line.contains("--from="),
+                    "the build stage copies from the context only: {line}"
+                );
+                let (dest, sources) = args.split_last().expect("COPY sources dest");
+                let dest = if dest.starts_with('/') {
+                    dest.strip_prefix(workdir.as_str())
+                        .unwrap_or_else(|| panic!("{line}: outside WORKDIR {workdir}"))
+                        .trim_start_matches('/')
+                        .to_string()
+                } else {
+                    dest.trim_start_matches("./").to_string()
+                };
+                copies.push(Copy {
+                    sources: sources.iter().map(|s| s.to_string()).collect(),
+                    dest,
+                });
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(stages, 2, "multi-stage");
+    copies
+}
+
+/// `.dockerignore` as Docker reads it (moby/patternmatcher): patterns with `*`, `?` and `**`,
+/// `!` for an exception, the last matching pattern decides, and a pattern excludes a path when
+/// it matches the path or one of its parent folders.
+struct Ignore(Vec<(bool, Vec<String>)>);
+
+impl Ignore {
+    fn load() -> Ignore {
+        let text = std::fs::read_to_string(repo().join(".dockerignore")).expect(".dockerignore");
+        Ignore(
+            text.lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                .map(|l| {
+                    let (keep, pattern) = match l.strip_prefix('!') {
+                        Some(p) => (true, p),
+                        None => (false, l),
+                    };
+                    let parts = pattern
+                        .trim_matches('/')
+                        .split('/')
+                        .filter(|p| !p.is_empty() && *p != ".")
+                        .map(String::from)
+                        .collect();
+                    (keep, parts)
+                })
+                .collect(),
+        )
+    }
+
+    /// Whether `path` (relative to the context, `/`-separated) stays out of the context.
+    fn excludes(&self, path: &str) -> bool {
+        let parts: Vec<&str> = path.split('/').collect();
+        let mut excluded = false;
+        for (keep, pattern) in &self.0 {
+            let hit = (1..=parts.len()).any(|n| glob_parts(pattern, &parts[..n]));
+            if hit {
+                excluded = !keep;
+            }
+        }
+        excluded
+    }
+}
+
+fn glob_parts(pattern: &[String], path: &[&str]) -> bool {
+    match pattern.split_first() {
+        None => path.is_empty(),
+        Some((first, rest)) if first == "**" => {
+            (0..=path.len()).any(|skip| glob_parts(rest, &path[skip..]))
+        }
+        Some((first, rest)) => match path.split_first() {
+            Some((name, tail)) => glob(first.as_bytes(), name.as_bytes()) && glob_parts(rest, tail),
+            None => false,
+        },
+    }
+}
+
+/// `*` and `?` within one path element.
+fn glob(pattern: &[u8], name: &[u8]) -> bool {
+    match pattern.split_first() {
+        None => name.is_empty(),
+        Some((b'*', rest)) => (0..=name.len()).any(|skip| glob(rest, &name[skip..])),
+        Some((b'?', rest)) => !name.is_empty() && glob(rest, &name[1..]),
+        Some((c, rest)) => name.first() == Some(c) && glob(rest, &name[1..]),
+    }
+}
+
+#[test]
+fn dockerignore_keeps_the_build_output_history_and_secrets_out() {
+    let ignore = Ignore::load();
+    for path in [
+        "target/debug/riverwatch",
+        ".git/HEAD",
+        "deploy/.env",
+        "deploy/mosquitto/passwd",
+        "tests/cli.rs",
+        "riverwatch-demo/outbox/x.eml",
+        "src/main.rs.bk",
+        "README.md",
+    ] {
+        assert!(ignore.excludes(path), "{path} is sent to the build");
+    }
+    for path in [
+        "Cargo.toml",
+        "Cargo.lock",
+        "src/main.rs",
+        "src/console/index.html",
+        "config/demo.toml",
+    ] {
+        assert!(!ignore.excludes(path), "{path} is left out of the build");
+    }
+}
+
+/// Copies `from` (a file or a folder, relative to the repository) to `to`, leaving out what
+/// `.dockerignore` excludes; returns how many files were copied.
+fn copy_context(ignore: &Ignore, rel: &str, to: &Path) -> usize {
+    let from = repo().join(rel);
+    if ignore.excludes(rel) && from.is_file() {
+        return 0;
+    }
+    if from.is_file() {
+        std::fs::create_dir_all(to.parent().expect("parent")).expect("mkdir");
+        std::fs::copy(&from, to).unwrap_or_else(|e| panic!("{rel}: {e}"));
+        return 1;
+    }
+    let mut count = 0;
+    for entry in std::fs::read_dir(&from).unwrap_or_else(|e| panic!("{rel}: {e}")) {
+        let entry = entry.expect("entry");
+        let name = entry.file_name().to_string_lossy().into_owned();
+        count += copy_context(ignore, &format!("{rel}/{name}"), &to.join(&name));
+    }
+    count
+}
+
+/// The repository's own target folder (this test binary lives in `<target>/debug/deps/`).
+fn target_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    exe.ancestors()
+        .nth(3)
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| repo().join("target"))
+}
+
+/// The crate builds from exactly what the Containerfile's build stage copies, as filtered by
+/// `.dockerignore`: every compile-time include (`include_str!` of the console and the demo
+/// config) and every file the manifest names must be inside. `cargo check --locked --offline`
+/// stands in for the image's `cargo build --release --locked`, in a target folder of its own
+/// under the repository's (cached across runs). Where a container engine runs and the base
+/// images can be pulled, the image is built for real as well.
+#[test]
+fn the_container_builds_from_what_the_containerfile_copies() {
+    let ignore = Ignore::load();
+    let base = target_dir().join("container-context");
+    let context = base.join("src-root");
+    let _ = std::fs::remove_dir_all(&context);
+    std::fs::create_dir_all(&context).expect("context folder");
+    for copy in build_stage_copies() {
+        let into_folder =
+            copy.dest.is_empty() || copy.dest.ends_with('/') || copy.sources.len() > 1;
+        for source in &copy.sources {
+            let dest = if into_folder {
+                let name = Path::new(source).file_name().expect("a name");
+                context.join(&copy.dest).join(name)
+            } else {
+                context.join(&copy.dest)
+            };
+            let copied = copy_context(&ignore, source, &dest);
+            assert!(
+                copied > 0,
+                "COPY {source}: nothing in the context (.dockerignore?)"
+            );
+        }
+    }
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let out = std::process::Command::new(cargo)
+        .args(["check", "--locked", "--offline", "--quiet"])
+        .current_dir(&context)
+        .env("CARGO_TARGET_DIR", base.join("target"))
+        .output()
+        .expect("cargo runs");
+    assert!(
+        out.status.success(),
+        "the crate does not build from the container's context ({}):\n{}",
+        context.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The context test above is what runs here; a real build needs an engine and the images.
+    let Some(engine) = container_engine() else {
+        return;
+    };
+    for image in base_images() {
+        let pulled = std::process::Command::new(&engine)
+            .args(["pull", "-q", &image])
+            .output();
+        match pulled {
+            Ok(o) if o.status.success() => {}
+            Ok(o) => {
+                eprintln!(
+                    "{engine} cannot pull {image} ({}); the context check stands",
+                    String::from_utf8_lossy(&o.stderr).trim()
+                );
+                return;
+            }
+            Err(e) => {
+                eprintln!("{engine} pull {image}: {e}; the context check stands");
+                return;
+            }
+        }
+    }
+    let tag = format!("localhost/riverwatch-test:{}", std::process::id());
+    let built = std::process::Command::new(&engine)
+        .args(["build", "-f", "deploy/Containerfile", "-t", &tag, "."])
+        .current_dir(repo())
+        .output()
+        .expect("engine runs");
+    assert!(
+        built.status.success(),
+        "{engine} build failed:\n{}",
+        String::from_utf8_lossy(&built.stderr)
+    );
+    let _ = std::process::Command::new(&engine)
+        .args(["rmi", &tag])
+        .output();
+}
+
+/// The images the Containerfile builds FROM.
+fn base_images() -> Vec<String> {
+    containerfile_lines()
+        .iter()
+        .filter_map(|l| l.strip_prefix("FROM "))
+        .filter_map(|l| l.split_whitespace().next().map(String::from))
+        .collect()
+}
+
+/// podman (or docker) when it can run containers here; otherwise says why and returns `None`.
+fn container_engine() -> Option<String> {
+    for engine in ["podman", "docker"] {
+        match std::process::Command::new(engine).arg("info").output() {
+            Ok(o) if o.status.success() => return Some(engine.to_string()),
+            Ok(o) => eprintln!(
+                "{engine} cannot run here: {}",
+                String::from_utf8_lossy(&o.stderr)
+                    .lines()
+                    .last()
+                    .unwrap_or("")
+                    .trim()
+            ),
+            Err(e) => eprintln!("{engine}: {e}"),
+        }
+    }
+    eprintln!("no container engine runs here; the build-context check stands for the image build");
+    None
+}
+
+#[test]
+fn the_containerfile_is_pinned_unprivileged_and_healthchecked() {
+    for image in base_images() {
+        assert!(pinned(&image), "FROM {image} is not pinned to a version");
+    }
+    let lines = containerfile_lines();
+    let runtime: Vec<&String> = lines
+        .iter()
+        .skip_while(|l| !l.starts_with("FROM ") || l.contains(" AS build"))
+        .collect();
+    let health = runtime
+        .iter()
+        .find(|l| l.starts_with("HEALTHCHECK"))
+        .expect("a HEALTHCHECK in the runtime stage");
+    assert!(
+        health.contains("/healthz") && health.contains("/dev/tcp/"),
+        "{health}"
+    );
+    // Every apt package pinned to a version, where apt runs at all.
+    for line in &lines {
+        if let Some(install) = line.split("apt-get install").nth(1) {
+            let packages = install
+                .split("&&")
+                .next()
+                .unwrap_or("")
+                .split_whitespace()
+                .filter(|w| !w.starts_with('-'));
+            for p in packages {
+                assert!(p.contains('='), "apt package {p} not pinned: {line}");
+            }
+        }
+    }
+    let user = runtime
+        .iter()
+        .rev()
+        .find_map(|l| l.strip_prefix("USER "))
+        .expect("USER in the runtime stage");
+    let (uid, gid) = user.split_once(':').expect("uid:gid");
+    let uid: u32 = uid.parse().expect("numeric uid");
+    let gid: u32 = gid.parse().expect("numeric gid");
+    assert!(
+        uid >= 1000 && gid >= 1000,
+        "non-root, outside system ids: {user}"
+    );
+}
+
+/// The HEALTHCHECK's shell command, run by the local bash against a real HTTP endpoint: 0 for
+/// 200, non-zero when nothing listens.
+#[test]
+fn the_healthcheck_command_works_without_curl() {
+    let line = containerfile_lines()
+        .into_iter()
+        .find(|l| l.starts_with("HEALTHCHECK"))
+        .expect("HEALTHCHECK");
+    let json = &line[line.find('[').expect("exec form")..];
+    let argv: Vec<String> = serde_json::from_str(json).expect("a JSON array");
+    assert_eq!(argv[0], "bash");
+    let run = |addr: &str| {
+        std::process::Command::new(&argv[0])
+            .args(&argv[1..])
+            .env("RIVERWATCH_HEALTH_ADDR", addr)
+            .status()
+            .expect("bash runs")
+    };
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr").to_string();
+    let server = std::thread::spawn(move || {
+        use std::io::{BufRead, Write};
+        let (stream, _) = listener.accept().expect("accept");
+        let mut reader = std::io::BufReader::new(stream.try_clone().expect("clone"));
+        let mut request = String::new();
+        reader.read_line(&mut request).expect("request line");
+        let mut stream = stream;
+        stream
+            .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 3\r\n\r\nok\n")
+            .expect("answer");
+        request
+    });
+    assert!(run(&addr).success(), "healthy endpoint judged unhealthy");
+    assert_eq!(server.join().expect("server"), "GET /healthz HTTP/1.0\r\n");
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let closed_addr = closed.local_addr().expect("addr").to_string();
+    drop(closed);
+    assert!(
+        !run(&closed_addr).success(),
+        "nothing listening, judged healthy"
+    );
+}
+
+// ---- systemd ---------------------------------------------------------------------------------
+
+const UNITS: [&str; 2] = ["riverwatch.service", "riverwatch@.service"];
+
+/// `systemd-analyze security --offline=yes` rates both units at most 1.5 (0 is the best, 10
+/// the worst); where the tool is missing the test says so and checks the directives instead.
+#[test]
+fn systemd_units_are_hardened_notify_services() {
+    for unit in UNITS {
+        let text = std::fs::read_to_string(deploy(unit)).expect("unit");
+        for directive in [
+            "Type=notify",
+            "NotifyAccess=main",
+            "WatchdogSec=",
+            "RestartPreventExitStatus=64 78",
+            "Restart=on-failure",
+            "DynamicUser=yes",
+            "StateDirectory=riverwatch",
+            "ProtectSystem=strict",
+            "NoNewPrivileges=yes",
+            "CapabilityBoundingSet=",
+            "SystemCallFilter=",
+            "LoadCredential=",
+            "ExecStart=/usr/local/bin/riverwatch run --config /etc/riverwatch/riverwatch",
+        ] {
+            assert!(
+                text.lines().any(|l| l.starts_with(directive)),
+                "{unit}: {directive}"
+            );
+        }
+        // A failing ExecStartPre= is not the main process: its exit 64 would restart forever.
+        assert!(
+            !text.lines().any(|l| l.starts_with("ExecStartPre=")),
+            "{unit}: run validates the config itself"
+        );
+        let out = std::process::Command::new("systemd-analyze")
+            .args(["security", "--offline=yes", "--no-pager"])
+            .arg(deploy(unit))
+            .output();
+        let out = match out {
+            Ok(o) => o,
+            Err(e) => {
+                eprintln!("systemd-analyze cannot run ({e}): the directives above were checked");
+                continue;
+            }
+        };
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let score: f64 = stdout
+            .lines()
+            .find_map(|l| l.split("Overall exposure level for ").nth(1))
+            .and_then(|l| l.split(": ").nth(1))
+            .and_then(|l| l.split_whitespace().next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| {
+                panic!(
+                    "{unit}: no exposure score:\n{stdout}\n{}",
+                    String::from_utf8_lossy(&out.stderr)
+                )
+            });
+        eprintln!("{unit}: exposure {score}");
+        assert!(score <= 1.5, "{unit}: exposure {score} > 1.5\n{stdout}");
+    }
+}
+
+/// `systemd-analyze verify` finds nothing to say about either unit (unknown keys, bad values),
+/// with ExecStart pointing at the built binary (verify checks that it is executable) and the
+/// template instantiated as `riverwatch@0`.
+#[test]
+fn systemd_units_verify_cleanly() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for (unit, name) in [
+        ("riverwatch.service", "riverwatch.service"),
+        ("riverwatch@.service", "riverwatch@0.service"),
+    ] {
+        let text = std::fs::read_to_string(deploy(unit))
+            .expect("unit")
+            .replace(
+                "/usr/local/bin/riverwatch",
+                env!("CARGO_BIN_EXE_riverwatch"),
+            );
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).expect("unit copy");
+        let out = match std::process::Command::new("systemd-analyze")
+            .args(["verify", "--no-pager"])
+            .arg(&path)
+            .output()
+        {
+            Ok(o) => o,
+            Err(e) => {
+                eprintln!("systemd-analyze cannot run ({e}); nothing verified");
+                return;
+            }
+        };
+        let said = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.success() && !said.contains(name),
+            "{unit}: systemd-analyze verify says:\n{said}"
+        );
+    }
+}
+
+/// The daemon under a notify socket the test owns: `READY=1` once it runs (HTTP listening,
+/// subscribed), then `WATCHDOG=1` every half of `$WATCHDOG_USEC`, and `STOPPING=1` on SIGTERM.
+/// With `[spool] dir` left out and `$STATE_DIRECTORY` set, its state goes under that folder.
+#[test]
+fn the_daemon_notifies_systemd_and_keeps_state_in_the_state_directory() {
+    use std::os::unix::net::UnixDatagram;
+    use std::time::{Duration, Instant};
+    let Some((servers, _serial, dir)) = real_test("systemd notify") else {
+        return;
+    };
+    let db = common::fresh_database(&servers, "rw_notify");
+    let config = common::two_station_config(
+        &servers,
+        "notify",
+        dir.path(),
+        &common::v1_store(&servers, &db),
+    );
+    let text = std::fs::read_to_string(&config).expect("config");
+    let spool_line = format!("[spool]\ndir = \"{}/spool\"\n", dir.path().display());
+    assert!(text.contains(&spool_line), "the test config sets its spool");
+    std::fs::write(&config, text.replace(&spool_line, "")).expect("config without [spool]");
+    let state = dir.path().join("state");
+    std::fs::create_dir(&state).expect("state folder");
+
+    let socket_path = dir.path().join("notify.sock");
+    let socket = UnixDatagram::bind(&socket_path).expect("notify socket");
+    let daemon = common::Daemon::start_with_env(
+        &config,
+        &dir.path().join("daemon.log"),
+        &[
+            ("NOTIFY_SOCKET", socket_path.to_str().expect("UTF-8 path")),
+            ("WATCHDOG_USEC", "400000"),
+            ("STATE_DIRECTORY", state.to_str().expect("UTF-8 path")),
+        ],
+    );
+    let mut received: Vec<String> = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut buf = [0u8; 4096];
+    let watchdogs = |r: &[String]| {
+        r.iter()
+            .filter(|m| m.lines().any(|l| l == "WATCHDOG=1"))
+            .count()
+    };
+    while watchdogs(&received) < 2 {
+        let left = deadline.saturating_duration_since(Instant::now());
+        assert!(
+            !left.is_zero(),
+            "no READY=1 and two WATCHDOG=1 within 20 s; got {received:?}\n{}",
+            daemon.log_text()
+        );
+        socket.set_read_timeout(Some(left)).expect("timeout");
+        if let Ok(n) = socket.recv(&mut buf) {
+            received.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+        }
+    }
+    let ready = received
+        .iter()
+        .position(|m| m.lines().any(|l| l == "READY=1"))
+        .unwrap_or_else(|| panic!("no READY=1: {received:?}"));
+    let first_ping = received
+        .iter()
+        .position(|m| m.lines().any(|l| l == "WATCHDOG=1"))
+        .expect("a ping");
+    assert!(ready < first_ping, "READY=1 before the pings: {received:?}");
+    assert!(
+        received[ready].contains("STATUS=running: subscribed"),
+        "ready once subscribed: {received:?}"
+    );
+    // The state went to $STATE_DIRECTORY/spool.
+    for part in ["wal", "outbox"] {
+        assert!(
+            state.join("spool").join(part).exists(),
+            "{part} under $STATE_DIRECTORY/spool"
+        );
+    }
+    let log = daemon.log.clone();
+    let (status, _) = daemon.terminate();
+    assert!(
+        status.success(),
+        "{}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+    socket
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    let mut stopping = false;
+    while let Ok(n) = socket.recv(&mut buf) {
+        if String::from_utf8_lossy(&buf[..n])
+            .lines()
+            .any(|l| l == "STOPPING=1")
+        {
+            stopping = true;
+            break;
+        }
+    }
+    assert!(stopping, "STOPPING=1 on SIGTERM");
 }

@@ -743,7 +743,10 @@ pub fn broker_address(url: &str) -> Result<(String, u16), Problems> {
 }
 
 fn spool(raw: RawSpool, base: &Path, p: &mut Problems) -> SpoolConfig {
-    let dir = base.join(raw.dir.as_deref().unwrap_or("/var/lib/riverwatch/spool"));
+    let dir = match raw.dir.as_deref() {
+        Some(dir) => base.join(dir),
+        None => default_spool_dir(std::env::var_os("STATE_DIRECTORY").as_deref()),
+    };
     let dead_letter_max_size = size(
         raw.dead_letter_max_size.as_deref(),
         "64MiB",
@@ -764,6 +767,21 @@ fn spool(raw: RawSpool, base: &Path, p: &mut Problems) -> SpoolConfig {
         dir,
         max_size: size(raw.max_size.as_deref(), "2GiB", "spool.max_size", p),
         dead_letter_max_size,
+    }
+}
+
+/// `[spool] dir` when the file leaves it out: `spool` under systemd's state directory when
+/// the unit sets `StateDirectory=` (systemd passes `$STATE_DIRECTORY`, a colon-separated list
+/// when several are set; the first is ours, see systemd.exec(5) "Environment variables in
+/// spawned processes"), else `/var/lib/riverwatch/spool` (SPEC §10).
+fn default_spool_dir(state_directory: Option<&std::ffi::OsStr>) -> PathBuf {
+    let first = state_directory
+        .and_then(|dirs| dirs.to_str())
+        .and_then(|dirs| dirs.split(':').next())
+        .filter(|dir| dir.starts_with('/'));
+    match first {
+        Some(dir) => Path::new(dir).join("spool"),
+        None => PathBuf::from("/var/lib/riverwatch/spool"),
     }
 }
 

@@ -747,3 +747,24 @@ fn report_min_coverage() {
         assert_eq!(keys(&err), [key], "{line}: {err}");
     }
 }
+
+/// `[spool] dir` left out: systemd's first state directory when the unit sets one, else the
+/// SPEC's path.
+#[test]
+fn the_default_spool_dir_follows_the_state_directory() {
+    let cases: [(Option<&str>, &str); 5] = [
+        (None, "/var/lib/riverwatch/spool"),
+        (Some("/var/lib/riverwatch"), "/var/lib/riverwatch/spool"),
+        (Some("/var/lib/riverwatch/0"), "/var/lib/riverwatch/0/spool"),
+        (Some("/var/lib/a:/var/lib/b"), "/var/lib/a/spool"),
+        // Not an absolute path: not systemd's; the SPEC's default stands.
+        (Some(""), "/var/lib/riverwatch/spool"),
+    ];
+    for (state, expected) in cases {
+        let got = default_spool_dir(state.map(std::ffi::OsStr::new));
+        assert_eq!(got, Path::new(expected), "STATE_DIRECTORY={state:?}");
+    }
+    // A dir given in the file wins, relative to the file's folder.
+    let cfg = parse_str(&format!("[spool]\ndir = \"state\"\n\n{MINIMAL}")).expect("valid");
+    assert_eq!(cfg.spool.dir, Path::new("/etc/riverwatch/state"));
+}
