@@ -497,6 +497,15 @@ pub fn start(cfg: &Config, inputs: Inputs, outputs: Outputs) -> Result<Running, 
         Arc::clone(&metrics),
     ));
     let drainer = tokio::spawn(Arc::clone(&custody).drain());
+    // The station register (`wq_station`), once per start: the dashboards read their list of
+    // boundary sections from the data rather than from a list kept by hand.
+    let mut register = String::new();
+    let started_ms = chrono::Utc::now().timestamp_millis();
+    for station in &net.stations {
+        crate::store::points::station(station, started_ms, &mut register);
+    }
+    let registrar = Arc::clone(&custody);
+    tokio::spawn(async move { registrar.record(register).await });
     let batcher = Batcher {
         store: Arc::clone(&custody),
         net: Arc::clone(&net),

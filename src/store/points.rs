@@ -18,6 +18,7 @@ use chrono::{DateTime, Utc};
 pub const READINGS: &str = "water_quality";
 pub const ALERTS: &str = "wq_alert";
 pub const INCIDENTS: &str = "wq_incident";
+pub const STATIONS: &str = "wq_station";
 
 /// In key order, as `encode` writes them, so a reading's point needs no sorted copy.
 fn tags(station: &Station) -> Vec<(&str, &str)> {
@@ -147,6 +148,8 @@ pub fn acknowledgement(
     let mut fields = vec![
         ("state", Field::Str("acknowledged")),
         ("alert_id", Field::Str(alert_id)),
+        ("transition", Field::Str("acknowledged")),
+        ("severity", Field::Str(level)),
     ];
     fields.extend(ack.fields());
     encode(
@@ -174,6 +177,7 @@ pub fn incident_acknowledgement(
     let mut fields = vec![
         ("state", Field::Str("acknowledged")),
         ("stations", Field::Str(stations)),
+        ("severity", Field::Str(level)),
     ];
     fields.extend(ack.fields());
     encode(
@@ -230,6 +234,11 @@ pub fn alert(net: &Network, t: &Transition, out: &mut String) {
         ("value", Field::Float(t.evidence.value)),
         ("alert_id", Field::Str(&t.alert_id)),
         ("message", Field::Str(&subject)),
+        // The kind of transition (`fired`, `escalated`, `reminder`, `resolved`), so counts of
+        // new alerts leave escalations and reminders out; and the level again as a field, so
+        // a query grouped across the `level` tag (one alert, its level risen) can read it.
+        ("transition", Field::Str(t.kind.key())),
+        ("severity", Field::Str(t.level.key())),
     ];
     if let Some(limit) = limit {
         fields.insert(2, ("limit", Field::Float(limit)));
@@ -280,8 +289,38 @@ pub fn incident(net: &Network, e: &IncidentEvent, out: &mut String) {
                 ("stations", Field::Str(&stations)),
                 ("param", Field::Str(i.param.key())),
                 ("message", Field::Str(&subject)),
+                // The level as a field, readable across the `level` tag as the incident
+                // escalates.
+                ("severity", Field::Str(i.level.key())),
             ],
             ts_ms: e.ts.timestamp_millis() + offset,
+        },
+        out,
+    );
+}
+
+/// Appends the `wq_station` point of one configured station: tags `station`, `river`, `city`
+/// and `boundary` (`true`/`false`); fields `name` and `target_class` (GB 3838 class 1–5),
+/// stamped `at_ms` (the daemon's start). The register the dashboards read their list of
+/// boundary sections from; written at each start, so a config change shows from then on.
+pub fn station(station: &Station, at_ms: i64, out: &mut String) {
+    let mut tags = tags(station);
+    tags.insert(
+        0,
+        ("boundary", if station.boundary { "true" } else { "false" }),
+    );
+    encode(
+        &Point {
+            measurement: STATIONS,
+            tags,
+            fields: vec![
+                ("name", Field::Str(&station.name)),
+                (
+                    "target_class",
+                    Field::Int(i64::from(station.target.number())),
+                ),
+            ],
+            ts_ms: at_ms,
         },
         out,
     );
@@ -352,6 +391,21 @@ mod tests {
             out,
             "water_quality,city=qingyuan,river=bei,station=shijiao nh3n_qc=4i 1795658400000\n"
         );
+    }
+
+    #[test]
+    fn station_register_point_golden() {
+        let net = network();
+        let shijiao = net.station("shijiao").expect("shijiao");
+        let mut out = String::new();
+        station(shijiao, 1_795_658_400_000, &mut out);
+        assert!(
+            out.starts_with(
+                "wq_station,boundary=true,city=qingyuan,river=bei,station=shijiao name=\""
+            ),
+            "{out}"
+        );
+        assert!(out.ends_with(",target_class=2i 1795658400000\n"), "{out}");
     }
 
     #[test]
