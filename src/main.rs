@@ -161,19 +161,28 @@ fn main() -> ExitCode {
     }
 }
 
+/// Writes `text` to standard output. A reader that stops early (`check-config | head -1`)
+/// closes the pipe: that is no failure of the command, so the write error is ignored rather
+/// than turned into a panic, as `println!` would.
+fn say(text: &str) {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
+}
+
 fn check_config(path: &std::path::Path) -> ExitCode {
     match config::load(path) {
         Ok(cfg) => {
             let n = &cfg.network;
-            println!(
-                "{}: valid ({} stations, {} rivers, {} bureaus)",
+            say(&format!(
+                "{}: valid ({} stations, {} rivers, {} bureaus)\n",
                 path.display(),
                 n.stations.len(),
                 n.rivers.len(),
                 n.bureaus.len()
-            );
+            ));
             for note in config::secret_notes(&cfg) {
-                println!("  note: {note}");
+                say(&format!("  note: {note}\n"));
             }
             ExitCode::SUCCESS
         }
@@ -281,14 +290,14 @@ fn simulate(path: &std::path::Path, options: &riverwatch::commands::simulate::Op
     };
     match runtime.block_on(riverwatch::commands::simulate::run(&cfg, options)) {
         Ok((count, seconds)) => {
-            println!(
-                "{}",
+            say(&format!(
+                "{}\n",
                 serde_json::json!({
                     "published": count,
                     "seconds": (seconds * 1000.0).round() / 1000.0,
                     "rate": (count as f64 / seconds.max(1e-9)).round(),
                 })
-            );
+            ));
             ExitCode::SUCCESS
         }
         Err(e) => {
@@ -305,7 +314,7 @@ fn report(options: &riverwatch::commands::report::Options) -> ExitCode {
     };
     match runtime.block_on(riverwatch::commands::report::run(&cfg, options)) {
         Ok(text) => {
-            print!("{text}");
+            say(&text);
             ExitCode::SUCCESS
         }
         // A bad option or a config without what the report needs (a secret it cannot read,

@@ -1116,3 +1116,24 @@ fn one_wrong_field_is_named_in_operator_words_without_follow_on_errors() {
     assert!(!stderr.contains("is not a configured station"), "{stderr}");
     assert!(!stderr.contains("i64"), "{stderr}");
 }
+
+/// A reader that stops early closes the pipe: `check-config | head -c 0` exits 0 without a
+/// panic. Repeated, since the reader may or may not be gone before the first write.
+#[test]
+fn a_closed_pipe_on_stdout_is_no_panic() {
+    let bin = env!("CARGO_BIN_EXE_riverwatch");
+    for _ in 0..5 {
+        let out = std::process::Command::new("bash")
+            .args([
+                "-c",
+                &format!(
+                    "set -o pipefail; {bin} check-config --config tests/fixtures/config/spec_example.toml | head -c 0"
+                ),
+            ])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{stderr}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+}
