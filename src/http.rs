@@ -10,6 +10,8 @@
 //! build holds no second HTTP server stack. Listens on `[http] listen` (port 0 picks a free
 //! port; the bound address is logged).
 
+mod gauges;
+
 use crate::api::{AckRequest, Actor, Live, SilenceRequest};
 use crate::app::Running;
 use crate::domain::network::Network;
@@ -423,7 +425,7 @@ async fn metrics(State(s): State<Shared>) -> impl IntoResponse {
     }
     let connected = u64::from(s.session.is_connected());
     let mut text = render(&s.metrics, &s.channels, connected);
-    crate::telemetry::state::prometheus(
+    gauges::prometheus(
         &s.live.stations(),
         &s.live.alerts(),
         &s.live.incidents(),

@@ -12,7 +12,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use tracing_subscriber::EnvFilter;
 
 pub mod process;
-pub mod state;
 
 /// `riverwatch_build_info`: 1, labelled with the version, so a dashboard shows which build
 /// runs and an upgrade is visible as a change of label.

@@ -153,8 +153,7 @@ async fn create_database(url: &str, database: &str) -> Result<(), DemoError> {
         database: database.to_string(),
         why,
     };
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
+    let client = crate::outbound::client_builder(Duration::from_secs(10))
         .build()
         .map_err(|e| fail(e.to_string()))?;
     // An identifier in double quotes, its own quotes and backslashes escaped (InfluxQL).

@@ -1,5 +1,6 @@
 //! The gauges of the pipeline's state on `/metrics`, computed at each scrape from the API's
-//! view (`api::Live`): how long ago each station last reported and last gave a valid value per
+//! view (`api::Live`) — here, beside the handler, since `telemetry` sits below `api` in the
+//! module graph: how long ago each station last reported and last gave a valid value per
 //! parameter, and how many alerts fire and incidents are open, by level. Fed by the `/metrics`
 //! handler with the views and the scrape time; feeds its text exposition.
 //!
