@@ -12,7 +12,7 @@ use std::time::Duration;
 
 /// Water-quality early warning for the rivers Guangzhou and Qingyuan share.
 #[derive(Parser)]
-#[command(name = "riverwatch", version)]
+#[command(name = "riverwatch", version, propagate_version = true)]
 struct Cli {
     /// Log lines on stderr: "text" (one line per event) or "json" (one object per line with
     /// timestamp, level, target, message and the event's fields).
@@ -161,20 +161,11 @@ fn main() -> ExitCode {
     }
 }
 
-/// Writes `text` to standard output. A reader that stops early (`check-config | head -1`)
-/// closes the pipe: that is no failure of the command, so the write error is ignored rather
-/// than turned into a panic, as `println!` would.
-fn say(text: &str) {
-    use std::io::Write as _;
-    let mut out = std::io::stdout().lock();
-    let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
-}
-
 fn check_config(path: &std::path::Path) -> ExitCode {
     match config::load(path) {
         Ok(cfg) => {
             let n = &cfg.network;
-            say(&format!(
+            riverwatch::commands::say(&format!(
                 "{}: valid ({} stations, {} rivers, {} bureaus)\n",
                 path.display(),
                 n.stations.len(),
@@ -182,7 +173,7 @@ fn check_config(path: &std::path::Path) -> ExitCode {
                 n.bureaus.len()
             ));
             for note in config::secret_notes(&cfg) {
-                say(&format!("  note: {note}\n"));
+                riverwatch::commands::say(&format!("  note: {note}\n"));
             }
             ExitCode::SUCCESS
         }
@@ -290,7 +281,7 @@ fn simulate(path: &std::path::Path, options: &riverwatch::commands::simulate::Op
     };
     match runtime.block_on(riverwatch::commands::simulate::run(&cfg, options)) {
         Ok((count, seconds)) => {
-            say(&format!(
+            riverwatch::commands::say(&format!(
                 "{}\n",
                 serde_json::json!({
                     "published": count,
@@ -299,6 +290,10 @@ fn simulate(path: &std::path::Path, options: &riverwatch::commands::simulate::Op
                 })
             ));
             ExitCode::SUCCESS
+        }
+        Err(e) if e.is_usage() => {
+            eprintln!("simulate: {e}");
+            ExitCode::from(EXIT_CONFIG)
         }
         Err(e) => {
             eprintln!("simulate: {e}");
@@ -314,7 +309,7 @@ fn report(options: &riverwatch::commands::report::Options) -> ExitCode {
     };
     match runtime.block_on(riverwatch::commands::report::run(&cfg, options)) {
         Ok(text) => {
-            say(&text);
+            riverwatch::commands::say(&text);
             ExitCode::SUCCESS
         }
         // A bad option or a config without what the report needs (a secret it cannot read,

@@ -1137,3 +1137,84 @@ fn a_closed_pipe_on_stdout_is_no_panic() {
         assert!(!stderr.contains("panicked"), "{stderr}");
     }
 }
+
+/// `--version` answers after any command too, and bad values of simulate's and report's
+/// options are usage errors (64) in plain words, before anything is contacted.
+#[test]
+fn versions_everywhere_and_bad_option_values_exit_64() {
+    for cmd in [
+        &["run"][..],
+        &["check-config"],
+        &["hj212", "decode"],
+        &["report"],
+    ] {
+        let out = riverwatch().args(cmd).arg("--version").output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{cmd:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains(env!("CARGO_PKG_VERSION")),
+            "{cmd:?}"
+        );
+    }
+    let config = "config/riverwatch.toml";
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &[
+                "simulate",
+                "--config",
+                config,
+                "--broker",
+                "mqtt://127.0.0.1:1",
+                "--rate=-1",
+            ],
+            "is not a rate",
+        ),
+        (
+            &[
+                "simulate",
+                "--config",
+                config,
+                "--broker",
+                "mqtt://127.0.0.1:1",
+                "--rate",
+                "NaN",
+            ],
+            "is not a rate",
+        ),
+        (
+            &["simulate", "--config", config, "--broker", "foo://x"],
+            "scheme must be one of",
+        ),
+        (
+            &[
+                "simulate",
+                "--config",
+                config,
+                "--broker",
+                "mqtt://127.0.0.1:1",
+                "--interval",
+                "0s",
+            ],
+            "is not a positive duration",
+        ),
+        (
+            &[
+                "report",
+                "--config",
+                config,
+                "--from",
+                "2026-01",
+                "--to",
+                "2026-02",
+                "--influx-url",
+                "notaurl",
+            ],
+            "must be an http:// or https:// URL",
+        ),
+    ];
+    for (args, says) in cases {
+        let out = riverwatch().args(*args).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(64), "{args:?}: {stderr}");
+        assert!(stderr.contains(says), "{args:?}: {stderr}");
+    }
+}

@@ -211,6 +211,9 @@ fn prepare(out: &Path) -> Result<(), DemoError> {
     for dir in ["spool/outbox", "spool/wal"] {
         let _ = std::fs::remove_dir_all(out.join(dir));
     }
+    // SPEC §11: the demo leaves `sms.jsonl`, empty when no SMS went out.
+    let sms = out.join("sms.jsonl");
+    std::fs::write(&sms, "").map_err(file_error("cannot create", &sms))?;
     Ok(())
 }
 
@@ -314,13 +317,13 @@ async fn run(
     let start = end
         - chrono::Duration::from_std(span).map_err(|_| DemoError::Span(opts.duration.clone()))?;
     let messages = script(cfg, start, end);
-    println!(
-        "riverwatch demo: {} stations, {} of simulated time at {speed:.0}× ({} messages) → {}",
+    super::say(&format!(
+        "riverwatch demo: {} stations, {} of simulated time at {speed:.0}× ({} messages) → {}\n",
         cfg.network.stations.len(),
         opts.duration,
         messages.len(),
         out.display()
-    );
+    ));
     // The live stations report for the first two fifths of the replay, then fall silent.
     let wall = Duration::from_secs_f64(span.as_secs_f64() / speed);
     let buoys: Vec<Station> = cfg
@@ -355,8 +358,11 @@ async fn run(
         })
         .await;
     }
+    // The outbox is counted here (a folder scan), not through its gauge, which only a
+    // `/metrics` scrape refreshes: the summary must not count before the last email is out.
+    let outbox = Arc::clone(&running.outbox);
     settled("sending the digests and notifications", 30, || {
-        Metrics::get(&metrics.digests_pending) == 0 && Metrics::get(&metrics.outbox_pending) == 0
+        Metrics::get(&metrics.digests_pending) == 0 && outbox.count_pending() == 0
     })
     .await;
     let published_alerts = running
@@ -817,7 +823,8 @@ fn sent_per_bureau(out: &Path) -> serde_json::Map<String, serde_json::Value> {
         .collect()
 }
 
-/// Prints the summary and writes `summary.json`; true when every message was taken in custody.
+/// Prints the summary and writes `summary.json`; true when every message was taken in custody
+/// and the scripted incident was told by email.
 fn summarise(
     out: &Path,
     m: &Metrics,
@@ -874,8 +881,8 @@ fn summarise(
     let text = serde_json::to_string_pretty(&summary).unwrap_or_default();
     let path = out.join("summary.json");
     std::fs::write(&path, format!("{text}\n")).map_err(file_error("cannot write", &path))?;
-    let line = |label: &str, value: String| println!("  {label:<28}{value}");
-    println!("\nriverwatch demo summary");
+    let line = |label: &str, value: String| super::say(&format!("  {label:<28}{value}\n"));
+    super::say("\nriverwatch demo summary\n");
     line("messages published", published.to_string());
     line(
         "readings received",
@@ -937,5 +944,17 @@ fn summarise(
         format!("{mqtt_alerts}  (riverwatch/alerts/<station>, broker PUBACK)"),
     );
     line("summary", out.join("summary.json").display().to_string());
-    Ok(Metrics::get(&m.messages_acked) >= published && emails > 0)
+    let all_stored = Metrics::get(&m.messages_acked) >= published;
+    if !all_stored {
+        eprintln!(
+            "demo: {} of {published} messages were taken into custody",
+            Metrics::get(&m.messages_acked)
+        );
+    }
+    if emails == 0 {
+        eprintln!(
+            "demo: no alert email was written; the scripted incident needs a longer span (e.g. --duration 1d)"
+        );
+    }
+    Ok(all_stored && emails > 0)
 }

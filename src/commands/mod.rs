@@ -11,3 +11,12 @@ pub mod demo;
 pub mod hj212;
 pub mod report;
 pub mod simulate;
+
+/// Writes `text` to standard output. A reader that stops early (`check-config | head -1`,
+/// `demo | head`) closes the pipe: that is no failure of the command, so the write error is
+/// ignored rather than turned into a panic, as `println!` would.
+pub fn say(text: &str) {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
+}

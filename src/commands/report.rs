@@ -92,6 +92,9 @@ pub enum ReportError {
     /// The range runs backwards.
     #[error("--from {from} is after --to {to}")]
     Backwards { from: String, to: String },
+    /// `--influx-url` is not an http:// or https:// URL.
+    #[error("--influx-url {0:?}: must be an http:// or https:// URL, like http://127.0.0.1:8086")]
+    InfluxUrl(String),
     /// The config has no `[influxdb]` section to read from.
     #[error("[influxdb] (or --influx-url) is required by `report` (where the data are read)")]
     NoInfluxdb,
@@ -118,6 +121,7 @@ impl ReportError {
             ReportError::Month(_)
             | ReportError::Backwards { .. }
             | ReportError::NoInfluxdb
+            | ReportError::InfluxUrl(_)
             | ReportError::NoBoundarySection => true,
             ReportError::Client(e) => {
                 matches!(e, BuildError::Password(_) | BuildError::Token(_))
@@ -130,6 +134,12 @@ impl ReportError {
 /// The `[influxdb]` section `report` reads from: the config's, its URL replaced by
 /// `--influx-url` when given; with only `--influx-url`, the v1 API and database "water".
 fn influx_source(cfg: &Config, influx_url: Option<&str>) -> Result<InfluxConfig, ReportError> {
+    if let Some(url) = influx_url {
+        let scheme = reqwest::Url::parse(url).map(|u| u.scheme().to_string());
+        if !matches!(scheme.as_deref(), Ok("http" | "https")) {
+            return Err(ReportError::InfluxUrl(url.to_string()));
+        }
+    }
     match (cfg.influxdb.clone(), influx_url) {
         (Some(mut influx), Some(url)) => {
             influx.url = url.trim_end_matches('/').to_string();

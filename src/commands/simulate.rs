@@ -66,7 +66,7 @@ pub struct Options {
     #[arg(long, default_value_t = 1000)]
     pub count: u64,
     /// Messages per second; 0 = as fast as the broker takes them.
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = 0.0, value_parser = rate)]
     pub rate: f64,
     /// Publish for only the first N stations of the config.
     #[arg(long)]
@@ -273,6 +273,32 @@ pub enum SimulateError {
         published: u64,
         source: Box<rumqttc::ConnectionError>,
     },
+}
+
+impl SimulateError {
+    /// Whether the operator's options are at fault (a bad `--broker`, `--interval`,
+    /// `--params`, or a selection with no station or logger to play), as opposed to the
+    /// broker or a logger connection: exit 64 rather than 1.
+    pub fn is_usage(&self) -> bool {
+        matches!(
+            self,
+            SimulateError::Broker(_)
+                | SimulateError::NoStations
+                | SimulateError::NoLoggers
+                | SimulateError::Interval(_)
+                | SimulateError::Param { .. }
+        )
+    }
+}
+
+/// Reads `--rate`: a finite number of messages per second, 0 or more.
+fn rate(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(r) if r.is_finite() && r >= 0.0 => Ok(r),
+        _ => Err(format!(
+            "{text:?} is not a rate: messages per second, 0 or more (0 = as fast as the broker takes them)"
+        )),
+    }
 }
 
 /// Publishes and waits for every PUBACK; returns (published, seconds).

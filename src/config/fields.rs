@@ -236,6 +236,10 @@ pub(super) fn operator_type(key: &str, expected: &str) -> String {
         (_, "email" | "sms" | "evaluate") => Some("a list of strings"),
         (_, "fail_span" | "suspect_span") => Some("a list of two numbers like [0.0, 14.0]"),
         (_, "precision" | "detection_limit") => Some("a table of parameter keys and numbers"),
+        (p, _) if p.starts_with("sms.headers.") => {
+            Some("a string, or a table like { value_env = \"NAME\" } or { value_file = \"PATH\" }")
+        }
+        ("sms.success.equals", _) => Some("a string or a number (the provider's success value)"),
         (p, _) if p.contains(".hj212_codes.") => {
             Some("a parameter key like \"se\" or a table like { param = \"se\", unit = \"ug/L\" }")
         }
@@ -260,7 +264,7 @@ pub(super) fn operator_type(key: &str, expected: &str) -> String {
             e => e.into(),
         },
         "struct" => "a table".into(),
-        _ if expected.is_empty() => "something else".into(),
+        _ if expected.is_empty() => "another kind of value (see the README for this key)".into(),
         _ => expected.into(),
     }
 }

@@ -807,7 +807,12 @@ fn ingest(raw: RawIngest, p: &mut Problems) -> IngestConfig {
         "ingest.max_payload",
         p,
     );
-    if max_payload == 0 || max_payload > 256 << 20 {
+    // A size that did not parse is reported once, by `size`, not again as out of range.
+    let parsed = raw
+        .max_payload
+        .as_deref()
+        .is_none_or(|t| crate::settings::units::parse_size(t).is_ok());
+    if parsed && (max_payload == 0 || max_payload > 256 << 20) {
         p.add("ingest.max_payload", "must be between 1 B and 256 MiB");
     }
     let max_age = duration(raw.max_age.as_deref(), "365d", "ingest.max_age", p);
@@ -1617,13 +1622,16 @@ fn check_downstream_cycles(stations: &[Station], raw: &[(String, RawStation)], p
                 break;
             };
             if next.id == start.id {
-                p.add(
-                    format!("{path}.downstream"),
-                    format!(
-                        "station {:?} is downstream of itself through a cycle",
-                        start.id
-                    ),
-                );
+                // A station that names itself is reported once, as its own downstream.
+                if at.id != start.id {
+                    p.add(
+                        format!("{path}.downstream"),
+                        format!(
+                            "station {:?} is downstream of itself through a cycle",
+                            start.id
+                        ),
+                    );
+                }
                 break;
             }
             at = next;

@@ -768,3 +768,27 @@ fn the_default_spool_dir_follows_the_state_directory() {
     let cfg = parse_str(&format!("[spool]\ndir = \"state\"\n\n{MINIMAL}")).expect("valid");
     assert_eq!(cfg.spool.dir, Path::new("/etc/riverwatch/state"));
 }
+
+/// A value reported wrong at its own key is not reported again by a later check of the same
+/// thing (its range, the table it sits in, a cycle through it).
+#[test]
+fn a_wrong_value_is_reported_once() {
+    let table: &[(&str, &str)] = &[
+        ("[ingest]\nmax_payload = \"lots\"\n", "ingest.max_payload"),
+        (
+            "[mqtt]\nshard = { index = 1, count = \"2\" }\n",
+            "mqtt.shard.count",
+        ),
+        (
+            "[sms]\nurl = \"http://127.0.0.1:9/send\"\nbody = '{\"to\": \"{phone}\", \"text\": \"{text}\"}'\nheaders = { Authorization = { value_env = \"\" } }\n",
+            "sms.headers.Authorization.value_env",
+        ),
+    ];
+    for (section, key) in table {
+        let err = parse_str(&format!("{section}\n{MINIMAL}")).unwrap_err();
+        assert_eq!(keys(&err), [*key], "{section}: {err}");
+    }
+    let own = format!("{MINIMAL}downstream = \"shijiao\"\ntravel_time = \"1h\"\n");
+    let err = parse_str(&own).unwrap_err();
+    assert_eq!(keys(&err), ["station[0].downstream"], "{err}");
+}

@@ -139,6 +139,8 @@ pub fn validate(raw: RawMqtt, base: &Path, p: &mut Problems) -> MqttConfig {
                 count: count as u32,
             })
         }
+        // A count or index of the wrong type is reported at its own key, once.
+        Some(_) if p.is_broken("mqtt.shard.count") || p.is_broken("mqtt.shard.index") => None,
         Some(RawShard { index, count }) => {
             p.add(
                 "mqtt.shard",

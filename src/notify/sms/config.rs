@@ -134,13 +134,19 @@ pub fn validate(raw: RawSms, base: &Path, p: &mut Problems) -> Option<SmsConfig>
             RawHeader::Secret {
                 value_env,
                 value_file,
-            } => match secret_source(value_env, value_file, &format!("{key}.value"), base, p) {
-                Some(s) => Some(HeaderSource::Secret(s)),
-                None => {
-                    p.add(&key, "needs value_env or value_file (or a plain string)");
-                    None
+            } => {
+                // One that names a source but a bad one is reported by `secret_source`.
+                let neither = value_env.is_none() && value_file.is_none();
+                match secret_source(value_env, value_file, &format!("{key}.value"), base, p) {
+                    Some(s) => Some(HeaderSource::Secret(s)),
+                    None => {
+                        if neither {
+                            p.add(&key, "needs value_env or value_file (or a plain string)");
+                        }
+                        None
+                    }
                 }
-            },
+            }
         };
         headers.extend(source.map(|s| (name, s)));
     }
