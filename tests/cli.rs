@@ -650,7 +650,7 @@ fn assess_judges_censored_results_as_half_the_detection_limit() {
 }
 
 /// `simulate --tcp` plays data loggers, so a config whose stations have no MN has none to
-/// play: said before anything connects, exit 1.
+/// play: said before anything connects, exit 64 (the options and config are at fault).
 #[test]
 fn simulate_over_tcp_needs_a_station_with_an_mn() {
     let out = riverwatch()
@@ -658,7 +658,7 @@ fn simulate_over_tcp_needs_a_station_with_an_mn() {
         .args(["--tcp", "127.0.0.1:9", "--count", "1"])
         .output()
         .expect("riverwatch runs");
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(64));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("not played over TCP: shijiao"), "{err}");
     assert!(
