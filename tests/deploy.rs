@@ -1,7 +1,7 @@
 //! deploy/ checked: the compose file (healthchecks, pinned images, mosquitto's TLS listener and
 //! private plain port, the secrets the config names), Grafana's provisioning and dashboards,
 //! the mosquitto ACL; the container build from a directory made of exactly what the
-//! Containerfile copies through `.dockerignore` (`cargo check --locked --offline`, and a real
+//! Containerfile copies through `deploy/Containerfile.dockerignore` (`cargo check --locked --offline`, and a real
 //! `podman build` where an engine runs); the systemd units through `systemd-analyze security`
 //! and `verify`, and the daemon's notifications on a `$NOTIFY_SOCKET` the test owns; and every
 //! dashboard query executed, with Grafana's macros substituted, against the real InfluxDB after
@@ -669,14 +669,15 @@ fn build_stage_copies() -> Vec<Copy> {
     copies
 }
 
-/// `.dockerignore` as Docker reads it (moby/patternmatcher): patterns with `*`, `?` and `**`,
+/// The Containerfile's ignore file (`deploy/Containerfile.dockerignore`) as Docker reads it (moby/patternmatcher): patterns with `*`, `?` and `**`,
 /// `!` for an exception, the last matching pattern decides, and a pattern excludes a path when
 /// it matches the path or one of its parent folders.
 struct Ignore(Vec<(bool, Vec<String>)>);
 
 impl Ignore {
     fn load() -> Ignore {
-        let text = std::fs::read_to_string(repo().join(".dockerignore")).expect(".dockerignore");
+        let text = std::fs::read_to_string(deploy("Containerfile.dockerignore"))
+            .expect("deploy/Containerfile.dockerignore");
         Ignore(
             text.lines()
                 .map(str::trim)
@@ -762,7 +763,7 @@ fn dockerignore_keeps_the_build_output_history_and_secrets_out() {
 }
 
 /// Copies `from` (a file or a folder, relative to the repository) to `to`, leaving out what
-/// `.dockerignore` excludes; returns how many files were copied.
+/// ignore file excludes; returns how many files were copied.
 fn copy_context(ignore: &Ignore, rel: &str, to: &Path) -> usize {
     let from = repo().join(rel);
     if ignore.excludes(rel) && from.is_file() {
@@ -792,7 +793,7 @@ fn target_dir() -> PathBuf {
 }
 
 /// The crate builds from exactly what the Containerfile's build stage copies, as filtered by
-/// `.dockerignore`: every compile-time include (`include_str!` of the console and the demo
+/// ignore file: every compile-time include (`include_str!` of the console and the demo
 /// config) and every file the manifest names must be inside. `cargo check --locked --offline`
 /// stands in for the image's `cargo build --release --locked`, in a target folder of its own
 /// under the repository's (cached across runs). Where a container engine runs and the base
@@ -817,7 +818,7 @@ fn the_container_builds_from_what_the_containerfile_copies() {
             let copied = copy_context(&ignore, source, &dest);
             assert!(
                 copied > 0,
-                "COPY {source}: nothing in the context (.dockerignore?)"
+                "COPY {source}: nothing in the context (deploy/Containerfile.dockerignore?)"
             );
         }
     }
@@ -858,8 +859,14 @@ fn the_container_builds_from_what_the_containerfile_copies() {
         }
     }
     let tag = format!("localhost/riverwatch-test:{}", std::process::id());
+    // BuildKit finds deploy/Containerfile.dockerignore beside the Containerfile; podman is told.
+    let mut args = vec!["build", "-f", "deploy/Containerfile", "-t", &tag];
+    if engine == "podman" {
+        args.extend(["--ignorefile", "deploy/Containerfile.dockerignore"]);
+    }
+    args.push(".");
     let built = std::process::Command::new(&engine)
-        .args(["build", "-f", "deploy/Containerfile", "-t", &tag, "."])
+        .args(&args)
         .current_dir(repo())
         .output()
         .expect("engine runs");
