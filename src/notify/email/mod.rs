@@ -12,6 +12,7 @@
 //! permanent; a refused connection, a TLS failure or a timeout is transient.
 
 pub mod config;
+mod relay;
 
 use super::outbox::Item;
 use super::{Channel, Draft, Names, SendError, Sending, SetupError};
@@ -22,8 +23,9 @@ use config::{SmtpConfig, SmtpSecurity};
 use lettre::message::header::{ContentTransferEncoding, ContentType};
 use lettre::message::{Body, Mailbox, SinglePart};
 use lettre::transport::smtp::authentication::Credentials;
-use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
-use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use lettre::transport::smtp::client::{Certificate, TlsParameters};
+use lettre::Message;
+use relay::{Relay, RelayError, Security};
 use std::path::PathBuf;
 
 /// The email channel's names: key `email`; its `/readyz` component is the relay, `smtp`.
@@ -48,10 +50,11 @@ pub fn from_config(smtp: Option<&SmtpConfig>) -> Result<std::sync::Arc<dyn Chann
 
 pub enum EmailSink {
     Smtp {
-        transport: AsyncSmtpTransport<Tokio1Executor>,
+        /// Boxed: its TLS settings are large beside the folder variant.
+        relay: Box<Relay>,
         from: Mailbox,
-        /// Bound on one whole send: lettre's own timeout covers connecting only, so a relay
-        /// that stops answering mid-dialogue would otherwise hold the notifier for minutes.
+        /// Bound on one whole send, connecting included, so a relay that stops answering
+        /// mid-dialogue cannot hold the notifier.
         timeout: std::time::Duration,
     },
     /// Writes each message to `<dir>/<alert id>.<state>.<bureau>.eml`.
@@ -74,24 +77,26 @@ impl EmailSink {
             b.build_rustls()
                 .map_err(|e| SetupError::Setting(format!("SMTP TLS settings: {e}")))
         };
-        let tls = match cfg.security {
-            SmtpSecurity::Plain => Tls::None,
-            SmtpSecurity::StartTls => Tls::Required(tls_parameters()?),
-            SmtpSecurity::Tls => Tls::Wrapper(tls_parameters()?),
+        let security = match cfg.security {
+            SmtpSecurity::Plain => Security::Plain,
+            SmtpSecurity::StartTls => Security::StartTls(tls_parameters()?),
+            SmtpSecurity::Tls => Security::Tls(tls_parameters()?),
         };
-        let mut builder =
-            AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(cfg.host.as_str())
-                .port(cfg.port)
-                .tls(tls)
-                .timeout(Some(cfg.timeout));
-        if let (Some(user), Some(password)) = (&cfg.username, password) {
-            builder = builder.credentials(Credentials::new(
+        let credentials = match (&cfg.username, password) {
+            (Some(user), Some(password)) => Some(Credentials::new(
                 user.clone(),
                 password.expose().to_string(),
-            ));
-        }
+            )),
+            _ => None,
+        };
         Ok(EmailSink::Smtp {
-            transport: builder.build(),
+            relay: Box::new(Relay::new(
+                cfg.host.clone(),
+                cfg.port,
+                security,
+                credentials,
+                cfg.timeout,
+            )),
             from,
             timeout: cfg.timeout,
         })
@@ -105,18 +110,16 @@ impl EmailSink {
 
     pub async fn send(&self, item: &Item) -> Result<(), SendError> {
         match self {
-            EmailSink::Smtp {
-                transport, timeout, ..
-            } => {
+            EmailSink::Smtp { relay, timeout, .. } => {
                 let send = |message: Message| async move {
-                    match tokio::time::timeout(*timeout, transport.send(message)).await {
-                        Ok(Ok(_)) => Ok(()),
+                    match tokio::time::timeout(*timeout, relay.send(&message)).await {
+                        Ok(Ok(())) => Ok(()),
                         Ok(Err(e)) => Err(Some(e)),
                         Err(_) => Err(None),
                     }
                 };
                 let mut result = send(build(self.from(), item, Transfer::EightBit)?).await;
-                if matches!(&result, Err(Some(e)) if e.is_client()) {
+                if matches!(&result, Err(Some(RelayError::Smtp(e))) if e.is_client()) {
                     // lettre refuses, before sending anything, a non-ASCII message to a relay
                     // that does not announce 8BITMIME: the same text, quoted-printable, is
                     // ASCII and goes through any relay.
@@ -126,7 +129,9 @@ impl EmailSink {
                     Ok(()) => Ok(()),
                     // lettre calls neither a refused connection nor a timeout permanent; only
                     // an explicit 5xx from the server is.
-                    Err(Some(e)) if e.is_permanent() => Err(SendError::Permanent(e.to_string())),
+                    Err(Some(RelayError::Smtp(e))) if e.is_permanent() => {
+                        Err(SendError::Permanent(e.to_string()))
+                    }
                     Err(Some(e)) => Err(SendError::Transient(e.to_string())),
                     Err(None) => Err(SendError::Transient(format!(
                         "the SMTP relay did not finish within {timeout:?}"
