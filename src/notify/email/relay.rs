@@ -20,6 +20,9 @@
 //!
 //! Nagle stays on: turning it off (`TCP_NODELAY`) makes a burst faster but leaves that
 //! window as it is, and this service sends emails by the dozen, not by the thousand.
+//!
+//! Every close of this socket is a reset, also after a QUIT has been answered and at
+//! shutdown: nothing is lost then (the 221 has been read), but a relay logs the reset.
 
 use lettre::transport::smtp::authentication::{Credentials, DEFAULT_MECHANISMS};
 use lettre::transport::smtp::client::{AsyncSmtpConnection, AsyncTokioStream, TlsParameters};
@@ -37,6 +40,11 @@ use tokio::time::Instant;
 /// How long an idle connection is kept for the next notification; longer, and the relay
 /// (Postfix drops idle clients after 300 s) may have hung up. The value lettre's pool uses.
 const IDLE: Duration = Duration::from_secs(60);
+
+/// Bound on the NOOP that checks a kept connection and on the QUIT that ends an expired
+/// one, so a connection that died silently (a dropped NAT entry) costs seconds, not the
+/// whole send's timeout.
+const PROBE: Duration = Duration::from_secs(5);
 
 /// How the connection is secured.
 pub enum Security {
@@ -104,7 +112,8 @@ impl Relay {
         let mut slot = self.open.lock().await;
         let mut conn = match slot.take() {
             Some((mut conn, used)) if used.elapsed() < IDLE && !conn.has_broken() => {
-                if conn.test_connected().await {
+                let alive = tokio::time::timeout(PROBE, conn.test_connected()).await;
+                if matches!(alive, Ok(true)) {
                     conn
                 } else {
                     self.connect().await?
@@ -113,15 +122,19 @@ impl Relay {
             Some((mut conn, _)) => {
                 // Idle too long: say goodbye, briefly, rather than reset a relay that may
                 // still be listening.
-                let _ = tokio::time::timeout(Duration::from_secs(2), conn.quit()).await;
+                let _ = tokio::time::timeout(PROBE, conn.quit()).await;
                 self.connect().await?
             }
             None => self.connect().await?,
         };
-        conn.send(message.envelope(), &message.formatted()).await?;
+        let sent = conn.send(message.envelope(), &message.formatted()).await;
+        // A refusal before any command (lettre's "no 8BITMIME" for a non-ASCII message)
+        // leaves the connection usable for the quoted-printable retry; an error in the
+        // dialogue has already ended it (lettre marks it broken).
         if !conn.has_broken() {
             *slot = Some((conn, Instant::now()));
         }
+        sent?;
         Ok(())
     }
 
@@ -199,7 +212,9 @@ impl Relay {
 
 /// A TLS stream over our own socket, as lettre takes a stream of the caller's: lettre does
 /// the handshake (`AsyncNetworkStream::upgrade_tls`, with the same parameters as STARTTLS),
-/// `tokio_util`'s compat turns its `futures` I/O back into tokio's.
+/// `tokio_util`'s compat turns its `futures` I/O back into tokio's. lettre sees it as a plain
+/// stream, so the connection's `is_encrypted()` says false: nothing here asks it (STARTTLS
+/// is only ever requested for [`Security::StartTls`]), and nothing may start to.
 #[allow(deprecated)]
 #[derive(Debug)]
 struct ImplicitTls(tokio_util::compat::Compat<lettre::transport::smtp::client::AsyncNetworkStream>);
@@ -257,21 +272,25 @@ mod tests {
         }
     }
 
-    /// A relay that answers up to DATA's 354 and then stops reading until told to go on,
-    /// with a receive buffer so small that the end of a larger message waits in the
-    /// sender's kernel. Returns its port, the trigger, and what it finally read.
-    async fn stalled_relay() -> (
-        u16,
-        oneshot::Sender<()>,
-        tokio::task::JoinHandle<io::Result<Received>>,
-    ) {
+    /// A relay stalled in DATA: it answers up to DATA's 354 (and says so on `in_data`),
+    /// then reads nothing until `go_on`, with a receive buffer so small that the end of a
+    /// larger message waits in the sender's kernel. Finally it reads what comes.
+    struct Stalled {
+        port: u16,
+        in_data: oneshot::Receiver<()>,
+        go_on: oneshot::Sender<()>,
+        received: tokio::task::JoinHandle<io::Result<Received>>,
+    }
+
+    async fn stalled_relay() -> Stalled {
         let socket = TcpSocket::new_v4().unwrap();
         socket.set_recv_buffer_size(2048).unwrap();
         socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
         let listener = socket.listen(1).unwrap();
         let port = listener.local_addr().unwrap().port();
         let (go_on, wait) = oneshot::channel::<()>();
-        let relay = tokio::spawn(async move {
+        let (said_354, in_data) = oneshot::channel::<()>();
+        let received = tokio::spawn(async move {
             let (stream, _) = listener.accept().await?;
             let mut stream = BufReader::new(stream);
             stream.get_mut().write_all(b"220 relay\r\n").await?;
@@ -291,6 +310,7 @@ mod tests {
                     break;
                 }
             }
+            let _ = said_354.send(());
             let _ = wait.await;
             let mut bytes = stream.buffer().to_vec();
             let mut stream = stream.into_inner();
@@ -305,82 +325,89 @@ mod tests {
             };
             Ok(Received { bytes, reset })
         });
-        (port, go_on, relay)
+        Stalled {
+            port,
+            in_data,
+            go_on,
+            received,
+        }
     }
 
-    fn message(body_len: usize) -> Message {
+    /// 12 KiB of body: more than the stalled relay's receive window, less than that plus the
+    /// sender's send buffer, so lettre writes all of it, end line included, into the kernel.
+    fn message() -> Message {
         Message::builder()
             .from("riverwatch <rw@example.org>".parse().unwrap())
             .to("duty@example.org".parse().unwrap())
             .subject("test")
-            .body("x".repeat(body_len))
+            .body("x".repeat(12 * 1024))
             .unwrap()
     }
 
-    /// The class of fault the module exists for: a sender that stops (killed, or its send
-    /// cut short) after writing the end of the data but before the relay read it. Our
-    /// connection resets and the relay never sees the end of the data, so it never takes
-    /// the message; an ordinary socket in the same place still delivers it.
+    /// Runs `send` against `relay` and stops it (drops its connection) once the relay is in
+    /// DATA and lettre has written the message; returns what the relay then read.
+    async fn stop_mid_data<F>(relay: Stalled, send: F) -> Received
+    where
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
+        let sending = tokio::spawn(send);
+        relay.in_data.await.expect("the relay reached DATA");
+        // lettre's two writes (body, end line) go straight into the kernel's buffers; no
+        // signal says they have, so give them a moment. The ordinary-socket case below
+        // proves they had: its relay reads the end line.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        sending.abort();
+        assert!(sending.await.is_err_and(|e| e.is_cancelled()));
+        relay.go_on.send(()).expect("the relay waits");
+        relay
+            .received
+            .await
+            .expect("relay task")
+            .expect("relay I/O")
+    }
+
+    /// The class of fault this module exists for: a sender that stops (killed, or its send
+    /// cut short) after writing the end of the data but before the relay read it. lettre's
+    /// own connection closes normally, and the kernel still delivers the end of the data —
+    /// the relay takes a message nobody recorded. Ours resets: the relay never sees the end
+    /// of the data, so it never takes the message.
     #[tokio::test]
     async fn data_still_in_the_kernel_when_the_sender_stops_never_reaches_the_relay() {
-        // 12 KiB: more than the stalled relay's receive window, less than that plus the
-        // sender's send buffer, so the whole message, end line included, is written.
-        const BODY: usize = 12 * 1024;
-
-        // An ordinary socket: the kernel sends what it holds after the close.
-        let (port, go_on, relay) = stalled_relay().await;
-        let mut plain = BufReader::new(TcpStream::connect(("127.0.0.1", port)).await.unwrap());
-        let mut line = String::new();
-        plain.read_line(&mut line).await.unwrap();
-        for command in [
-            "EHLO test",
-            "MAIL FROM:<rw@example.org>",
-            "RCPT TO:<duty@example.org>",
-            "DATA",
-        ] {
-            plain
-                .get_mut()
-                .write_all(format!("{command}\r\n").as_bytes())
-                .await
-                .unwrap();
-            loop {
-                line.clear();
-                plain.read_line(&mut line).await.unwrap();
-                if line.as_bytes().get(3) != Some(&b'-') {
-                    break;
-                }
-            }
-        }
-        let mut data = message(BODY).formatted();
-        data.extend_from_slice(b"\r\n.\r\n");
-        tokio::time::timeout(Duration::from_secs(5), plain.get_mut().write_all(&data))
+        let relay = stalled_relay().await;
+        let port = relay.port;
+        let received = stop_mid_data(relay, async move {
+            let mut conn = AsyncSmtpConnection::connect_tokio1(
+                ("127.0.0.1", port),
+                Some(Duration::from_secs(5)),
+                &ClientId::default(),
+                None,
+                None,
+            )
             .await
-            .expect("the whole message fits in the kernel's buffers")
-            .unwrap();
-        drop(plain);
-        go_on.send(()).unwrap();
-        let received = relay.await.unwrap().unwrap();
+            .expect("lettre connects");
+            let m = message();
+            let _ = conn.send(m.envelope(), &m.formatted()).await;
+        })
+        .await;
         assert!(
             received.has_end_of_data() && !received.reset,
-            "an ordinary close delivers the held end of data ({} bytes, reset {})",
+            "lettre's own close delivers the held end of data ({} bytes, reset {})",
             received.bytes.len(),
             received.reset
         );
 
-        // Our connection: the same message, the send cut short while the relay has not
-        // read it.
-        let (port, go_on, relay) = stalled_relay().await;
+        let relay = stalled_relay().await;
         let ours = Relay::new(
             "127.0.0.1".into(),
-            port,
+            relay.port,
             Security::Plain,
             None,
             Duration::from_secs(5),
         );
-        let cut = tokio::time::timeout(Duration::from_millis(500), ours.send(&message(BODY))).await;
-        assert!(cut.is_err(), "the stalled relay never answers: {cut:?}");
-        go_on.send(()).unwrap();
-        let received = relay.await.unwrap().unwrap();
+        let received = stop_mid_data(relay, async move {
+            let _ = ours.send(&message()).await;
+        })
+        .await;
         assert!(
             !received.has_end_of_data(),
             "the relay read the end of data after our close ({} bytes)",
