@@ -86,6 +86,9 @@ class Logger(threading.Thread):
         self.unacked = {}  # qn -> frame spec, in sending order
         self.lock = threading.Lock()
         self.acked = 0
+        # Acknowledgements taken off `unacked` whose stored reading is still being checked:
+        # the logger ends only when none is, so the summary counts every one.
+        self.checking = 0
         self.resent = 0
         self.late = []  # acknowledgements that came before the reading was stored
         # Frames answered before their reading was visible in VictoriaMetrics, visible within
@@ -123,6 +126,8 @@ class Logger(threading.Thread):
                     qn = field(text[6:], "QN")
                     with self.lock:
                         f = self.unacked.pop(qn, None)
+                        if f is not None:
+                            self.checking += 1
                     if f is None:
                         continue
                     check = lambda: stored(
@@ -135,6 +140,7 @@ class Logger(threading.Thread):
                             self.late.append(qn)
                     with self.lock:
                         self.acked += 1
+                        self.checking -= 1
                     self.progress()
         except OSError:
             pass
@@ -167,7 +173,7 @@ class Logger(threading.Thread):
                 pending = []
                 while not broken.is_set():
                     with self.lock:
-                        if not self.unacked:
+                        if not self.unacked and not self.checking:
                             sock.close()
                             return
                     if time.monotonic() > deadline:
