@@ -8,7 +8,7 @@
 
 mod common;
 
-use common::browser::{artifacts, exchange, header, Browser};
+use common::browser::{artifacts, Browser};
 use common::*;
 use serde_json::{json, Value};
 use std::time::Duration;

@@ -2,113 +2,11 @@
 //! plain TCP stream, for the tests that look at a page as a reader does (the duty console,
 //! the HTML report); and where their screenshots are kept (`target/test-artifacts/`).
 
-use super::{free_port, wait_for};
+use super::{exchange, free_port, wait_for};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
-
-/// One HTTP/1.1 exchange over a TCP stream: (status, headers, body). Enough for chromedriver
-/// and the daemon: the body is read by its `Content-Length`, or its chunks, or to the end
-/// (chromedriver keeps the connection open whatever `Connection: close` says).
-pub fn exchange(
-    addr: &str,
-    method: &str,
-    path: &str,
-    headers: &[&str],
-    body: Option<&str>,
-) -> (u16, String, String) {
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(addr).expect("HTTP connect");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(60)))
-        .expect("timeout");
-    let body = body.unwrap_or("");
-    let mut request = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
-        body.len()
-    );
-    if !body.is_empty() {
-        request.push_str("Content-Type: application/json; charset=utf-8\r\n");
-    }
-    for h in headers {
-        request.push_str(h);
-        request.push_str("\r\n");
-    }
-    request.push_str("\r\n");
-    request.push_str(body);
-    stream.write_all(request.as_bytes()).expect("HTTP write");
-    let mut raw = Vec::new();
-    let mut buf = [0u8; 16384];
-    loop {
-        if let Some(end) = complete(&raw) {
-            raw.truncate(end);
-            break;
-        }
-        let n = stream.read(&mut buf).expect("HTTP read");
-        if n == 0 {
-            break;
-        }
-        raw.extend_from_slice(&buf[..n]);
-    }
-    let text = String::from_utf8_lossy(&raw).to_string();
-    let (head, rest) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let chunked = header(head, "transfer-encoding").is_some_and(|v| v.contains("chunked"));
-    let body = if chunked {
-        dechunk(rest)
-    } else {
-        rest.to_string()
-    };
-    (status, head.to_string(), body)
-}
-
-/// The length of the whole response once `raw` holds it: head and `Content-Length` bytes, or
-/// head and chunks up to the last one.
-fn complete(raw: &[u8]) -> Option<usize> {
-    let head_end = raw.windows(4).position(|w| w == b"\r\n\r\n")? + 4;
-    let head = String::from_utf8_lossy(&raw[..head_end]);
-    if let Some(length) = header(&head, "content-length").and_then(|v| v.parse::<usize>().ok()) {
-        return (raw.len() >= head_end + length).then_some(head_end + length);
-    }
-    if header(&head, "transfer-encoding").is_some_and(|v| v.contains("chunked")) {
-        let body = &raw[head_end..];
-        return body
-            .windows(5)
-            .position(|w| w == b"0\r\n\r\n")
-            .filter(|&at| at == 0 || body[..at].ends_with(b"\r\n"))
-            .map(|at| head_end + at + 5);
-    }
-    None
-}
-
-/// The body of a chunked response.
-fn dechunk(mut rest: &str) -> String {
-    let mut out = String::new();
-    while let Some((size, after)) = rest.split_once("\r\n") {
-        let Ok(n) = usize::from_str_radix(size.trim(), 16) else {
-            break;
-        };
-        if n == 0 || after.len() < n {
-            break;
-        }
-        out.push_str(&after[..n]);
-        rest = after[n..].trim_start_matches("\r\n");
-    }
-    out
-}
-
-/// A header's value in a response head.
-pub fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
-    head.lines().find_map(|l| {
-        let (k, v) = l.split_once(':')?;
-        k.trim().eq_ignore_ascii_case(name).then(|| v.trim())
-    })
-}
 
 /// chromedriver with one headless Chromium session; both end when it is dropped.
 pub struct Browser {

@@ -434,7 +434,7 @@ pub fn subscribe(port: u16, topic: &str) -> std::sync::mpsc::Receiver<Vec<u8>> {
     rx
 }
 
-/// One HTTP/1.0 request without a body: (status, body).
+/// One HTTP request without a body: (status, body).
 pub fn http_request(addr: &str, method: &str, path: &str, headers: &[&str]) -> (u16, String) {
     http_exchange(addr, method, path, headers, "")
 }
@@ -446,7 +446,7 @@ pub fn http_post(addr: &str, path: &str, headers: &[&str], body: &str) -> (u16, 
     http_exchange(addr, "POST", path, &all, body)
 }
 
-/// One HTTP/1.0 exchange over a plain TCP stream: (status, body).
+/// One exchange through [`exchange`]: (status, body).
 fn http_exchange(
     addr: &str,
     method: &str,
@@ -454,15 +454,36 @@ fn http_exchange(
     headers: &[&str],
     body: &str,
 ) -> (u16, String) {
+    let (status, _, body) = exchange(addr, method, path, headers, Some(body));
+    (status, body)
+}
+
+/// One HTTP/1.1 exchange over a TCP stream: (status, headers, body). Enough for chromedriver
+/// and the daemon (a body without a `Content-Type` header goes as JSON): the body is read by its `Content-Length`, or its chunks, or to the end
+/// (chromedriver keeps the connection open whatever `Connection: close` says).
+pub fn exchange(
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &[&str],
+    body: Option<&str>,
+) -> (u16, String, String) {
     use std::io::{Read, Write};
     let mut stream = std::net::TcpStream::connect(addr).expect("HTTP connect");
     stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
+        .set_read_timeout(Some(Duration::from_secs(60)))
         .expect("timeout");
+    let body = body.unwrap_or("");
     let mut request = format!(
-        "{method} {path} HTTP/1.0\r\nHost: {addr}\r\nContent-Length: {}\r\n",
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
         body.len()
     );
+    let typed = headers
+        .iter()
+        .any(|h| h.to_ascii_lowercase().starts_with("content-type:"));
+    if !body.is_empty() && !typed {
+        request.push_str("Content-Type: application/json; charset=utf-8\r\n");
+    }
     for h in headers {
         request.push_str(h);
         request.push_str("\r\n");
@@ -470,18 +491,76 @@ fn http_exchange(
     request.push_str("\r\n");
     request.push_str(body);
     stream.write_all(request.as_bytes()).expect("HTTP write");
-    let mut response = String::new();
-    stream.read_to_string(&mut response).expect("HTTP read");
-    let status = response
+    let mut raw = Vec::new();
+    let mut buf = [0u8; 16384];
+    loop {
+        if let Some(end) = complete(&raw) {
+            raw.truncate(end);
+            break;
+        }
+        let n = stream.read(&mut buf).expect("HTTP read");
+        if n == 0 {
+            break;
+        }
+        raw.extend_from_slice(&buf[..n]);
+    }
+    let text = String::from_utf8_lossy(&raw).to_string();
+    let (head, rest) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head
         .split_whitespace()
         .nth(1)
         .and_then(|s| s.parse().ok())
         .unwrap_or(0);
-    let body = response
-        .split_once("\r\n\r\n")
-        .map_or("", |(_, b)| b)
-        .to_string();
-    (status, body)
+    let chunked = header(head, "transfer-encoding").is_some_and(|v| v.contains("chunked"));
+    let body = if chunked {
+        dechunk(rest)
+    } else {
+        rest.to_string()
+    };
+    (status, head.to_string(), body)
+}
+
+/// The length of the whole response once `raw` holds it: head and `Content-Length` bytes, or
+/// head and chunks up to the last one.
+fn complete(raw: &[u8]) -> Option<usize> {
+    let head_end = raw.windows(4).position(|w| w == b"\r\n\r\n")? + 4;
+    let head = String::from_utf8_lossy(&raw[..head_end]);
+    if let Some(length) = header(&head, "content-length").and_then(|v| v.parse::<usize>().ok()) {
+        return (raw.len() >= head_end + length).then_some(head_end + length);
+    }
+    if header(&head, "transfer-encoding").is_some_and(|v| v.contains("chunked")) {
+        let body = &raw[head_end..];
+        return body
+            .windows(5)
+            .position(|w| w == b"0\r\n\r\n")
+            .filter(|&at| at == 0 || body[..at].ends_with(b"\r\n"))
+            .map(|at| head_end + at + 5);
+    }
+    None
+}
+
+/// The body of a chunked response.
+fn dechunk(mut rest: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, after)) = rest.split_once("\r\n") {
+        let Ok(n) = usize::from_str_radix(size.trim(), 16) else {
+            break;
+        };
+        if n == 0 || after.len() < n {
+            break;
+        }
+        out.push_str(&after[..n]);
+        rest = after[n..].trim_start_matches("\r\n");
+    }
+    out
+}
+
+/// A header's value in a response head.
+pub fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
+    head.lines().find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        k.trim().eq_ignore_ascii_case(name).then(|| v.trim())
+    })
 }
 
 /// A free loopback port (bound, then released for a server to take).
